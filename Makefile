@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - virtualenv + the simulator on the embedded default (no Kafka/Redis)
+#   make test   - virtualenv + Redis (Debian) + Kafka jars (Maven Central), both started on
+#                 loopback, then lint, type check and the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test venv services services-stop lint typecheck unit bench soak clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/pacer-stream simulate --out out/demo
+
+services:
+	bash scripts/services.sh start
+
+services-stop:
+	bash scripts/services.sh stop
+
+lint: venv
+	$(BIN)/ruff check pacer_stream tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit tests/contract
+
+test: venv services lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: venv services
+	$(BIN)/pacer-stream bench --out bench/results
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

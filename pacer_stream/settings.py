@@ -1,0 +1,67 @@
+"""All runtime settings in one class (environment prefix ``PACER_``).
+
+Defaults point at the local services started by ``scripts/services.sh``; production
+overrides them through the environment (or a ``.env`` file).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a pacer-stream process.
+
+    Kafka security (SASL/SCRAM + TLS) and Redis security (ACL user + TLS) are plain
+    settings so the same image runs on a laptop and in a locked-down cluster.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PACER_", env_file=".env", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    topic_partitions: int = 8
+    topic_replication_factor: int = 1
+
+    # --- worker ------------------------------------------------------------------------
+    app_id: str = "pacer-stream"
+    worker_web_port: int = 6066
+    worker_data_dir: str = ".services/worker-data"
+    snapshot_interval_s: float = 60.0
+    reallocation_interval_s: float = 900.0
+    maintenance_interval_s: float = 1.0
+    max_payload_bytes: int = 64 * 1024
+
+    # --- Redis fast path ---------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_username: str | None = None
+    redis_password: str | None = None
+    redis_ssl_ca_certs: str | None = None
+    redis_timeout_s: float = 0.05
+    allowance_slice_s: int = 10
+    allowance_ttl_s: int = 30
+
+    # --- command authentication --------------------------------------------------------
+    require_signed_commands: bool = False
+    #: ``key_id:secret`` pairs separated by commas (HMAC-SHA256 keys for commands).
+    command_keys: str = ""
+
+    # --- logging -----------------------------------------------------------------------
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
