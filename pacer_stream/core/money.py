@@ -23,9 +23,7 @@ _WEIGHT_SCALE = 10**12
 def to_micros(amount: Decimal, *, what: str = "amount", allow_zero: bool = True) -> int:
     """Convert a Decimal amount of currency units to integer micros (half-even)."""
     if isinstance(amount, bool) or not isinstance(amount, Decimal):
-        raise WrongType(
-            f"{what} must be a decimal.Decimal, got {type(amount).__name__} {amount!r}"
-        )
+        raise WrongType(f"{what} must be a decimal.Decimal, got {type(amount).__name__} {amount!r}")
     if not amount.is_finite():
         raise InvalidAmount(f"{what} must be a finite number, got {amount}")
     try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
-class ChannelType(str, Enum):
+class ChannelType(StrEnum):
     """Marketing channels (values as in the original Budget Pacer)."""
 
     GOOGLE_ADS = "google_ads"
@@ -26,7 +26,7 @@ class ChannelType(str, Enum):
     SHOPPING = "shopping"
 
 
-class PacingStrategy(str, Enum):
+class PacingStrategy(StrEnum):
     """Hourly allocation strategies (values as in the original Budget Pacer)."""
 
     EVEN_DISTRIBUTION = "even_distribution"
@@ -36,7 +36,7 @@ class PacingStrategy(str, Enum):
     ADAPTIVE_HYBRID = "adaptive_hybrid"
 
 
-class CircuitBreakerState(str, Enum):
+class CircuitBreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -45,7 +45,7 @@ class CircuitBreakerState(str, Enum):
 BreakerState = CircuitBreakerState
 
 
-class AlertType(str, Enum):
+class AlertType(StrEnum):
     WARNING_OVERPACING = "warning_overpacing"
     CRITICAL_OVERPACING = "critical_overpacing"
     EMERGENCY_STOP_REQUIRED = "emergency_stop_required"
@@ -55,14 +55,14 @@ class AlertType(str, Enum):
     UNBUDGETED_SPEND = "unbudgeted_spend"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
 
 
-class Code(str, Enum):
+class Code(StrEnum):
     """Stable machine codes of can-spend decisions (replies, reservations, metrics)."""
 
     OK = "ok"
@@ -82,7 +82,7 @@ class Code(str, Enum):
     STATE_STALE = "state_stale"
 
 
-class BreakerCause(str, Enum):
+class BreakerCause(StrEnum):
     OVERSPEND_AHEAD_OF_PLAN = "overspend_ahead_of_plan"
     RUNAWAY_VELOCITY = "runaway_velocity"
     REPEATED_OVERSPEND = "repeated_overspend"
@@ -118,10 +118,13 @@ class Thresholds:
     #: Underpacing is judged only after this share of the day has elapsed.
     underpacing_min_elapsed: float = 0.25
     #: Velocity rule: trailing-window spend may be at most multiple x planned rate.
+    #: The hour's allowance is released linearly over the hour, this far ahead of the
+    #: clock, so spend follows the planned curve inside the hour too.
+    hour_release_lead_s: int = 600
     velocity_window_s: int = 300
     velocity_multiple: float = 3.0
     #: Breaker trip on runaway velocity: trailing spend above this multiple of plan.
-    velocity_trip_multiple: float = 6.0
+    velocity_trip_multiple: float = 4.5
     #: Minimum trailing-window spend (share of daily budget) before velocity can trip.
     velocity_trip_min_pct: float = 0.004
     #: Repeated overspend: this many spends beyond the hour allowance within the window.

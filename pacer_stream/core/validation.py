@@ -40,7 +40,12 @@ _POSITIVE_INTS = (
     "reservation_ttl_s",
     "history_days",
 )
-_NON_NEGATIVE_INTS = ("frontload_protection_hours", "performance_min_clicks", "max_future_skew_s")
+_NON_NEGATIVE_INTS = (
+    "frontload_protection_hours",
+    "hour_release_lead_s",
+    "performance_min_clicks",
+    "max_future_skew_s",
+)
 
 
 def validate_thresholds(t: Thresholds) -> None:

@@ -1,0 +1,127 @@
+"""The strategy interface and the shared shaping every strategy's output goes through.
+
+A strategy only says *how much each hour is worth* (relative weights, plus the
+performance figures it used). Turning weights into money is shared: frontload
+protection, the per-hour maximum, moving held-back budget to later hours, and the exact
+integer split all live in :func:`shape_day`, written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pacer_stream.core.calendar import LocalDay
+from pacer_stream.core.history import HourlyHistory
+from pacer_stream.core.money import split_exact
+from pacer_stream.core.types import PacingStrategy, Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationContext:
+    """What a strategy may look at: the day to plan and the history before it."""
+
+    day: LocalDay
+    history: HourlyHistory
+    #: Epoch hour of the day's first slot; history at or after it is "today".
+    day_start_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyResult:
+    weights: tuple[float, ...]
+    multipliers: tuple[float, ...]
+    predicted_conversion_rate: tuple[float, ...]
+    predicted_cost_per_click: tuple[float, ...]
+    confidence: float
+    model_version: str | None = None
+
+
+class AllocationStrategy(Protocol):
+    """One hourly allocation strategy (aiokafka-assignor style: small, one method)."""
+
+    name: PacingStrategy
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult: ...
+
+
+def flat_result(n: int, *, confidence: float = 0.0, version: str | None = None) -> StrategyResult:
+    ones = tuple(1.0 for _ in range(n))
+    zeros = tuple(0.0 for _ in range(n))
+    return StrategyResult(ones, ones, zeros, zeros, confidence, version)
+
+
+@dataclass(frozen=True, slots=True)
+class DayPlan:
+    """A day's hourly plan in micros, plus what rollover needs to re-plan later hours."""
+
+    amounts: tuple[int, ...]
+    caps: tuple[int, ...]
+    weights: tuple[float, ...]
+
+
+def _normalise(weights: Sequence[float]) -> list[float]:
+    clean = [w if w > 0 and w == w and w != float("inf") else 0.0 for w in weights]
+    total = sum(clean)
+    if total <= 0:
+        return [1.0 / len(clean)] * len(clean) if clean else []
+    return [w / total for w in clean]
+
+
+def slot_caps(budget: int, weights: Sequence[float], t: Thresholds) -> list[int]:
+    """Per-slot ceilings: ``max_hourly_spend_pct`` of the day everywhere, and
+    ``frontload_factor`` of the slot's normal share in the first protected hours."""
+    shares = _normalise(weights)
+    hour_cap = int(budget * t.max_hourly_spend_pct)
+    caps = []
+    for i, s in enumerate(shares):
+        cap = hour_cap
+        if i < t.frontload_protection_hours:
+            cap = min(cap, int(budget * s * t.frontload_factor))
+        caps.append(cap)
+    return caps
+
+
+def waterfill(total: int, weights: Sequence[float], caps: Sequence[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` without exceeding ``caps``; what a
+    capped slot cannot take flows to the uncapped ones in proportion to their weights.
+
+    If the caps together cannot hold ``total`` (possible late in a day with a large
+    rollover, or with extreme settings) the remainder is spread by weight on top of the
+    caps: budget is never silently lost. The result always sums to ``total`` exactly.
+    """
+    n = len(weights)
+    if n == 0:
+        return []
+    shares = _normalise(weights)
+    alloc = [0] * n
+    open_slots = [i for i in range(n) if caps[i] > 0]
+    remaining = total
+    while remaining > 0 and open_slots:
+        parts = split_exact(remaining, [shares[i] for i in open_slots])
+        overflow = 0
+        still_open = []
+        for i, part in zip(open_slots, parts, strict=True):
+            room = caps[i] - alloc[i]
+            if part >= room:
+                alloc[i] += room
+                overflow += part - room
+            else:
+                alloc[i] += part
+                still_open.append(i)
+        remaining = overflow
+        if len(still_open) == len(open_slots):
+            break
+        open_slots = still_open
+    if remaining > 0:
+        for i, part in enumerate(split_exact(remaining, shares)):
+            alloc[i] += part
+    return alloc
+
+
+def shape_day(budget: int, result: StrategyResult, t: Thresholds) -> DayPlan:
+    """Frontload protection + per-hour maximum + exact split of the daily budget."""
+    caps = slot_caps(budget, result.weights, t)
+    amounts = waterfill(budget, result.weights, caps)
+    return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights))

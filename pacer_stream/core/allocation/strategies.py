@@ -1,0 +1,170 @@
+"""The five allocation strategies, each a small class behind ``AllocationStrategy``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pacer_stream.core.allocation.base import (
+    AllocationContext,
+    AllocationStrategy,
+    StrategyResult,
+    flat_result,
+)
+from pacer_stream.core.allocation.profile import read_profile, traffic_weights
+from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
+from pacer_stream.core.forecast.predictor import Forecaster, baseline_forecaster
+from pacer_stream.core.types import PacingStrategy
+
+#: Days of history after which a historical profile is trusted fully (hybrid blend).
+FULL_PATTERN_DAYS = 7
+
+
+class EvenDistribution:
+    name = PacingStrategy.EVEN_DISTRIBUTION
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult:
+        return flat_result(ctx.day.n_slots, confidence=1.0)
+
+
+class HistoricalPattern:
+    """Follow observed traffic by local hour of day (and weekday once two or more of the
+    same weekday are known); flat without history."""
+
+    name = PacingStrategy.HISTORICAL_PATTERN
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult:
+        weights, days = traffic_weights(ctx)
+        n = ctx.day.n_slots
+        zeros = tuple(0.0 for _ in range(n))
+        ones = tuple(1.0 for _ in range(n))
+        confidence = min(1.0, days / FULL_PATTERN_DAYS)
+        return StrategyResult(tuple(weights), ones, zeros, zeros, confidence)
+
+
+class PerformanceWeighted:
+    """Traffic profile x per-hour efficiency multiplier (smoothed conversions per unit of
+    spend relative to the channel's pooled rate; see ``core.efficiency``)."""
+
+    name = PacingStrategy.PERFORMANCE_WEIGHTED
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult:
+        traffic, days = traffic_weights(ctx)
+        prof = read_profile(ctx)
+        n = ctx.day.n_slots
+        total_conv = int(sum(prof.conversions))
+        total_spend = int(sum(prof.spend))
+        prior = pooled_rate(total_conv, total_spend)
+        mult_by_hour = [1.0] * 24
+        cr_by_hour = [0.0] * 24
+        cpc_by_hour = [0.0] * 24
+        if prior > 0:
+            for h in range(24):
+                eff = smoothed_efficiency(int(prof.conversions[h]), int(prof.spend[h]), prior)
+                mult_by_hour[h] = eff / prior
+        for h in range(24):
+            if prof.clicks[h] > 0:
+                cr_by_hour[h] = prof.conversions[h] / prof.clicks[h]
+                cpc_by_hour[h] = prof.spend[h] / 1_000_000 / prof.clicks[h]
+        hours = ctx.day.hours_of_day
+        mults = tuple(mult_by_hour[h] for h in hours)
+        weights = tuple(traffic[i] * mults[i] for i in range(n))
+        return StrategyResult(
+            weights,
+            mults,
+            tuple(cr_by_hour[h] for h in hours),
+            tuple(cpc_by_hour[h] for h in hours),
+            min(1.0, days / FULL_PATTERN_DAYS) if prior > 0 else 0.0,
+        )
+
+
+@dataclass
+class PredictiveML:
+    """Predicted conversions per unit of spend by hour, from a :class:`Forecaster`.
+
+    Under 24 hours of history there is nothing to learn from: the strategy falls back to
+    HISTORICAL_PATTERN's weights (flat when there is no history at all) and reports
+    confidence 0.
+    """
+
+    forecaster: Forecaster = field(default_factory=baseline_forecaster)
+    name: PacingStrategy = PacingStrategy.PREDICTIVE_ML
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult:
+        hours = ctx.history.hours_with_data(ctx.day_start_hour)
+        if hours < 24:
+            fallback = HistoricalPattern().weigh(ctx)
+            return StrategyResult(
+                fallback.weights,
+                fallback.multipliers,
+                fallback.predicted_conversion_rate,
+                fallback.predicted_cost_per_click,
+                0.0,
+                "fallback-historical",
+            )
+        forecast = self.forecaster.predict(ctx)
+        traffic, _ = traffic_weights(ctx)
+        mean_eff = sum(forecast.efficiency) / len(forecast.efficiency)
+        mults = tuple((e / mean_eff) if mean_eff > 0 else 1.0 for e in forecast.efficiency)
+        weights = tuple(traffic[i] * mults[i] for i in range(ctx.day.n_slots))
+        return StrategyResult(
+            weights,
+            mults,
+            forecast.conversion_rate,
+            forecast.cost_per_click,
+            forecast.confidence,
+            forecast.model_version,
+        )
+
+
+@dataclass
+class AdaptiveHybrid:
+    """Blend EVEN, HISTORICAL_PATTERN, PERFORMANCE_WEIGHTED and PREDICTIVE_ML.
+
+    Coverage c = min(1, days of history / 7) moves weight from EVEN to the data-driven
+    strategies; among those, the forecaster's confidence q moves weight from the simple
+    pattern strategies to PREDICTIVE_ML: even (1-c), historical c(1-q)/2, performance
+    c(1-q)/2, predictive c*q. Every component is normalised before blending.
+    """
+
+    predictive: PredictiveML = field(default_factory=PredictiveML)
+    name: PacingStrategy = PacingStrategy.ADAPTIVE_HYBRID
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult:
+        n = ctx.day.n_slots
+        hist = HistoricalPattern().weigh(ctx)
+        coverage = hist.confidence
+        if coverage == 0:
+            return flat_result(n, confidence=0.0, version="hybrid-even")
+        perf = PerformanceWeighted().weigh(ctx)
+        pred = self.predictive.weigh(ctx)
+        q = pred.confidence
+        parts = [
+            (1 - coverage, _norm(EvenDistribution().weigh(ctx).weights)),
+            (coverage * (1 - q) / 2, _norm(hist.weights)),
+            (coverage * (1 - q) / 2, _norm(perf.weights)),
+            (coverage * q, _norm(pred.weights)),
+        ]
+        weights = tuple(sum(c * w[i] for c, w in parts) for i in range(n))
+        mults = tuple((1 - q) * perf.multipliers[i] + q * pred.multipliers[i] for i in range(n))
+        cr = pred.predicted_conversion_rate if q > 0 else perf.predicted_conversion_rate
+        cpc = pred.predicted_cost_per_click if q > 0 else perf.predicted_cost_per_click
+        confidence = coverage * (0.5 + 0.5 * q)
+        return StrategyResult(weights, mults, cr, cpc, confidence, pred.model_version)
+
+
+def _norm(weights: tuple[float, ...]) -> list[float]:
+    total = sum(weights)
+    if total <= 0:
+        return [1.0 / len(weights)] * len(weights)
+    return [w / total for w in weights]
+
+
+def default_registry() -> dict[PacingStrategy, AllocationStrategy]:
+    predictive = PredictiveML()
+    return {
+        PacingStrategy.EVEN_DISTRIBUTION: EvenDistribution(),
+        PacingStrategy.PERFORMANCE_WEIGHTED: PerformanceWeighted(),
+        PacingStrategy.HISTORICAL_PATTERN: HistoricalPattern(),
+        PacingStrategy.PREDICTIVE_ML: predictive,
+        PacingStrategy.ADAPTIVE_HYBRID: AdaptiveHybrid(predictive),
+    }

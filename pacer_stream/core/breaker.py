@@ -1,0 +1,126 @@
+"""Per campaign/channel circuit breaker: an explicit state machine with an injected clock.
+
+    CLOSED --trip(cause)--> OPEN --cooldown elapsed--> HALF_OPEN --k good spends--> CLOSED
+                             ^                              |
+                             +-------- trial failed --------+
+
+* Cooldowns back off exponentially on repeated trips (base x 2^(trips-1), capped); the
+  trip count resets after the breaker has stayed CLOSED for the maximum cooldown.
+* HALF_OPEN admits at most ``half_open_trial_spends`` trial spends; it closes only on
+  evidence (that many trial spends on pace), never merely because time passed.
+* A *forced* OPEN (emergency stop, operator command) never leaves OPEN by itself: only
+  :meth:`Breaker.resume` (or an explicit force to another state) ends it.
+
+Every transition returns a :class:`Transition` with its cause; the engine turns it into a
+``BreakerTransition`` output event. Time is epoch seconds passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pacer_stream.core.types import BreakerCause, CircuitBreakerState, Thresholds
+
+CLOSED = CircuitBreakerState.CLOSED
+OPEN = CircuitBreakerState.OPEN
+HALF_OPEN = CircuitBreakerState.HALF_OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    previous: CircuitBreakerState
+    state: CircuitBreakerState
+    cause: BreakerCause
+    at: float
+    until: float | None
+    forced: bool
+
+
+@dataclass(slots=True)
+class Breaker:
+    state: CircuitBreakerState = CLOSED
+    since: float = 0.0
+    #: End of the OPEN cooldown (None while forced or not OPEN).
+    until: float | None = None
+    cause: BreakerCause | None = None
+    trips: int = 0
+    forced: bool = False
+    trials_admitted: int = 0
+    trials_passed: int = 0
+
+    # -- queries --------------------------------------------------------------------
+    def poll(self, now: float, t: Thresholds) -> Transition | None:
+        """Apply the time-based transition (OPEN -> HALF_OPEN) lazily."""
+        if self.state is OPEN and not self.forced and self.until is not None and now >= self.until:
+            return self._go(HALF_OPEN, BreakerCause.COOLDOWN_ELAPSED, self.until, None)
+        return None
+
+    def can_admit(self, t: Thresholds) -> bool:
+        """Whether a spend may pass (HALF_OPEN admits a bounded number of trials)."""
+        if self.state is CLOSED:
+            return True
+        if self.state is HALF_OPEN:
+            return self.trials_admitted < t.half_open_trial_spends
+        return False
+
+    def admit_trial(self) -> None:
+        if self.state is HALF_OPEN:
+            self.trials_admitted += 1
+
+    # -- events ---------------------------------------------------------------------
+    def trip(self, now: float, cause: BreakerCause, t: Thresholds) -> Transition | None:
+        """A violation. CLOSED/HALF_OPEN -> OPEN with a backed-off cooldown."""
+        if self.state is OPEN:
+            return None
+        if self.state is CLOSED and now - self.since >= t.breaker_max_cooldown_s:
+            self.trips = 0
+        self.trips += 1
+        cooldown = min(t.breaker_cooldown_s * 2 ** (self.trips - 1), t.breaker_max_cooldown_s)
+        actual = BreakerCause.TRIAL_FAILED if self.state is HALF_OPEN else cause
+        tr = self._go(OPEN, actual, now, now + cooldown)
+        self.cause = cause
+        return tr
+
+    def on_spend(self, now: float, on_pace: bool, t: Thresholds) -> Transition | None:
+        """A recorded spend while HALF_OPEN is a trial: enough good ones close it."""
+        if self.state is not HALF_OPEN:
+            return None
+        if not on_pace:
+            return self.trip(now, BreakerCause.TRIAL_FAILED, t)
+        self.trials_passed += 1
+        if self.trials_passed >= t.half_open_trial_spends:
+            return self._go(CLOSED, BreakerCause.TRIAL_PASSED, now, None)
+        return None
+
+    def force(self, state: CircuitBreakerState, now: float, cause: BreakerCause) -> Transition:
+        """Operator override. A forced OPEN holds until resume or another force."""
+        tr = self._go(state, cause, now, None, forced=state is OPEN)
+        if state is CLOSED:
+            self.trips = 0
+        return tr
+
+    def resume(self, now: float) -> Transition | None:
+        """End a forced OPEN (emergency stop). Resuming goes through HALF_OPEN so the
+        channel proves it is on pace before it is fully CLOSED."""
+        if not self.forced:
+            return None
+        return self._go(HALF_OPEN, BreakerCause.RESUME, now, None)
+
+    def _go(
+        self,
+        state: CircuitBreakerState,
+        cause: BreakerCause,
+        at: float,
+        until: float | None,
+        *,
+        forced: bool = False,
+    ) -> Transition:
+        previous = self.state
+        self.state = state
+        self.since = at
+        self.until = until
+        self.cause = cause
+        self.forced = forced
+        self.trials_admitted = 0
+        self.trials_passed = 0
+        return Transition(previous, state, cause, at, until, forced)

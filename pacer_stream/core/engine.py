@@ -1,0 +1,741 @@
+"""The pacing engine: applies events and commands to campaign state.
+
+Every adapter (``BudgetPacer``, the faust agents, the Redis publisher, the simulator)
+calls these methods; no pacing rule lives anywhere else. The engine is synchronous and
+pure apart from mutating the state passed in: no I/O, and time is always the ``now``
+argument (the worker's clock, never a time supplied by a bidder).
+
+Time-based transitions (day roll-over, reservation expiry, breaker cooldown) are applied
+lazily whenever a channel is touched, so correctness never depends on a timer firing;
+:meth:`PacingEngine.tick` only makes them visible promptly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
+from datetime import datetime
+
+from pacer_stream.core import policy
+from pacer_stream.core.allocation import (
+    AllocationContext,
+    AllocationStrategy,
+    StrategyResult,
+    default_registry,
+    shape_day,
+)
+from pacer_stream.core.breaker import Transition
+from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
+from pacer_stream.core.history import CLICKS, CONVERSIONS
+from pacer_stream.core.money import check_micros
+from pacer_stream.core.pacing import (
+    pace_ratio,
+    planned_at,
+    released_allowance,
+    velocity_limit,
+)
+from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
+from pacer_stream.core.state import CampaignState, ChannelState, Reservation
+from pacer_stream.core.types import (
+    Alert,
+    AlertType,
+    BreakerCause,
+    BreakerTransition,
+    BudgetMove,
+    CampaignConfig,
+    ChannelType,
+    CircuitBreakerState,
+    Code,
+    Decision,
+    Output,
+    PaceSnapshot,
+    PacingStrategy,
+    SpendEvent,
+    Thresholds,
+)
+from pacer_stream.core.types import Severity as Sev
+from pacer_stream.core.validation import aware
+from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
+
+_SEVERITY = {
+    AlertType.WARNING_OVERPACING: Sev.MEDIUM,
+    AlertType.CRITICAL_OVERPACING: Sev.HIGH,
+    AlertType.EMERGENCY_STOP_REQUIRED: Sev.CRITICAL,
+    AlertType.CIRCUIT_BREAKER_OPEN: Sev.CRITICAL,
+    AlertType.PERFORMANCE_DEGRADATION: Sev.MEDIUM,
+    AlertType.UNDERPACING: Sev.LOW,
+    AlertType.UNBUDGETED_SPEND: Sev.HIGH,
+}
+_ACTION = {
+    AlertType.WARNING_OVERPACING: "Reduce bids or throttle delivery; spend is ahead of plan",
+    AlertType.CRITICAL_OVERPACING: "Throttle immediately; spend is far ahead of plan",
+    AlertType.EMERGENCY_STOP_REQUIRED: "Stop spending: most of the budget is gone ahead of plan",
+    AlertType.CIRCUIT_BREAKER_OPEN: "Spending blocked by the circuit breaker; investigate",
+    AlertType.PERFORMANCE_DEGRADATION: "Check tracking and creatives; conversion rate fell",
+    AlertType.UNDERPACING: "Raise bids or widen targeting; the day will end under budget",
+    AlertType.UNBUDGETED_SPEND: "Set a budget for this channel; spend arrived without one",
+}
+#: Ratio below which an active pace alert level is cleared (hysteresis factor).
+_PACE_HYSTERESIS = 0.9
+_DAY_S = 86400.0
+#: Bound on remembered request ids (idempotent reservation retries).
+_MAX_ANSWERED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SpendResult:
+    applied: bool
+    duplicate: bool
+    #: "today", "earlier_day" (history only) or "duplicate".
+    placement: str
+    outputs: list[Output] = field(default_factory=list)
+
+
+@dataclass
+class PacingEngine:
+    """Stateless rules over :class:`CampaignState`; holds only the strategy registry."""
+
+    strategies: Mapping[PacingStrategy, AllocationStrategy] = field(
+        default_factory=default_registry
+    )
+
+    # ------------------------------------------------------------------ configuration
+    def new_campaign(self, campaign_id: str) -> CampaignState:
+        _check_id(campaign_id, "campaign_id")
+        return CampaignState(campaign_id=campaign_id)
+
+    def configure(
+        self, state: CampaignState | None, config: CampaignConfig, now: datetime
+    ) -> tuple[CampaignState, list[Output]]:
+        """Apply a campaign configuration (budgets, strategy, time zone, thresholds).
+
+        Changing a budget mid-day re-plans the rest of the day from what was spent.
+        """
+        ts = aware(now, what="now").timestamp()
+        _check_id(config.campaign_id, "campaign_id")
+        zone(config.timezone)
+        if state is None:
+            state = CampaignState(campaign_id=config.campaign_id)
+        elif state.campaign_id != config.campaign_id:
+            raise InvalidArgument(
+                f"config for {config.campaign_id!r} applied to state of {state.campaign_id!r}"
+            )
+        tz_changed = state.timezone != config.timezone
+        state.timezone = config.timezone
+        state.strategy = config.strategy
+        state.thresholds = config.thresholds
+        state.configured = True
+        outputs: list[Output] = []
+        for channel, cc in config.channels.items():
+            check_micros(cc.daily_budget_micros, what=f"daily budget of {channel.value}")
+            ch = self._channel(state, channel)
+            delta = ch.budget - ch.base_budget  # keep today's reallocation
+            if ch.base_budget == 0 and cc.daily_budget_micros > 0 and ch.spent_total == 0:
+                ch.active_from = ts
+            ch.base_budget = cc.daily_budget_micros
+            ch.budget = max(0, cc.daily_budget_micros + delta) if ch.day else ch.base_budget
+            ch.strategy = cc.strategy
+            if tz_changed:
+                ch.day = None
+            outputs += self._touch(state, ch, ts)
+            self._replan(state, ch)
+        for channel, ch in state.channels.items():
+            if channel not in config.channels and ch.base_budget:
+                ch.base_budget = 0
+                ch.budget = 0
+                self._replan(state, ch)
+        return state, outputs
+
+    # ------------------------------------------------------------------ spend
+    def record_spend(self, state: CampaignState, event: SpendEvent, now: datetime) -> SpendResult:
+        """Apply one spend event, idempotently by ``event_id``.
+
+        A late event of today lands in its own hour; one of an earlier day (within the
+        history horizon) only updates the hourly history. Events older than the horizon
+        or further in the future than the allowed skew raise ``InvalidTime`` (code
+        ``time_too_old`` / ``time_in_future``) and change nothing.
+        """
+        ts = aware(now, what="now").timestamp()
+        _check_spend(event)
+        t = state.thresholds
+        ets = aware(event.event_time, what="event_time").timestamp()
+        if ets > ts + t.max_future_skew_s:
+            raise InvalidTime(
+                f"event_time {event.event_time.isoformat()} is more than "
+                f"{t.max_future_skew_s}s in the future",
+                code="time_in_future",
+            )
+        if ets < ts - t.history_days * _DAY_S:
+            raise InvalidTime(
+                f"event_time {event.event_time.isoformat()} is older than the "
+                f"{t.history_days}-day history horizon",
+                code="time_too_old",
+            )
+        if state.dedupe.seen(event.event_id, ts):
+            return SpendResult(False, True, "duplicate")
+        state.dedupe.add(event.event_id, ts)
+        ch = self._channel(state, event.channel)
+        outputs = self._touch(state, ch, ts)
+        amount = event.amount_micros
+        if event.reservation_id is not None:
+            res = ch.reservations.pop(event.reservation_id, None)
+            if res is not None:
+                ch.reserved_total -= res.amount
+        ch.history.add(
+            int(ets // 3600),
+            amount,
+            event.clicks,
+            event.conversions,
+            event.impressions or 0,
+            event.revenue_micros or 0,
+        )
+        day = ch.day
+        assert day is not None
+        place_ts = min(ets, ts)  # a slightly-future event (clock skew) counts now
+        if place_ts < day.start:
+            return SpendResult(True, False, "earlier_day", outputs)
+        slot = day.slot_of(place_ts)
+        ch.spent[slot] += amount
+        ch.spent_total += amount
+        ch.clicks_today += event.clicks
+        ch.conversions_today += event.conversions
+        ch.impressions_today += event.impressions or 0
+        ch.revenue_today += event.revenue_micros or 0
+        ch.velocity.add(place_ts, amount)
+        if ch.budget <= 0:
+            if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
+                ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
+                outputs.append(self._alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
+            return SpendResult(True, False, "today", outputs)
+        outputs += self._after_spend(state, ch, ts, slot)
+        return SpendResult(True, False, "today", outputs)
+
+    def _after_spend(
+        self, state: CampaignState, ch: ChannelState, ts: float, slot: int
+    ) -> list[Output]:
+        """Breaker violations, trial evidence and alerts after a spend was applied."""
+        t = state.thresholds
+        out: list[Output] = []
+        violation: BreakerCause | None = None
+        current_slot, allowance, _ = released_allowance(ch, ts, t)
+        if slot == current_slot and ch.spent[slot] > allowance:
+            times = ch.overspend_times
+            times.append(ts)
+            while times and times[0] <= ts - t.overspend_window_s:
+                times.popleft()
+            if len(times) >= t.overspend_events_to_trip:
+                violation = BreakerCause.REPEATED_OVERSPEND
+        window = ch.velocity.total(ts, t.velocity_window_s)
+        trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
+        if window > trip_limit and window > ch.budget * t.velocity_trip_min_pct:
+            violation = BreakerCause.RUNAWAY_VELOCITY
+        emergency = self._emergency_alert(state, ch, ts)
+        if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
+            out += emergency
+            violation = violation or BreakerCause.OVERSPEND_AHEAD_OF_PLAN
+        br = ch.breaker
+        if violation is not None:
+            tr = br.trip(ts, violation, t)
+            if tr is not None:
+                out += self._transition_outputs(state, ch, tr)
+        elif br.state is CircuitBreakerState.HALF_OPEN:
+            on_pace = pace_ratio(ch, ts) <= t.pace_warning_threshold
+            tr = br.on_spend(ts, on_pace, t)
+            if tr is not None:
+                out += self._transition_outputs(state, ch, tr)
+        out += self._pace_alerts(state, ch, ts)
+        return out
+
+    def _emergency_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
+        """``emergency_stop_required`` once per episode; cleared when spend is back
+        within the threshold of plan."""
+        kind = AlertType.EMERGENCY_STOP_REQUIRED
+        if not self._emergency(ch, ts, state.thresholds):
+            ch.active_alerts.discard(kind)
+            return []
+        if kind in ch.active_alerts:
+            return []
+        ch.active_alerts.add(kind)
+        return [self._alert(state, ch, kind, ts)]
+
+    @staticmethod
+    def _emergency(ch: ChannelState, ts: float, t: Thresholds) -> bool:
+        """Spend above the emergency threshold *ahead of plan* (normal end-of-day
+        spending near 100% is not a violation)."""
+        b = ch.budget
+        if b <= 0 or ch.spent_total < b * t.emergency_stop_threshold:
+            return False
+        return ch.spent_total - planned_at(ch, ts) >= b * t.emergency_ahead_pct
+
+    # ------------------------------------------------------------------ decisions
+    def decide(
+        self, state: CampaignState | None, channel: ChannelType, amount: int, now: datetime
+    ) -> Decision:
+        """Pure check: would ``amount`` be authorised now? Reserves nothing."""
+        ts = aware(now, what="now").timestamp()
+        ch = state.channels.get(channel) if state is not None else None
+        if state is not None and ch is not None:
+            self._touch(state, ch, ts)
+        v = policy.evaluate(state, ch, amount, ts)
+        remaining = ch.remaining if ch is not None else 0
+        return Decision(v.allowed, v.code, v.reason, remaining)
+
+    def reserve(
+        self,
+        state: CampaignState | None,
+        channel: ChannelType,
+        amount: int,
+        request_id: str,
+        now: datetime,
+    ) -> tuple[Decision, list[Output]]:
+        """Authorise and hold ``amount`` for the reservation TTL.
+
+        Idempotent by ``request_id``: a retried request gets the original reservation
+        back instead of a second hold. A spend event naming the reservation settles it
+        (the actual amount may differ); expiry releases it.
+        """
+        ts = aware(now, what="now").timestamp()
+        _check_id(request_id, "request_id")
+        ch = state.channels.get(channel) if state is not None else None
+        outputs: list[Output] = []
+        if state is not None and ch is not None:
+            outputs = self._touch(state, ch, ts)
+            rid = state.answered.get(request_id)
+            if rid is not None:
+                res = ch.reservations.get(rid)
+                return (
+                    Decision(
+                        True,
+                        Code.OK,
+                        "spend authorised (retried request)",
+                        ch.remaining,
+                        rid,
+                        from_ts(res.expires_at) if res else None,
+                    ),
+                    outputs,
+                )
+        v = policy.evaluate(state, ch, amount, ts)
+        if not v.allowed or state is None or ch is None:
+            return Decision(False, v.code, v.reason, ch.remaining if ch else 0), outputs
+        t = state.thresholds
+        rid = f"res-{request_id}"
+        expires = ts + t.reservation_ttl_s
+        ch.reservations[rid] = Reservation(rid, amount, expires, ts)
+        ch.reserved_total += amount
+        ch.breaker.admit_trial()
+        state.answered[request_id] = rid
+        if len(state.answered) > _MAX_ANSWERED:
+            del state.answered[next(iter(state.answered))]
+        return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires)), outputs
+
+    def release(
+        self, state: CampaignState, channel: ChannelType, reservation_id: str, now: datetime
+    ) -> bool:
+        """Give a reservation back unused. True when something was released."""
+        ts = aware(now, what="now").timestamp()
+        ch = state.channels.get(channel)
+        if ch is None:
+            return False
+        self._touch(state, ch, ts)
+        res = ch.reservations.pop(reservation_id, None)
+        if res is None:
+            return False
+        ch.reserved_total -= res.amount
+        return True
+
+    # ------------------------------------------------------------------ commands
+    def emergency_stop(self, state: CampaignState, reason: str, now: datetime) -> list[Output]:
+        """Force every channel OPEN until :meth:`resume`."""
+        ts = aware(now, what="now").timestamp()
+        if not isinstance(reason, str):
+            raise WrongType(f"reason must be a string, got {type(reason).__name__}")
+        state.emergency_stopped = True
+        state.stop_reason = reason or "emergency stop"
+        out: list[Output] = []
+        for ch in state.channels.values():
+            out += self._touch(state, ch, ts)
+            if ch.breaker.state is CircuitBreakerState.OPEN and ch.breaker.forced:
+                continue
+            tr = ch.breaker.force(CircuitBreakerState.OPEN, ts, BreakerCause.EMERGENCY_STOP)
+            out += self._transition_outputs(state, ch, tr)
+        return out
+
+    def resume(self, state: CampaignState, now: datetime) -> list[Output]:
+        """End an emergency stop; forced-open channels go HALF_OPEN and must prove
+        they are on pace before they close."""
+        ts = aware(now, what="now").timestamp()
+        state.emergency_stopped = False
+        state.stop_reason = ""
+        out: list[Output] = []
+        for ch in state.channels.values():
+            out += self._touch(state, ch, ts)
+            tr = ch.breaker.resume(ts)
+            if tr is not None:
+                out += self._transition_outputs(state, ch, tr)
+        return out
+
+    def force_breaker(
+        self,
+        state: CampaignState,
+        channel: ChannelType,
+        target: CircuitBreakerState,
+        now: datetime,
+    ) -> list[Output]:
+        ts = aware(now, what="now").timestamp()
+        ch = self._channel(state, channel)
+        out = self._touch(state, ch, ts)
+        tr = ch.breaker.force(target, ts, BreakerCause.FORCED)
+        return out + self._transition_outputs(state, ch, tr)
+
+    def reallocate(
+        self, state: CampaignState, now: datetime
+    ) -> tuple[dict[ChannelType, int], list[Output]]:
+        """Move unused budget toward efficient channels (sum of deltas == 0)."""
+        ts = aware(now, what="now").timestamp()
+        out: list[Output] = []
+        perf: dict[ChannelType, ChannelPerformance] = {}
+        for c, ch in state.channels.items():
+            out += self._touch(state, ch, ts)
+            if ch.budget <= 0 or ch.day is None:
+                continue
+            start = int(ch.day.start // 3600)
+            past = ch.history.totals(start - 7 * 24, start)
+            perf[c] = ChannelPerformance(
+                budget=ch.budget,
+                spent=ch.spent_total,
+                reserved=ch.reserved_total,
+                conversions=ch.conversions_today + past[CONVERSIONS],
+                spend_for_efficiency=ch.spent_total + past[0],
+            )
+        deltas = plan_moves(perf, state.thresholds)
+        if not deltas:
+            return {}, out
+        for c, d in deltas.items():
+            ch = state.channels[c]
+            ch.budget += d
+            self._replan(state, ch)
+        out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
+        return deltas, out
+
+    # ------------------------------------------------------------------ time
+    def tick(self, state: CampaignState, now: datetime) -> list[Output]:
+        """Apply due time-based transitions and evaluate pace alerts for every channel."""
+        ts = aware(now, what="now").timestamp()
+        out: list[Output] = []
+        for ch in state.channels.values():
+            out += self._touch(state, ch, ts)
+            if ch.budget > 0:
+                out += self._emergency_alert(state, ch, ts)
+                out += self._pace_alerts(state, ch, ts)
+        return out
+
+    # ------------------------------------------------------------------ read models
+    def snapshot(self, state: CampaignState, channel: ChannelType, now: datetime) -> PaceSnapshot:
+        ts = aware(now, what="now").timestamp()
+        ch = state.channels.get(channel)
+        if ch is None:
+            ch = self._channel(state, channel)
+        self._touch(state, ch, ts)
+        day = ch.day
+        assert day is not None
+        slot, allowance, _ = released_allowance(ch, ts, state.thresholds)
+        return PaceSnapshot(
+            campaign_id=state.campaign_id,
+            channel=channel,
+            at=from_ts(ts),
+            budget_micros=ch.budget,
+            spent_micros=ch.spent_total,
+            reserved_micros=ch.reserved_total,
+            planned_micros=planned_at(ch, ts),
+            pace_ratio=pace_ratio(ch, ts),
+            time_elapsed_pct=day.elapsed_fraction(ts),
+            hour_allowance_micros=allowance,
+            hour_spent_micros=ch.spent[slot],
+            breaker=ch.breaker.state,
+            clicks=ch.clicks_today,
+            conversions=ch.conversions_today,
+        )
+
+    def current_alert(
+        self, state: CampaignState, channel: ChannelType, now: datetime
+    ) -> tuple[float, Alert | None]:
+        """(pace ratio, alert for the current condition or None), without changing any
+        de-duplication state: what ``check_pace`` reports to a caller who asks."""
+        ts = aware(now, what="now").timestamp()
+        ch = state.channels.get(channel)
+        if ch is None:
+            return 0.0, None
+        self._touch(state, ch, ts)
+        t = state.thresholds
+        ratio = pace_ratio(ch, ts)
+        if ch.breaker.state is CircuitBreakerState.OPEN:
+            return ratio, self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, ts, count=False)
+        if ch.budget <= 0:
+            return ratio, None
+        if self._emergency(ch, ts, t):
+            return ratio, self._alert(state, ch, AlertType.EMERGENCY_STOP_REQUIRED, ts, count=False)
+        if planned_at(ch, ts) < ch.budget * t.pace_min_planned_pct:
+            return ratio, None
+        if ratio > t.pace_critical_threshold:
+            return ratio, self._alert(state, ch, AlertType.CRITICAL_OVERPACING, ts, count=False)
+        if ratio > t.pace_warning_threshold:
+            return ratio, self._alert(state, ch, AlertType.WARNING_OVERPACING, ts, count=False)
+        return ratio, None
+
+    def allowance(
+        self, state: CampaignState, channel: ChannelType, now: datetime, slice_s: float
+    ) -> int:
+        """What may be spent in the next ``slice_s`` seconds under every rule (for the
+        Redis fast path). Conservative: uses the allowance released by the *start* of
+        the slice plus the slice's own release, and 0 unless the breaker is CLOSED."""
+        ts = aware(now, what="now").timestamp()
+        ch = state.channels.get(channel)
+        if ch is None or not state.configured or state.emergency_stopped or ch.budget <= 0:
+            return 0
+        self._touch(state, ch, ts)
+        if ch.breaker.state is not CircuitBreakerState.CLOSED:
+            return 0
+        t = state.thresholds
+        daily = ch.remaining
+        slot, allowance, released_end = released_allowance(ch, ts + slice_s, t)
+        day = ch.day
+        assert day is not None
+        if not day.contains(ts + slice_s):
+            slot, allowance, released_end = released_allowance(ch, ts, t)
+        hourly = released_end - ch.spent[slot] - ch.reserved_total
+        window = ch.velocity.total(ts, t.velocity_window_s)
+        velocity = velocity_limit(ch, slot, allowance, t, t.velocity_multiple) - window
+        velocity -= ch.reserved_total
+        return max(0, min(daily, hourly, velocity))
+
+    def hourly_plan(
+        self, state: CampaignState, channel: ChannelType, now: datetime
+    ) -> ChannelState:
+        """The channel state with today's plan computed (for allocation reports)."""
+        ts = aware(now, what="now").timestamp()
+        ch = self._channel(state, channel)
+        self._touch(state, ch, ts)
+        return ch
+
+    # ------------------------------------------------------------------ internals
+    def _channel(self, state: CampaignState, channel: ChannelType) -> ChannelState:
+        if not isinstance(channel, ChannelType):
+            raise WrongType(f"channel must be a ChannelType, got {channel!r}")
+        ch = state.channels.get(channel)
+        if ch is None:
+            ch = ChannelState(channel=channel)
+            state.channels[channel] = ch
+        return ch
+
+    def _touch(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
+        """Lazy time: roll the day, expire reservations, end a cooldown."""
+        out: list[Output] = []
+        day = ch.day
+        if day is None or ts >= day.end:
+            self._roll_day(state, ch, ts)
+        res = ch.reservations
+        if res:
+            while res:
+                first = next(iter(res.values()))
+                if first.expires_at > ts:
+                    break
+                del res[first.reservation_id]
+                ch.reserved_total -= first.amount
+        br = ch.breaker
+        if br.state is CircuitBreakerState.OPEN:
+            tr = br.poll(ts, state.thresholds)
+            if tr is not None:
+                out += self._transition_outputs(state, ch, tr)
+        return out
+
+    def _roll_day(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
+        day = local_day_at(state.timezone, ts)
+        if ch.day is not None and day.date <= ch.day.date and ch.day.tz == day.tz:
+            return
+        if ch.active_from is not None and not day.contains(ch.active_from):
+            ch.active_from = None
+        ch.day = day
+        ch.budget = ch.base_budget
+        ch.spent = [0] * day.n_slots
+        ch.spent_total = 0
+        ch.clicks_today = ch.conversions_today = 0
+        ch.impressions_today = ch.revenue_today = 0
+        ch.pace_level = 0
+        ch.active_alerts.clear()
+        ch.overspend_times.clear()
+        # Events of the new day already in history (early arrivals) count today.
+        start_hour = int(day.start // 3600)
+        for h, b in ch.history.buckets.items():
+            if h >= start_hour and h * 3600 < day.end:
+                slot = day.slot_of(max(h * 3600.0, day.start))
+                ch.spent[slot] += b[0]
+                ch.spent_total += b[0]
+                ch.clicks_today += b[CLICKS]
+                ch.conversions_today += b[CONVERSIONS]
+        self._replan(state, ch)
+
+    def _replan(self, state: CampaignState, ch: ChannelState) -> None:
+        day = ch.day
+        if day is None:
+            return
+        strategy = self.strategies[ch.strategy or state.strategy]
+        ctx = AllocationContext(day, ch.history, int(day.start // 3600))
+        result = strategy.weigh(ctx)
+        if ch.active_from is not None and ch.active_from > day.start:
+            result = _from_activation(result, day, ch.active_from)
+        plan = shape_day(ch.budget, result, state.thresholds)
+        ch.result = result
+        ch.plan = plan
+        cum = [0]
+        for a in plan.amounts:
+            cum.append(cum[-1] + a)
+        ch.cum_plan = cum
+        ch.allowance_key = (-1, -1, -1)
+
+    def _pace_alerts(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
+        t = state.thresholds
+        out: list[Output] = []
+        planned = planned_at(ch, ts)
+        if planned < ch.budget * t.pace_min_planned_pct or planned <= 0:
+            return out
+        ratio = ch.spent_total / planned
+        level = (
+            2 if ratio > t.pace_critical_threshold else 1 if ratio > t.pace_warning_threshold else 0
+        )
+        if level > ch.pace_level:
+            kind = AlertType.CRITICAL_OVERPACING if level == 2 else AlertType.WARNING_OVERPACING
+            out.append(self._alert(state, ch, kind, ts, ratio=ratio))
+            ch.pace_level = level
+        elif level < ch.pace_level:
+            bar = t.pace_critical_threshold if ch.pace_level == 2 else t.pace_warning_threshold
+            if ratio < bar * _PACE_HYSTERESIS:
+                ch.pace_level = level
+        day = ch.day
+        assert day is not None
+        under = AlertType.UNDERPACING
+        if day.elapsed_fraction(ts) >= t.underpacing_min_elapsed:
+            if ratio < t.underpacing_target and under not in ch.active_alerts:
+                ch.active_alerts.add(under)
+                out.append(self._alert(state, ch, under, ts, ratio=ratio))
+            elif ratio >= t.underpacing_target:
+                ch.active_alerts.discard(under)
+        out += self._performance_alert(state, ch, ts)
+        return out
+
+    def _performance_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
+        t = state.thresholds
+        kind = AlertType.PERFORMANCE_DEGRADATION
+        if ch.clicks_today < t.performance_min_clicks or ch.day is None:
+            return []
+        start = int(ch.day.start // 3600)
+        base = ch.history.totals(start - 7 * 24, start)
+        if base[CLICKS] < t.performance_min_clicks or base[CONVERSIONS] == 0:
+            return []
+        baseline = base[CONVERSIONS] / base[CLICKS]
+        today = ch.conversions_today / ch.clicks_today
+        if today < baseline * (1 - t.performance_drop):
+            if kind not in ch.active_alerts:
+                ch.active_alerts.add(kind)
+                return [self._alert(state, ch, kind, ts)]
+        else:
+            ch.active_alerts.discard(kind)
+        return []
+
+    def _transition_outputs(
+        self, state: CampaignState, ch: ChannelState, tr: Transition
+    ) -> list[Output]:
+        out: list[Output] = [
+            BreakerTransition(
+                campaign_id=state.campaign_id,
+                channel=ch.channel,
+                previous=tr.previous,
+                state=tr.state,
+                cause=tr.cause,
+                since=from_ts(tr.at),
+                until=from_ts(tr.until) if tr.until is not None else None,
+                forced=tr.forced,
+            )
+        ]
+        if tr.state is CircuitBreakerState.OPEN:
+            out.append(self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, tr.at))
+        return out
+
+    def _alert(
+        self,
+        state: CampaignState,
+        ch: ChannelState,
+        kind: AlertType,
+        ts: float,
+        *,
+        ratio: float | None = None,
+        count: bool = True,
+    ) -> Alert:
+        t = state.thresholds
+        if ratio is None:
+            ratio = pace_ratio(ch, ts) if ch.day is not None else 0.0
+        if count:
+            ch.alert_seq += 1
+        day = ch.day
+        elapsed = day.elapsed_fraction(ts) if day is not None else 0.0
+        budget = ch.budget
+        projected = int(ch.spent_total / elapsed) if elapsed > 0 else ch.spent_total
+        date = day.date.isoformat() if day is not None else "-"
+        return Alert(
+            alert_id=f"{state.campaign_id}/{ch.channel.value}/{date}/{kind.value}/{ch.alert_seq}",
+            campaign_id=state.campaign_id,
+            channel=ch.channel,
+            alert_type=kind,
+            severity=_SEVERITY[kind],
+            pace_ratio=ratio,
+            current_spend_micros=ch.spent_total,
+            budget_micros=budget,
+            budget_consumed_pct=(ch.spent_total / budget) if budget > 0 else 0.0,
+            time_elapsed_pct=elapsed,
+            projected_overspend_micros=max(0, projected - budget) if budget > 0 else 0,
+            recommended_action=_ACTION[kind],
+            at=from_ts(ts),
+            thresholds={
+                "pace_warning_threshold": t.pace_warning_threshold,
+                "pace_critical_threshold": t.pace_critical_threshold,
+                "emergency_stop_threshold": t.emergency_stop_threshold,
+            },
+        )
+
+
+def _from_activation(result: StrategyResult, day: LocalDay, active_from: float) -> StrategyResult:
+    """Zero the weight of slots that ended before activation and scale the slot that
+    contains it by its remaining fraction."""
+    weights = list(result.weights)
+    for i in range(day.n_slots):
+        lo, hi = day.bounds[i], day.bounds[i + 1]
+        if hi <= active_from:
+            weights[i] = 0.0
+        elif lo < active_from:
+            weights[i] *= (hi - active_from) / (hi - lo)
+    if sum(weights) <= 0:
+        return result
+    return dataclass_replace(result, weights=tuple(weights))
+
+
+def _check_id(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise WrongType(f"{what} must be a string, got {type(value).__name__}")
+    if not value or len(value) > 256:
+        raise InvalidArgument(f"{what} must be 1-256 characters, got {len(value)}")
+
+
+def _check_spend(event: SpendEvent) -> None:
+    _check_id(event.event_id, "event_id")
+    _check_id(event.campaign_id, "campaign_id")
+    if not isinstance(event.channel, ChannelType):
+        raise WrongType(f"channel must be a ChannelType, got {event.channel!r}")
+    check_micros(event.amount_micros, what="amount_micros")
+    for name in ("clicks", "conversions"):
+        v = getattr(event, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InvalidArgument(f"{name} must be a non-negative integer, got {v!r}")
+    for name in ("impressions", "revenue_micros"):
+        v = getattr(event, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise InvalidArgument(f"{name} must be a non-negative integer, got {v!r}")

@@ -1,0 +1,93 @@
+"""Planned curve, rollover allowances, pace ratio and de-duplicated pacing alerts.
+
+Planned curve
+    The day's plan (after frontload and per-hour caps) accumulated slot by slot and
+    linear inside a slot. For EVEN allocation without caps, actual/planned equals the
+    original's spend% / time%.
+Rollover
+    The allowance of the current slot is re-planned from what is actually left: the
+    remaining budget (budget - spend of earlier slots) is water-filled over the remaining
+    slots with the plan's weights and caps. Unspent budget therefore flows forward in
+    proportion to the later hours' weights, and overspend of earlier hours is taken back.
+Early-day ratio
+    Until planned spend reaches ``pace_min_planned_pct`` of the budget (2% by default,
+    roughly the first hour or two) the pace ratio is still reported, but pace alerts are
+    not evaluated: a ratio computed against a few micros of plan is noise, and the
+    absolute rules (daily cap, hour cap, velocity, breaker) already protect that period.
+"""
+
+from __future__ import annotations
+
+from pacer_stream.core.allocation.base import waterfill
+from pacer_stream.core.state import ChannelState
+from pacer_stream.core.types import Thresholds
+
+#: Pace ratio reported when nothing was planned yet but something was spent.
+RATIO_NOTHING_PLANNED = 0.0
+
+
+def planned_at(ch: ChannelState, ts: float) -> int:
+    """Cumulative planned spend at instant ``ts`` (integer micros)."""
+    day = ch.day
+    if day is None or not ch.cum_plan:
+        return 0
+    if ts <= day.start:
+        return 0
+    if ts >= day.end:
+        return ch.cum_plan[-1]
+    i = day.slot_of(ts)
+    lo = day.bounds[i]
+    hi = day.bounds[i + 1]
+    base = ch.cum_plan[i]
+    return base + int((ch.cum_plan[i + 1] - base) * (ts - lo) / (hi - lo))
+
+
+def pace_ratio(ch: ChannelState, ts: float) -> float:
+    planned = planned_at(ch, ts)
+    if planned <= 0:
+        return RATIO_NOTHING_PLANNED
+    return ch.spent_total / planned
+
+
+def slot_allowance(ch: ChannelState, slot: int) -> int:
+    """What slot ``slot`` may spend in total, after rollover (cached per input)."""
+    plan = ch.plan
+    if plan is None:
+        return 0
+    spent_before = ch.spent_total - sum(ch.spent[slot:])
+    key = (slot, spent_before, ch.budget)
+    if key == ch.allowance_key:
+        return ch.allowance_value
+    remaining = max(0, ch.budget - spent_before)
+    parts = waterfill(remaining, plan.weights[slot:], plan.caps[slot:])
+    value = parts[0] if parts else 0
+    ch.allowance_key = key
+    ch.allowance_value = value
+    return value
+
+
+def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int, int, int]:
+    """(slot, slot allowance, part of it released by ``ts``): the hour's allowance is
+    released linearly over the hour, ``hour_release_lead_s`` ahead of the clock."""
+    day = ch.day
+    if day is None:
+        return 0, 0, 0
+    slot = day.slot_of(ts)
+    allowance = slot_allowance(ch, slot)
+    lo = day.bounds[slot]
+    length = day.bounds[slot + 1] - lo
+    frac = (ts - lo + t.hour_release_lead_s) / length
+    released = allowance if frac >= 1.0 else int(allowance * max(frac, 0.0))
+    return slot, allowance, released
+
+
+def velocity_limit(
+    ch: ChannelState, slot: int, allowance: int, t: Thresholds, multiple: float
+) -> int:
+    """Spend allowed in the trailing velocity window: ``multiple`` x the slot's planned
+    rate (after rollover) x the window."""
+    day = ch.day
+    if day is None:
+        return 0
+    length = day.bounds[slot + 1] - day.bounds[slot]
+    return int(allowance / length * t.velocity_window_s * multiple)

@@ -1,0 +1,88 @@
+"""The can-spend decision: ordered rules, each with a stable code and a human reason.
+
+Order (first failing rule decides):
+ 1. unknown campaign / channel without a budget
+ 2. emergency stop
+ 3. circuit breaker OPEN (or HALF_OPEN with its trial spends used up)
+ 4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial)
+ 5. daily cap: spent + reserved + amount <= daily budget (never overspend)
+ 6. hourly cap: the hour's allowance after rollover, frontload and max-hour limits,
+    released linearly across the hour
+ 7. velocity: trailing-window spend + reserved + amount <= multiple x planned rate
+The reason for a breaker denial contains the words "circuit breaker", as callers of the
+original Budget Pacer test for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pacer_stream.core.money import check_micros
+from pacer_stream.core.pacing import released_allowance, velocity_limit
+from pacer_stream.core.state import CampaignState, ChannelState
+from pacer_stream.core.types import CircuitBreakerState, Code
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    code: Code
+    reason: str
+
+
+OK = Verdict(True, Code.OK, "spend authorised")
+
+
+def _units(micros: int) -> str:
+    return f"{micros / 1_000_000:.2f}"
+
+
+def evaluate(
+    camp: CampaignState | None, ch: ChannelState | None, amount: int, ts: float
+) -> Verdict:
+    if camp is None or not camp.configured:
+        return Verdict(False, Code.UNKNOWN_CAMPAIGN, "unknown campaign: no budget configured")
+    if ch is None or ch.budget <= 0:
+        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
+    if camp.emergency_stopped:
+        return Verdict(
+            False, Code.EMERGENCY_STOP, f"campaign emergency stopped: {camp.stop_reason}"
+        )
+    t = camp.thresholds
+    br = ch.breaker
+    if br.state is not CircuitBreakerState.CLOSED and not br.can_admit(t):
+        if br.state is CircuitBreakerState.HALF_OPEN:
+            return Verdict(
+                False,
+                Code.BREAKER_TRIAL_LIMIT,
+                "circuit breaker half-open: trial spends in use, waiting for evidence",
+            )
+        cause = br.cause.value if br.cause else "violation"
+        return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
+    check_micros(amount, what="amount", allow_zero=False)
+    if ch.spent_total + ch.reserved_total + amount > ch.budget:
+        return Verdict(
+            False,
+            Code.DAILY_CAP,
+            f"daily budget exhausted: {_units(ch.remaining)} of {_units(ch.budget)} left",
+        )
+    slot, allowance, released = released_allowance(ch, ts, t)
+    in_slot = ch.spent[slot] + ch.reserved_total + amount
+    if in_slot > released:
+        return Verdict(
+            False,
+            Code.HOURLY_CAP,
+            f"hourly allowance reached: {_units(released)} released of {_units(allowance)} "
+            "for this hour",
+        )
+    window = ch.velocity.total(ts, t.velocity_window_s)
+    if window > 0:
+        limit = velocity_limit(ch, slot, allowance, t, t.velocity_multiple)
+        if window + ch.reserved_total + amount > limit:
+            return Verdict(
+                False,
+                Code.VELOCITY,
+                f"velocity limit: {_units(window)} spent in the last "
+                f"{t.velocity_window_s}s, limit {_units(limit)}",
+            )
+    return OK

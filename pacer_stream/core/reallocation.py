@@ -1,0 +1,72 @@
+"""Moving unused budget from weak channels to strong ones, with exact conservation.
+
+A channel is a *donor* when its smoothed efficiency (``core.efficiency``; conversions per
+unit of spend over today and the last 7 days, shrunk toward the campaign's pooled rate)
+is at least ``reallocation_gap`` (20%) below the best channel's. A donor gives
+``reallocation_share`` of its unused budget (budget - spent - reserved), so it never drops
+below what it has spent plus reserved. Receivers are the other budgeted channels, in
+proportion to their efficiency. Deltas are integer micros summing to exactly zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
+from pacer_stream.core.money import split_exact
+from pacer_stream.core.types import ChannelType, Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPerformance:
+    budget: int
+    spent: int
+    reserved: int
+    conversions: int
+    spend_for_efficiency: int
+
+    @property
+    def unused(self) -> int:
+        return max(0, self.budget - self.spent - self.reserved)
+
+
+def efficiencies(channels: Mapping[ChannelType, ChannelPerformance]) -> dict[ChannelType, float]:
+    conv = sum(p.conversions for p in channels.values())
+    spend = sum(p.spend_for_efficiency for p in channels.values())
+    prior = pooled_rate(conv, spend)
+    return {
+        c: smoothed_efficiency(p.conversions, p.spend_for_efficiency, prior)
+        for c, p in channels.items()
+    }
+
+
+def plan_moves(
+    channels: Mapping[ChannelType, ChannelPerformance], t: Thresholds
+) -> dict[ChannelType, int]:
+    """Budget deltas per channel (negative = gives). Empty when nothing should move."""
+    budgeted = {c: p for c, p in channels.items() if p.budget > 0}
+    if len(budgeted) < 2:
+        return {}
+    eff = efficiencies(budgeted)
+    best = max(eff.values())
+    if best <= 0:
+        return {}
+    floor = best * (1.0 - t.reallocation_gap)
+    donors = {c for c, e in eff.items() if e <= floor}
+    receivers = [c for c in sorted(budgeted, key=lambda ch: ch.value) if c not in donors]
+    if not donors or not receivers:
+        return {}
+    deltas: dict[ChannelType, int] = {}
+    pool = 0
+    for c in sorted(donors, key=lambda ch: ch.value):
+        give = int(budgeted[c].unused * t.reallocation_share)
+        if give > 0:
+            deltas[c] = -give
+            pool += give
+    if pool == 0:
+        return {}
+    for c, part in zip(receivers, split_exact(pool, [eff[c] for c in receivers]), strict=True):
+        if part:
+            deltas[c] = deltas.get(c, 0) + part
+    return deltas

@@ -1,0 +1,89 @@
+"""Mutable state of one campaign and its channels (the value of the worker's table).
+
+Everything here is bounded: today's per-slot arrays (<= 25 entries), a per-minute ring,
+a deque of recent overspend times, the active reservations (each expires after its TTL),
+sparse hourly history over a fixed horizon, and the dedupe window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from pacer_stream.core.allocation.base import DayPlan, StrategyResult
+from pacer_stream.core.breaker import Breaker
+from pacer_stream.core.calendar import LocalDay
+from pacer_stream.core.history import HourlyHistory
+from pacer_stream.core.types import (
+    AlertType,
+    ChannelType,
+    PacingStrategy,
+    Thresholds,
+)
+from pacer_stream.core.windows import DedupeWindow, MinuteRing
+
+
+@dataclass(slots=True)
+class Reservation:
+    reservation_id: str
+    amount: int
+    expires_at: float
+    created_at: float
+
+
+@dataclass(slots=True)
+class ChannelState:
+    channel: ChannelType
+    #: Budget from configuration (0 = no budget: spend is recorded, never authorised).
+    base_budget: int = 0
+    #: Today's budget: base + today's reallocation deltas.
+    budget: int = 0
+    strategy: PacingStrategy | None = None
+    day: LocalDay | None = None
+    #: When the channel got its budget, if that was during the current day: the plan
+    #: then covers only the rest of the day (a mid-day start is not "underpacing").
+    active_from: float | None = None
+    plan: DayPlan | None = None
+    result: StrategyResult | None = None
+    #: Cumulative planned spend at each slot boundary (len = slots + 1).
+    cum_plan: list[int] = field(default_factory=list)
+    spent: list[int] = field(default_factory=list)
+    spent_total: int = 0
+    clicks_today: int = 0
+    conversions_today: int = 0
+    impressions_today: int = 0
+    revenue_today: int = 0
+    reserved_total: int = 0
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+    velocity: MinuteRing = field(default_factory=MinuteRing)
+    overspend_times: deque[float] = field(default_factory=deque)
+    breaker: Breaker = field(default_factory=Breaker)
+    pace_level: int = 0
+    active_alerts: set[AlertType] = field(default_factory=set)
+    alert_seq: int = 0
+    history: HourlyHistory = field(default_factory=HourlyHistory)
+    #: (slot, spent before slot, budget) -> allowance of the slot after rollover.
+    allowance_key: tuple[int, int, int] = (-1, -1, -1)
+    allowance_value: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.spent_total - self.reserved_total
+
+
+@dataclass(slots=True)
+class CampaignState:
+    campaign_id: str
+    timezone: str = "UTC"
+    strategy: PacingStrategy = PacingStrategy.ADAPTIVE_HYBRID
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    configured: bool = False
+    channels: dict[ChannelType, ChannelState] = field(default_factory=dict)
+    emergency_stopped: bool = False
+    stop_reason: str = ""
+    dedupe: DedupeWindow = field(default_factory=DedupeWindow)
+    #: Input offset high-water marks, kept inside the state they guard: a record at or
+    #: below the mark was already applied (crash-replay protection).
+    offsets: dict[str, int] = field(default_factory=dict)
+    #: Recently answered reservation requests: request id -> reservation id.
+    answered: dict[str, str] = field(default_factory=dict)
