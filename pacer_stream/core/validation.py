@@ -69,6 +69,10 @@ def validate_thresholds(t: Thresholds) -> None:
         _integer(name, value)
         if value < 0:
             raise InvalidArgument(f"{name} must not be negative, got {value}")
+    if t.velocity_window_s > 900:
+        raise InvalidArgument(
+            f"velocity_window_s must be at most 900 (15 minutes), got {t.velocity_window_s}"
+        )
     if t.max_hourly_spend_pct == 0:
         raise InvalidArgument("max_hourly_spend_pct must be above 0")
     if t.frontload_protection_hours > 24:

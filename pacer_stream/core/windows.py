@@ -36,11 +36,15 @@ class MinuteRing:
     def total(self, now: float, window_s: int) -> int:
         """Spend in the minutes overlapping ``(now - window_s, now]`` (minute grain)."""
         m = int(now // 60)
-        lo = m - max(1, (window_s + 59) // 60)
+        span = min(self.size, max(1, (window_s + 59) // 60))
+        minutes = self.minutes
+        amounts = self.amounts
+        size = self.size
         s = 0
-        for mm, a in zip(self.minutes, self.amounts, strict=True):
-            if lo < mm <= m:
-                s += a
+        for mm in range(m - span + 1, m + 1):
+            i = mm % size
+            if minutes[i] == mm:
+                s += amounts[i]
         return s
 
 
