@@ -28,6 +28,7 @@ from typing import Any
 
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.money import check_micros, from_micros, to_micros
+from pacer_stream.core.performance import PerformanceSnapshot
 from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import (
     Alert,
@@ -375,6 +376,20 @@ class BudgetPacer:
         await self._emit_async(self._engine.resume(st, self._now()))
         return was_stopped
 
+    def get_pacing_multiplier(self, campaign_id: str, channel: ChannelType) -> float:
+        """Bid/throttle multiplier in [0, max_multiplier] that keeps the channel on plan:
+        above 1 when underpacing with budget left, below 1 when overpacing, 0 when
+        blocked (see ``pacer_stream.core.multiplier``)."""
+        st = self._state(campaign_id)
+        return self._engine.pacing_multiplier(st, _channel(channel), self._now())
+
+    def performance(self, campaign_id: str, channel: ChannelType) -> PerformanceSnapshot:
+        """Impressions, clicks, conversions, spend, revenue and CTR / conversion rate /
+        CPC / CPA / ROAS for today, the last 7 days and the 28-day baseline, plus
+        today's hourly view. Ratios are None where undefined (e.g. no clicks)."""
+        st = self._state(campaign_id)
+        return self._engine.performance(st, _channel(channel), self._now())
+
     def status(self, campaign_id: str) -> dict[str, Any]:
         """Per-channel pace snapshot (Decimal amounts) for operators."""
         st = self._state(campaign_id)
@@ -389,6 +404,8 @@ class BudgetPacer:
                 "planned": from_micros(s.planned_micros),
                 "pace_ratio": s.pace_ratio,
                 "breaker": s.breaker.value,
+                "pacing_multiplier": s.pacing_multiplier,
+                "performance": s.performance,
             }
         return out
 

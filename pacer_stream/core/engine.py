@@ -29,11 +29,19 @@ from pacer_stream.core.breaker import Transition
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS
 from pacer_stream.core.money import check_micros
+from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
     pace_ratio,
     planned_at,
     released_allowance,
     velocity_limit,
+)
+from pacer_stream.core.performance import (
+    Metrics,
+    PerformanceSnapshot,
+    performance_snapshot,
+    threshold_violation,
+    window,
 )
 from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
 from pacer_stream.core.state import CampaignState, ChannelState, Reservation
@@ -245,7 +253,43 @@ class PacingEngine:
             if tr is not None:
                 out += self._transition_outputs(state, ch, tr)
         out += self._pace_alerts(state, ch, ts)
+        out += self._performance_thresholds(state, ch, ts)
         return out
+
+    def _performance_thresholds(
+        self, state: CampaignState, ch: ChannelState, ts: float
+    ) -> list[Output]:
+        """Track optional performance floors over the trailing window: a violation
+        throttles the multiplier at once; once it has persisted for the grace period,
+        spend is denied (policy rule 8) and one ``performance_degradation`` alert fires."""
+        t = state.thresholds
+        if (
+            t.min_conversion_rate is None
+            and t.max_cost_per_click_micros is None
+            and t.target_roas is None
+        ):
+            return []
+        now_hour = int(ts // 3600)
+        recent = window(ch.history, now_hour + 1, t.performance_window_h)
+        reason = threshold_violation(
+            recent,
+            min_conversion_rate=t.min_conversion_rate,
+            max_cost_per_click_micros=t.max_cost_per_click_micros,
+            target_roas=t.target_roas,
+            min_clicks=t.performance_min_clicks,
+        )
+        if reason is None:
+            ch.perf_violation_since = None
+            ch.perf_violation_reason = ""
+            ch.perf_violation_alerted = False
+            return []
+        if ch.perf_violation_since is None:
+            ch.perf_violation_since = ts
+        ch.perf_violation_reason = reason
+        if ts - ch.perf_violation_since >= t.performance_grace_s and not ch.perf_violation_alerted:
+            ch.perf_violation_alerted = True
+            return [self._alert(state, ch, AlertType.PERFORMANCE_DEGRADATION, ts)]
+        return []
 
     def _emergency_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
         """``emergency_stop_required`` once per episode; cleared when spend is back
@@ -278,8 +322,10 @@ class PacingEngine:
         if state is not None and ch is not None:
             self._touch(state, ch, ts)
         v = policy.evaluate(state, ch, amount, ts)
-        remaining = ch.remaining if ch is not None else 0
-        return Decision(v.allowed, v.code, v.reason, remaining)
+        if state is None or ch is None:
+            return Decision(v.allowed, v.code, v.reason, 0)
+        m = pacing_multiplier(state, ch, ts)
+        return Decision(v.allowed, v.code, v.reason, ch.remaining, pacing_multiplier=m)
 
     def reserve(
         self,
@@ -312,12 +358,16 @@ class PacingEngine:
                         ch.remaining,
                         rid,
                         from_ts(res.expires_at) if res else None,
+                        pacing_multiplier(state, ch, ts),
                     ),
                     outputs,
                 )
         v = policy.evaluate(state, ch, amount, ts)
-        if not v.allowed or state is None or ch is None:
-            return Decision(False, v.code, v.reason, ch.remaining if ch else 0), outputs
+        if state is None or ch is None:
+            return Decision(False, v.code, v.reason, 0), outputs
+        if not v.allowed:
+            m = pacing_multiplier(state, ch, ts)
+            return Decision(False, v.code, v.reason, ch.remaining, pacing_multiplier=m), outputs
         t = state.thresholds
         rid = f"res-{request_id}"
         expires = ts + t.reservation_ttl_s
@@ -327,7 +377,8 @@ class PacingEngine:
         state.answered[request_id] = rid
         if len(state.answered) > _MAX_ANSWERED:
             del state.answered[next(iter(state.answered))]
-        return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires)), outputs
+        m = pacing_multiplier(state, ch, ts)
+        return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires), m), outputs
 
     def release(
         self, state: CampaignState, channel: ChannelType, reservation_id: str, now: datetime
@@ -428,6 +479,7 @@ class PacingEngine:
             if ch.budget > 0:
                 out += self._emergency_alert(state, ch, ts)
                 out += self._pace_alerts(state, ch, ts)
+                out += self._performance_thresholds(state, ch, ts)
         return out
 
     # ------------------------------------------------------------------ read models
@@ -455,7 +507,52 @@ class PacingEngine:
             breaker=ch.breaker.state,
             clicks=ch.clicks_today,
             conversions=ch.conversions_today,
+            impressions=ch.impressions_today,
+            revenue_micros=ch.revenue_today,
+            pacing_multiplier=pacing_multiplier(state, ch, ts),
+            performance=self._performance_dict(ch),
         )
+
+    def performance(
+        self, state: CampaignState, channel: ChannelType, now: datetime
+    ) -> PerformanceSnapshot:
+        """Today / last 7 days / 28-day baseline metrics and today's hourly view."""
+        ts = aware(now, what="now").timestamp()
+        ch = self._channel(state, channel)
+        self._touch(state, ch, ts)
+        day = ch.day
+        assert day is not None
+        return performance_snapshot(
+            ch.history, int(day.start // 3600), int((day.end + 3599) // 3600)
+        )
+
+    def pacing_multiplier(self, state: CampaignState, channel: ChannelType, now: datetime) -> float:
+        ts = aware(now, what="now").timestamp()
+        ch = state.channels.get(channel)
+        if ch is None:
+            return 0.0
+        self._touch(state, ch, ts)
+        return pacing_multiplier(state, ch, ts)
+
+    @staticmethod
+    def _performance_dict(ch: ChannelState) -> dict[str, dict[str, float | int | None]]:
+        day = ch.day
+        if day is None:
+            return {}
+        start = int(day.start // 3600)
+        snap = performance_snapshot(ch.history, start, start)
+        today = Metrics(
+            ch.spent_total,
+            ch.impressions_today,
+            ch.clicks_today,
+            ch.conversions_today,
+            ch.revenue_today,
+        )
+        return {
+            "today": today.as_dict(),
+            "last_7_days": snap.last_7_days.as_dict(),
+            "baseline": snap.baseline.as_dict(),
+        }
 
     def current_alert(
         self, state: CampaignState, channel: ChannelType, now: datetime
@@ -657,7 +754,7 @@ class PacingEngine:
                 forced=tr.forced,
             )
         ]
-        if tr.state is CircuitBreakerState.OPEN:
+        if tr.state is CircuitBreakerState.OPEN and tr.previous is not CircuitBreakerState.OPEN:
             out.append(self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, tr.at))
         return out
 

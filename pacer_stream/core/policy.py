@@ -9,6 +9,7 @@ Order (first failing rule decides):
  6. hourly cap: the hour's allowance after rollover, frontload and max-hour limits,
     released linearly across the hour
  7. velocity: trailing-window spend + reserved + amount <= multiple x planned rate
+ 8. performance thresholds: a violation that persisted ``performance_grace_s``
 The reason for a breaker denial contains the words "circuit breaker", as callers of the
 original Budget Pacer test for them.
 """
@@ -85,4 +86,11 @@ def evaluate(
                 f"velocity limit: {_units(window)} spent in the last "
                 f"{t.velocity_window_s}s, limit {_units(limit)}",
             )
+    since = ch.perf_violation_since
+    if since is not None and ts - since >= t.performance_grace_s:
+        return Verdict(
+            False,
+            Code.PERFORMANCE_THRESHOLD,
+            f"performance threshold violated since {int(ts - since)}s: {ch.perf_violation_reason}",
+        )
     return OK

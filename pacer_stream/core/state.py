@@ -61,6 +61,10 @@ class ChannelState:
     pace_level: int = 0
     active_alerts: set[AlertType] = field(default_factory=set)
     alert_seq: int = 0
+    #: Since when a performance threshold has been violated (None = not violated).
+    perf_violation_since: float | None = None
+    perf_violation_reason: str = ""
+    perf_violation_alerted: bool = False
     history: HourlyHistory = field(default_factory=HourlyHistory)
     #: (slot, spent before slot, budget) -> allowance of the slot after rollover.
     allowance_key: tuple[int, int, int] = (-1, -1, -1)

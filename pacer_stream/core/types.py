@@ -76,6 +76,7 @@ class Code(StrEnum):
     DAILY_CAP = "daily_budget_exhausted"
     HOURLY_CAP = "hourly_cap_reached"
     VELOCITY = "velocity_limit"
+    PERFORMANCE_THRESHOLD = "performance_threshold"
     DEADLINE_EXPIRED = "deadline_expired"
     # Fast-path (Redis) codes: fail closed.
     STORE_UNAVAILABLE = "store_unavailable"
@@ -144,6 +145,19 @@ class Thresholds:
     performance_min_clicks: int = 200
     #: Late events older than this (days) are refused; events further ahead than
     #: ``max_future_skew_s`` are refused.
+    #: Optional performance floors (None = off), judged over the trailing
+    #: ``performance_window_h`` hours with at least ``performance_min_clicks`` clicks.
+    #: A violation throttles the pacing multiplier at once and, if it persists for
+    #: ``performance_grace_s``, denies spend with ``performance_threshold``.
+    min_conversion_rate: float | None = None
+    max_cost_per_click_micros: int | None = None
+    target_roas: float | None = None
+    performance_window_h: int = 3
+    performance_grace_s: int = 1800
+    performance_throttle: float = 0.5
+    #: Pacing multiplier controller: m = clamp(1 + gain * (1 - pace ratio), 0, max).
+    multiplier_gain: float = 1.0
+    max_multiplier: float = 2.0
     history_days: int = 28
     max_future_skew_s: int = 300
 
@@ -192,6 +206,8 @@ class Decision:
     remaining_micros: int
     reservation_id: str | None = None
     expires_at: datetime | None = None
+    #: Bid/throttle multiplier for the bid engine (see ``core.multiplier``).
+    pacing_multiplier: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +264,11 @@ class PaceSnapshot:
     breaker: CircuitBreakerState
     clicks: int
     conversions: int
+    impressions: int = 0
+    revenue_micros: int = 0
+    pacing_multiplier: float = 0.0
+    #: Derived metrics of today, last 7 days and baseline (``core.performance``).
+    performance: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
 
 Output = Alert | BreakerTransition | BudgetMove | PaceSnapshot

@@ -23,12 +23,15 @@ _FRACTIONS = (
     "reallocation_gap",
     "reallocation_share",
     "performance_drop",
+    "performance_throttle",
 )
 _POSITIVE = (
     "pace_warning_threshold",
     "pace_critical_threshold",
     "velocity_multiple",
     "velocity_trip_multiple",
+    "max_multiplier",
+    "multiplier_gain",
 )
 _POSITIVE_INTS = (
     "velocity_window_s",
@@ -39,6 +42,8 @@ _POSITIVE_INTS = (
     "half_open_trial_spends",
     "reservation_ttl_s",
     "history_days",
+    "performance_window_h",
+    "performance_grace_s",
 )
 _NON_NEGATIVE_INTS = (
     "frontload_protection_hours",
@@ -69,6 +74,18 @@ def validate_thresholds(t: Thresholds) -> None:
         _integer(name, value)
         if value < 0:
             raise InvalidArgument(f"{name} must not be negative, got {value}")
+    for name in ("min_conversion_rate", "target_roas"):
+        value = getattr(t, name)
+        if value is not None:
+            _number(name, value)
+            if value < 0:
+                raise InvalidArgument(f"{name} must not be negative, got {value}")
+    if t.max_cost_per_click_micros is not None:
+        _integer("max_cost_per_click_micros", t.max_cost_per_click_micros)
+        if t.max_cost_per_click_micros <= 0:
+            raise InvalidArgument(
+                f"max_cost_per_click_micros must be positive, got {t.max_cost_per_click_micros}"
+            )
     if t.velocity_window_s > 900:
         raise InvalidArgument(
             f"velocity_window_s must be at most 900 (15 minutes), got {t.velocity_window_s}"
