@@ -236,7 +236,13 @@ class PacingEngine:
                 violation = BreakerCause.REPEATED_OVERSPEND
         window = ch.velocity.total(ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
-        if window > trip_limit and window > ch.budget * t.velocity_trip_min_pct:
+        # Runaway = a burst far above the planned rate that also puts the channel ahead
+        # of plan: a delayed batch report that merely catches spend up to plan is not.
+        if (
+            window > trip_limit
+            and window > ch.budget * t.velocity_trip_min_pct
+            and ch.spent_total > planned_at(ch, ts)
+        ):
             violation = BreakerCause.RUNAWAY_VELOCITY
         emergency = self._emergency_alert(state, ch, ts)
         if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
