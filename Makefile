@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv services services-stop lint typecheck unit bench soak clean
+.PHONY: demo test venv tools services services-stop lint typecheck unit bench soak clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(BIN)/pacer-stream simulate --out out/demo
+
+tools: venv
+	bash scripts/install-tools.sh
 
 services:
 	bash scripts/services.sh start
@@ -33,10 +36,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv tools
 	$(BIN)/pytest -q tests/unit tests/contract
 
-test: venv services lint typecheck
+test: venv tools services lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: venv services
