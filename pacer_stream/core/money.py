@@ -7,6 +7,7 @@ the parts always sum to the whole, so no rounding ever creates or destroys a mic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -57,7 +58,8 @@ def split_exact(total: int, weights: Sequence[float]) -> list[int]:
     ``weights`` whose sum is exactly ``total`` (largest-remainder method).
 
     Weights are quantised to integers first, so the result is deterministic and
-    independent of float summation order. All-zero weights split evenly.
+    independent of float summation order. Non-finite weights count as zero (as in
+    the allocation shaping); all-zero weights split evenly.
     """
     n = len(weights)
     if n == 0:
@@ -66,7 +68,7 @@ def split_exact(total: int, weights: Sequence[float]) -> list[int]:
         return []
     if total < 0:
         raise InvalidAmount(f"cannot split a negative amount ({total})")
-    ints = [max(0, round(w * _WEIGHT_SCALE)) if w == w else 0 for w in weights]
+    ints = [max(0, round(w * _WEIGHT_SCALE)) if math.isfinite(w) else 0 for w in weights]
     wsum = sum(ints)
     if wsum == 0:
         ints = [1] * n
