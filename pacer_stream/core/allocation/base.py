@@ -96,7 +96,9 @@ def waterfill(total: int, weights: Sequence[float], caps: Sequence[int]) -> list
         return []
     shares = _normalise(weights)
     alloc = [0] * n
-    open_slots = [i for i in range(n) if caps[i] > 0]
+    # A zero-weight slot (e.g. an hour before a mid-day activation) takes nothing, even
+    # when the weighted slots overflow their caps.
+    open_slots = [i for i in range(n) if caps[i] > 0 and shares[i] > 0]
     remaining = total
     while remaining > 0 and open_slots:
         parts = split_exact(remaining, [shares[i] for i in open_slots])
