@@ -654,7 +654,8 @@ class PacingEngine:
 
     def _roll_day(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
         day = local_day_at(state.timezone, ts)
-        if ch.day is not None and day.date <= ch.day.date and ch.day.tz == day.tz:
+        previous = ch.day
+        if previous is not None and day.date <= previous.date and previous.tz == day.tz:
             return
         if ch.active_from is not None and not day.contains(ch.active_from):
             ch.active_from = None
@@ -667,15 +668,20 @@ class PacingEngine:
         ch.pace_level = 0
         ch.active_alerts.clear()
         ch.overspend_times.clear()
-        # Events of the new day already in history (early arrivals) count today.
-        start_hour = int(day.start // 3600)
-        for h, b in ch.history.buckets.items():
-            if h >= start_hour and h * 3600 < day.end:
-                slot = day.slot_of(max(h * 3600.0, day.start))
-                ch.spent[slot] += b[0]
-                ch.spent_total += b[0]
-                ch.clicks_today += b[CLICKS]
-                ch.conversions_today += b[CONVERSIONS]
+        # Rebuilding "today" (first use, or a time zone change): count today's spend from
+        # history. A normal roll to the next day must not: the only history at or after
+        # the new day's start is then spend already counted on the previous day (early
+        # arrivals are placed at min(event time, now)), plus, in zones whose day starts at
+        # :30 or :45, yesterday's last minutes sharing the first epoch hour.
+        if previous is None or previous.tz != day.tz:
+            start_hour = int(day.start // 3600)
+            for h, b in ch.history.buckets.items():
+                if h >= start_hour and h * 3600 < day.end:
+                    slot = day.slot_of(max(h * 3600.0, day.start))
+                    ch.spent[slot] += b[0]
+                    ch.spent_total += b[0]
+                    ch.clicks_today += b[CLICKS]
+                    ch.conversions_today += b[CONVERSIONS]
         self._replan(state, ch)
 
     def _replan(self, state: CampaignState, ch: ChannelState) -> None:
