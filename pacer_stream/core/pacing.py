@@ -26,6 +26,19 @@ from pacer_stream.core.types import Thresholds
 RATIO_NOTHING_PLANNED = 0.0
 
 
+def slot_span(ch: ChannelState, slot: int) -> tuple[float, float]:
+    """(start, end) of the part of ``slot`` the plan covers: the whole slot, except the
+    slot of a mid-day activation, whose plan starts at the activation."""
+    day = ch.day
+    assert day is not None
+    lo = day.bounds[slot]
+    hi = day.bounds[slot + 1]
+    active = ch.active_from
+    if active is not None and lo < active < hi:
+        lo = active
+    return lo, hi
+
+
 def planned_at(ch: ChannelState, ts: float) -> int:
     """Cumulative planned spend at instant ``ts`` (integer micros)."""
     day = ch.day
@@ -36,9 +49,10 @@ def planned_at(ch: ChannelState, ts: float) -> int:
     if ts >= day.end:
         return ch.cum_plan[-1]
     i = day.slot_of(ts)
-    lo = day.bounds[i]
-    hi = day.bounds[i + 1]
+    lo, hi = slot_span(ch, i)
     base = ch.cum_plan[i]
+    if ts <= lo:
+        return base
     return base + int((ch.cum_plan[i + 1] - base) * (ts - lo) / (hi - lo))
 
 
@@ -74,8 +88,8 @@ def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int,
         return 0, 0, 0
     slot = day.slot_of(ts)
     allowance = slot_allowance(ch, slot)
-    lo = day.bounds[slot]
-    length = day.bounds[slot + 1] - lo
+    lo, hi = slot_span(ch, slot)
+    length = hi - lo
     frac = (ts - lo + t.hour_release_lead_s) / length
     released = allowance if frac >= 1.0 else int(allowance * max(frac, 0.0))
     return slot, allowance, released
@@ -86,8 +100,7 @@ def velocity_limit(
 ) -> int:
     """Spend allowed in the trailing velocity window: ``multiple`` x the slot's planned
     rate (after rollover) x the window."""
-    day = ch.day
-    if day is None:
+    if ch.day is None:
         return 0
-    length = day.bounds[slot + 1] - day.bounds[slot]
-    return int(allowance / length * t.velocity_window_s * multiple)
+    lo, hi = slot_span(ch, slot)
+    return int(allowance / (hi - lo) * t.velocity_window_s * multiple)
