@@ -1,0 +1,407 @@
+"""Exact serialisation of :class:`CampaignState` to a compact JSON-able dict and bytes.
+
+Why this exists: the stream worker keeps one campaign's whole state as the value of a
+changelog-backed table, so the state must survive a round trip through Kafka *exactly*:
+after ``loads(dumps(state))`` every later decision, alert, breaker transition and
+de-duplication must be the same as with the original object. That rules out
+recomputing anything that depends on data which may have changed since it was computed
+(the day's plan was made from the history *at planning time*), so the plan, the
+strategy result, the allowance cache and every window are stored as they are. Only pure
+functions of stored values are recomputed on load: the :class:`LocalDay` (from zone and
+date) and the cumulative plan (prefix sums of the plan's amounts, as ``_replan`` builds
+it).
+
+Format (``"v": 1``): short keys, parallel arrays instead of lists of objects, only
+non-default thresholds. Floats are finite JSON numbers (orjson writes the shortest
+representation that reads back to the same float); the rare non-finite float in a
+strategy result is written as a string. Integers are micros or counts (< 2**63).
+
+Pure: no I/O, no clock; ``orjson`` is the only dependency beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import fields
+from datetime import date
+from functools import lru_cache
+from typing import Any, Final
+
+import orjson
+
+from pacer_stream.core.allocation.base import DayPlan, StrategyResult
+from pacer_stream.core.breaker import Breaker
+from pacer_stream.core.calendar import LocalDay, local_day
+from pacer_stream.core.history import HourlyHistory
+from pacer_stream.core.state import CampaignState, ChannelState, Reservation
+from pacer_stream.core.types import (
+    AlertType,
+    BreakerCause,
+    ChannelType,
+    CircuitBreakerState,
+    PacingStrategy,
+    Thresholds,
+)
+from pacer_stream.core.windows import DedupeWindow, MinuteRing
+
+__all__ = ["FORMAT_VERSION", "SerdeError", "dumps", "from_dict", "loads", "to_dict"]
+
+FORMAT_VERSION: Final = 1
+
+_DEFAULT_THRESHOLDS: Final = Thresholds()
+_THRESHOLD_NAMES: Final = tuple(f.name for f in fields(Thresholds))
+_NON_FINITE: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+JSON = dict[str, Any]
+
+
+class SerdeError(ValueError):
+    """Stored bytes or dict that are not a valid serialised campaign state."""
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def dumps(state: CampaignState) -> bytes:
+    """Compact JSON bytes of ``state`` (see :func:`to_dict`)."""
+    return orjson.dumps(to_dict(state))
+
+
+def to_dict(state: CampaignState) -> JSON:
+    """A JSON-able dict holding everything :class:`CampaignState` holds."""
+    return {
+        "v": FORMAT_VERSION,
+        "id": state.campaign_id,
+        "tz": state.timezone,
+        "s": state.strategy.value,
+        "t": _thresholds_dict(state.thresholds),
+        "cf": state.configured,
+        "es": state.emergency_stopped,
+        "sr": state.stop_reason,
+        "d": _dedupe_dict(state.dedupe),
+        "o": dict(state.offsets),
+        "a": _answered_dict(state.answered),
+        "ch": [_channel_dict(ch) for ch in state.channels.values()],
+    }
+
+
+@lru_cache(maxsize=256)
+def _thresholds_items(t: Thresholds) -> tuple[tuple[str, Any], ...]:
+    """Non-default thresholds (cached: a campaign's thresholds change rarely)."""
+    return tuple(
+        (name, getattr(t, name))
+        for name in _THRESHOLD_NAMES
+        if getattr(t, name) != getattr(_DEFAULT_THRESHOLDS, name)
+    )
+
+
+def _thresholds_dict(t: Thresholds) -> JSON:
+    return dict(_thresholds_items(t))
+
+
+def _dedupe_dict(d: DedupeWindow) -> JSON:
+    out: JSON = {"w": d.window_s, "m": d.max_entries, "x": d.evicted}
+    order = d.order
+    expiry = d.expiry
+    # The deque and the dict hold the same ids in the same order (both only grow at the
+    # end and shrink from the front); store the ids once when that holds.
+    if len(order) == len(expiry) and all(a == b for a, b in zip(order, expiry, strict=False)):
+        out["i"] = list(order)
+        out["e"] = list(expiry.values())
+    else:  # defensive: keep both exactly
+        out["q"] = list(order)
+        out["i"] = list(expiry.keys())
+        out["e"] = list(expiry.values())
+    return out
+
+
+def _answered_dict(answered: dict[str, str]) -> JSON:
+    """Request id -> reservation id. The engine names reservations ``res-<request id>``,
+    so only exceptions to that rule are stored with their value."""
+    other = {k: v for k, v in answered.items() if v != "res-" + k}
+    out: JSON = {"k": list(answered)}
+    if other:
+        out["x"] = other
+    return out
+
+
+def _floats(values: tuple[float, ...] | list[float]) -> list[float | str]:
+    if all(math.isfinite(v) for v in values):
+        return list(values)
+    return [v if math.isfinite(v) else _non_finite_name(v) for v in values]
+
+
+def _non_finite_name(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    return "inf" if v > 0 else "-inf"
+
+
+def _channel_dict(ch: ChannelState) -> JSON:
+    day = ch.day
+    plan = ch.plan
+    result = ch.result
+    br = ch.breaker
+    hist = ch.history
+    vel = ch.velocity
+    out: JSON = {
+        "c": ch.channel.value,
+        "bb": ch.base_budget,
+        "b": ch.budget,
+        "st": ch.strategy.value if ch.strategy is not None else None,
+        "day": [day.tz, day.date.isoformat()] if day is not None else None,
+        "af": ch.active_from,
+        "sp": ch.spent,
+        "tot": [
+            ch.spent_total,
+            ch.clicks_today,
+            ch.conversions_today,
+            ch.impressions_today,
+            ch.revenue_today,
+            ch.reserved_total,
+        ],
+        "r": [
+            [r.reservation_id, r.amount, r.expires_at, r.created_at]
+            for r in ch.reservations.values()
+        ],
+        "vel": [vel.size, vel.minutes, vel.amounts],
+        "ot": list(ch.overspend_times),
+        "br": [
+            br.state.value,
+            br.since,
+            br.until,
+            br.cause.value if br.cause is not None else None,
+            br.trips,
+            br.forced,
+            br.trials_admitted,
+            br.trials_passed,
+        ],
+        "pl": ch.pace_level,
+        "aa": sorted(a.value for a in ch.active_alerts),
+        "seq": ch.alert_seq,
+        "pv": [ch.perf_violation_since, ch.perf_violation_reason, ch.perf_violation_alerted],
+        "h": [hist.horizon_hours, hist.newest, [[h, *b] for h, b in hist.buckets.items()]],
+        "ak": list(ch.allowance_key),
+        "av": ch.allowance_value,
+    }
+    if plan is not None:
+        out["pa"] = list(plan.amounts)
+        out["pc"] = list(plan.caps)
+        out["pw"] = _floats(plan.weights)
+    if result is not None:
+        weights: list[float | str] | None = (
+            None if plan is not None and result.weights == plan.weights else _floats(result.weights)
+        )
+        out["res"] = [
+            weights,
+            _floats(result.multipliers),
+            _floats(result.predicted_conversion_rate),
+            _floats(result.predicted_cost_per_click),
+            result.confidence
+            if math.isfinite(result.confidence)
+            else _non_finite_name(result.confidence),
+            result.model_version,
+        ]
+    return out
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> CampaignState:
+    """Inverse of :func:`dumps`; raises :class:`SerdeError` on anything else."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise SerdeError(f"stored campaign state is not JSON: {exc}") from exc
+    return from_dict(obj)
+
+
+def from_dict(obj: object) -> CampaignState:
+    """Inverse of :func:`to_dict`; raises :class:`SerdeError` on anything else."""
+    if not isinstance(obj, dict):
+        raise SerdeError(f"stored campaign state must be an object, got {type(obj).__name__}")
+    if obj.get("v") != FORMAT_VERSION:
+        raise SerdeError(f"unknown campaign state format {obj.get('v')!r}")
+    try:
+        return _state(obj)
+    except SerdeError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise SerdeError(f"malformed campaign state: {type(exc).__name__}: {exc}") from exc
+
+
+def _state(obj: JSON) -> CampaignState:
+    state = CampaignState(
+        campaign_id=_str(obj["id"]),
+        timezone=_str(obj["tz"]),
+        strategy=PacingStrategy(obj["s"]),
+        thresholds=_thresholds(obj["t"]),
+        configured=_bool(obj["cf"]),
+        emergency_stopped=_bool(obj["es"]),
+        stop_reason=_str(obj["sr"]),
+        dedupe=_dedupe(obj["d"]),
+        offsets={_str(k): _int(v) for k, v in obj["o"].items()},
+        answered=_answered(obj["a"]),
+    )
+    for c in obj["ch"]:
+        ch = _channel(c)
+        state.channels[ch.channel] = ch
+    return state
+
+
+@lru_cache(maxsize=256)
+def _thresholds_cached(items: tuple[tuple[str, Any], ...]) -> Thresholds:
+    return Thresholds(**dict(items))
+
+
+def _thresholds(obj: JSON) -> Thresholds:
+    if not isinstance(obj, dict):
+        raise SerdeError("thresholds must be an object")
+    unknown = set(obj) - set(_THRESHOLD_NAMES)
+    if unknown:
+        raise SerdeError(f"unknown thresholds {sorted(unknown)}")
+    if not obj:
+        return _DEFAULT_THRESHOLDS
+    return _thresholds_cached(tuple(sorted(obj.items())))
+
+
+def _dedupe(obj: JSON) -> DedupeWindow:
+    ids = obj["i"]
+    exp = obj["e"]
+    if len(ids) != len(exp):
+        raise SerdeError("dedupe ids and expiries differ in length")
+    d = DedupeWindow(window_s=_num(obj["w"]), max_entries=_int(obj["m"]))
+    d.evicted = _int(obj["x"])
+    d.expiry = dict(zip(ids, exp, strict=True))
+    order: list[str] = obj["q"] if "q" in obj else ids  # noqa: SIM401 (typed)
+    d.order = deque(order)
+    return d
+
+
+def _answered(obj: JSON) -> dict[str, str]:
+    other: dict[str, str] = obj.get("x") or {}
+    return {k: other.get(k, "res-" + k) for k in obj["k"]}
+
+
+def _float_list(values: list[Any]) -> tuple[float, ...]:
+    return tuple(_NON_FINITE[v] if isinstance(v, str) else float(v) for v in values)
+
+
+def _channel(c: JSON) -> ChannelState:
+    channel = ChannelType(c["c"])
+    day: LocalDay | None = None
+    if c["day"] is not None:
+        tz, iso = c["day"]
+        day = local_day(_str(tz), date.fromisoformat(iso))
+    plan: DayPlan | None = None
+    cum: list[int] = []
+    if "pa" in c:
+        plan = DayPlan(
+            tuple(_int(a) for a in c["pa"]),
+            tuple(_int(a) for a in c["pc"]),
+            _float_list(c["pw"]),
+        )
+        cum = [0]
+        for a in plan.amounts:
+            cum.append(cum[-1] + a)
+    result: StrategyResult | None = None
+    if "res" in c:
+        w, mults, cr, cpc, conf, version = c["res"]
+        if w is None:
+            if plan is None:
+                raise SerdeError("strategy result shares weights with a missing plan")
+            weights = plan.weights
+        else:
+            weights = _float_list(w)
+        result = StrategyResult(
+            weights,
+            _float_list(mults),
+            _float_list(cr),
+            _float_list(cpc),
+            _NON_FINITE[conf] if isinstance(conf, str) else float(conf),
+            version,
+        )
+    tot = c["tot"]
+    br_state, since, until, cause, trips, forced, admitted, passed = c["br"]
+    breaker = Breaker(
+        state=CircuitBreakerState(br_state),
+        since=float(since),
+        until=None if until is None else float(until),
+        cause=None if cause is None else BreakerCause(cause),
+        trips=_int(trips),
+        forced=_bool(forced),
+        trials_admitted=_int(admitted),
+        trials_passed=_int(passed),
+    )
+    vel_size, vel_minutes, vel_amounts = c["vel"]
+    velocity = MinuteRing(size=_int(vel_size), minutes=list(vel_minutes), amounts=list(vel_amounts))
+    if len(velocity.minutes) != velocity.size or len(velocity.amounts) != velocity.size:
+        raise SerdeError("velocity ring arrays do not match its size")
+    horizon, newest, buckets = c["h"]
+    history = HourlyHistory(
+        horizon_hours=_int(horizon),
+        buckets={_int(b[0]): [_int(x) for x in b[1:]] for b in buckets},
+        newest=_int(newest),
+    )
+    since_v, reason, alerted = c["pv"]
+    key = c["ak"]
+    reservations = {
+        _str(r[0]): Reservation(_str(r[0]), _int(r[1]), float(r[2]), float(r[3])) for r in c["r"]
+    }
+    return ChannelState(
+        channel=channel,
+        base_budget=_int(c["bb"]),
+        budget=_int(c["b"]),
+        strategy=None if c["st"] is None else PacingStrategy(c["st"]),
+        day=day,
+        active_from=None if c["af"] is None else float(c["af"]),
+        plan=plan,
+        result=result,
+        cum_plan=cum,
+        spent=[_int(x) for x in c["sp"]],
+        spent_total=_int(tot[0]),
+        clicks_today=_int(tot[1]),
+        conversions_today=_int(tot[2]),
+        impressions_today=_int(tot[3]),
+        revenue_today=_int(tot[4]),
+        reserved_total=_int(tot[5]),
+        reservations=reservations,
+        velocity=velocity,
+        overspend_times=deque(float(x) for x in c["ot"]),
+        breaker=breaker,
+        pace_level=_int(c["pl"]),
+        active_alerts={AlertType(a) for a in c["aa"]},
+        alert_seq=_int(c["seq"]),
+        perf_violation_since=None if since_v is None else float(since_v),
+        perf_violation_reason=_str(reason),
+        perf_violation_alerted=_bool(alerted),
+        history=history,
+        allowance_key=(_int(key[0]), _int(key[1]), _int(key[2])),
+        allowance_value=_int(c["av"]),
+    )
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str):
+        raise SerdeError(f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _int(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise SerdeError(f"expected an integer, got {type(v).__name__}")
+    return v
+
+
+def _num(v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SerdeError(f"expected a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _bool(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise SerdeError(f"expected a boolean, got {type(v).__name__}")
+    return v
