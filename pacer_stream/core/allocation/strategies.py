@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from pacer_stream.core.allocation.base import (
@@ -12,7 +13,7 @@ from pacer_stream.core.allocation.base import (
 )
 from pacer_stream.core.allocation.profile import read_profile, traffic_weights
 from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
-from pacer_stream.core.forecast.predictor import Forecaster, baseline_forecaster
+from pacer_stream.core.forecast.predictor import BASIC_HOURS, Forecaster, baseline_forecaster
 from pacer_stream.core.types import PacingStrategy
 
 #: Days of history after which a historical profile is trusted fully (hybrid blend).
@@ -77,13 +78,30 @@ class PerformanceWeighted:
         )
 
 
+#: Bounds of PREDICTIVE_ML's per-hour multiplier (predicted efficiency / day mean): a
+#: model may tilt the day, not starve or flood an hour on its own.
+MIN_PREDICTIVE_MULT = 0.2
+MAX_PREDICTIVE_MULT = 5.0
+
+
 @dataclass
 class PredictiveML:
     """Predicted conversions per unit of spend by hour, from a :class:`Forecaster`.
 
-    Under 24 hours of history there is nothing to learn from: the strategy falls back to
-    HISTORICAL_PATTERN's weights (flat when there is no history at all) and reports
-    confidence 0.
+    Weight of a slot = expected traffic share (HISTORICAL_PATTERN's profile) x the slot's
+    predicted efficiency (conversion rate / cost per click) relative to the day's mean,
+    clamped to [MIN_PREDICTIVE_MULT, MAX_PREDICTIVE_MULT].
+
+    Data thresholds (hours of history with activity before the planned day):
+
+    * under 24: nothing to learn from; falls back to HISTORICAL_PATTERN's weights (flat
+      with no history at all), confidence 0, ``model_version="fallback-historical"``;
+    * 24-167: basic predictions (the forecaster's basic tier: hour means / small ridge,
+      confidence capped at 0.5);
+    * 168 and more: full functionality (all candidate models, confidence up to 1).
+
+    The forecaster only *uses* trained models (``core.forecast.service``); training runs
+    off the event path (``pacer_stream.forecast_runner``).
     """
 
     forecaster: Forecaster = field(default_factory=baseline_forecaster)
@@ -91,7 +109,7 @@ class PredictiveML:
 
     def weigh(self, ctx: AllocationContext) -> StrategyResult:
         hours = ctx.history.hours_with_data(ctx.day_start_hour)
-        if hours < 24:
+        if hours < BASIC_HOURS:
             fallback = HistoricalPattern().weigh(ctx)
             return StrategyResult(
                 fallback.weights,
@@ -103,15 +121,22 @@ class PredictiveML:
             )
         forecast = self.forecaster.predict(ctx)
         traffic, _ = traffic_weights(ctx)
-        mean_eff = sum(forecast.efficiency) / len(forecast.efficiency)
-        mults = tuple((e / mean_eff) if mean_eff > 0 else 1.0 for e in forecast.efficiency)
+        eff = [e if e > 0 and math.isfinite(e) else 0.0 for e in forecast.efficiency]
+        mean_eff = sum(eff) / len(eff) if eff else 0.0
+        mults = tuple(
+            min(MAX_PREDICTIVE_MULT, max(MIN_PREDICTIVE_MULT, e / mean_eff))
+            if mean_eff > 0
+            else 1.0
+            for e in eff
+        )
         weights = tuple(traffic[i] * mults[i] for i in range(ctx.day.n_slots))
+        confidence = min(1.0, max(0.0, forecast.confidence))
         return StrategyResult(
             weights,
             mults,
             forecast.conversion_rate,
             forecast.cost_per_click,
-            forecast.confidence,
+            confidence,
             forecast.model_version,
         )
 
@@ -120,10 +145,16 @@ class PredictiveML:
 class AdaptiveHybrid:
     """Blend EVEN, HISTORICAL_PATTERN, PERFORMANCE_WEIGHTED and PREDICTIVE_ML.
 
-    Coverage c = min(1, days of history / 7) moves weight from EVEN to the data-driven
-    strategies; among those, the forecaster's confidence q moves weight from the simple
-    pattern strategies to PREDICTIVE_ML: even (1-c), historical c(1-q)/2, performance
-    c(1-q)/2, predictive c*q. Every component is normalised before blending.
+    Coverage c = min(1, days of history / 7) (HISTORICAL_PATTERN's confidence) moves
+    weight from EVEN to the data-driven strategies; among those, the forecast confidence
+    q (PREDICTIVE_ML's, 0 under 24 h) moves weight from the simple pattern strategies to
+    PREDICTIVE_ML::
+
+        even (1 - c),  historical c(1 - q)/2,  performance c(1 - q)/2,  predictive c*q
+
+    Every component is normalised to sum 1 before blending, so the blend is a convex
+    combination of day profiles. Reported confidence = c(0.5 + 0.5q); the model version
+    is PREDICTIVE_ML's (``hybrid-even`` with no history at all).
     """
 
     predictive: PredictiveML = field(default_factory=PredictiveML)
@@ -159,8 +190,13 @@ def _norm(weights: tuple[float, ...]) -> list[float]:
     return [w / total for w in weights]
 
 
-def default_registry() -> dict[PacingStrategy, AllocationStrategy]:
-    predictive = PredictiveML()
+def default_registry(
+    forecaster: Forecaster | None = None,
+) -> dict[PacingStrategy, AllocationStrategy]:
+    """One instance of each strategy. ``forecaster`` (default: the hour-mean baseline)
+    feeds PREDICTIVE_ML and, through it, ADAPTIVE_HYBRID; pass
+    ``ModelRegistry.forecaster()`` to use trained models."""
+    predictive = PredictiveML(forecaster) if forecaster is not None else PredictiveML()
     return {
         PacingStrategy.EVEN_DISTRIBUTION: EvenDistribution(),
         PacingStrategy.PERFORMANCE_WEIGHTED: PerformanceWeighted(),

@@ -2,8 +2,10 @@
 
 The baseline predicts each local hour's conversion rate and cost per click as the
 shrunk historical mean for that hour of day, and scores confidence by the amount of
-history (24 h -> basic, 168 h -> full). The scikit-learn models plug in behind the
-same ``Forecaster`` protocol.
+history (24 h -> basic, 168 h -> full) times ``BASELINE_CONFIDENCE_FACTOR``: it has not
+been validated out of sample, so it never gets more than half the trust of a model that
+was. The scikit-learn models (``training.train``) plug in behind the same ``Forecaster``
+protocol through ``service.RegistryForecaster``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pacer_stream.core.allocation.profile import read_profile
 
 BASIC_HOURS = 24
 FULL_HOURS = 168
+#: Share of the data confidence the (unvalidated) baseline reports.
+BASELINE_CONFIDENCE_FACTOR = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,10 @@ class Forecast:
 
 
 class Forecaster(Protocol):
+    """Predicts the planned day of ``ctx``. Called once per day / budget change per
+    campaign/channel, on the event-processing path: implementations must only *use*
+    models (never train) and stay cheap."""
+
     def predict(self, ctx: AllocationContext) -> Forecast: ...
 
 
@@ -62,7 +70,9 @@ class BaselineForecaster:
         cr = tuple(cr_h[h] for h in hours)
         cpc = tuple(cpc_h[h] for h in hours)
         eff = tuple((a / b) if b > 0 else 0.0 for a, b in zip(cr, cpc, strict=True))
-        confidence = data_confidence(ctx.history.hours_with_data(ctx.day_start_hour))
+        confidence = BASELINE_CONFIDENCE_FACTOR * data_confidence(
+            ctx.history.hours_with_data(ctx.day_start_hour)
+        )
         return Forecast(cr, cpc, eff, confidence, self.version)
 
 
