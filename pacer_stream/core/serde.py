@@ -102,17 +102,15 @@ def _thresholds_dict(t: Thresholds) -> JSON:
 
 def _dedupe_dict(d: DedupeWindow) -> JSON:
     out: JSON = {"w": d.window_s, "m": d.max_entries, "x": d.evicted}
-    order = d.order
     expiry = d.expiry
+    ids = list(expiry)
+    out["i"] = ids
+    out["e"] = list(expiry.values())
     # The deque and the dict hold the same ids in the same order (both only grow at the
-    # end and shrink from the front); store the ids once when that holds.
-    if len(order) == len(expiry) and all(a == b for a, b in zip(order, expiry, strict=False)):
-        out["i"] = list(order)
-        out["e"] = list(expiry.values())
-    else:  # defensive: keep both exactly
-        out["q"] = list(order)
-        out["i"] = list(expiry.keys())
-        out["e"] = list(expiry.values())
+    # end and shrink from the front): store the ids once when that holds (C-speed check).
+    order = list(d.order)
+    if order != ids:  # defensive: keep both exactly
+        out["q"] = order
     return out
 
 
@@ -127,7 +125,9 @@ def _answered_dict(answered: dict[str, str]) -> JSON:
 
 
 def _floats(values: tuple[float, ...] | list[float]) -> list[float | str]:
-    if all(math.isfinite(v) for v in values):
+    # One C-level sum instead of a per-element check: any NaN/inf (or an overflow, which
+    # only sends us down the exact path below) makes the sum non-finite.
+    if math.isfinite(sum(values)):
         return list(values)
     return [v if math.isfinite(v) else _non_finite_name(v) for v in values]
 
