@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: str | None = None
     topic_partitions: int = 8
     topic_replication_factor: int = 1
+    #: Prepended to every topic name (isolated test runs, several deployments sharing a
+    #: cluster). Empty in production: the names are then exactly those of topics.yaml.
+    topic_prefix: str = ""
 
     # --- worker ------------------------------------------------------------------------
     app_id: str = "pacer-stream"
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0
     max_payload_bytes: int = 64 * 1024
+    #: The worker's clock is the wall clock plus this offset (seconds). 0 in production;
+    #: tests and replays use it to put the worker at a chosen time of day.
+    clock_offset_s: float = 0.0
 
     # --- Redis fast path ---------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -52,6 +58,8 @@ class Settings(BaseSettings):
     redis_timeout_s: float = 0.05
     allowance_slice_s: int = 10
     allowance_ttl_s: int = 30
+    #: Whether the worker publishes allowances and breaker states to Redis.
+    redis_publish_enabled: bool = True
 
     # --- command authentication --------------------------------------------------------
     require_signed_commands: bool = False
