@@ -32,6 +32,7 @@ from pacer_stream.core.allocation.base import AllocationContext
 from pacer_stream.core.forecast.dataset import HistorySnapshot
 from pacer_stream.core.forecast.predictor import BaselineForecaster, Forecast
 from pacer_stream.core.history import HourlyHistory
+from pacer_stream.core.state import CampaignState
 from pacer_stream.core.validation import aware
 
 if TYPE_CHECKING:
@@ -61,6 +62,26 @@ def snapshot(history: HourlyHistory, tz: str, now: datetime) -> HistorySnapshot:
     """
     until = int(aware(now, what="now").timestamp() // 3600)
     return HistorySnapshot.from_history(history.buckets, tz, until)
+
+
+def snapshots_of(
+    state: CampaignState, now: datetime, *, drop_invalid: bool = True
+) -> list[tuple[ModelKey, HistorySnapshot]]:
+    """One training snapshot per channel of a campaign, keyed ``(campaign_id, channel)``.
+
+    With ``drop_invalid`` (default) corrupt buckets are dropped and counted in
+    ``snapshot.dropped`` instead of raising :class:`~.dataset.InvalidHistory`.
+    """
+    until = int(aware(now, what="now").timestamp() // 3600)
+    return [
+        (
+            (state.campaign_id, ch.channel.value),
+            HistorySnapshot.from_history(
+                ch.history.buckets, state.timezone, until, drop_invalid=drop_invalid
+            ),
+        )
+        for ch in state.channels.values()
+    ]
 
 
 class ModelRegistry:
