@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     redis_username: str | None = None
     redis_password: str | None = None
     redis_ssl_ca_certs: str | None = None
+    #: Client certificate and key for mutual TLS with Redis (optional).
+    redis_ssl_certfile: str | None = None
+    redis_ssl_keyfile: str | None = None
     redis_timeout_s: float = 0.05
     allowance_slice_s: int = 10
     allowance_ttl_s: int = 30
