@@ -1,0 +1,170 @@
+"""Reallocation: donors/receivers by the 20% efficiency gap, smoothing, exact conservation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
+from pacer_stream.core.reallocation import ChannelPerformance, efficiencies, plan_moves
+from pacer_stream.core.types import BudgetMove, ChannelType, Thresholds
+
+from .conftest import DAY0, F, G, Harness, T, U
+
+TH = Thresholds()
+
+
+def perf(budget: int, spent: int, conversions: int, reserved: int = 0) -> ChannelPerformance:
+    return ChannelPerformance(budget, spent, reserved, conversions, spent)
+
+
+# -- efficiency ------------------------------------------------------------------------
+def test_smoothed_efficiency_blends_toward_the_prior() -> None:
+    assert pooled_rate(10, 0) == 0.0
+    assert pooled_rate(10, 100 * U) == pytest.approx(0.1)
+    # no spend: exactly the prior
+    assert smoothed_efficiency(0, 0, prior_rate=0.1) == pytest.approx(0.1)
+    # one conversion on one unit is not "1 per unit": it stays near the prior
+    assert smoothed_efficiency(1, U, prior_rate=0.1) == pytest.approx((1 + 5) / 51)
+    # lots of data: follows the data
+    assert smoothed_efficiency(5000, 10_000 * U, 0.1) == pytest.approx(0.5, rel=0.01)
+
+
+# -- plan_moves ----------------------------------------------------------------------------
+def test_worse_channel_gives_half_its_unused_budget_to_the_better() -> None:
+    moves = plan_moves(
+        {G: perf(1000 * U, 200 * U, 2), F: perf(1000 * U, 200 * U, 40)}, TH
+    )
+    assert moves == {G: -400 * U, F: 400 * U}
+    assert sum(moves.values()) == 0
+
+
+def test_gap_under_twenty_percent_moves_nothing() -> None:
+    # 10% apart with plenty of data (smoothing barely matters)
+    chans = {G: perf(1000 * U, 10_000 * U, 900), F: perf(1000 * U, 10_000 * U, 1000)}
+    eff = efficiencies(chans)
+    assert eff[G] / eff[F] > 0.8
+    assert plan_moves(chans, TH) == {}
+
+
+def test_gap_over_twenty_percent_moves() -> None:
+    chans = {G: perf(20_000 * U, 10_000 * U, 700), F: perf(20_000 * U, 10_000 * U, 1000)}
+    eff = efficiencies(chans)
+    assert eff[G] / eff[F] < 0.8
+    moves = plan_moves(chans, TH)
+    assert moves[G] == -5_000 * U and moves[F] == 5_000 * U
+
+
+def test_gap_threshold_is_configurable() -> None:
+    chans = {G: perf(20_000 * U, 10_000 * U, 900), F: perf(20_000 * U, 10_000 * U, 1000)}
+    assert plan_moves(chans, TH) == {}
+    assert plan_moves(chans, Thresholds(reallocation_gap=0.05)) != {}
+
+
+def test_small_samples_do_not_dominate() -> None:
+    # F's single lucky conversion on 2 units must not make G (solid data) a donor
+    chans = {G: perf(1000 * U, 500 * U, 50), F: perf(1000 * U, 2 * U, 1)}
+    assert plan_moves(chans, TH) == {}
+
+
+def test_donor_never_drops_below_spent_plus_reserved() -> None:
+    chans = {G: perf(100 * U, 90 * U, 0, reserved=5 * U), F: perf(100 * U, 50 * U, 50)}
+    moves = plan_moves(chans, TH)
+    assert moves[G] == -(5 * U // 2)
+    assert 100 * U + moves[G] >= 95 * U
+
+
+def test_nothing_to_move() -> None:
+    assert plan_moves({G: perf(100 * U, 10 * U, 1)}, TH) == {}
+    assert plan_moves({G: perf(100 * U, 10 * U, 1), F: perf(0, 10 * U, 9)}, TH) == {}
+    # the donor has nothing unused
+    assert plan_moves({G: perf(100 * U, 100 * U, 0), F: perf(100 * U, 50 * U, 50)}, TH) == {}
+    # no conversions anywhere: no channel is better
+    assert plan_moves({G: perf(100 * U, 10 * U, 0), F: perf(100 * U, 50 * U, 0)}, TH) == {}
+
+
+def test_receivers_share_in_proportion_to_efficiency() -> None:
+    chans = {
+        G: perf(1000 * U, 10_000 * U, 10),  # donor
+        F: perf(1000 * U, 10_000 * U, 1000),
+        T: perf(1000 * U, 10_000 * U, 900),
+    }
+    chans[G] = ChannelPerformance(11_000 * U, 10_000 * U, 0, 10, 10_000 * U)
+    moves = plan_moves(chans, TH)
+    eff = efficiencies(chans)
+    assert moves[G] == -500 * U
+    assert moves[F] + moves[T] == 500 * U
+    assert moves[F] / moves[T] == pytest.approx(eff[F] / eff[T], rel=1e-6)
+
+
+def test_several_donors() -> None:
+    chans = {
+        G: perf(1000 * U, 100 * U, 0),
+        T: perf(1000 * U, 300 * U, 1),
+        F: perf(1000 * U, 100 * U, 50),
+    }
+    moves = plan_moves(chans, TH)
+    assert moves[G] == -450 * U and moves[T] == -350 * U
+    assert moves[F] == 800 * U
+    assert sum(moves.values()) == 0
+
+
+# -- through the engine --------------------------------------------------------------------
+def test_engine_reallocation_moves_budget_and_replans() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    moves, out = h.engine.reallocate(h.state, h.now)
+    assert moves[G] < 0 < moves[F]
+    assert sum(moves.values()) == 0
+    assert h.ch(G).budget + h.ch(F).budget == 2000 * U
+    for c in (G, F):
+        assert sum(h.ch(c).plan.amounts) == h.ch(c).budget  # type: ignore[union-attr]
+        assert h.ch(c).budget >= h.ch(c).spent_total + h.ch(c).reserved_total
+    events = [o for o in out if isinstance(o, BudgetMove)]
+    assert len(events) == 1 and events[0].deltas == moves and events[0].campaign_id == "c"
+
+
+def test_engine_reallocation_learns_from_the_last_week_too() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    for d in range(1, 6):
+        h.spend(500 * U, channel=G, conversions=5, when=DAY0 - timedelta(days=d))
+        h.spend(500 * U, channel=F, conversions=100, when=DAY0 - timedelta(days=d))
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] < 0 < moves[F]
+
+
+def test_engine_reallocation_keeps_reservations_safe() -> None:
+    h = Harness({G: 100 * U, F: 100 * U})
+    h.at(DAY0 + timedelta(hours=20, minutes=55))
+    h.spend(80 * U, channel=G, when=DAY0 + timedelta(hours=19))
+    h.spend(50 * U, channel=F, conversions=50, when=DAY0 + timedelta(hours=19))
+    assert h.reserve(4 * U, G).allowed
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] == -8 * U  # half of 100 - 80 spent - 4 reserved
+    assert h.ch(G).budget == 92 * U >= h.ch(G).spent_total + h.ch(G).reserved_total
+
+
+def test_nothing_to_reallocate_returns_empty_and_emits_nothing() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    moves, out = h.engine.reallocate(h.state, h.now)
+    assert moves == {}
+    assert not [o for o in out if isinstance(o, BudgetMove)]
+
+
+@pytest.mark.parametrize("channel", list(ChannelType))
+def test_unbudgeted_channels_neither_give_nor_receive(channel: ChannelType) -> None:
+    budgets = {G: 1000 * U, F: 1000 * U}
+    h = Harness(budgets)
+    h.at(DAY0 + timedelta(hours=9))
+    if channel not in budgets:
+        h.spend(U, channel=channel, conversions=100)
+    h.spend(10 * U, channel=F, conversions=10)
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    if channel not in budgets:
+        assert channel not in moves
+    assert sum(moves.values()) == 0
