@@ -1,0 +1,114 @@
+"""PNG charts of the report (matplotlib, Agg backend, imported only when drawing).
+
+* ``spend_vs_plan.png``: cumulative spend of one sample campaign (first seed, untouched
+  by runaway and late-reporting faults) under every strategy, as a share of its budget,
+  against pacer-stream's planned curve and the even line.
+* ``runaway.png``: the first runaway incident of the first seed: spend rate on the
+  runaway channel per strategy, and pacer-stream's breaker state and alerts over time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pacer_stream.sim.scenario import STRATEGIES
+
+_BREAKER_LEVEL = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+def draw(charts: dict[str, Any], out: Path) -> list[Path]:
+    """Write the charts that the data allows; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if charts:
+        written.append(_spend_vs_plan(plt, charts, out / "spend_vs_plan.png"))
+    if "incident" in charts.get("pacer-stream", {}):
+        written.append(_runaway(plt, charts, out / "runaway.png"))
+    return written
+
+
+def _spend_vs_plan(plt: Any, charts: dict[str, Any], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(10, 6))
+    any_data = next(iter(charts.values()))
+    budget = any_data["sample_budget"]
+    hours = [m / 60.0 for m in range(len(any_data["cumulative"]))]
+    for name in STRATEGIES:
+        d = charts.get(name)
+        if d is None:
+            continue
+        width = 2.4 if name == "pacer-stream" else 1.2
+        ax.plot(hours, [v / budget for v in d["cumulative"]], label=name, linewidth=width)
+    ps = charts.get("pacer-stream")
+    if ps is not None:
+        ax.plot(
+            hours, [v / budget for v in ps["plan"]], "k--", linewidth=1.2,
+            label="pacer-stream plan",
+        )  # fmt: skip
+    ax.plot([0, 24], [0, 1], ":", color="grey", linewidth=1, label="even line")
+    ax.set_xlim(0, 24)
+    ax.set_xticks(range(0, 25, 2))
+    ax.set_xlabel(f"local hour ({any_data['sample_zone']})")
+    ax.set_ylabel("cumulative spend / daily budget")
+    ax.set_title(f"Sample campaign {any_data['sample_campaign']}: cumulative spend vs plan")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
+    inc = charts["pacer-stream"]["incident"]
+    budget = inc["budget"]
+    lo = inc["from_minute"]
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(10, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    for name in STRATEGIES:
+        d = charts.get(name, {}).get("incident")
+        if d is None or name == "oracle":
+            continue
+        xs = [(lo + i) / 60.0 for i in range(len(d["spend_per_minute"]))]
+        ys = [100.0 * v / budget for v in d["spend_per_minute"]]
+        width = 2.4 if name == "pacer-stream" else 1.0
+        ax1.step(xs, ys, where="post", label=name, linewidth=width)
+    for x in (inc["start_minute"], inc["end_minute"]):
+        ax1.axvline(x / 60.0, color="red", linestyle=":", linewidth=1)
+    ax1.set_ylabel("spend per minute (% of channel budget)")
+    ax1.set_yscale("symlog", linthresh=0.1)
+    ax1.set_title(
+        f"Runaway bidder on campaign {inc['campaign']} / {inc['channel']} "
+        "(20x requests, 3x cost, 15 min; dotted: incident)"
+    )
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=8, loc="upper right")
+    tl = inc.get("timeline", {})
+    t_end = (lo + len(inc["spend_per_minute"])) / 60.0
+    xs = [lo / 60.0]
+    ys = [0.0]
+    for t, state in tl.get("breaker", []):
+        xs.append(t / 3600.0)
+        ys.append(_BREAKER_LEVEL.get(state, 0.0))
+    xs.append(t_end)
+    ys.append(ys[-1])
+    ax2.step(xs, ys, where="post", color="black", label="pacer-stream breaker")
+    for t, kind in tl.get("alerts", []):
+        if lo / 60.0 <= t / 3600.0 <= t_end:
+            ax2.plot([t / 3600.0], [1.15], "v", color="tab:red")
+            ax2.annotate(kind, (t / 3600.0, 1.15), fontsize=6, rotation=30)
+    ax2.set_yticks([0, 0.5, 1.0])
+    ax2.set_yticklabels(["closed", "half-open", "open"])
+    ax2.set_ylim(-0.2, 1.6)
+    ax2.set_xlabel("local hour")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,160 @@
+"""The metrics of QUALITY.md section 1, computed the same way for every strategy.
+
+Per seed (one simulated day, all campaigns):
+
+* ``utilisation``: mean over campaigns of spent / daily budget (every campaign counts
+  the same; runaway spend included, so it can exceed 1).
+* ``overspend_share``: money spent above each channel's (final) budget, summed, over the
+  total budget. ``overspend_beyond_one_event`` (extra) counts channels whose overspend is
+  larger than their largest single spend event (QUALITY: at most one in-flight event).
+* ``tracking_error``: mean over campaigns of the mean over the day's minute boundaries of
+  |cumulative spend - planned cumulative spend| / budget. The plan is the strategy's
+  own (pacer-stream: the engine's ``planned_at`` summed over channels; gates: their cap
+  curve; asap and oracle, which have none: the even line).
+* ``exhausted_before_18`` / ``_22``: share of campaigns that stop being able to spend for
+  good (99% of the budget spent, or every channel blocked until midnight) before
+  18:00 / 22:00 local time.
+* ``alive``: share of campaign-minutes in which the campaign can still spend (less than
+  99% of the budget spent and at least one channel neither blocked by a breaker nor out
+  of budget).
+* ``conversions_per_unit``: conversions / currency units spent (all campaigns).
+* ``oracle_share``: conversions / the oracle's conversions on the same day.
+* ``runaway_detect_minutes``: mean minutes from a runaway's start until its spend was
+  stopped (15 = never stopped during the incident).
+* ``runaway_excess_share``: mean unauthorised runaway spend as a share of the affected
+  channel's configured daily budget.
+* ``double_counted_micros``: spend in the controller's books minus the spend of the
+  unique events (pacer-stream: every micro the engine recorded, late ones included).
+* ``reallocation_gain``: conversions with reallocation / conversions of the same
+  controller with the static split - 1 (pacer-stream run twice; oracle with and without
+  moving budget between channels; 0 for the gates, which never reallocate).
+
+Over seeds each metric is reported as ``mean`` and ``worst`` (the worst seed in the
+metric's bad direction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pacer_stream.sim.scenario import HIGHER_IS_BETTER, METRICS, MINUTES
+from pacer_stream.sim.trace import Trace
+from pacer_stream.sim.traffic import MICROS, Traffic
+
+ALIVE_SPENT_SHARE = 0.99
+HOUR_18 = 18 * 60
+HOUR_22 = 22 * 60
+
+Value = float | None
+#: Extras whose bad direction is up (every other extra: higher is better).
+_LOWER_IS_BETTER_EXTRAS = {"overspend_beyond_one_event", "tracking_error_p95", "spend_units"}
+
+
+def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
+    """Everything that depends on one trace alone (cross-strategy ratios come later)."""
+    budget_c = traffic.budget.sum(axis=1).astype(np.float64)
+    spend_ch = trace.spend.sum(axis=2)
+    spend_c = spend_ch.sum(axis=1).astype(np.float64)
+    over = np.maximum(0, spend_ch - trace.budget)
+    beyond = int(np.count_nonzero(over > trace.max_event))
+
+    cum = np.concatenate(
+        [np.zeros((trace.spend.shape[0], 1)), np.cumsum(trace.spend.sum(axis=1), axis=1)], axis=1
+    )
+    gap = np.abs(cum - trace.plan)[:, 1:] / budget_c[:, None]
+    tracking = float(gap.mean(axis=1).mean())
+
+    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & trace.able.any(axis=1)
+    # Exhausted at: one past the last minute the campaign could spend (1440 = never).
+    last = np.where(alive.any(axis=1), MINUTES - 1 - np.argmax(alive[:, ::-1], axis=1), -1)
+    exhausted_at = last + 1
+    exhausted_at = np.where(alive[:, -1], MINUTES, exhausted_at)
+
+    spend_units = float(spend_c.sum()) / MICROS
+    conversions = int(trace.conversions.sum())
+    runaway_detect: Value = None
+    runaway_excess: Value = None
+    if trace.runaways:
+        runaway_detect = float(np.mean([r.detect_minutes for r in trace.runaways]))
+        runaway_excess = float(
+            np.mean(
+                [
+                    r.excess_micros / float(traffic.budget[r.campaign, r.channel])
+                    for r in trace.runaways
+                ]
+            )
+        )
+    util = spend_c / budget_c
+    return {
+        "utilisation": float(util.mean()),
+        "overspend_share": float(over.sum() / budget_c.sum()),
+        "tracking_error": tracking,
+        "exhausted_before_18": float(np.mean(exhausted_at < HOUR_18)),
+        "exhausted_before_22": float(np.mean(exhausted_at < HOUR_22)),
+        "alive": float(alive.mean()),
+        "conversions_per_unit": conversions / spend_units if spend_units > 0 else 0.0,
+        "runaway_detect_minutes": runaway_detect,
+        "runaway_excess_share": runaway_excess,
+        "double_counted_micros": float(trace.recorded_micros - trace.unique_micros),
+        # extras (not part of the SPEC's metric list)
+        "conversions": conversions,
+        "spend_units": spend_units,
+        "utilisation_p5": float(np.percentile(util, 5)),
+        "overspend_beyond_one_event": beyond,
+        "tracking_error_p95": float(np.percentile(gap.mean(axis=1), 95)),
+        "runaways_stopped": sum(1 for r in trace.runaways if r.stopped),
+        "runaways": len(trace.runaways),
+    }
+
+
+def seed_metrics(
+    per_strategy: Mapping[str, dict[str, Any]], static: Mapping[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Add the cross-strategy metrics of one seed.
+
+    ``static`` holds the static-split runs: ``pacer-stream`` (reallocation off) and
+    ``oracle`` (budget kept per channel).
+    """
+    oracle_conv = per_strategy["oracle"]["conversions"]
+    even_cpu = per_strategy["even-gate"]["conversions_per_unit"]
+    out: dict[str, dict[str, Any]] = {}
+    for name, m in per_strategy.items():
+        row = dict(m)
+        row["oracle_share"] = m["conversions"] / oracle_conv if oracle_conv else None
+        row["vs_even_conversions_per_unit"] = (
+            m["conversions_per_unit"] / even_cpu - 1.0 if even_cpu else None
+        )
+        if name in static:
+            base = static[name]["conversions"]
+            row["reallocation_gain"] = m["conversions"] / base - 1.0 if base else None
+        else:
+            row["reallocation_gain"] = 0.0
+        out[name] = row
+    return out
+
+
+def aggregate(seeds: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Mean and worst over seeds for every metric (SPEC names) and the extras."""
+    names = list(seeds[0])
+    result: dict[str, dict[str, Any]] = {}
+    for name in names:
+        row: dict[str, Any] = {}
+        keys = [k for k in seeds[0][name] if isinstance(seeds[0][name][k], int | float)]
+        keys = list(dict.fromkeys([*METRICS, *keys]))
+        for key in keys:
+            values = [s[name].get(key) for s in seeds]
+            nums = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+            if not nums:
+                row[key] = {"mean": None, "worst": None}
+                continue
+            higher = HIGHER_IS_BETTER.get(key, key not in _LOWER_IS_BETTER_EXTRAS)
+            row[key] = {
+                "mean": float(np.mean(nums)),
+                "worst": float(min(nums) if higher else max(nums)),
+            }
+        result[name] = row
+    return result

@@ -1,0 +1,288 @@
+"""pacer-stream on the simulated day, through the real core engine, in-process.
+
+The simulator plays three parts around :class:`~pacer_stream.core.engine.PacingEngine`
+and takes no pacing decision itself:
+
+* **the bid engine**: each minute, per channel, it calls ``reserve`` for each of the
+  minute's auction batches (in arrival order) and, when allowed, the platform reports
+  the batch's actual cost with the reservation id. A runaway bidder skips all of that
+  and sends spend events until the breaker state it follows turns OPEN;
+* **the ad platform**: spend events are delivered after a latency (5 minutes more on a
+  late-reporting platform), 1% of them twice, and not at all during the stall;
+* **the worker's clock and timers**: ``tick`` every simulated minute, ``reallocate``
+  every 15 (or never, for the static-split comparison run).
+
+Campaigns: ``ADAPTIVE_HYBRID``, the product's default strategy. The simulated day has no
+earlier history, so the hybrid's data coverage is 0 and it plans like EVEN (frontload
+protection and the 15% hour cap included); everything after that (rollover, velocity,
+breakers, reallocation) is the engine's own behaviour.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import UTC, datetime
+
+from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.pacing import planned_at
+from pacer_stream.core.state import CampaignState
+from pacer_stream.core.types import (
+    Alert,
+    BreakerTransition,
+    CampaignConfig,
+    ChannelConfig,
+    CircuitBreakerState,
+    Output,
+    PacingStrategy,
+    SpendEvent,
+)
+from pacer_stream.sim.faults import FaultPlan, Runaway
+from pacer_stream.sim.scenario import CHUNKS, MINUTES
+from pacer_stream.sim.trace import RunawayOutcome, Timeline, Trace, empty_trace
+from pacer_stream.sim.traffic import Traffic
+
+STRATEGY = PacingStrategy.ADAPTIVE_HYBRID
+#: Batch k of a minute happens at (k + 0.5) x BATCH_S seconds into the minute.
+BATCH_S = 60.0 / CHUNKS
+OPEN = CircuitBreakerState.OPEN
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def run_pacer(
+    traffic: Traffic,
+    plan: FaultPlan,
+    *,
+    reallocate: bool = True,
+    timeline_campaign: int | None = None,
+    engine: PacingEngine | None = None,
+) -> Trace:
+    """Run every campaign of the day through the engine and return the trace."""
+    engine = engine or PacingEngine()
+    n_c, n_h = traffic.n_campaigns, traffic.n_channels
+    name = "pacer-stream" if reallocate else "pacer-stream-static"
+    trace = empty_trace(name, n_c, n_h, MINUTES, traffic.budget)
+    for c in range(n_c):
+        _Campaign(engine, traffic, plan, trace, c, reallocate, c == timeline_campaign).run()
+    return trace
+
+
+class _Campaign:
+    """One campaign's day: an event queue, the engine state and the bid engine."""
+
+    def __init__(
+        self,
+        engine: PacingEngine,
+        traffic: Traffic,
+        plan: FaultPlan,
+        trace: Trace,
+        c: int,
+        reallocate: bool,
+        keep_timeline: bool,
+    ) -> None:
+        self.engine = engine
+        self.traffic = traffic
+        self.plan = plan
+        self.trace = trace
+        self.c = c
+        self.reallocate = reallocate
+        self.cid = traffic.campaign_id(c)
+        self.start = float(traffic.day_start[c])
+        self.channels = traffic.channels
+        self.budgets = [int(b) for b in traffic.budget[c]]
+        self.total_budget = sum(self.budgets)
+        #: (due seconds from midnight, seq, channel index, event, is the first copy)
+        self.queue: list[tuple[float, int, int, SpendEvent, bool]] = []
+        self.seq = 0
+        self.spent = [0] * len(self.channels)
+        self.runaways = {r.channel: r for r in plan.runaway_at(c)}
+        self.outcomes: dict[int, RunawayOutcome] = {}
+        self.timeline: Timeline | None = None
+        if keep_timeline and self.runaways:
+            r = next(iter(self.runaways.values()))
+            self.timeline = Timeline(c, r.channel, r.start_minute * 60.0, r.end_minute * 60.0)
+        self.counters = trace.counters
+        self.latency = traffic.scenario.latency_s
+        self.state: CampaignState
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        eng = self.engine
+        config = CampaignConfig(
+            self.cid,
+            {ch: ChannelConfig(b) for ch, b in zip(self.channels, self.budgets, strict=True)},
+            STRATEGY,
+            self.traffic.zones[self.c],
+        )
+        self.state, outs = eng.configure(None, config, _dt(self.start))
+        self._outputs(outs, 0.0)
+        stall = set(self.plan.stall_minutes(self.c))
+        cost = self.traffic.cost[self.c].tolist()
+        clicks = self.traffic.clicks[self.c].tolist()
+        conv = self.traffic.conversions[self.c].tolist()
+        dup_mask = self.plan.duplicate[self.c].tolist()
+        dup_delay = self.plan.duplicate_delay[self.c].tolist()
+        every = self.traffic.scenario.reallocate_every
+        trace, c = self.trace, self.c
+        chs = [self.state.channels[ch] for ch in self.channels]
+        for m in range(MINUTES):
+            rel = 60.0 * m
+            t0 = self.start + rel
+            if m in stall:
+                self._sample(m, t0, chs)
+                self.counters["stalled_minutes"] = self.counters.get("stalled_minutes", 0) + 1
+                continue
+            self._drain(rel)
+            now = _dt(t0)
+            self._outputs(eng.tick(self.state, now), rel)
+            if self.reallocate and m and m % every == 0:
+                deltas, outs = eng.reallocate(self.state, now)
+                self._outputs(outs, rel)
+                assert sum(deltas.values()) == 0, f"reallocation created money: {deltas}"
+                assert sum(ch.budget for ch in chs) == self.total_budget, "budget not conserved"
+            self._sample(m, t0, chs)
+            for h, ch in enumerate(self.channels):
+                r = self.runaways.get(h)
+                if r is not None and r.start_minute <= m < r.end_minute:
+                    continue
+                costs = cost[h][m]
+                for k in range(CHUNKS):
+                    x = costs[k]
+                    if not x:
+                        continue
+                    rid = f"{self.cid}/{h}/{m}/{k}"
+                    decision, outs = eng.reserve(self.state, ch, x, rid, now)
+                    if outs:
+                        self._outputs(outs, rel)
+                    if not decision.allowed:
+                        key = f"denied_{decision.code.value}"
+                        self.counters[key] = self.counters.get(key, 0) + 1
+                        continue
+                    at = rel + (k + 0.5) * BATCH_S
+                    event = SpendEvent(
+                        event_id=rid,
+                        campaign_id=self.cid,
+                        channel=ch,
+                        amount_micros=x,
+                        event_time=_dt(self.start + at),
+                        clicks=clicks[h][m][k],
+                        conversions=conv[h][m][k],
+                        reservation_id=decision.reservation_id,
+                    )
+                    dup = dup_delay[h][m][k] if dup_mask[h][m][k] else None
+                    self._spend(h, m, at, event, dup)
+            for h, r in self.runaways.items():
+                if r.start_minute <= m < r.end_minute:
+                    self._runaway(h, r, m)
+        # The plan ends at the whole (reallocated) budget; read it before the events
+        # still in flight are applied after midnight (which rolls the engine's day).
+        trace.plan[c, MINUTES] = float(sum(ch.budget for ch in chs))
+        for h, ch in enumerate(chs):
+            trace.budget[c, h] = ch.budget
+        self._drain(float("inf"))
+        self._finish()
+
+    # ------------------------------------------------------------------ pieces
+    def _sample(self, m: int, t0: float, chs: list) -> None:  # type: ignore[type-arg]
+        trace, c = self.trace, self.c
+        trace.plan[c, m] = float(sum(planned_at(ch, t0) for ch in chs))
+        stopped = self.state.emergency_stopped
+        for h, ch in enumerate(chs):
+            trace.able[c, h, m] = (
+                not stopped and ch.breaker.state is not OPEN and ch.budget - self.spent[h] > 0
+            )
+
+    def _spend(
+        self, h: int, m: int, rel: float, event: SpendEvent, duplicate_after: float | None
+    ) -> None:
+        """The platform: account the true spend and queue the event's delivery."""
+        amount = event.amount_micros
+        trace, c = self.trace, self.c
+        trace.spend[c, h, m] += amount
+        trace.conversions[c, h] += event.conversions
+        if amount > trace.max_event[c, h]:
+            trace.max_event[c, h] = amount
+        trace.unique_micros += amount
+        self.spent[h] += amount
+        sent = rel + self.latency + self.plan.delay_s(c, h)
+        self._push(self.plan.deliver_at(c, sent), h, event, True)
+        if duplicate_after is not None:
+            self._push(self.plan.deliver_at(c, sent + duplicate_after), h, event, False)
+        if self.timeline is not None and h == self.timeline.channel:
+            self.timeline.spend.append((rel, amount))
+
+    def _push(self, due: float, h: int, event: SpendEvent, first: bool) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (due, self.seq, h, event, first))
+
+    def _drain(self, until: float) -> None:
+        """The worker: apply every event delivered by ``until`` in delivery order."""
+        q = self.queue
+        eng, state = self.engine, self.state
+        while q and q[0][0] <= until:
+            due, _, _, event, _ = heapq.heappop(q)
+            res = eng.record_spend(state, event, _dt(self.start + due))
+            if res.duplicate:
+                self.counters["duplicates_ignored"] = self.counters.get("duplicates_ignored", 0) + 1
+            self._outputs(res.outputs, due)
+
+    def _runaway(self, h: int, r: Runaway, m: int) -> None:
+        """The broken bidder: sends its batches without asking, while the breaker state
+        it follows is not OPEN (and the campaign is not stopped)."""
+        per_minute = len(r.times) // r.minutes
+        lo = (m - r.start_minute) * per_minute
+        ch = self.state.channels[self.channels[h]]
+        out = self.outcomes.get(h)
+        if out is None:
+            out = RunawayOutcome(self.c, h, r.start_minute, float(r.minutes), 0, False)
+            self.outcomes[h] = out
+        for i in range(lo, lo + per_minute):
+            t = float(r.times[i])
+            self._drain(t)
+            if self.state.emergency_stopped or ch.breaker.state is OPEN:
+                if not out.stopped:
+                    out.stopped = True
+                    since = ch.breaker.since - self.start
+                    out.detect_minutes = max(0.0, (since - r.start_minute * 60.0) / 60.0)
+                continue
+            amount = int(r.cost[i])
+            if amount <= 0:
+                continue
+            out.excess_micros += amount
+            event = SpendEvent(
+                event_id=f"{self.cid}/{h}/runaway/{i}",
+                campaign_id=self.cid,
+                channel=self.channels[h],
+                amount_micros=amount,
+                event_time=_dt(self.start + t),
+                clicks=int(r.clicks[i]),
+                conversions=int(r.conversions[i]),
+            )
+            dup = float(r.duplicate_delay[i]) if r.duplicate[i] else None
+            self._spend(h, int(t // 60), t, event, dup)
+
+    def _outputs(self, outs: list[Output], rel: float) -> None:
+        tl = self.timeline
+        for o in outs:
+            if isinstance(o, Alert):
+                key = f"alert_{o.alert_type.value}"
+                self.counters[key] = self.counters.get(key, 0) + 1
+                if tl is not None and o.channel == self.channels[tl.channel]:
+                    tl.alerts.append((o.at.timestamp() - self.start, o.alert_type.value))
+            elif isinstance(o, BreakerTransition):
+                key = f"breaker_{o.state.value}"
+                self.counters[key] = self.counters.get(key, 0) + 1
+                if tl is not None and o.channel == self.channels[tl.channel]:
+                    tl.breaker.append((o.since.timestamp() - self.start, o.state.value))
+
+    def _finish(self) -> None:
+        trace = self.trace
+        recorded = 0
+        for ch in self.state.channels.values():
+            recorded += sum(b[0] for b in ch.history.buckets.values())
+        trace.recorded_micros += recorded
+        trace.runaways.extend(self.outcomes.values())
+        if self.timeline is not None:
+            trace.timeline = self.timeline

@@ -1,0 +1,144 @@
+"""What one simulated day looks like: sizes, the date, time zones and fault switches.
+
+Every number that shapes the day lives here, with the reason for its value, so the
+report can be reproduced from the command line alone and nobody tunes a figure inside
+the simulation code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from pacer_stream.core.types import ChannelType
+
+#: A Tuesday with no DST transition in any of the zones below: every campaign's local
+#: day has exactly 24 hourly slots (DST days are the core's unit tests' business).
+SIM_DATE = date(2026, 6, 16)
+
+#: Campaign time zones (IANA). The simulated day of a campaign is its local day.
+ZONES: tuple[str, ...] = (
+    "UTC",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+
+#: Channels in the order campaigns use them (the first ``channels`` are used).
+CHANNELS: tuple[ChannelType, ...] = (
+    ChannelType.GOOGLE_ADS,
+    ChannelType.FACEBOOK_ADS,
+    ChannelType.TIKTOK_ADS,
+    ChannelType.DISPLAY,
+    ChannelType.NATIVE,
+    ChannelType.VIDEO,
+    ChannelType.SEARCH,
+    ChannelType.SHOPPING,
+)
+
+MINUTES = 1440
+#: Opportunity batches per campaign/channel/minute: the bid engine asks for (and the
+#: platform reports) auctions in up to this many batches a minute. Four keeps one batch
+#: well under 1% of a channel budget while one day stays a few hundred thousand calls.
+CHUNKS = 4
+
+STRATEGIES: tuple[str, ...] = (
+    "pacer-stream",
+    "asap",
+    "even-gate",
+    "traffic-gate",
+    "original-rules",
+    "throttle",
+    "oracle",
+)
+
+METRICS: tuple[str, ...] = (
+    "utilisation",
+    "overspend_share",
+    "tracking_error",
+    "exhausted_before_18",
+    "exhausted_before_22",
+    "alive",
+    "conversions_per_unit",
+    "oracle_share",
+    "runaway_detect_minutes",
+    "runaway_excess_share",
+    "double_counted_micros",
+    "reallocation_gain",
+)
+
+#: Direction of "worse" per metric, for the worst case over seeds.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "utilisation": True,
+    "overspend_share": False,
+    "tracking_error": False,
+    "exhausted_before_18": False,
+    "exhausted_before_22": False,
+    "alive": True,
+    "conversions_per_unit": True,
+    "oracle_share": True,
+    "runaway_detect_minutes": False,
+    "runaway_excess_share": False,
+    "double_counted_micros": False,
+    "reallocation_gain": True,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Which faults are injected (all on by default: the full run)."""
+
+    #: A bidder that stops asking for authorisation: 20x request rate, 3x cost.
+    runaway: bool = True
+    #: 1% of spend events delivered twice (same event id).
+    duplicates: bool = True
+    #: The worker stops processing for 2 minutes; events queue and are applied late.
+    stall: bool = True
+    #: Some platforms report every spend event 5 minutes late.
+    late: bool = True
+
+    runaway_rate: float = 20.0
+    runaway_cost: float = 3.0
+    runaway_minutes: int = 15
+    #: Share of campaigns that get a runaway bidder on one channel (at least one).
+    runaway_share: float = 0.05
+    duplicate_share: float = 0.01
+    stall_minutes: int = 2
+    #: UTC hour of the stall: 10:00 UTC falls inside every zone's local day of SIM_DATE.
+    stall_utc_hour: int = 10
+    late_minutes: int = 5
+    #: Share of campaign/channels whose platform reports late.
+    late_share: float = 0.10
+
+    @classmethod
+    def none(cls) -> Faults:
+        return cls(runaway=False, duplicates=False, stall=False, late=False)
+
+    @property
+    def any(self) -> bool:
+        return self.runaway or self.duplicates or self.stall or self.late
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One simulated day (the seed is separate: the same scenario runs over many)."""
+
+    campaigns: int = 100
+    channels: int = 3
+    faults: Faults = field(default_factory=Faults)
+    #: Reallocation timer of pacer-stream (simulated minutes).
+    reallocate_every: int = 15
+    #: Delivery latency of a spend event in seconds (platform -> Kafka -> worker).
+    latency_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.campaigns < 1:
+            raise ValueError("campaigns must be >= 1")
+        if not 1 <= self.channels <= len(CHANNELS):
+            raise ValueError(f"channels must be between 1 and {len(CHANNELS)}")
+
+    def with_faults(self, faults: Faults) -> Scenario:
+        return replace(self, faults=faults)

@@ -1,0 +1,79 @@
+"""What one strategy did on one seeded day: the common record every metric reads.
+
+Controllers differ (the real engine, vectorised baselines, the oracle), but they all
+produce a :class:`Trace`, so every metric is computed once, the same way, for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class RunawayOutcome:
+    campaign: int
+    channel: int
+    start_minute: int
+    #: Minutes from the incident's start until the bidder was stopped (the incident's
+    #: length when nothing stopped it).
+    detect_minutes: float
+    #: Unauthorised spend the runaway bidder got out (micros).
+    excess_micros: int
+    stopped: bool
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Second-level record of one campaign's runaway incident (for the chart)."""
+
+    campaign: int
+    channel: int
+    start_s: float
+    end_s: float
+    #: (seconds from local midnight, micros) of every spend on the runaway channel.
+    spend: list[tuple[float, int]] = field(default_factory=list)
+    #: (seconds, state) of every breaker transition on the runaway channel.
+    breaker: list[tuple[float, str]] = field(default_factory=list)
+    #: (seconds, alert type) of every alert on the runaway channel.
+    alerts: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Trace:
+    strategy: str
+    #: True spend by the minute it happened [C, H, M] (micros, runaway included).
+    spend: np.ndarray
+    #: Realised conversions [C, H].
+    conversions: np.ndarray
+    #: Planned cumulative campaign spend at each minute boundary [C, M + 1].
+    plan: np.ndarray
+    #: The channel could still spend at the start of the minute [C, H, M] (not blocked
+    #: by a breaker or stop, budget left).
+    able: np.ndarray
+    #: Final channel budgets [C, H] (differ from the configured ones after reallocation;
+    #: the campaign sums never change).
+    budget: np.ndarray
+    #: Spend the controller's own books hold, and the spend of the unique events sent.
+    recorded_micros: int
+    unique_micros: int
+    #: Largest single spend event per channel [C, H] (overspend of one in-flight event).
+    max_event: np.ndarray
+    runaways: list[RunawayOutcome] = field(default_factory=list)
+    timeline: Timeline | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def empty_trace(strategy: str, n_c: int, n_h: int, n_m: int, budget: np.ndarray) -> Trace:
+    return Trace(
+        strategy=strategy,
+        spend=np.zeros((n_c, n_h, n_m), dtype=np.int64),
+        conversions=np.zeros((n_c, n_h), dtype=np.int64),
+        plan=np.zeros((n_c, n_m + 1), dtype=np.float64),
+        able=np.ones((n_c, n_h, n_m), dtype=bool),
+        budget=budget.copy(),
+        recorded_micros=0,
+        unique_micros=0,
+        max_event=np.zeros((n_c, n_h), dtype=np.int64),
+    )
