@@ -27,7 +27,7 @@ Method (see docs/forecasting.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -208,7 +208,12 @@ def _folds(frame: Frame, usable: IntArray, tier: str) -> list[tuple[IntArray, In
         return []
     out: list[tuple[IntArray, IntArray]] = []
     row_days = frame.day[usable]
-    for tr, te in TimeSeriesSplit(n_splits=n_splits, test_size=test_days).split(days):
+    idx = np.arange(len(days))
+    if n_splits == 1:  # TimeSeriesSplit needs two splits; one is "the past vs the last day(s)"
+        splits = [(idx[:-test_days], idx[-test_days:])]
+    else:
+        splits = list(TimeSeriesSplit(n_splits=n_splits, test_size=test_days).split(idx))
+    for tr, te in splits:
         tr_rows = usable[np.isin(row_days, days[tr])]
         te_rows = usable[np.isin(row_days, days[te])]
         if frame.conversions[tr_rows].sum() > 0 and frame.clicks[tr_rows].sum() > 0:
@@ -244,12 +249,14 @@ def train(
     seed: int = 0,
     budget_s: float = DEFAULT_BUDGET_S,
     clock: Clock | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> TrainedModel:
     """Fit and select the forecast models of one campaign/channel.
 
     ``now`` bounds the data (only hours that ended before ``now``'s hour are used) and is
     recorded as ``trained_at``. ``clock`` (a monotonic-seconds callable) enforces
     ``budget_s`` between candidates; without it every candidate of the tier is tried.
+    ``candidates`` overrides the tier's candidate list (evaluation of single models).
     """
     t_now = aware(now, what="now").timestamp()
     t0 = clock() if clock is not None else 0.0
@@ -276,7 +283,10 @@ def train(
     by_hour, by_day = frame_lookups(frame)
     usable = np.flatnonzero(frame.clicks > 0)
     folds = _folds(frame, usable, tier)
-    candidates = FULL_CANDIDATES if tier == TIER_FULL else BASIC_CANDIDATES
+    if candidates is None:
+        candidates = FULL_CANDIDATES if tier == TIER_FULL else BASIC_CANDIDATES
+    if not candidates:
+        raise ValueError("candidates must not be empty")
     basic = tier == TIER_BASIC
 
     # Out-of-sample predictions per candidate over the concatenated test rows.
@@ -334,7 +344,7 @@ def train(
         best_cr = min(oof, key=lambda n: (cv["cr"][n], tried.index(n)))
         best_cpc = min(oof, key=lambda n: (cv["cpc"][n], tried.index(n)))
     else:
-        best_cr = best_cpc = HOUR_MEAN
+        best_cr = best_cpc = HOUR_MEAN if HOUR_MEAN in candidates else candidates[0]
 
     full = _design(frame, by_hour, by_day, _rates(frame, usable))
     x_cr = full.x_cr.take(usable)
