@@ -83,6 +83,7 @@ def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
         ax1.axvline(x / 60.0, color="red", linestyle=":", linewidth=1)
     ax1.set_ylabel("spend per minute (% of channel budget)")
     ax1.set_yscale("symlog", linthresh=0.1)
+    ax1.set_ylim(bottom=0)
     ax1.set_title(
         f"Runaway bidder on campaign {inc['campaign']} / {inc['channel']} "
         "(20x requests, 3x cost, 15 min; dotted: incident)"

@@ -51,7 +51,14 @@ HOUR_22 = 22 * 60
 
 Value = float | None
 #: Extras whose bad direction is up (every other extra: higher is better).
-_LOWER_IS_BETTER_EXTRAS = {"overspend_beyond_one_event", "tracking_error_p95", "spend_units"}
+_LOWER_IS_BETTER_EXTRAS = {
+    "overspend_beyond_one_event",
+    "tracking_error_p95",
+    "spend_units",
+    "runaway_detect_minutes_max",
+    "runaway_excess_share_max",
+    "runaway_excess_campaign_share",
+}
 
 
 def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
@@ -76,18 +83,26 @@ def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
 
     spend_units = float(spend_c.sum()) / MICROS
     conversions = int(trace.conversions.sum())
-    runaway_detect: Value = None
-    runaway_excess: Value = None
+    runaway: dict[str, Value] = {
+        "runaway_detect_minutes": None,
+        "runaway_excess_share": None,
+        "runaway_detect_minutes_max": None,
+        "runaway_excess_share_max": None,
+        "runaway_excess_campaign_share": None,
+    }
     if trace.runaways:
-        runaway_detect = float(np.mean([r.detect_minutes for r in trace.runaways]))
-        runaway_excess = float(
-            np.mean(
-                [
-                    r.excess_micros / float(traffic.budget[r.campaign, r.channel])
-                    for r in trace.runaways
-                ]
-            )
-        )
+        detect = [r.detect_minutes for r in trace.runaways]
+        excess = [
+            r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in trace.runaways
+        ]
+        of_campaign = [r.excess_micros / float(budget_c[r.campaign]) for r in trace.runaways]
+        runaway = {
+            "runaway_detect_minutes": float(np.mean(detect)),
+            "runaway_excess_share": float(np.mean(excess)),
+            "runaway_detect_minutes_max": float(np.max(detect)),
+            "runaway_excess_share_max": float(np.max(excess)),
+            "runaway_excess_campaign_share": float(np.mean(of_campaign)),
+        }
     util = spend_c / budget_c
     return {
         "utilisation": float(util.mean()),
@@ -97,8 +112,7 @@ def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
         "exhausted_before_22": float(np.mean(exhausted_at < HOUR_22)),
         "alive": float(alive.mean()),
         "conversions_per_unit": conversions / spend_units if spend_units > 0 else 0.0,
-        "runaway_detect_minutes": runaway_detect,
-        "runaway_excess_share": runaway_excess,
+        **runaway,
         "double_counted_micros": float(trace.recorded_micros - trace.unique_micros),
         # extras (not part of the SPEC's metric list)
         "conversions": conversions,
@@ -143,11 +157,14 @@ def aggregate(seeds: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dic
     result: dict[str, dict[str, Any]] = {}
     for name in names:
         row: dict[str, Any] = {}
-        keys = [k for k in seeds[0][name] if isinstance(seeds[0][name][k], int | float)]
-        keys = list(dict.fromkeys([*METRICS, *keys]))
+        keys = list(dict.fromkeys([*METRICS, *seeds[0][name]]))
         for key in keys:
             values = [s[name].get(key) for s in seeds]
-            nums = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+            nums = [
+                float(v)
+                for v in values
+                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            ]
             if not nums:
                 row[key] = {"mean": None, "worst": None}
                 continue

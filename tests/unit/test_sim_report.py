@@ -1,0 +1,117 @@
+"""The report: SPEC section 9 format, mean/worst aggregation and the CLI command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pacer_stream.sim.command import register
+from pacer_stream.sim.metrics import aggregate, trace_metrics
+from pacer_stream.sim.report import check_targets, write_json
+from pacer_stream.sim.runner import run_seeds
+from pacer_stream.sim.scenario import METRICS, MINUTES, STRATEGIES, Faults, Scenario
+from pacer_stream.sim.trace import empty_trace
+from pacer_stream.sim.traffic import generate
+
+
+def test_aggregate_takes_the_bad_direction_as_worst() -> None:
+    seeds = [
+        {"x": {"utilisation": 0.99, "overspend_share": 0.0, "runaway_detect_minutes": None}},
+        {"x": {"utilisation": 0.95, "overspend_share": 0.1, "runaway_detect_minutes": None}},
+    ]
+    row = aggregate(seeds)["x"]
+    assert row["utilisation"] == {"mean": pytest.approx(0.97), "worst": 0.95}
+    assert row["overspend_share"] == {"mean": pytest.approx(0.05), "worst": 0.1}
+    assert row["runaway_detect_minutes"] == {"mean": None, "worst": None}
+    assert set(METRICS) <= set(row)
+
+
+def test_metrics_of_a_perfect_even_day() -> None:
+    """A trace that spends exactly its even plan: utilisation 1, no tracking error,
+    never exhausted early, alive all day."""
+    traffic = generate(0, Scenario(campaigns=2, channels=2))
+    trace = empty_trace("t", 2, 2, MINUTES, traffic.budget)
+    per_minute = traffic.budget // MINUTES
+    trace.spend[:] = per_minute[:, :, None]
+    trace.spend[:, :, -1] += traffic.budget - per_minute * MINUTES
+    total = traffic.budget.sum(axis=1)
+    trace.plan[:] = np.concatenate([[0.0], np.cumsum(trace.spend.sum(axis=1)[0])])[None, :]
+    trace.plan[1] = np.concatenate([[0.0], np.cumsum(trace.spend.sum(axis=1)[1])])
+    trace.unique_micros = trace.recorded_micros = int(total.sum())
+    m = trace_metrics(trace, traffic)
+    assert m["utilisation"] == pytest.approx(1.0)
+    assert m["overspend_share"] == 0.0
+    assert m["tracking_error"] == pytest.approx(0.0)
+    assert m["exhausted_before_18"] == 0.0 and m["exhausted_before_22"] == 0.0
+    assert m["alive"] > 0.99
+    assert m["double_counted_micros"] == 0.0
+    assert m["runaway_detect_minutes"] is None
+
+
+@pytest.fixture(scope="module")
+def tiny_report() -> dict:  # type: ignore[type-arg]
+    return run_seeds([0], Scenario(campaigns=3, channels=2), workers=1)
+
+
+def test_report_has_every_strategy_and_metric(tiny_report: dict) -> None:  # type: ignore[type-arg]
+    assert tiny_report["seeds"] == 1
+    assert list(tiny_report["strategies"]) == list(STRATEGIES)
+    for name, row in tiny_report["strategies"].items():
+        for metric in METRICS:
+            assert set(row[metric]) == {"mean", "worst"}, (name, metric)
+    pacer = tiny_report["strategies"]["pacer-stream"]
+    assert pacer["double_counted_micros"]["worst"] == 0.0
+    assert tiny_report["strategies"]["oracle"]["oracle_share"]["mean"] == pytest.approx(1.0)
+
+
+def test_report_json_is_strict(tiny_report: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    path = write_json(tiny_report, tmp_path)
+    data = json.loads(path.read_text())
+    assert data["seeds"] == 1
+    assert "_charts" not in data
+    assert set(data["strategies"]) == set(STRATEGIES)
+
+
+def test_targets_are_judged(tiny_report: dict) -> None:  # type: ignore[type-arg]
+    targets = check_targets(tiny_report, faults=True)
+    assert len(targets) == 12
+    assert all(t["met"] in (True, False, None) for t in targets)
+    tracking = next(t for t in targets if t["metric"] == "tracking_error")
+    assert tracking["bound"] == 0.03
+
+
+def test_simulate_command_writes_report_and_charts(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def other() -> None:  # a second command keeps typer in sub-command mode
+        """Unused."""
+
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--seeds", "1", "--campaigns", "3", "--channels", "2", "--workers", "1",
+         "--no-duplicates", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["scenario"]["faults"] == {
+        "runaway": True,
+        "duplicates": False,
+        "stall": True,
+        "late": True,
+    }
+    assert (tmp_path / "spend_vs_plan.png").stat().st_size > 0
+    assert "pacer-stream" in result.output
+
+
+def test_no_faults_reports_no_runaway_metrics() -> None:
+    report = run_seeds([1], Scenario(campaigns=2, channels=2, faults=Faults.none()), workers=1)
+    row = report["strategies"]["pacer-stream"]
+    assert row["runaway_detect_minutes"] == {"mean": None, "worst": None}
+    assert row["utilisation"]["mean"] > 0.5

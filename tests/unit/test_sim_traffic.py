@@ -1,0 +1,115 @@
+"""The simulator's traffic and fault model: seeded, shaped as documented, fault-stable.
+
+These check the model's own invariants (determinism, the shape QUALITY.md asks for),
+never the report's figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pacer_stream.sim.faults import RUNAWAY_WINDOW, plan_faults
+from pacer_stream.sim.scenario import CHUNKS, MINUTES, Faults, Scenario
+from pacer_stream.sim.traffic import DIURNAL, diurnal_curve, generate
+
+SMALL = Scenario(campaigns=12, channels=3)
+
+
+@pytest.fixture(scope="module")
+def day():  # type: ignore[no-untyped-def]
+    return generate(7, SMALL)
+
+
+def test_same_seed_gives_identical_traffic(day) -> None:  # type: ignore[no-untyped-def]
+    again = generate(7, SMALL)
+    for name in ("budget", "cost", "clicks", "conversions", "expected_conversions", "uniform"):
+        assert np.array_equal(getattr(day, name), getattr(again, name)), name
+    assert day.zones == again.zones
+
+
+def test_other_seed_gives_other_traffic(day) -> None:  # type: ignore[no-untyped-def]
+    assert not np.array_equal(day.cost, generate(8, SMALL).cost)
+
+
+def test_shapes(day) -> None:  # type: ignore[no-untyped-def]
+    assert day.cost.shape == (12, 3, MINUTES, CHUNKS)
+    assert day.forecast_cum.shape == (12, 3, MINUTES + 1)
+    assert np.allclose(day.forecast_cum[:, :, -1], 1.0)
+    assert (day.cost >= 0).all() and (day.conversions >= 0).all()
+    assert ((day.clicks == 0) <= (day.cost == 0)).all(), "no click, no cost"
+
+
+def test_traffic_offers_more_than_the_budget(day) -> None:  # type: ignore[no-untyped-def]
+    offered = day.cost.sum(axis=(2, 3)) / day.budget
+    # 1.5-3x by construction, plus bursts and Poisson noise on small channels.
+    assert np.median(offered) > 1.5
+    assert offered.min() > 1.0
+
+
+def test_diurnal_peak_to_trough_is_four_to_one() -> None:
+    assert max(DIURNAL) / min(DIURNAL) == pytest.approx(4.0, rel=0.01)
+    curve = diurnal_curve(np.array([0.0, 2.0]))
+    assert curve.shape == (2, MINUTES)
+    assert curve.max(axis=1) / curve.min(axis=1) == pytest.approx([4.0, 4.0], rel=0.05)
+    # The phase shift moves the peak later.
+    assert np.argmax(curve[1]) - np.argmax(curve[0]) == pytest.approx(120, abs=2)
+
+
+def test_channel_cpa_ratios_are_about_1_15_3(day) -> None:  # type: ignore[no-untyped-def]
+    ratios = np.sort(day.cpa_ratio, axis=1).mean(axis=0)
+    assert ratios == pytest.approx([1.0, 1.5, 3.0], rel=0.15)
+    cpa = day.cpc / day.cvr
+    assert (np.sort(cpa, axis=1)[:, 2] / np.sort(cpa, axis=1)[:, 0]).mean() > 2.0
+
+
+def test_campaigns_live_in_several_time_zones() -> None:
+    day = generate(1, Scenario(campaigns=40))
+    assert len(set(day.zones)) >= 4
+    # Local midnights differ by zone, so days start at different UTC instants.
+    assert len(set(day.day_start.tolist())) == len(set(day.zones))
+
+
+def test_switching_faults_off_keeps_the_traffic() -> None:
+    a = generate(3, SMALL)
+    b = generate(3, SMALL.with_faults(Faults.none()))
+    assert np.array_equal(a.cost, b.cost)
+
+
+def test_fault_plan_is_seeded_and_placed_apart(day) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_faults(day, Faults())
+    again = plan_faults(day, Faults())
+    assert np.array_equal(plan.duplicate, again.duplicate)
+    assert [r.start_minute for r in plan.runaways] == [r.start_minute for r in again.runaways]
+    assert len(plan.runaways) >= 1
+    for r in plan.runaways:
+        assert not plan.late[r.campaign, r.channel], "runaway never on a late platform"
+        assert RUNAWAY_WINDOW[0] <= r.start_minute < RUNAWAY_WINDOW[1]
+        stall = plan.stall_minutes(r.campaign)
+        assert not set(stall) & set(range(r.start_minute - 20, r.end_minute + 20))
+        # 20x the requests of a minute's batches, for 15 minutes.
+        assert len(r.times) == CHUNKS * 20 * 15
+        assert np.all(np.diff(r.times) > 0)
+    for c in range(day.n_campaigns):
+        stall = plan.stall_minutes(c)
+        assert len(stall) == 2 and 0 < stall.start < MINUTES
+
+
+def test_faults_off_means_no_faults(day) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_faults(day, Faults.none())
+    assert plan.runaways == ()
+    assert not plan.duplicate.any() and not plan.late.any()
+    assert all(len(plan.stall_minutes(c)) == 0 for c in range(day.n_campaigns))
+    assert plan.deliver_at(0, 1000.0) == 1000.0
+
+
+def test_duplicate_share_is_about_one_percent(day) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_faults(day, Faults())
+    assert plan.duplicate.mean() == pytest.approx(0.01, abs=0.002)
+
+
+def test_scenario_validates_sizes() -> None:
+    with pytest.raises(ValueError):
+        Scenario(campaigns=0)
+    with pytest.raises(ValueError):
+        Scenario(channels=9)
