@@ -305,6 +305,42 @@ def observe_hours(
     return hist, days
 
 
+def synthetic_history(
+    m: Market, n_hours: int, *, seed: int = 0, clean: bool = False, horizon_hours: int = 29 * 24
+) -> HourlyHistory:
+    """The first ``n_hours`` hours of the market from ``m.start``, fully observed.
+
+    ``clean``: expected values rounded (no noise: clicks, conversions and spend follow
+    the generating rates exactly), else Poisson clicks, Bernoulli conversions and
+    lognormal costs. For tests and the forecast study.
+    """
+    hist = HourlyHistory(horizon_hours=horizon_hours)
+    rng = np.random.default_rng(seed)
+    i = 0
+    d = 0
+    while i < n_hours:
+        day = m.day(d)
+        dc = None if clean else generate_day(m, day, rng, 3600)
+        for s in range(day.n_slots):
+            if i >= n_hours:
+                break
+            h = int(day.bounds[s] // 3600)
+            hod = day.hours_of_day[s]
+            if dc is None:
+                clicks = round(m.clicks_per_hour(hod, day.weekday))
+                conv = round(clicks * m.cr(hod, day.weekday))
+                spend = round(clicks * m.cpc(hod, day.weekday) * MICROS)
+            else:
+                sel = dc.slots == s
+                clicks = int(sel.sum())
+                conv = int(dc.conv[sel].sum())
+                spend = int(dc.cost[sel].sum())
+            hist.add(h, spend, clicks, conv, 0, 0)
+            i += 1
+        d += 1
+    return hist
+
+
 def _truncated(hist: HourlyHistory, before: int, horizon: int) -> HourlyHistory:
     h = HourlyHistory(horizon_hours=horizon)
     h.buckets = {k: list(v) for k, v in hist.buckets.items() if before - horizon <= k < before}

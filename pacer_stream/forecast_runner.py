@@ -230,6 +230,16 @@ class ForecastRunner:
                 fut.exception()  # retrieve it, so asyncio does not log "never retrieved"
                 self.counts["late_discarded"] += 1
 
+    def running(self, key: ModelKey) -> asyncio.Future[TrainedModel] | None:
+        """The executor call of ``key`` still executing (also after a timeout), if any."""
+        return self._running.get(key)
+
+    async def settle(self) -> None:
+        """Wait until no executor call is executing, abandoned ones included."""
+        while self._running:
+            await asyncio.wait(list(self._running.values()))
+            await asyncio.sleep(0)  # let the done-callbacks run
+
     async def drain(self) -> list[TrainOutcome]:
         """Wait for every submitted task (tests, graceful shutdown)."""
         tasks = list(self._tasks)
