@@ -131,6 +131,8 @@ class ForecastRunner:
         self._running: dict[ModelKey, asyncio.Future[TrainedModel]] = {}
         self._tasks: set[asyncio.Task[TrainOutcome]] = set()
         self._abandoned: set[asyncio.Future[TrainedModel]] = set()
+        #: Keys submitted whose executor call has not started yet.
+        self._pending: set[ModelKey] = set()
         self.counts: dict[str, int] = {
             INSTALLED: 0,
             SUPERSEDED: 0,
@@ -142,7 +144,7 @@ class ForecastRunner:
 
     # ------------------------------------------------------------------ scheduling
     def busy(self, key: ModelKey) -> bool:
-        return key in self._running
+        return key in self._running or key in self._pending
 
     def due(self, key: ModelKey, snap: HistorySnapshot) -> bool:
         """True when ``key`` has enough history and no model trained in the last
@@ -164,9 +166,11 @@ class ForecastRunner:
         if self.busy(key):
             self.counts[BUSY] += 1
             return None
-        task = asyncio.get_running_loop().create_task(self.train_now(key, snap, now))
+        self._pending.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(key, snap, now, self._clock()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _t: self._pending.discard(key))  # cancelled early
         return task
 
     def submit_all(
@@ -188,17 +192,30 @@ class ForecastRunner:
         if self.busy(key):
             self.counts[BUSY] += 1
             return TrainOutcome(key, BUSY)
+        self._pending.add(key)
+        return await self._run(key, snap, now, t0)
+
+    async def _run(
+        self, key: ModelKey, snap: HistorySnapshot, now: datetime, t0: float
+    ) -> TrainOutcome:
         loop = asyncio.get_running_loop()
         call = functools.partial(
             self._trainer, snap, now, seed=self.seed, budget_s=self.budget_s, clock=self._clock
         )
-        fut: asyncio.Future[TrainedModel] = loop.run_in_executor(self._executor, call)
+        try:
+            fut: asyncio.Future[TrainedModel] = loop.run_in_executor(self._executor, call)
+        finally:
+            self._pending.discard(key)
         self._running[key] = fut
         fut.add_done_callback(functools.partial(self._finished, key))
         timer: asyncio.Future[Any] = asyncio.ensure_future(self._timer(self.timeout_s))
         waiters: set[asyncio.Future[Any]] = {fut, timer}
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if not fut.done():
+                self._abandoned.add(fut)  # shutting down: its result will be discarded
+            raise
         finally:
             timer.cancel()
         seconds = self._clock() - t0
@@ -215,9 +232,13 @@ class ForecastRunner:
             self.counts[SUPERSEDED] += 1
             return TrainOutcome(key, SUPERSEDED, fut.result(), "", seconds)
         self.counts[INSTALLED] += 1
+        error = ""
         if self._on_installed is not None:
-            self._on_installed(key, installed)
-        return TrainOutcome(key, INSTALLED, installed, "", seconds)
+            try:
+                self._on_installed(key, installed)
+            except Exception as exc:  # the model is installed either way
+                error = f"on_installed failed: {type(exc).__name__}: {exc}"
+        return TrainOutcome(key, INSTALLED, installed, error, seconds)
 
     def _finished(self, key: ModelKey, fut: asyncio.Future[TrainedModel]) -> None:
         """The executor call ended (in time or not): the key may train again."""
