@@ -1,0 +1,462 @@
+"""The pacer-stream worker: one faust app whose agents read like the data flow.
+
+::
+
+    pacer.spend.v1 ──────────────► spend_events ─┐
+    pacer.budgets.v1 ────────────► budgets ──────┤   campaigns table          ┌► alerts, breakers,
+    pacer.commands.v1 ───────────► commands ─────┼─► (one CampaignState per ──┤  replies, DLQ
+    pacer.can-spend.requests.v1 ─► can_spend ────┘   campaign, changelog)     └► Redis allowances
+                     timers: maintenance (tick), reallocation, pace snapshots
+
+Every input topic carries raw bytes keyed by ``campaign_id`` and is co-partitioned with
+the others, so one worker owns a campaign's whole state. Each agent hands the record to
+:class:`~pacer_stream.streams.processor.Processor` (decode -> engine -> encoded outputs)
+and then does only two things: produce the outputs and write the campaign's table value.
+Agents keep faust's default concurrency of 1, so a partition's records are applied in
+offset order (which the offset high-water mark relies on).
+
+Delivery: ``processing_guarantee="at_least_once"`` (exactly-once has open bugs in
+faust 0.15). faust flushes the producer -- outputs and changelog -- before it commits an
+input offset, so a crash replays records whose effects may already be in the changelog;
+the high-water mark in the table value makes those replays no-ops.
+
+Timers act only on campaigns whose partition this worker *actively* owns (never standby
+replicas) and only while no rebalance or table recovery is in progress. A timer has no
+input event, so it writes the changelog explicitly with the campaign's partition
+(``Table.send_changelog``).
+
+State is faust's memory store rebuilt from the changelog at start (rocksdb is not
+installed); the changelog holds the latest value per campaign (compacted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from faust.types import EventT, StreamT, TopicT
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+
+from pacer_stream import __version__ as _version
+from pacer_stream.observability import metrics
+from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
+from pacer_stream.observability.logging import configure_logging, get_logger
+from pacer_stream.settings import Settings, get_settings
+from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.processor import Message, Processor, Result
+from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
+from pacer_stream.streams.redis_sync import RedisSync
+from pacer_stream.streams.stored import Stored
+
+log = get_logger("pacer_stream.worker")
+
+
+class StoredCodec(codecs.Codec):
+    """faust codec of the table value (:mod:`.stored`)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return stored_codec.dumps(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return stored_codec.loads(s)
+
+
+codecs.register(stored_codec.CODEC_NAME, StoredCodec())
+
+
+def _broker_url(s: Settings) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in s.kafka_bootstrap_servers.split(",") if h.strip()]
+
+
+def _credentials(s: Settings) -> Any:
+    """faust credentials for SASL/SCRAM and/or TLS (``None`` for PLAINTEXT)."""
+    proto = s.kafka_security_protocol.upper()
+    if proto == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if proto in ("SSL", "SASL_SSL"):
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=s.kafka_ssl_cafile)
+        if s.kafka_ssl_certfile:
+            ssl_context.load_cert_chain(s.kafka_ssl_certfile, s.kafka_ssl_keyfile)
+    if proto == "SSL":
+        return faust.SSLCredentials(ssl_context)
+    return faust.SASLCredentials(
+        username=s.kafka_sasl_username,
+        password=s.kafka_sasl_password,
+        ssl_context=ssl_context,
+        mechanism=s.kafka_sasl_mechanism,
+    )
+
+
+settings = get_settings()
+processor = Processor.from_settings(settings)
+names = processor.names
+status = WorkerStatus(redis_configured=settings.redis_publish_enabled)
+status.details.update({"app_id": settings.app_id, "version": _version})
+
+app = faust.App(
+    settings.app_id,
+    broker=_broker_url(settings),
+    broker_credentials=_credentials(settings),
+    store="memory://",
+    processing_guarantee="at_least_once",
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication_factor,
+    topic_disable_leader=True,
+    datadir=settings.worker_data_dir,
+    web_enabled=True,
+    web_port=settings.worker_web_port,
+    web_stats_enabled=False,
+    web_graph_enabled=False,
+    web_metrics_enabled=False,
+    key_serializer="raw",
+    value_serializer="raw",
+    broker_commit_interval=1.0,
+    producer_linger_ms=0,
+    stream_recovery_delay=0.0,
+    autodiscover=False,
+    worker_redirect_stdouts=False,
+)
+
+
+def _raw_topic(name: str) -> TopicT:
+    """A topic of raw bytes: decoding is :mod:`pacer_stream.records`' job, so a bad
+    payload reaches the agent and goes to the DLQ with its original bytes."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+
+
+spend_topic = _raw_topic(names.spend)
+budgets_topic = _raw_topic(names.budgets)
+commands_topic = _raw_topic(names.commands)
+requests_topic = _raw_topic(names.requests)
+
+
+class CampaignTable(faust.Table):  # type: ignore[misc]
+    """faust 0.15 derives a table's serializers from its key/value types when the table
+    is built (its changelog topic is created right then): ours are raw ``str`` keys and
+    the :mod:`.stored` codec for values, so writes *and* recovery use them."""
+
+    def _serializer_from_type(self, typ: Any) -> str:
+        return "raw" if typ is str else stored_codec.CODEC_NAME
+
+
+#: campaign_id -> Stored (the campaign's whole state); changelog-backed.
+campaigns = app.tables.add(
+    CampaignTable(
+        app,
+        name="campaigns",
+        default=None,
+        beacon=app.tables.beacon,
+        key_type=str,
+        partitions=settings.topic_partitions,
+        help="campaign_id -> CampaignState (+ offset high-water marks, nonces, fast-path counts)",
+    )
+)
+
+_out_topics: dict[str, TopicT] = {}
+redis_sync: RedisSync | None = None
+
+
+# ---------------------------------------------------------------------- the data flow
+@app.agent(spend_topic, name="spend-events")
+async def spend_events(stream: StreamT[bytes]) -> None:
+    """Spend events -> engine.record_spend (idempotent) -> alerts, breaker states."""
+    async for event in stream.events():
+        _process(event)
+
+
+@app.agent(budgets_topic, name="budgets")
+async def budgets(stream: StreamT[bytes]) -> None:
+    """Campaign configuration -> engine.configure (same table: same partition)."""
+    async for event in stream.events():
+        _process(event)
+
+
+@app.agent(commands_topic, name="commands")
+async def commands(stream: StreamT[bytes]) -> None:
+    """emergency_stop / resume / reallocate / force_breaker (signed when required)."""
+    async for event in stream.events():
+        _process(event)
+
+
+@app.agent(requests_topic, name="can-spend")
+async def can_spend(stream: StreamT[bytes]) -> None:
+    """Can-spend requests -> engine.reserve -> a reply on the replies topic / reply_to."""
+    async for event in stream.events():
+        _process(event)
+
+
+def _process(event: EventT[bytes]) -> None:
+    """Decode, apply, then produce the outputs and write the table value.
+
+    Synchronous on purpose: between reading the campaign's value and writing it back
+    nothing else may run on the event loop (another agent could touch the same
+    campaign). Outputs and the changelog go through faust's producer buffer, which is
+    flushed before the input offset is committed.
+    """
+    msg = event.message
+    result = processor.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _lookup)
+    _send(result.messages)
+    if result.store is not None:
+        campaigns[result.store.campaign_id] = result.store  # changelog, this partition
+    _mark(result)
+
+
+def _lookup(campaign_id: str) -> Stored | None:
+    value: Stored | None = campaigns.get(campaign_id)
+    return value
+
+
+def _send(messages: list[Message]) -> None:
+    for m in messages:
+        _out_topic(m.topic).send_soon(
+            key=m.key, value=m.value, key_serializer="raw", value_serializer="raw"
+        )
+
+
+def _out_topic(name: str) -> TopicT:
+    topic = _out_topics.get(name)
+    if topic is None:
+        if len(_out_topics) > 1024:  # reply_to names come from requests: stay bounded
+            _out_topics.clear()
+        topic = _out_topics[name] = app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+    return topic
+
+
+def _mark(result: Result) -> None:
+    sync = redis_sync
+    if sync is None:
+        return
+    for cid, channel, state in result.breakers:
+        sync.mark_breaker(cid, channel, state)
+    if result.dirty:
+        sync.mark(result.dirty)
+
+
+def _apply_timer_result(result: Result) -> None:
+    """Outputs of a timer step; the changelog is written with the campaign's own
+    partition because no input event is in hand."""
+    _send(result.messages)
+    if result.store is not None:
+        campaigns.send_changelog(result.store.partition, result.store.campaign_id, result.store)
+    _mark(result)
+
+
+# ---------------------------------------------------------------------- ownership
+def _active_partitions() -> set[int]:
+    """Input partitions this worker actively owns (standby replicas excluded)."""
+    try:
+        actives = app.assignor.assigned_actives()
+    except Exception:  # not assigned yet
+        return set()
+    return {tp.partition for tp in actives if tp.topic == names.spend}
+
+
+def _settled() -> bool:
+    """No rebalance or table recovery in progress (the table is complete)."""
+    return not (app.rebalancing or app.in_recovery or status.recovering)
+
+
+def _owned() -> Iterator[Stored]:
+    active = _active_partitions()
+    if not active:
+        return
+    for key in list(campaigns.keys()):
+        value: Stored | None = campaigns.get(key)
+        if value is not None and value.partition in active:
+            yield value
+
+
+async def _sweep(step: str) -> int:
+    """Run one timer step over every owned campaign, yielding to the agents regularly."""
+    if not _settled():
+        return 0
+    n = 0
+    for value in _owned():
+        if step == "tick":
+            result = processor.tick(value)
+        elif step == "reallocate":
+            result = processor.reallocate(value)
+        else:
+            result = processor.snapshots(value)
+        if result.messages or result.store is not None or result.dirty:
+            _apply_timer_result(result)
+        n += 1
+        if n % 200 == 0:
+            await asyncio.sleep(0)
+    return n
+
+
+_last_full_publish = 0.0
+
+
+@app.timer(interval=settings.maintenance_interval_s)
+async def maintenance() -> None:
+    """Reservation expiry, breaker cooldowns and alerts made visible promptly; gauges;
+    every owned allowance re-published to Redis once per allowance slice."""
+    global _last_full_publish
+    _refresh_status()
+    if not _settled():
+        return
+    await _sweep("tick")
+    owned = list(_owned())
+    reservations = 0
+    breakers: dict[str, int] = {}
+    for value in owned:
+        for ch in value.state.channels.values():
+            reservations += len(ch.reservations)
+            breakers[ch.breaker.state.value] = breakers.get(ch.breaker.state.value, 0) + 1
+    metrics.set_reservations_active(reservations)
+    metrics.set_breakers(breakers)
+    sync = redis_sync
+    mono = time.monotonic()
+    if sync is not None and mono - _last_full_publish >= settings.allowance_slice_s:
+        _last_full_publish = mono
+        sync.mark((v.campaign_id, c) for v in owned for c in v.state.channels)
+
+
+@app.timer(interval=settings.reallocation_interval_s)
+async def reallocation() -> None:
+    """Move unused budget toward the channels that convert (engine.reallocate)."""
+    await _sweep("reallocate")
+
+
+@app.timer(interval=settings.snapshot_interval_s)
+async def pace_snapshots() -> None:
+    """Periodic pace snapshots per campaign/channel for dashboards."""
+    await _sweep("snapshots")
+
+
+# ---------------------------------------------------------------------- lifecycle
+@campaigns.on_recover
+async def _on_recovered() -> None:
+    """The table is complete again: heal the compacted breakers topic (a crash may have
+    lost the last transition) and re-publish every owned allowance."""
+    status.on_recovered()
+    healed = 0
+    for value in _owned():
+        _send(processor.breaker_states(value))
+        healed += 1
+        if redis_sync is not None:
+            redis_sync.mark((value.campaign_id, c) for c in value.state.channels)
+    log.info("table_recovered", campaigns=healed, partitions=sorted(_active_partitions()))
+
+
+@app.on_partitions_revoked.connect
+async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    status.on_rebalance_started()
+
+
+@app.on_partitions_assigned.connect
+async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    status.on_partitions_assigned(len(_active_partitions()))
+
+
+def _refresh_status() -> None:
+    """A rebalance that ends without anything to recover may not call ``on_recover``:
+    recovery is over once faust says so."""
+    if status.recovering and status.assignment_received and not app.rebalancing:
+        recovery = app.tables.recovery
+        if recovery.completed.is_set() and not app.in_recovery:
+            status.on_recovered()
+
+
+@app.task(on_leader=False)
+async def _start() -> None:
+    """Worker started: JSON logs, metrics, Redis publisher."""
+    global redis_sync
+    configure_logging(settings.log_level)
+    metrics.set_worker_info(_version, settings.app_id)
+    bind_worker_status(status, time.monotonic)
+    status.mark_started()
+    log.info(
+        "worker_started",
+        app_id=settings.app_id,
+        topics=list(names.inputs),
+        partitions=settings.topic_partitions,
+        web_port=settings.worker_web_port,
+        redis=settings.redis_publish_enabled,
+    )
+    if not settings.redis_publish_enabled:
+        return
+    from pacer_stream.adapters.redis_publisher import RedisPublisher
+
+    publisher = RedisPublisher.from_settings(settings)
+    redis_sync = RedisSync(
+        publisher,
+        processor,
+        lookup=_lookup,
+        owned=lambda p: p in _active_partitions(),
+        apply=_apply_timer_result,
+        slice_s=settings.allowance_slice_s,
+        status=status,
+        ping=publisher.store.redis.ping,
+    )
+    await redis_sync.ping_once()
+    try:
+        await redis_sync.run()
+    finally:
+        await publisher.aclose()
+
+
+@app.on_before_shutdown.connect
+async def _stopping(sender: Any, **kwargs: Any) -> None:
+    status.mark_stopping()
+
+
+# ---------------------------------------------------------------------- web views
+@app.page("/metrics")
+class MetricsView(View):
+    async def get(self, request: Request) -> Response:
+        body, content_type = metrics.render_latest()
+        return self.bytes(body + generate_latest(STREAMS_REGISTRY), content_type=content_type)
+
+
+@app.page("/healthz")
+class HealthzView(View):
+    async def get(self, request: Request) -> Response:
+        code, body = healthz(status)
+        return self.json(body, status=code)
+
+
+@app.page("/readyz")
+class ReadyzView(View):
+    async def get(self, request: Request) -> Response:
+        _refresh_status()
+        code, body = readyz(status, time.monotonic())
+        return self.json(body, status=code)
+
+
+@app.page("/campaigns/{campaign_id}")
+class CampaignView(View):
+    """Status of one campaign, answered by the worker that owns it (faust routes the
+    request to the owner of the key's partition)."""
+
+    @app.table_route(table=campaigns, match_info="campaign_id")
+    async def get(self, request: Request, campaign_id: str) -> Response:
+        value = _lookup(campaign_id)
+        if value is None:
+            return self.json({"error": "unknown campaign", "campaign_id": campaign_id}, status=404)
+        return self.json(processor.status(value))
+
+
+def main() -> None:
+    """Run the worker until SIGTERM/SIGINT (graceful: flush, commit, leave the group)."""
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,615 @@
+"""One input record in, encoded output records out: decode -> engine -> encode.
+
+Why a separate, faust-free module: the faust agents (:mod:`.app`), the benchmark's plain
+aiokafka loop and the component tests must do *exactly* the same work, and none of it
+needs a broker. The processor holds no state of its own: the caller passes a ``lookup``
+for the campaign's table value and gets back a :class:`Result` saying what to produce,
+what table value to write (the caller writes it, so the changelog message comes from the
+caller's stream context) and which campaign/channels' Redis allowances are now stale.
+
+No pacing rule lives here: every decision, alert and breaker transition comes from
+:class:`~pacer_stream.core.engine.PacingEngine`. This module only enforces the stream
+semantics (SPEC section 2):
+
+* **at-least-once + idempotent apply**: a record at or below the campaign's stored
+  input-offset high-water mark (``state.offsets[topic]``) was already applied before a
+  crash and is skipped; producer retries (same ``event_id``, new offset) are caught by
+  the engine's event-id window;
+* **bad input never changes state**: every decode error, key mismatch, authentication
+  failure and core error (``InvalidTime``...) becomes one DLQ record with the original
+  bytes and a stable code; rare operations (budgets, commands) run on a copy of the
+  state that replaces the original only on success;
+* **decisions use the worker's clock** (``clock.now()``), never a bidder's timestamp; a
+  can-spend request's own ``requested_at`` only serves to drop it past its deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pacer_stream import records, topics
+from pacer_stream.adapters import keys as fastpath_keys
+from pacer_stream.core import serde
+from pacer_stream.core.calendar import from_ts as _from_ts
+from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.state import CampaignState
+from pacer_stream.core.types import (
+    Alert,
+    BreakerTransition,
+    BudgetMove,
+    ChannelType,
+    CircuitBreakerState,
+    Code,
+    Decision,
+    Output,
+    PaceSnapshot,
+)
+from pacer_stream.errors import InvalidRecord, PacerError
+from pacer_stream.observability import metrics
+from pacer_stream.observability.logging import get_logger
+from pacer_stream.records import (
+    BudgetRecord,
+    CanSpendRequest,
+    CommandRecord,
+    CommandType,
+    SpendRecord,
+)
+from pacer_stream.streams import auth
+from pacer_stream.streams.clock import Clock, WallClock
+from pacer_stream.streams.names import TopicNames
+from pacer_stream.streams.stored import Stored
+
+log = get_logger("pacer_stream.streams")
+audit = get_logger("pacer_stream.audit")
+
+#: Code of a record that made the processor itself fail (a bug, never expected).
+INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One record to produce (``topic`` is the actual topic name)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class Result:
+    """What handling one record (or one timer step) asks the caller to do."""
+
+    #: Records to produce, in order.
+    messages: list[Message] = field(default_factory=list)
+    #: Table value to write (changelog) under its campaign id; None = nothing durable
+    #: changed.
+    store: Stored | None = None
+    #: Campaign/channels whose Redis allowance should be republished.
+    dirty: list[tuple[str, ChannelType]] = field(default_factory=list)
+    #: What happened, for logs and tests: applied, late, duplicate, replayed, dlq,
+    #: replied, expired, accepted, ignored, ticked, reallocated.
+    status: str = ""
+    #: Breaker changes (campaign, channel, new state), pushed to Redis at once.
+    breakers: list[tuple[str, ChannelType, CircuitBreakerState]] = field(default_factory=list)
+
+
+Lookup = Callable[[str], Stored | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """What to publish to Redis for one campaign/channel."""
+
+    campaign_id: str
+    channel: ChannelType
+    allowance_micros: int
+    breaker_state: CircuitBreakerState
+    limit_code: Code
+
+
+class Processor:
+    """Stateless handler of input records and timer steps (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        engine: PacingEngine | None = None,
+        names: TopicNames | None = None,
+        clock: Clock | None = None,
+        command_keys: Mapping[str, bytes] | None = None,
+        require_signed: bool = False,
+        max_payload_bytes: int = records.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.engine = engine or PacingEngine()
+        self.names = names or TopicNames()
+        self.clock: Clock = clock or WallClock()
+        self.command_keys = dict(command_keys or {})
+        self.require_signed = require_signed
+        self.max_payload_bytes = max_payload_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, clock: Clock | None = None) -> Processor:
+        return cls(
+            names=TopicNames.from_settings(settings),
+            clock=clock or WallClock(float(settings.clock_offset_s)),
+            command_keys=auth.parse_keys(settings.command_keys),
+            require_signed=bool(settings.require_signed_commands),
+            max_payload_bytes=int(settings.max_payload_bytes),
+        )
+
+    # ------------------------------------------------------------------ input records
+    def handle(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        lookup: Lookup,
+    ) -> Result:
+        """Handle one input record read from ``topic`` (actual name). Never raises for
+        any input: failures become a DLQ record."""
+        now = self.clock.now()
+        logical = self.names.logical(topic)
+        try:
+            if logical == topics.SPEND:
+                return self._spend(topic, partition, offset, key, value, lookup, now)
+            if logical == topics.CAN_SPEND_REQUESTS:
+                return self._request(topic, partition, offset, key, value, lookup, now)
+            if logical == topics.BUDGETS:
+                return self._budget(topic, partition, offset, key, value, lookup, now)
+            if logical == topics.COMMANDS:
+                return self._command(topic, partition, offset, key, value, lookup, now)
+            raise InvalidRecord("unknown_topic", f"not an input topic: {topic!r}")
+        except PacerError as exc:
+            return self.dead_letter(topic, partition, offset, key, value, exc.code, exc.message)
+        except Exception as exc:  # a bug must not stop the partition: park the record
+            log.exception("processor_error", topic=topic, partition=partition, offset=offset)
+            return self.dead_letter(
+                topic, partition, offset, key, value, INTERNAL_ERROR, f"{type(exc).__name__}"
+            )
+
+    def dead_letter(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        code: str,
+        message: str,
+    ) -> Result:
+        """A DLQ record for a refused input (original key and bytes kept)."""
+        now = self.clock.now()
+        logical = self.names.logical(topic) or topic
+        metrics.observe_dlq(logical, code)
+        if logical == topics.SPEND:
+            metrics.observe_spend_event("dlq")
+        payload = records.encode_dlq(topic, partition, offset, key, value, code, message, now)
+        log.info("dead_lettered", topic=topic, partition=partition, offset=offset, error_code=code)
+        return Result([Message(self.names.dlq, key, payload)], status="dlq")
+
+    def _spend(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        lookup: Lookup,
+        now: datetime,
+    ) -> Result:
+        # No time window in decode: the engine judges event times with the campaign's
+        # own thresholds (history_days, max_future_skew_s) and the same codes.
+        rec = records.decode_as(SpendRecord, value, max_bytes=self.max_payload_bytes)
+        records.check_key(rec, key)
+        stored = lookup(rec.campaign_id)
+        if stored is None:  # spend without a budget is still a fact: record it
+            stored = Stored(self.engine.new_campaign(rec.campaign_id), partition)
+        state = stored.state
+        if state.offsets.get(topics.SPEND, -1) >= offset:
+            metrics.observe_spend_event("duplicate")
+            return Result(status="replayed")
+        event = rec.to_core()
+        res = self.engine.record_spend(state, event, now)
+        state.offsets[topics.SPEND] = offset
+        stored.partition = partition
+        if res.duplicate:
+            metrics.observe_spend_event("duplicate")
+            return Result(store=stored, status="duplicate")
+        rid = rec.reservation_id
+        if rid is not None and fastpath_keys.is_fastpath_reservation_id(rid):
+            try:
+                epoch = fastpath_keys.parse_reservation_id(rid).epoch
+            except PacerError:
+                epoch = ""
+            if epoch:
+                stored.add_fastpath_spend(rec.channel.value, epoch, rec.amount_micros)
+        now_ts = now.timestamp()
+        event_ts = rec.event_time.timestamp()
+        late = res.placement != "today" or int(event_ts // 3600) < int(now_ts // 3600)
+        metrics.observe_spend_event(
+            "late" if late else "applied",
+            channel=rec.channel,
+            amount_micros=rec.amount_micros,
+            lag_seconds=now_ts - event_ts,
+        )
+        return Result(
+            self.emit(res.outputs),
+            stored,
+            [(rec.campaign_id, rec.channel)],
+            "late" if late else "applied",
+            _breakers(res.outputs),
+        )
+
+    def _request(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        lookup: Lookup,
+        now: datetime,
+    ) -> Result:
+        started = time.perf_counter()
+        rec = records.decode_as(CanSpendRequest, value, now=now, max_bytes=self.max_payload_bytes)
+        records.check_key(rec, key)
+        reply_topic = rec.reply_to or self.names.replies
+        stored = lookup(rec.campaign_id)
+        state = stored.state if stored is not None else None
+        if now > rec.deadline:
+            ch = state.channels.get(rec.channel) if state is not None else None
+            decision = Decision(
+                False,
+                Code.DEADLINE_EXPIRED,
+                f"request waited past its deadline ({rec.deadline_ms} ms after requested_at)",
+                ch.remaining if ch is not None else 0,
+            )
+            return self._reply(rec, decision, reply_topic, now, started, None, [], "expired")
+        if state is not None and state.offsets.get(topics.CAN_SPEND_REQUESTS, -1) >= offset:
+            # Answered before a crash; a bidder that lost the reply retries with the same
+            # request_id and gets the same reservation back (engine.reserve is idempotent).
+            return Result(status="replayed")
+        decision, outputs = self.engine.reserve(
+            state, rec.channel, rec.amount_micros, rec.request_id, now
+        )
+        durable = None
+        if stored is not None and state is not None:
+            state.offsets[topics.CAN_SPEND_REQUESTS] = offset
+            # A denial changes nothing durable (lazy expiry is recomputed after a crash);
+            # only a hold or a transition must reach the changelog.
+            if decision.allowed or outputs:
+                durable = stored
+        return self._reply(rec, decision, reply_topic, now, started, durable, outputs, "replied")
+
+    def _reply(
+        self,
+        rec: CanSpendRequest,
+        decision: Decision,
+        reply_topic: str,
+        now: datetime,
+        started: float,
+        store: Stored | None,
+        outputs: list[Output],
+        status: str,
+    ) -> Result:
+        payload = records.encode_reply(rec, decision, decided_at=now, validate=False)
+        messages = [*self.emit(outputs), Message(reply_topic, rec.campaign_id.encode(), payload)]
+        metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
+        dirty = [(rec.campaign_id, rec.channel)] if store is not None else []
+        return Result(messages, store, dirty, status, _breakers(outputs))
+
+    def _budget(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        lookup: Lookup,
+        now: datetime,
+    ) -> Result:
+        rec = records.decode_as(BudgetRecord, value, now=now, max_bytes=self.max_payload_bytes)
+        records.check_key(rec, key)
+        stored = lookup(rec.campaign_id)
+        nonces = dict(stored.nonces) if stored is not None else {}
+        if self.require_signed:
+            self._authenticate(rec, "budget", nonces, now, topic, partition, offset)
+        if stored is not None and stored.state.offsets.get(topics.BUDGETS, -1) >= offset:
+            return Result(status="replayed")
+        config = rec.to_core()
+        # Work on a copy so a failure half-way cannot leave a half-configured campaign.
+        copy = _copy_state(stored) if stored is not None else None
+        state, outputs = self.engine.configure(copy, config, now)
+        state.offsets[topics.BUDGETS] = offset
+        if stored is None:
+            stored = Stored(state, partition)
+        else:
+            stored.state = state
+            stored.partition = partition
+        stored.nonces = nonces
+        log.info(
+            "budget_applied",
+            campaign_id=rec.campaign_id,
+            channels={c.value: cc.daily_budget_micros for c, cc in config.channels.items()},
+            strategy=config.strategy.value,
+            timezone=config.timezone,
+        )
+        dirty = [(rec.campaign_id, c) for c in state.channels]
+        return Result(self.emit(outputs), stored, dirty, "applied", _breakers(outputs))
+
+    def _command(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        lookup: Lookup,
+        now: datetime,
+    ) -> Result:
+        rec = records.decode_as(CommandRecord, value, now=now, max_bytes=self.max_payload_bytes)
+        records.check_key(rec, key)
+        command = rec.command.value
+        stored = lookup(rec.campaign_id)
+        nonces = dict(stored.nonces) if stored is not None else {}
+        if self.require_signed:
+            try:
+                self._authenticate(rec, command, nonces, now, topic, partition, offset)
+            except auth.CommandRejected:
+                metrics.observe_command(command, "rejected")
+                raise
+        if stored is not None and stored.state.offsets.get(topics.COMMANDS, -1) >= offset:
+            return Result(status="replayed")
+        if stored is None:
+            if rec.command not in (CommandType.EMERGENCY_STOP, CommandType.FORCE_BREAKER):
+                metrics.observe_command(command, "accepted")
+                self._audit(rec, "accepted", "unknown campaign: nothing to do", topic, offset)
+                return Result(status="ignored")
+            # A stop for a campaign not seen yet must hold once its budget arrives.
+            stored = Stored(self.engine.new_campaign(rec.campaign_id), partition)
+            state = stored.state
+        else:
+            state = _copy_state(stored)
+        outputs = self._apply_command(state, rec, now)
+        state.offsets[topics.COMMANDS] = offset
+        stored.state = state
+        stored.partition = partition
+        stored.nonces = nonces
+        metrics.observe_command(command, "accepted")
+        self._audit(rec, "accepted", "", topic, offset)
+        dirty = [(rec.campaign_id, c) for c in state.channels]
+        return Result(self.emit(outputs), stored, dirty, "accepted", _breakers(outputs))
+
+    def _apply_command(
+        self, state: CampaignState, rec: CommandRecord, now: datetime
+    ) -> list[Output]:
+        e = self.engine
+        if rec.command is CommandType.EMERGENCY_STOP:
+            if rec.channel is not None:  # narrowed to one channel: hold it OPEN
+                return e.force_breaker(state, rec.channel, CircuitBreakerState.OPEN, now)
+            return e.emergency_stop(state, rec.reason, now)
+        if rec.command is CommandType.RESUME:
+            return e.resume(state, now)
+        if rec.command is CommandType.REALLOCATE:
+            return e.reallocate(state, now)[1]
+        assert rec.channel is not None and rec.state is not None  # checked by decode
+        return e.force_breaker(state, rec.channel, rec.state, now)
+
+    def _authenticate(
+        self,
+        rec: BudgetRecord | CommandRecord,
+        what: str,
+        nonces: dict[str, float],
+        now: datetime,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        try:
+            auth.verify(rec, self.command_keys, now, nonces)
+        except auth.CommandRejected as exc:
+            audit.warning(
+                "command_rejected",
+                command=what,
+                campaign_id=rec.campaign_id,
+                key_id=rec.key_id,
+                nonce=rec.nonce,
+                error_code=exc.code,
+                reason=exc.message,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
+            raise
+
+    def _audit(self, rec: CommandRecord, result: str, note: str, topic: str, offset: int) -> None:
+        audit.info(
+            "command",
+            result=result,
+            command=rec.command.value,
+            command_id=rec.command_id,
+            campaign_id=rec.campaign_id,
+            channel=rec.channel.value if rec.channel else None,
+            state=rec.state.value if rec.state else None,
+            reason=rec.reason,
+            key_id=rec.key_id,
+            signed=rec.signature is not None,
+            note=note,
+            topic=topic,
+            offset=offset,
+        )
+
+    # ------------------------------------------------------------------ outputs
+    def emit(self, outputs: Iterable[Output]) -> list[Message]:
+        """Encode engine outputs as records of the output topics (and count them)."""
+        out: list[Message] = []
+        for o in outputs:
+            if isinstance(o, Alert):
+                metrics.observe_alert(o.alert_type)
+                value = records.encode_alert(o, validate=False)
+                out.append(Message(self.names.alerts, o.campaign_id.encode(), value))
+            elif isinstance(o, BreakerTransition):
+                metrics.observe_breaker_transition(o.state)
+                value = records.encode_breaker(o, validate=False)
+                key = records.breaker_key(o.campaign_id, o.channel)
+                out.append(Message(self.names.breakers, key, value))
+                log.info(
+                    "breaker_transition",
+                    campaign_id=o.campaign_id,
+                    channel=o.channel.value,
+                    previous=o.previous.value,
+                    state=o.state.value,
+                    cause=o.cause.value,
+                )
+            elif isinstance(o, BudgetMove):
+                moved = metrics.observe_reallocation({c.value: d for c, d in o.deltas.items()})
+                log.info(
+                    "budget_moved",
+                    campaign_id=o.campaign_id,
+                    deltas={c.value: d for c, d in o.deltas.items()},
+                    moved_micros=moved,
+                    reason=o.reason,
+                )
+            elif isinstance(o, PaceSnapshot):
+                value = records.encode_pace(o, validate=False)
+                out.append(Message(self.names.pace, o.campaign_id.encode(), value))
+        return out
+
+    # ------------------------------------------------------------------ timer steps
+    def tick(self, stored: Stored) -> Result:
+        """Publish due time-based transitions (reservation expiry, cooldowns, alerts)."""
+        outputs = self.engine.tick(stored.state, self.clock.now())
+        if not outputs:
+            return Result(status="ticked")
+        cid = stored.campaign_id
+        dirty = [(cid, c) for c in stored.state.channels]
+        return Result(self.emit(outputs), stored, dirty, "ticked", _breakers(outputs))
+
+    def reallocate(self, stored: Stored) -> Result:
+        deltas, outputs = self.engine.reallocate(stored.state, self.clock.now())
+        if not deltas and not outputs:
+            return Result(status="ticked")
+        cid = stored.campaign_id
+        dirty = [(cid, c) for c in deltas]
+        return Result(self.emit(outputs), stored, dirty, "reallocated", _breakers(outputs))
+
+    def snapshots(self, stored: Stored) -> Result:
+        """Pace snapshots of every channel (after a tick, so no transition is lost)."""
+        result = self.tick(stored)
+        now = self.clock.now()
+        snaps = [self.engine.snapshot(stored.state, c, now) for c in list(stored.state.channels)]
+        result.messages.extend(self.emit(snaps))
+        return result
+
+    def breaker_states(self, stored: Stored) -> list[Message]:
+        """The current breaker record of every channel (to heal the compacted topic after
+        a crash may have lost a transition)."""
+        out: list[Message] = []
+        state = stored.state
+        for channel, ch in state.channels.items():
+            br = ch.breaker
+            if br.cause is None:  # never transitioned: no record (followers assume CLOSED)
+                continue
+            tr = BreakerTransition(
+                campaign_id=state.campaign_id,
+                channel=channel,
+                previous=br.state,
+                state=br.state,
+                cause=br.cause,
+                since=_from_ts(br.since),
+                until=_from_ts(br.until) if br.until is not None else None,
+                forced=br.forced,
+            )
+            value = records.encode_breaker(tr, validate=False)
+            out.append(
+                Message(self.names.breakers, records.breaker_key(state.campaign_id, channel), value)
+            )
+        return out
+
+    def allowances(
+        self, stored: Stored, channels: Iterable[ChannelType], slice_s: float
+    ) -> tuple[Result, list[Allowance]]:
+        """Allowances to publish to Redis (after a tick: ``engine.allowance`` touches the
+        state and would otherwise swallow a due breaker transition)."""
+        result = self.tick(stored)
+        now = self.clock.now()
+        state = stored.state
+        out: list[Allowance] = []
+        for channel in channels:
+            ch = state.channels.get(channel)
+            if ch is None:
+                continue
+            amount = self.engine.allowance(state, channel, now, slice_s)
+            # The rule that bounds the allowance, as the engine names it.
+            probe = self.engine.decide(state, channel, amount + 1, now)
+            code = probe.code if probe.code in _LIMIT_CODES else Code.HOURLY_CAP
+            out.append(Allowance(state.campaign_id, channel, amount, ch.breaker.state, code))
+        return result, out
+
+    def status(self, stored: Stored) -> dict[str, Any]:
+        """Read-only status of a campaign (computed on a copy: viewing changes nothing)."""
+        now = self.clock.now()
+        state = _copy_state(stored)
+        self.engine.tick(state, now)
+        channels = []
+        for channel, ch in state.channels.items():
+            snap = self.engine.snapshot(state, channel, now)
+            br = ch.breaker
+            channels.append(
+                {
+                    "channel": channel.value,
+                    "budget_micros": snap.budget_micros,
+                    "spent_micros": snap.spent_micros,
+                    "reserved_micros": snap.reserved_micros,
+                    "remaining_micros": ch.remaining,
+                    "planned_micros": snap.planned_micros,
+                    "pace_ratio": snap.pace_ratio,
+                    "time_elapsed_pct": snap.time_elapsed_pct,
+                    "hour_allowance_micros": snap.hour_allowance_micros,
+                    "hour_spent_micros": snap.hour_spent_micros,
+                    "pacing_multiplier": snap.pacing_multiplier,
+                    "reservations": len(ch.reservations),
+                    "clicks": snap.clicks,
+                    "conversions": snap.conversions,
+                    "breaker": {
+                        "state": br.state.value,
+                        "cause": br.cause.value if br.cause else None,
+                        "since": records.format_time(_from_ts(br.since)) if br.cause else None,
+                        "until": records.format_time(_from_ts(br.until)) if br.until else None,
+                        "forced": br.forced,
+                    },
+                }
+            )
+        return {
+            "campaign_id": state.campaign_id,
+            "configured": state.configured,
+            "timezone": state.timezone,
+            "strategy": state.strategy.value,
+            "emergency_stopped": state.emergency_stopped,
+            "stop_reason": state.stop_reason,
+            "offsets": dict(state.offsets),
+            "dedupe_entries": len(state.dedupe),
+            "partition": stored.partition,
+            "at": records.format_time(now),
+            "channels": channels,
+        }
+
+
+_LIMIT_CODES = frozenset({Code.DAILY_CAP, Code.HOURLY_CAP, Code.VELOCITY})
+
+
+def _breakers(outputs: Iterable[Output]) -> list[tuple[str, ChannelType, CircuitBreakerState]]:
+    return [
+        (o.campaign_id, o.channel, o.state) for o in outputs if isinstance(o, BreakerTransition)
+    ]
+
+
+def _copy_state(stored: Stored) -> CampaignState:
+    """A deep, exact copy of the campaign state (via the table's own serialiser)."""
+    return serde.from_dict(serde.to_dict(stored.state))

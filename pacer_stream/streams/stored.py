@@ -1,0 +1,84 @@
+"""The value of the worker's ``campaigns`` table: one campaign's whole state, plus the
+few facts only the stream layer needs, serialised together so they change atomically.
+
+Why one value: a campaign lives on one partition, and the table's changelog records a
+campaign's value as one message. Keeping the input-offset high-water marks (inside
+:class:`CampaignState`), the accepted command nonces and the fast-path accounting in that
+same message means a crash can never persist one without the others.
+
+* ``partition`` -- the input partition the campaign lives on, so the timers can write
+  the changelog and tell active from standby campaigns without an event in hand.
+* ``nonces`` -- accepted signed-command nonces -> expiry (replay protection, see
+  :mod:`.auth`).
+* ``fastpath`` -- per channel, fast-path spend the core has already seen, by Redis
+  ledger epoch (``reported_micros`` of the ``RedisPublisher`` contract).
+
+The faust codec wrapping :func:`dumps`/:func:`loads` lives in :mod:`.app` (this module
+does not import faust) and is registered as :data:`CODEC_NAME`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from pacer_stream.core import serde
+from pacer_stream.core.state import CampaignState
+
+CODEC_NAME: Final = "pacer-campaign"
+FORMAT_VERSION: Final = 1
+#: Ledger epochs remembered per channel (a new epoch appears only when Redis lost data).
+MAX_EPOCHS: Final = 4
+
+
+@dataclass(slots=True)
+class Stored:
+    state: CampaignState
+    partition: int
+    nonces: dict[str, float] = field(default_factory=dict)
+    fastpath: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def campaign_id(self) -> str:
+        return self.state.campaign_id
+
+    def add_fastpath_spend(self, channel: str, epoch: str, micros: int) -> None:
+        epochs = self.fastpath.setdefault(channel, {})
+        epochs[epoch] = epochs.get(epoch, 0) + micros
+        while len(epochs) > MAX_EPOCHS:
+            del epochs[next(iter(epochs))]
+
+    def fastpath_reported(self, channel: str, epoch: str) -> int:
+        return self.fastpath.get(channel, {}).get(epoch, 0)
+
+
+def dumps(value: Stored) -> bytes:
+    return orjson.dumps(
+        {
+            "v": FORMAT_VERSION,
+            "p": value.partition,
+            "s": serde.to_dict(value.state),
+            "n": value.nonces,
+            "f": value.fastpath,
+        }
+    )
+
+
+def loads(data: bytes) -> Stored:
+    try:
+        obj: Any = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise serde.SerdeError(f"stored campaign is not JSON: {exc}") from exc
+    if not isinstance(obj, dict) or obj.get("v") != FORMAT_VERSION:
+        raise serde.SerdeError("unknown stored campaign format")
+    return Stored(
+        state=serde.from_dict(obj["s"]),
+        partition=int(obj["p"]),
+        nonces={str(k): float(v) for k, v in obj.get("n", {}).items()},
+        fastpath={
+            str(c): {str(e): int(m) for e, m in epochs.items()}
+            for c, epochs in obj.get("f", {}).items()
+        },
+    )
