@@ -502,18 +502,27 @@ def print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=110)
+    console = Console(width=120)
     n = report["days"]
     t = Table(
         title=f"Pacing over {n} days, {len(report['seeds'])} seeds "
         f"({report['timezone']}, from {report['start']}); mean (worst seed)"
     )
-    t.add_column("strategy")
-    for c in ("conv/unit", "conv/unit last 7d", "conversions/day", "utilisation", "tracking err"):
+    t.add_column("strategy", no_wrap=True)
+    for c in (
+        "conv/unit (vs even)",
+        "conv/unit 7d",
+        "conv/day",
+        "conv/day 7d",
+        "util.",
+        "track err",
+    ):
         t.add_column(c, justify="right")
     even = report["pacing"][PacingStrategy.EVEN_DISTRIBUTION.value]["all_days"]
     base = even["conversions_per_unit"]["mean"]
-    for name, p in report["pacing"].items():
+    order = [s.value for s in STRATEGIES if s.value in report["pacing"]]
+    for name in order + sorted(set(report["pacing"]) - set(order)):
+        p = report["pacing"][name]
         a = p["all_days"]
         w = p["last_7_days"]
         lift = a["conversions_per_unit"]["mean"] / base - 1 if base else 0.0
@@ -522,6 +531,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{a['conversions_per_unit']['mean']:.4f} ({lift:+.1%})",
             f"{w['conversions_per_unit']['mean']:.4f}",
             f"{a['conversions']['mean']:.1f}",
+            f"{w['conversions']['mean']:.1f}",
             f"{a['utilisation']['mean']:.1%} ({a['utilisation']['worst']:.1%})",
             f"{a['tracking_error']['mean']:.2%} ({a['tracking_error']['worst']:.2%})",
         )
