@@ -67,6 +67,12 @@ class Breaker:
         if self.state is HALF_OPEN:
             self.trials_admitted += 1
 
+    def release_trial(self) -> None:
+        """A trial reservation expired or was released unused: its slot is free again
+        (otherwise unused trials would block HALF_OPEN for good)."""
+        if self.state is HALF_OPEN and self.trials_admitted > 0:
+            self.trials_admitted -= 1
+
     # -- events ---------------------------------------------------------------------
     def trip(self, now: float, cause: BreakerCause, t: Thresholds) -> Transition | None:
         """A violation. CLOSED/HALF_OPEN -> OPEN with a backed-off cooldown."""

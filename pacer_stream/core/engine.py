@@ -399,7 +399,16 @@ class PacingEngine:
         if res is None:
             return False
         ch.reserved_total -= res.amount
+        self._unused_trial(ch, res)
         return True
+
+    @staticmethod
+    def _unused_trial(ch: ChannelState, res: Reservation) -> None:
+        """Every reservation made while HALF_OPEN was a trial admission; one that ends
+        without a spend gives its trial back."""
+        br = ch.breaker
+        if br.state is CircuitBreakerState.HALF_OPEN and res.created_at >= br.since:
+            br.release_trial()
 
     # ------------------------------------------------------------------ commands
     def emergency_stop(self, state: CampaignState, reason: str, now: datetime) -> list[Output]:
@@ -638,6 +647,7 @@ class PacingEngine:
         if day is None or ts >= day.end:
             self._roll_day(state, ch, ts)
         res = ch.reservations
+        br = ch.breaker
         if res:
             while res:
                 first = next(iter(res.values()))
@@ -645,7 +655,7 @@ class PacingEngine:
                     break
                 del res[first.reservation_id]
                 ch.reserved_total -= first.amount
-        br = ch.breaker
+                self._unused_trial(ch, first)
         if br.state is CircuitBreakerState.OPEN:
             tr = br.poll(ts, state.thresholds)
             if tr is not None:
