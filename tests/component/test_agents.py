@@ -1,0 +1,445 @@
+"""Component tests of the worker's agents and timers, driven by faust's
+``agent.test_context()`` (no broker: records are put straight into each agent's channel,
+outputs and changelog writes are read back from the app's producer buffer).
+
+Each test uses its own campaign id: the app and its in-memory table are module-global.
+The worker's clock is a :class:`ManualClock`, so time-based behaviour (reservation
+expiry, breaker cooldown, deadlines) is driven without sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from pacer_stream import records, topics
+from pacer_stream.core import serde
+from pacer_stream.core.types import (
+    CampaignConfig,
+    ChannelConfig,
+    ChannelType,
+    CircuitBreakerState,
+    PacingStrategy,
+    SpendEvent,
+    Thresholds,
+)
+from pacer_stream.records import CommandRecord, CommandType
+from pacer_stream.streams import auth
+from pacer_stream.streams.clock import ManualClock
+
+GOOGLE = ChannelType.GOOGLE_ADS
+DISPLAY = ChannelType.DISPLAY
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Out:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+
+    def json(self) -> dict[str, Any]:
+        assert self.value is not None
+        data: dict[str, Any] = orjson.loads(self.value)
+        return data
+
+
+class Worker:
+    """The app module plus helpers to read what it produced."""
+
+    def __init__(self, module: Any, clock: ManualClock) -> None:
+        self.m = module
+        self.clock = clock
+        self.names = module.names
+
+    def drain(self) -> list[Out]:
+        """Every record produced since the last drain (outputs and changelog)."""
+        queue = self.m.app.producer.buffer.pending
+        out: list[Out] = []
+        while not queue.empty():
+            fut = queue.get_nowait()
+            msg = fut.message
+            out.append(Out(msg.channel.get_topic_name(), msg.key, msg.value))
+        return out
+
+    def on(self, outs: list[Out], logical: str) -> list[Out]:
+        return [o for o in outs if o.topic == self.names.actual(logical)]
+
+    def changelog(self, outs: list[Out]) -> list[Out]:
+        return [o for o in outs if o.topic.endswith("-campaigns-changelog")]
+
+    def state(self, campaign_id: str) -> Any:
+        stored = self.m.campaigns.get(campaign_id)
+        return stored.state if stored is not None else None
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
+    from pacer_stream.streams import app as module
+
+    clock = ManualClock(NOON)
+    monkeypatch.setattr(module.processor, "clock", clock)
+    monkeypatch.setattr(module, "redis_sync", None)
+    monkeypatch.setattr(module, "_active_partitions", lambda: {0})
+    monkeypatch.setattr(module.status, "recovering", False)
+    w = Worker(module, clock)
+    w.drain()
+    yield w
+    w.drain()
+
+
+@pytest.fixture
+def cid() -> str:
+    return f"camp-{uuid.uuid4().hex[:10]}"
+
+
+def _budget(cid: str, **thresholds: Any) -> bytes:
+    cfg = CampaignConfig(
+        cid,
+        {GOOGLE: ChannelConfig(1_000_000_000), DISPLAY: ChannelConfig(200_000_000)},
+        PacingStrategy.EVEN_DISTRIBUTION,
+        thresholds=Thresholds(**thresholds),
+    )
+    return records.encode_budget(cfg, updated_at=NOON)
+
+
+def _spend(
+    cid: str, event_id: str, amount: int, when: datetime, channel: ChannelType = GOOGLE
+) -> bytes:
+    return records.encode_spend(SpendEvent(event_id, cid, channel, amount, when, clicks=1))
+
+
+def _request(cid: str, rid: str, amount: int, when: datetime, **kw: Any) -> bytes:
+    req = records.CanSpendRequest(rid, cid, kw.pop("channel", GOOGLE), amount, when, 500, **kw)
+    return records.encode(req)
+
+
+async def _configure(w: Worker, cid: str, **thresholds: Any) -> None:
+    async with w.m.budgets.test_context() as agent:
+        await agent.put(_budget(cid, **thresholds), key=cid.encode())
+
+
+async def test_budget_configures_campaign_and_writes_changelog(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    outs = worker.drain()
+    state = worker.state(cid)
+    assert state.configured and state.channels[GOOGLE].budget == 1_000_000_000
+    assert state.offsets == {topics.BUDGETS: 0}
+    log = worker.changelog(outs)
+    assert [o.key for o in log] == [cid.encode()]
+    restored = worker.m.StoredCodec()._loads(log[0].value)
+    assert restored.state == state  # the changelog value is the exact state
+
+
+async def test_spend_is_applied_once_by_event_id_and_offset(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    async with worker.m.spend_events.test_context() as agent:
+        await agent.put(_spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 0
+        await agent.put(_spend(cid, "e2", 2_000_000, NOON), key=cid.encode())  # offset 1
+        # producer retry: same event id, new offset -> event-id window
+        await agent.put(_spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 2
+        # crash replay: an offset at or below the high-water mark is skipped, even with a
+        # new event id (the record was applied before the crash)
+        agent.sent_offset = 1
+        await agent.put(_spend(cid, "e-replayed", 9_000_000, NOON), key=cid.encode())
+    state = worker.state(cid)
+    assert state.channels[GOOGLE].spent_total == 5_000_000
+    assert state.offsets[topics.SPEND] == 2
+    assert "e-replayed" not in state.dedupe.expiry
+
+
+async def test_late_event_lands_in_its_own_hour(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    async with worker.m.spend_events.test_context() as agent:
+        await agent.put(_spend(cid, "late", 4_000_000, NOON - timedelta(hours=3)), key=cid.encode())
+        await agent.put(
+            _spend(cid, "yesterday", 7_000_000, NOON - timedelta(days=1)), key=cid.encode()
+        )
+    ch = worker.state(cid).channels[GOOGLE]
+    assert ch.spent[9] == 4_000_000 and ch.spent_total == 4_000_000
+    assert sum(b[0] for b in ch.history.buckets.values()) == 11_000_000
+
+
+async def test_spend_without_budget_is_recorded_and_alerts(worker: Worker, cid: str) -> None:
+    async with worker.m.spend_events.test_context() as agent:
+        await agent.put(_spend(cid, "e1", 1_000_000, NOON), key=cid.encode())
+    outs = worker.drain()
+    assert worker.state(cid).channels[GOOGLE].spent_total == 1_000_000
+    alerts = [o.json() for o in worker.on(outs, topics.ALERTS)]
+    assert [a["alert_type"] for a in alerts] == ["unbudgeted_spend"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"not json", "invalid_json"),
+        (b'{"schema_version": 1, "amount_micros": NaN}', "non_finite_number"),
+        (b'{"schema_version": 2}', "unknown_schema_version"),
+        (b"", "empty_payload"),
+    ],
+)
+async def test_malformed_spend_goes_to_dlq_and_changes_nothing(
+    worker: Worker, cid: str, payload: bytes, code: str
+) -> None:
+    await _configure(worker, cid)
+    async with worker.m.spend_events.test_context() as agent:
+        await agent.put(_spend(cid, "ok", 1_000_000, NOON), key=cid.encode())
+        before = serde.dumps(worker.state(cid))
+        worker.drain()
+        await agent.put(payload, key=cid.encode(), partition=0)
+    outs = worker.drain()
+    assert serde.dumps(worker.state(cid)) == before
+    assert worker.changelog(outs) == []
+    (dlq,) = worker.on(outs, topics.DLQ)
+    d = dlq.json()
+    assert d["error_code"] == code
+    assert base64.b64decode(d["payload_b64"]) == payload
+    assert d["source_topic"] == worker.names.spend
+    assert (d["partition"], d["offset"]) == (0, 1)
+    assert base64.b64decode(d["key_b64"]) == cid.encode()
+    assert dlq.key == cid.encode()
+
+
+async def test_core_time_errors_go_to_dlq_with_their_code(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    async with worker.m.spend_events.test_context() as agent:
+        await agent.put(
+            _spend(cid, "future", 1_000_000, NOON + timedelta(hours=2)), key=cid.encode()
+        )
+        await agent.put(
+            _spend(cid, "ancient", 1_000_000, NOON - timedelta(days=40)), key=cid.encode()
+        )
+        await agent.put(_spend("other-campaign", "x", 1, NOON), key=cid.encode())
+    codes = [o.json()["error_code"] for o in worker.on(worker.drain(), topics.DLQ)]
+    assert codes == ["time_in_future", "time_too_old", "key_mismatch"]
+    assert worker.state(cid).channels[GOOGLE].spent_total == 0
+
+
+async def test_can_spend_reserves_and_replies(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    async with worker.m.can_spend.test_context() as agent:
+        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())
+        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())  # retry
+        await agent.put(
+            _request(cid, "r2", 1_000_000, NOON, reply_to="bidder-7.replies"), key=cid.encode()
+        )
+    outs = worker.drain()
+    replies = [o.json() for o in worker.on(outs, topics.CAN_SPEND_REPLIES)]
+    assert [r["request_id"] for r in replies] == ["r1", "r1"]
+    first, retry = replies
+    assert first["allowed"] is True and first["code"] == "ok"
+    assert first["reservation_id"] == retry["reservation_id"]  # idempotent by request id
+    assert first["remaining_micros"] == 998_000_000
+    assert first["decided_at"] == "2026-03-02T12:00:00Z"
+    assert first["expires_at"] == "2026-03-02T12:01:00Z"
+    custom = [o.json() for o in outs if o.topic == "bidder-7.replies"]
+    assert [r["request_id"] for r in custom] == ["r2"]
+    assert worker.state(cid).channels[GOOGLE].reserved_total == 3_000_000
+    assert all(o.key == cid.encode() for o in worker.on(outs, topics.CAN_SPEND_REPLIES))
+
+
+async def test_can_spend_uses_worker_clock_and_deadline(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    async with worker.m.can_spend.test_context() as agent:
+        # waited 2 s in the topic with a 500 ms deadline
+        await agent.put(
+            _request(cid, "old", 1_000_000, NOON - timedelta(seconds=2)), key=cid.encode()
+        )
+        await agent.put(_request("nobody", "r", 1_000_000, NOON), key=b"nobody")
+    replies = [o.json() for o in worker.on(worker.drain(), topics.CAN_SPEND_REPLIES)]
+    assert [(r["allowed"], r["code"]) for r in replies] == [
+        (False, "deadline_expired"),
+        (False, "unknown_campaign"),
+    ]
+    assert worker.state(cid).channels[GOOGLE].reserved_total == 0
+    assert worker.state("nobody") is None
+
+
+async def test_emergency_stop_and_resume_publish_breaker_states(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "runaway bidder", NOON)
+    resume = CommandRecord("c2", cid, CommandType.RESUME, "fixed", NOON)
+    async with worker.m.commands.test_context() as agent:
+        await agent.put(records.encode(stop), key=cid.encode())
+        stopped = worker.drain()
+        await agent.put(records.encode(resume), key=cid.encode())
+        resumed = worker.drain()
+    states = {(o.key, o.json()["state"]) for o in worker.on(stopped, topics.BREAKERS)}
+    assert states == {
+        (f"{cid}:google_ads".encode(), "open"),
+        (f"{cid}:display".encode(), "open"),
+    }
+    assert {a.json()["alert_type"] for a in worker.on(stopped, topics.ALERTS)} == {
+        "circuit_breaker_open"
+    }
+    assert {o.json()["state"] for o in worker.on(resumed, topics.BREAKERS)} == {"half_open"}
+    assert worker.state(cid).emergency_stopped is False
+
+
+async def test_stop_for_unknown_campaign_sticks(worker: Worker, cid: str) -> None:
+    stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "pre-emptive", NOON)
+    async with worker.m.commands.test_context() as agent:
+        await agent.put(records.encode(stop), key=cid.encode())
+    await _configure(worker, cid)
+    state = worker.state(cid)
+    assert state.emergency_stopped and state.configured
+
+
+async def test_force_breaker_and_reallocate_commands(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    force = CommandRecord(
+        "c1",
+        cid,
+        CommandType.FORCE_BREAKER,
+        "ops",
+        NOON,
+        channel=DISPLAY,
+        state=CircuitBreakerState.OPEN,
+    )
+    realloc = CommandRecord("c2", cid, CommandType.REALLOCATE, "ops", NOON)
+    async with worker.m.commands.test_context() as agent:
+        await agent.put(records.encode(force), key=cid.encode())
+        await agent.put(records.encode(realloc), key=cid.encode())
+    outs = worker.drain()
+    (br,) = worker.on(outs, topics.BREAKERS)
+    assert br.json()["state"] == "open" and br.json()["forced"] is True
+    ch = worker.state(cid).channels
+    assert ch[GOOGLE].budget + ch[DISPLAY].budget == 1_200_000_000  # conserved
+
+
+class TestSignedCommands:
+    KEY = ("ops-1", b"s3cret")
+
+    @pytest.fixture(autouse=True)
+    def _require(self, worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(worker.m.processor, "require_signed", True)
+        monkeypatch.setattr(worker.m.processor, "command_keys", {"ops-1": b"s3cret"})
+
+    def _stop(self, cid: str, **kw: Any) -> CommandRecord:
+        return CommandRecord(uuid.uuid4().hex, cid, CommandType.EMERGENCY_STOP, "ops", NOON, **kw)
+
+    async def _put(self, worker: Worker, cid: str, rec: CommandRecord) -> list[Out]:
+        async with worker.m.commands.test_context() as agent:
+            await agent.put(records.encode(rec), key=cid.encode())
+        return worker.drain()
+
+    async def test_unsigned_bad_expired_and_replayed_are_rejected(
+        self, worker: Worker, cid: str
+    ) -> None:
+        signed = auth.sign(self._stop(cid), *self.KEY, now=NOON)
+        cases = {
+            "unsigned": self._stop(cid),
+            "bad_signature": auth.sign(self._stop(cid), "ops-1", b"wrong", now=NOON),
+            "unknown_key_id": auth.sign(self._stop(cid), "ops-9", b"s3cret", now=NOON),
+            "expired": auth.sign(self._stop(cid), *self.KEY, now=NOON - timedelta(hours=1)),
+        }
+        for code, rec in cases.items():
+            outs = await self._put(worker, cid, rec)
+            assert [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)] == [code]
+            assert worker.state(cid) is None or not worker.state(cid).emergency_stopped
+        outs = await self._put(worker, cid, signed)
+        assert worker.on(outs, topics.DLQ) == []
+        assert worker.state(cid).emergency_stopped
+        replay = await self._put(worker, cid, signed)  # same nonce, new offset
+        assert [o.json()["error_code"] for o in worker.on(replay, topics.DLQ)] == ["replayed"]
+
+    async def test_unsigned_budget_is_rejected(self, worker: Worker, cid: str) -> None:
+        async with worker.m.budgets.test_context() as agent:
+            await agent.put(_budget(cid), key=cid.encode())
+        outs = worker.drain()
+        assert [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)] == ["unsigned"]
+        assert worker.state(cid) is None
+
+
+async def test_breaker_trips_on_runaway_spend(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    async with worker.m.spend_events.test_context() as agent:
+        for i in range(4):
+            await agent.put(_spend(cid, f"e{i}", 240_000_000, NOON), key=cid.encode())
+    outs = worker.drain()
+    breakers = [o.json() for o in worker.on(outs, topics.BREAKERS)]
+    assert [b["state"] for b in breakers] == ["open"]
+    alerts = {o.json()["alert_type"] for o in worker.on(outs, topics.ALERTS)}
+    assert "circuit_breaker_open" in alerts
+    # one transition, not one per event: later spends keep it OPEN silently
+    assert worker.state(cid).channels[GOOGLE].breaker.state is CircuitBreakerState.OPEN
+
+
+async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
+    worker: Worker, cid: str
+) -> None:
+    await _configure(worker, cid, breaker_cooldown_s=30, reservation_ttl_s=10)
+    async with worker.m.can_spend.test_context() as agent:
+        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())
+    async with worker.m.commands.test_context() as agent:
+        force = CommandRecord(
+            "c",
+            cid,
+            CommandType.FORCE_BREAKER,
+            "x",
+            NOON,
+            channel=DISPLAY,
+            state=CircuitBreakerState.HALF_OPEN,
+        )
+        await agent.put(records.encode(force), key=cid.encode())
+    async with worker.m.spend_events.test_context() as agent:
+        for i in range(6):  # a failed trial re-opens DISPLAY with a 30 s cooldown
+            await agent.put(_spend(cid, f"d{i}", 60_000_000, NOON, DISPLAY), key=cid.encode())
+    assert worker.state(cid).channels[DISPLAY].breaker.state is CircuitBreakerState.OPEN
+    worker.drain()
+    worker.clock.advance(31)
+    assert await worker.m._sweep("tick") >= 1
+    outs = worker.drain()
+    assert [o.json()["state"] for o in worker.on(outs, topics.BREAKERS)] == ["half_open"]
+    assert worker.changelog(outs), "a timer transition must reach the changelog"
+    state = worker.state(cid)
+    assert state.channels[GOOGLE].reserved_total == 0  # TTL 10 s elapsed
+    # nothing due: no output, no changelog write
+    assert await worker.m._sweep("tick") >= 1
+    assert worker.drain() == []
+
+
+async def test_timers_act_only_on_actively_owned_partitions(
+    worker: Worker, cid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    monkeypatch.setattr(worker.m, "_active_partitions", lambda: {5})  # standby only
+    assert await worker.m._sweep("snapshots") == 0
+    assert worker.drain() == []
+    monkeypatch.setattr(worker.m.status, "recovering", True)
+    monkeypatch.setattr(worker.m, "_active_partitions", lambda: {0})
+    assert await worker.m._sweep("snapshots") == 0  # never during recovery
+
+
+async def test_pace_snapshots_timer(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid)
+    worker.drain()
+    await worker.m._sweep("snapshots")
+    mine = [o.json() for o in worker.on(worker.drain(), topics.PACE) if o.key == cid.encode()]
+    assert {p["channel"] for p in mine} == {"google_ads", "display"}
+    assert all(p["budget_micros"] > 0 and "pace_ratio" in p for p in mine)
+
+
+async def test_status_view_is_read_only(worker: Worker, cid: str) -> None:
+    await _configure(worker, cid, reservation_ttl_s=10)
+    async with worker.m.can_spend.test_context() as agent:
+        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())
+    worker.clock.advance(60)
+    before = serde.dumps(worker.state(cid))
+    body = worker.m.processor.status(worker.m.campaigns.get(cid))
+    assert body["channels"][0]["reserved_micros"] == 0  # expired in the view...
+    assert serde.dumps(worker.state(cid)) == before  # ...without touching the state
+    assert body["offsets"] == {topics.BUDGETS: 0, topics.CAN_SPEND_REQUESTS: 0}
