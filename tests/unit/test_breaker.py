@@ -270,3 +270,47 @@ def test_normal_end_of_day_spending_trips_nothing_and_uses_the_last_ten_percent(
     assert ch.spent_total <= budget
     assert transitions(seen) == []
     assert ch.breaker.state is CLOSED
+
+
+def test_unused_trial_reservations_free_their_slot() -> None:
+    """Trial reservations that expire or are released without a spend must not keep
+    HALF_OPEN blocked for good (it would never see the evidence it waits for)."""
+    h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12))
+    h.engine.force_breaker(h.state, G, OPEN, h.now)
+    h.engine.resume(h.state, h.now)
+    assert h.ch().breaker.state is HALF_OPEN
+    trials = [h.reserve(U) for _ in range(3)]
+    assert all(d.allowed for d in trials)
+    assert h.reserve(U).code is Code.BREAKER_TRIAL_LIMIT
+    # one is released unused: one new trial may start
+    assert h.engine.release(h.state, G, trials[0].reservation_id, h.now)  # type: ignore[arg-type]
+    assert h.reserve(U).allowed
+    assert h.reserve(U).code is Code.BREAKER_TRIAL_LIMIT
+    # all expire unused: trials may start again, hours or days later
+    h.advance(minutes=2)
+    assert h.reserve(U).allowed
+    h.advance(days=1)
+    assert h.reserve(U).allowed
+    # and trial spends that settle on pace close the breaker
+    results: list[Output] = []
+    h.advance(minutes=2)
+    for _ in range(3):
+        d = h.reserve(U)
+        assert d.allowed
+        results += h.spend(U, reservation_id=d.reservation_id).outputs
+    assert h.ch().breaker.state is CLOSED
+    assert [t.cause for t in transitions(results)] == [BreakerCause.TRIAL_PASSED]
+
+
+def test_reservations_from_before_half_open_are_not_trials() -> None:
+    h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12, minutes=50))
+    before = h.reserve(U)  # CLOSED: an ordinary hold
+    assert before.allowed
+    h.advance(seconds=1)
+    h.engine.force_breaker(h.state, G, HALF_OPEN, h.now)
+    for _ in range(3):
+        assert h.reserve(U).allowed
+    assert h.engine.release(h.state, G, before.reservation_id, h.now)  # type: ignore[arg-type]
+    assert h.reserve(U).code is Code.BREAKER_TRIAL_LIMIT
