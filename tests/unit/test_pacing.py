@@ -28,7 +28,7 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 
-from .conftest import DAY0, UNCAPPED, G, Harness, U
+from .conftest import DAY0, UNCAPPED, F, G, Harness, U
 
 PACE_ALERTS = {AlertType.WARNING_OVERPACING, AlertType.CRITICAL_OVERPACING}
 
@@ -372,3 +372,49 @@ def test_alert_ids_are_unique_and_carry_context() -> None:
         assert a.time_elapsed_pct == pytest.approx(10 / 24)
         assert a.recommended_action
         assert a.thresholds["pace_warning_threshold"] == 1.5
+
+
+def test_critical_refires_after_recovery() -> None:
+    h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=4))  # planned 400
+    out = h.spend(880 * U, when=DAY0 + timedelta(hours=3))  # 2.2
+    assert [a.alert_type for a in alerts(out)] == [AlertType.CRITICAL_OVERPACING]
+    h.at(DAY0 + timedelta(hours=8))  # 880 / 800 = 1.1: recovered
+    assert alerts(h.tick()) == []
+    assert h.ch().pace_level == 0
+    h.at(DAY0 + timedelta(hours=9))  # planned 900
+    out = h.spend(1100 * U, when=DAY0 + timedelta(hours=8))  # 1980 / 900 = 2.2
+    assert [a.alert_type for a in alerts(out)] == [AlertType.CRITICAL_OVERPACING]
+
+
+def test_emergency_alert_refires_after_recovery() -> None:
+    h = Harness({G: 1000 * U})
+    h.at(DAY0 + timedelta(hours=10))
+    assert len(alerts(h.spend(920 * U, when=DAY0 + timedelta(hours=9)),
+                      AlertType.EMERGENCY_STOP_REQUIRED)) == 1
+    h.at(DAY0 + timedelta(hours=23))  # the plan caught up: no longer ahead
+    assert alerts(h.tick(), AlertType.EMERGENCY_STOP_REQUIRED) == []
+    assert AlertType.EMERGENCY_STOP_REQUIRED not in h.ch().active_alerts
+    # a platform reports spend far beyond the plan again (a fact, not an authorised spend)
+    out = h.spend(150 * U, when=DAY0 + timedelta(hours=22))
+    assert len(alerts(out, AlertType.EMERGENCY_STOP_REQUIRED)) == 1
+
+
+def test_breaker_open_alert_refires_on_each_new_trip() -> None:
+    h = Harness({G: 1000 * U})
+    h.at(DAY0 + timedelta(hours=10))
+    assert len(alerts(h.spend(950 * U, when=DAY0 + timedelta(hours=9)),
+                      AlertType.CIRCUIT_BREAKER_OPEN)) == 1
+    h.advance(minutes=6)  # cooldown over: HALF_OPEN
+    assert alerts(h.tick(), AlertType.CIRCUIT_BREAKER_OPEN) == []
+    assert h.ch().breaker.state is CircuitBreakerState.HALF_OPEN
+    out = h.spend(U)  # still far ahead of plan: the trial fails, the breaker re-opens
+    assert len(alerts(out, AlertType.CIRCUIT_BREAKER_OPEN)) == 1
+
+
+def test_unbudgeted_spend_alert_once_per_channel_per_day() -> None:
+    h = Harness({G: 1000 * U})
+    h.at(DAY0 + timedelta(hours=10))
+    assert len(alerts(h.spend(U, channel=F), AlertType.UNBUDGETED_SPEND)) == 1
+    assert alerts(h.spend(U, channel=F), AlertType.UNBUDGETED_SPEND) == []
+    assert alerts(h.spend(U), AlertType.UNBUDGETED_SPEND) == []  # G has a budget
