@@ -177,3 +177,22 @@ def test_split_exact_sums_exactly_and_is_proportional(total: int, weights: list[
 @given(st.integers(min_value=0, max_value=10**12), weights_strategy)
 def test_split_exact_is_deterministic(total: int, weights: list[float]) -> None:
     assert split_exact(total, weights) == split_exact(total, list(weights))
+
+
+def test_decimal_appears_only_at_the_boundary() -> None:
+    """Inside the core money is integer micros: only ``core.money`` (the conversion)
+    touches Decimal; every other core module works on ints."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import pacer_stream.core as core
+
+    offenders = []
+    for info in pkgutil.walk_packages(core.__path__, "pacer_stream.core."):
+        if info.name == "pacer_stream.core.money":
+            continue
+        source = inspect.getsource(importlib.import_module(info.name))
+        if "Decimal" in source or "import decimal" in source:
+            offenders.append(info.name)
+    assert offenders == []
