@@ -34,6 +34,9 @@ def simulate(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="processes (tasks run in parallel)")] = 2,
     seed_base: Annotated[int, typer.Option(help="first seed (seeds are consecutive)")] = 0,
+    stream_minutes: Annotated[
+        int, typer.Option(min=1, help="with --bootstrap: real minutes per seed")
+    ] = 3,
 ) -> None:
     """Simulate seeded days; compare pacer-stream with the baselines and the oracle."""
     import time
@@ -42,7 +45,7 @@ def simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pacer_stream.sim.charts import draw
-    from pacer_stream.sim.report import check_targets, render, write_json
+    from pacer_stream.sim.report import check_targets, render, render_streaming, write_json
     from pacer_stream.sim.runner import TaskResult, run_seeds, tasks_for
     from pacer_stream.sim.scenario import Faults, Scenario
 
@@ -59,7 +62,9 @@ def simulate(
     if bootstrap is not None:
         from pacer_stream.sim.kafka import run_streaming
 
-        report = run_streaming(bootstrap, seed_list, scenario, console=console)
+        report = run_streaming(
+            bootstrap, seed_list, scenario, console=console, minutes=stream_minutes
+        )
     else:
         n_tasks = len(tasks_for(seed_list, scenario))
         with Progress(
@@ -78,6 +83,12 @@ def simulate(
                 progress.advance(bar)
 
             report = run_seeds(seed_list, scenario, workers=workers, on_done=done)
+    if report.get("mode") == "kafka":
+        path = write_json(report, out)
+        console.print(render_streaming(report))
+        console.print(f"wrote {path}")
+        console.print(f"finished in {time.perf_counter() - started:.1f} s")
+        return
     report["targets"] = check_targets(report, chosen.any)
     path = write_json(report, out)
     pictures = draw(report.get("_charts", {}), out)

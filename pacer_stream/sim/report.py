@@ -134,3 +134,25 @@ def _fmt_any(metric: str, value: float) -> str:
     if metric.startswith("vs_"):
         return f"{value:+.1%}"
     return f"{value:.3f}"
+
+
+def render_streaming(report: dict[str, Any]) -> Any:
+    """Table of a ``--bootstrap`` run: the worker against the in-process mirror."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="pacer-stream through Kafka vs the in-process engine", box=box.SIMPLE_HEAD)
+    for col in ("seed", "requests", "agree", "allowed w/m", "authorised w/m", "double-counted"):
+        table.add_column(col, justify="right")
+    for r in report["runs"]:
+        dbl = r["double_counted_micros"]
+        table.add_row(
+            str(r["seed"]),
+            str(r["requests"]),
+            f"{r['agreement']:.1%}",
+            f"{r['worker_allowed']}/{r['mirror_allowed']}",
+            f"{r['worker_authorised_micros'] / 1e6:,.2f}"
+            f"/{r['mirror_authorised_micros'] / 1e6:,.2f}",
+            "n/a (no web view)" if dbl is None else f"{dbl:,}",
+        )
+    return table
