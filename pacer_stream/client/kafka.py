@@ -106,6 +106,7 @@ class PacerClient:
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[CanSpendReply]] = {}
+        self._replies_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> PacerClient:
@@ -159,11 +160,13 @@ class PacerClient:
     def _topic(self, logical: str) -> str:
         return self.prefix + logical
 
-    async def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Produce one raw record and wait for the broker's acknowledgement."""
+    async def send(self, topic: str, key: bytes | None, value: bytes | None) -> tuple[int, int]:
+        """Produce one raw record, wait for the broker's acknowledgement and return its
+        ``(partition, offset)``."""
         if self._producer is None:
             raise RuntimeError("PacerClient is not started")
-        await self._producer.send_and_wait(topic, value=value, key=key)
+        meta = await self._producer.send_and_wait(topic, value=value, key=key)
+        return int(meta.partition), int(meta.offset)
 
     # ------------------------------------------------------------------ spend, budgets
     async def publish_spend(
@@ -328,6 +331,11 @@ class PacerClient:
         before the first request is sent, so no reply can be missed."""
         if self._consumer is not None:
             return
+        async with self._replies_lock:  # concurrent first calls start one consumer
+            if self._consumer is None:
+                await self._start_replies()
+
+    async def _start_replies(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=None,

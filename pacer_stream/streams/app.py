@@ -119,6 +119,9 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     broker_commit_interval=1.0,
+    # A killed worker's partitions move after this long (faust's default is 60 s).
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
     producer_linger_ms=0,
     stream_recovery_delay=0.0,
     autodiscover=False,
@@ -425,7 +428,10 @@ async def _stopping(sender: Any, **kwargs: Any) -> None:
 class MetricsView(View):
     async def get(self, request: Request) -> Response:
         body, content_type = metrics.render_latest()
-        return self.bytes(body + generate_latest(STREAMS_REGISTRY), content_type=content_type)
+        # aiohttp refuses a charset inside ``content_type``: pass the header as is.
+        return self.bytes(
+            body + generate_latest(STREAMS_REGISTRY), headers={"Content-Type": content_type}
+        )
 
 
 @app.page("/healthz")
