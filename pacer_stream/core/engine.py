@@ -699,7 +699,9 @@ class PacingEngine:
         if day is None:
             return
         strategy = self.strategies[ch.strategy or state.strategy]
-        ctx = AllocationContext(day, ch.history, int(day.start // 3600))
+        ctx = AllocationContext(
+            day, ch.history, int(day.start // 3600), (state.campaign_id, ch.channel.value)
+        )
         result = strategy.weigh(ctx)
         if ch.active_from is not None and ch.active_from > day.start:
             result = _from_activation(result, day, ch.active_from)

@@ -9,6 +9,13 @@ Order (first failing rule decides):
  6. hourly cap: the hour's allowance after rollover, frontload and max-hour limits,
     released linearly across the hour
  7. velocity: trailing-window spend + reserved + amount <= multiple x planned rate
+For 6 and 7 a request may *cross* the line once: while the hour (or window) is still
+under its line, a request (for the hour: one no larger than the hour's whole allowance)
+is allowed even if it ends above the line. Spend arrives in lumps (an auction
+batch, a bid of a fixed size); refusing every lump that does not fit the remaining
+sliver would strand the sliver and under-deliver small budgets. The overshoot is at most
+one request, and the hourly rollover takes it back from the later hours. The daily cap
+(5) has no such slack: it is never crossed.
  8. performance thresholds: a violation that persisted ``performance_grace_s``
 The reason for a breaker denial contains the words "circuit breaker", as callers of the
 original Budget Pacer test for them.
@@ -68,8 +75,8 @@ def evaluate(
             f"daily budget exhausted: {_units(ch.remaining)} of {_units(ch.budget)} left",
         )
     slot, allowance, released = released_allowance(ch, ts, t)
-    in_slot = ch.spent[slot] + ch.reserved_total + amount
-    if in_slot > released:
+    used = ch.spent[slot] + ch.reserved_total
+    if used + amount > released and (used >= released or amount > allowance):
         return Verdict(
             False,
             Code.HOURLY_CAP,
@@ -79,7 +86,8 @@ def evaluate(
     window = ch.velocity.total(ts, t.velocity_window_s)
     if window > 0:
         limit = velocity_limit(ch, slot, allowance, t, t.velocity_multiple)
-        if window + ch.reserved_total + amount > limit:
+        recent = window + ch.reserved_total
+        if recent + amount > limit and recent >= limit:
             return Verdict(
                 False,
                 Code.VELOCITY,

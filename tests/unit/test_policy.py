@@ -125,9 +125,15 @@ def test_hourly_cap_is_the_released_part_of_the_hour_allowance() -> None:
     h.at(NOON)  # hour allowance 200 (rollover of 12 unspent hours), 1/6 released
     released = int(200 * U * 600 / 3600)
     assert h.decide(released).allowed
-    d = h.decide(released + 1)
+    # While the hour is under its release line, one request may cross it, up to the
+    # hour's whole allowance (lumpy spend must not strand the sliver) ...
+    assert h.decide(released + 1).allowed
+    d = h.decide(200 * U + 1)
     assert (d.allowed, d.code) == (False, Code.HOURLY_CAP)
     assert "hourly allowance" in d.reason
+    # ... and once the line is reached nothing more passes until more is released.
+    assert h.reserve(released).allowed
+    assert h.decide(1).code is Code.HOURLY_CAP
 
 
 def test_hourly_cap_counts_spend_of_the_hour_and_reservations() -> None:
@@ -136,8 +142,8 @@ def test_hourly_cap_counts_spend_of_the_hour_and_reservations() -> None:
     h.spend(150 * U, when=NOON + timedelta(minutes=10))
     # rollover re-plans from spend before this hour only: the hour still has 200
     assert h.reserve(20 * U).allowed
-    assert h.decide(30 * U).allowed
-    assert h.decide(30 * U + 1).code is Code.HOURLY_CAP
+    assert h.reserve(30 * U).allowed  # 150 spent + 50 reserved = the hour's 200
+    assert h.decide(1).code is Code.HOURLY_CAP
 
 
 def test_first_hours_are_frontload_protected() -> None:
@@ -161,16 +167,16 @@ def test_velocity_limits_spend_in_the_trailing_window() -> None:
     h.at(NOON + timedelta(minutes=50))
     limit = int(200 * U / 3600 * 300 * 3.0)  # 3x the planned rate over 5 minutes: 50
     h.spend(40 * U)
-    assert h.decide(limit - 40 * U).allowed
-    d = h.decide(limit - 40 * U + 1)
+    # under the limit, one request may cross it (lumpy spend) ...
+    assert h.decide(limit - 40 * U + 1).allowed
+    # ... reservations count toward the window, and at the limit nothing passes
+    assert h.reserve(limit - 40 * U).allowed
+    d = h.decide(U)
     assert (d.allowed, d.code) == (False, Code.VELOCITY)
     assert "velocity limit" in d.reason
-    # reservations count toward the window too
-    assert h.reserve(5 * U).allowed
-    assert h.decide(limit - 45 * U + 1).code is Code.VELOCITY
-    # five minutes later the window is empty again
+    # five minutes later the window holds only the reservation again
     h.advance(minutes=6)
-    assert h.decide(limit - 45 * U + 1).allowed
+    assert h.decide(U).allowed
 
 
 def test_velocity_window_and_multiple_are_configurable() -> None:
@@ -179,20 +185,19 @@ def test_velocity_window_and_multiple_are_configurable() -> None:
     h = Harness({G: 2400 * U}, thresholds=t)
     h.at(NOON + timedelta(minutes=50))
     limit = int(200 * U / 3600 * 600 * 2.0)  # 66.67
-    h.spend(60 * U, when=NOON + timedelta(minutes=42))
-    assert h.decide(limit - 60 * U).allowed
-    assert h.decide(limit - 60 * U + 1).code is Code.VELOCITY
+    h.spend(int(limit), when=NOON + timedelta(minutes=42))  # the window is full
+    assert h.decide(U).code is Code.VELOCITY
     h.advance(minutes=1)  # 12:51: minute 42 is still inside a 10-minute window
-    assert h.decide(limit - 60 * U + 1).code is Code.VELOCITY
+    assert h.decide(U).code is Code.VELOCITY
     h.advance(minutes=1)  # 12:52: it is not (a 5-minute window would have dropped it)
-    assert h.decide(limit - 60 * U + 1).allowed
+    assert h.decide(U).allowed
 
 
 def test_hourly_cap_comes_before_velocity() -> None:
     h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
     h.at(NOON + timedelta(minutes=50))
-    h.spend(190 * U)
-    assert h.decide(11 * U).code is Code.HOURLY_CAP
+    h.spend(200 * U)  # the hour's allowance is used up, and so is the velocity window
+    assert h.decide(U).code is Code.HOURLY_CAP
 
 
 # -- rule 8: performance threshold ---------------------------------------------------------

@@ -26,6 +26,8 @@ class AllocationContext:
     history: HourlyHistory
     #: Epoch hour of the day's first slot; history at or after it is "today".
     day_start_hour: int
+    #: (campaign_id, channel value): lets a forecaster find the model trained for it.
+    key: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
