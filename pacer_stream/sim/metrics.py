@@ -131,24 +131,37 @@ def seed_metrics(
     """Add the cross-strategy metrics of one seed.
 
     ``static`` holds the static-split runs: ``pacer-stream`` (reallocation off) and
-    ``oracle`` (budget kept per channel).
+    ``oracle`` (budget kept per channel). The result also has a row
+    ``pacer-stream-static`` (an extra, not a SPEC strategy) when that run exists.
     """
     oracle_conv = per_strategy["oracle"]["conversions"]
     even_cpu = per_strategy["even-gate"]["conversions_per_unit"]
     out: dict[str, dict[str, Any]] = {}
     for name, m in per_strategy.items():
-        row = dict(m)
-        row["oracle_share"] = m["conversions"] / oracle_conv if oracle_conv else None
-        row["vs_even_conversions_per_unit"] = (
-            m["conversions_per_unit"] / even_cpu - 1.0 if even_cpu else None
-        )
+        row = _cross(m, oracle_conv, even_cpu)
         if name in static:
             base = static[name]["conversions"]
             row["reallocation_gain"] = m["conversions"] / base - 1.0 if base else None
         else:
             row["reallocation_gain"] = 0.0
         out[name] = row
+    if "pacer-stream" in static:
+        row = _cross(static["pacer-stream"], oracle_conv, even_cpu)
+        row["reallocation_gain"] = 0.0
+        out[STATIC_ROW] = row
     return out
+
+
+STATIC_ROW = "pacer-stream-static"
+
+
+def _cross(m: Mapping[str, Any], oracle_conv: int, even_cpu: float) -> dict[str, Any]:
+    row = dict(m)
+    row["oracle_share"] = m["conversions"] / oracle_conv if oracle_conv else None
+    row["vs_even_conversions_per_unit"] = (
+        m["conversions_per_unit"] / even_cpu - 1.0 if even_cpu else None
+    )
+    return row
 
 
 def aggregate(seeds: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -3,9 +3,10 @@
 ``report.json`` is ``{"seeds": N, "strategies": {NAME: {METRIC: {"mean": x, "worst":
 y}}}}`` with every SPEC metric for every strategy (``null`` where a metric does not
 exist on that run, e.g. runaway metrics with faults off), plus extra keys: extra
-metrics per strategy (``conversions``, ``utilisation_p5``, ...), ``targets`` (QUALITY.md
-targets and whether pacer-stream met them), ``scenario``, ``per_seed``, ``counters``
-and ``timing``.
+metrics per strategy (``conversions``, ``utilisation_p5``, ...), ``extra_strategies``
+(``pacer-stream-static``: the same engine with reallocation off), ``targets``
+(QUALITY.md targets and whether pacer-stream met them), ``scenario``, ``per_seed``,
+``counters`` (engine decisions, alerts and breaker transitions) and ``timing``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pacer_stream.sim.metrics import STATIC_ROW
 from pacer_stream.sim.scenario import METRICS, STRATEGIES
+
+#: Terminal label of the extra row: pacer-stream with reallocation off.
+STATIC_LABEL = "  (static split)"
 
 #: QUALITY.md section 1 targets for pacer-stream: (metric, statistic, op, bound, note).
 TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
@@ -104,8 +109,9 @@ def render(report: dict[str, Any]) -> Any:
         table.add_column("strategy", no_wrap=True)
         for m in metrics:
             table.add_column(HEADERS[m], justify="right", no_wrap=True)
-        for name in STRATEGIES:
-            row = report["strategies"].get(name)
+        rows = [(n, report["strategies"].get(n)) for n in STRATEGIES]
+        rows.insert(1, (STATIC_LABEL, report.get("extra_strategies", {}).get(STATIC_ROW)))
+        for name, row in rows:
             if row is None:
                 continue
             cells = [

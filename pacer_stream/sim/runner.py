@@ -188,10 +188,13 @@ def assemble(
                     acc[name] = acc.get(name, 0) + n
         ordered = {name: metrics[name] for name in STRATEGIES if name in metrics}
         per_seed.append(seed_metrics(ordered, static))
-    strategies = aggregate(per_seed)
+    everything = aggregate(per_seed)
+    strategies = {name: everything[name] for name in STRATEGIES if name in everything}
+    extra = {name: row for name, row in everything.items() if name not in strategies}
     return {
         "seeds": len(seeds),
         "strategies": strategies,
+        "extra_strategies": extra,
         "scenario": describe(scenario, seeds),
         "per_seed": [
             {"seed": s, "strategies": {n: _spec_only(m) for n, m in ps.items()}}

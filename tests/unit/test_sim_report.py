@@ -64,6 +64,7 @@ def test_report_has_every_strategy_and_metric(tiny_report: dict) -> None:  # typ
     for name, row in tiny_report["strategies"].items():
         for metric in METRICS:
             assert set(row[metric]) == {"mean", "worst"}, (name, metric)
+    assert set(tiny_report["extra_strategies"]) == {"pacer-stream-static"}
     pacer = tiny_report["strategies"]["pacer-stream"]
     assert pacer["double_counted_micros"]["worst"] == 0.0
     assert tiny_report["strategies"]["oracle"]["oracle_share"]["mean"] == pytest.approx(1.0)
