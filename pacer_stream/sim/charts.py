@@ -5,10 +5,12 @@
   against pacer-stream's planned curve and the even line.
 * ``runaway.png``: the first runaway incident of the first seed: spend rate on the
   runaway channel per strategy, and pacer-stream's breaker state and alerts over time.
+* ``charts.json``: the data of both charts, for other renderings.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,10 @@ def draw(charts: dict[str, Any], out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    if charts:
+        data = out / "charts.json"
+        data.write_text(json.dumps(charts, allow_nan=False) + "\n")
+        written.append(data)
     if charts:
         written.append(_spend_vs_plan(plt, charts, out / "spend_vs_plan.png"))
     if "incident" in charts.get("pacer-stream", {}):
