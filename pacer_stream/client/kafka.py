@@ -512,17 +512,27 @@ class BreakerFollower:
 
 
 async def _assign_all(
-    consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 10.0
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 15.0
 ) -> list[TopicPartition]:
     """Subscribe (without a consumer group: every partition is assigned to us) and wait
-    for the assignment; raises ``LookupError`` if the topic does not exist."""
+    for the assignment; raises ``LookupError`` if the topic does not show up.
+
+    A topic created moments ago may be missing from the first metadata answer, and the
+    client would not ask again for minutes (``metadata_max_age_ms``): re-subscribing
+    makes it fetch the topic's metadata again (public API only)."""
     consumer.subscribe([topic])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    retry_at = loop.time() + 0.5
     while True:
         tps = sorted(consumer.assignment())
         if tps:
             return tps
-        if loop.time() > deadline:
+        now = loop.time()
+        if now > deadline:
             raise LookupError(f"topic {topic!r} does not exist (run `pacer-stream topics create`)")
+        if now > retry_at:
+            consumer.unsubscribe()
+            consumer.subscribe([topic])
+            retry_at = now + 0.5
         await asyncio.sleep(0.01)
