@@ -25,10 +25,11 @@ from pacer_stream.core.allocation import (
     default_registry,
     shape_day,
 )
+from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.breaker import Transition
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS
-from pacer_stream.core.money import check_micros
+from pacer_stream.core.money import check_micros, split_exact
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
     pace_ratio,
@@ -87,6 +88,12 @@ _ACTION = {
 #: Ratio below which an active pace alert level is cleared (hysteresis factor).
 _PACE_HYSTERESIS = 0.9
 _DAY_S = 86400.0
+#: Unmet demand over this trailing window, extrapolated to the rest of the day, is what
+#: a channel is believed able to absorb when it receives reallocated budget ...
+UNMET_WINDOW_S = 900
+#: ... but only over the next hour: demand seen now says little about tonight, and the
+#: reallocation timer runs again long before then.
+UNMET_HORIZON_S = 3600
 #: Bound on remembered request ids (idempotent reservation retries).
 _MAX_ANSWERED = 10_000
 
@@ -146,13 +153,17 @@ class PacingEngine:
             ch.strategy = cc.strategy
             if tz_changed:
                 ch.day = None
+            had_plan = ch.plan is not None and ch.active_from != ts
             outputs += self._touch(state, ch, ts)
-            self._replan(state, ch)
+            if had_plan:
+                self._rebase(state, ch, ts)
+            else:
+                self._replan(state, ch)
         for channel, ch in state.channels.items():
             if channel not in config.channels and ch.base_budget:
                 ch.base_budget = 0
                 ch.budget = 0
-                self._replan(state, ch)
+                self._rebase(state, ch, ts)
         return state, outputs
 
     # ------------------------------------------------------------------ spend
@@ -186,10 +197,15 @@ class PacingEngine:
         ch = self._channel(state, event.channel)
         outputs = self._touch(state, ch, ts)
         amount = event.amount_micros
-        if event.reservation_id is not None:
-            res = ch.reservations.pop(event.reservation_id, None)
+        unauthorised = amount
+        rid = event.reservation_id
+        if rid is not None:
+            res = ch.reservations.pop(rid, None)
             if res is not None:
                 ch.reserved_total -= res.amount
+                unauthorised = max(0, amount - res.amount)
+            elif rid.startswith("res-") and state.answered.get(rid[4:]) == rid:
+                unauthorised = 0  # authorised, reported after its reservation expired
         ch.history.add(
             int(ets // 3600),
             amount,
@@ -211,30 +227,37 @@ class PacingEngine:
         ch.impressions_today += event.impressions or 0
         ch.revenue_today += event.revenue_micros or 0
         ch.velocity.add(place_ts, amount)
+        if unauthorised:
+            ch.unauthorised.add(place_ts, unauthorised)
         if ch.budget <= 0:
             if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
                 outputs.append(self._alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
             return SpendResult(True, False, "today", outputs)
-        outputs += self._after_spend(state, ch, ts, slot)
+        outputs += self._after_spend(state, ch, ts, slot, unauthorised)
         return SpendResult(True, False, "today", outputs)
 
     def _after_spend(
-        self, state: CampaignState, ch: ChannelState, ts: float, slot: int
+        self, state: CampaignState, ch: ChannelState, ts: float, slot: int, unauthorised: int
     ) -> list[Output]:
-        """Breaker violations, trial evidence and alerts after a spend was applied."""
+        """Breaker violations, trial evidence and alerts after a spend was applied.
+
+        Only *unauthorised* spend (no reservation, or beyond the reserved amount) can
+        count as runaway or repeated overspend: authorised spend already passed the
+        hourly and velocity rules, so tripping on it would punish the pacer's own plan.
+        """
         t = state.thresholds
         out: list[Output] = []
         violation: BreakerCause | None = None
         current_slot, allowance, _ = released_allowance(ch, ts, t)
-        if slot == current_slot and ch.spent[slot] > allowance:
+        if unauthorised and slot == current_slot and ch.spent[slot] > allowance:
             times = ch.overspend_times
             times.append(ts)
             while times and times[0] <= ts - t.overspend_window_s:
                 times.popleft()
             if len(times) >= t.overspend_events_to_trip:
                 violation = BreakerCause.REPEATED_OVERSPEND
-        window = ch.velocity.total(ts, t.velocity_window_s)
+        window = ch.unauthorised.total(ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
         # Runaway = a burst far above the planned rate that also puts the channel ahead
         # of plan: a delayed batch report that merely catches spend up to plan is not.
@@ -371,6 +394,8 @@ class PacingEngine:
         v = policy.evaluate(state, ch, amount, ts)
         if state is None or ch is None:
             return Decision(False, v.code, v.reason, 0), outputs
+        if v.code is Code.HOURLY_CAP or v.code is Code.VELOCITY:
+            ch.unmet.add(ts, amount)
         if not v.allowed:
             m = pacing_multiplier(state, ch, ts)
             return Decision(False, v.code, v.reason, ch.remaining, pacing_multiplier=m), outputs
@@ -467,12 +492,19 @@ class PacingEngine:
                 continue
             start = int(ch.day.start // 3600)
             past = ch.history.totals(start - 7 * 24, start)
+            if ch.day.end - ts < UNMET_HORIZON_S * 2:
+                continue  # too late in the day: moved budget would be stranded
+            capacity = None
+            if state.answered:  # the campaign reserves: demand is observable
+                unmet = ch.unmet.total(ts, UNMET_WINDOW_S)
+                capacity = int(unmet * UNMET_HORIZON_S / UNMET_WINDOW_S)
             perf[c] = ChannelPerformance(
                 budget=ch.budget,
                 spent=ch.spent_total,
                 reserved=ch.reserved_total,
                 conversions=ch.conversions_today + past[CONVERSIONS],
                 spend_for_efficiency=ch.spent_total + past[0],
+                capacity=capacity,
             )
         deltas = plan_moves(perf, state.thresholds)
         if not deltas:
@@ -480,7 +512,7 @@ class PacingEngine:
         for c, d in deltas.items():
             ch = state.channels[c]
             ch.budget += d
-            self._replan(state, ch)
+            self._rebase(state, ch, ts)
         out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
         return deltas, out
 
@@ -694,6 +726,32 @@ class PacingEngine:
                     ch.conversions_today += b[CONVERSIONS]
         self._replan(state, ch)
 
+    def _rebase(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
+        """Re-plan after a mid-day budget change: hours already past keep their planned
+        amounts and the rest of the new budget is spread over the remaining hours, so
+        the planned curve up to now does not jump (a channel that gave budget away is
+        not suddenly "ahead of plan", one that received it not suddenly behind)."""
+        old, day = ch.plan, ch.day
+        if old is None or day is None or not day.contains(ts):
+            self._replan(state, ch)
+            return
+        slot = day.slot_of(ts)
+        budget = ch.budget
+        past = list(old.amounts[:slot])
+        if sum(past) > budget:
+            past = split_exact(budget, [float(a) for a in past])
+        caps = slot_caps(budget, old.weights, state.thresholds)
+        future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
+        self._set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
+
+    def _set_plan(self, ch: ChannelState, plan: DayPlan) -> None:
+        ch.plan = plan
+        cum = [0]
+        for a in plan.amounts:
+            cum.append(cum[-1] + a)
+        ch.cum_plan = cum
+        ch.allowance_key = (-1, -1, -1)
+
     def _replan(self, state: CampaignState, ch: ChannelState) -> None:
         day = ch.day
         if day is None:
@@ -705,14 +763,8 @@ class PacingEngine:
         result = strategy.weigh(ctx)
         if ch.active_from is not None and ch.active_from > day.start:
             result = _from_activation(result, day, ch.active_from)
-        plan = shape_day(ch.budget, result, state.thresholds)
         ch.result = result
-        ch.plan = plan
-        cum = [0]
-        for a in plan.amounts:
-            cum.append(cum[-1] + a)
-        ch.cum_plan = cum
-        ch.allowance_key = (-1, -1, -1)
+        self._set_plan(ch, shape_day(ch.budget, result, state.thresholds))
 
     def _pace_alerts(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
         t = state.thresholds

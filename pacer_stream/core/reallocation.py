@@ -4,8 +4,12 @@ A channel is a *donor* when its smoothed efficiency (``core.efficiency``; conver
 unit of spend over today and the last 7 days, shrunk toward the campaign's pooled rate)
 is at least ``reallocation_gap`` (20%) below the best channel's. A donor gives
 ``reallocation_share`` of its unused budget (budget - spent - reserved), so it never drops
-below what it has spent plus reserved. Receivers are the other budgeted channels, in
-proportion to their efficiency. Deltas are integer micros summing to exactly zero.
+below what it has spent plus reserved. Receivers are the other budgeted channels that
+show unmet demand (requests refused by the hourly or velocity line; extrapolated over
+the rest of the day, that is their *capacity*), in proportion to their efficiency and
+never beyond their capacity: budget moved to a channel that cannot spend it would be
+lost. Donors give only what receivers can take, pro rata. Deltas are integer micros
+summing to exactly zero.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pacer_stream.core.allocation.base import waterfill
 from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
 from pacer_stream.core.money import split_exact
 from pacer_stream.core.types import ChannelType, Thresholds
@@ -25,6 +30,10 @@ class ChannelPerformance:
     reserved: int
     conversions: int
     spend_for_efficiency: int
+    #: What the channel could still absorb (unmet demand, extrapolated); None when the
+    #: campaign gives no demand signal (no reservations: in-process callers that only
+    #: record spend) — then capacity is unknown and not limited, as in the original.
+    capacity: int | None = None
 
     @property
     def unused(self) -> int:
@@ -54,19 +63,29 @@ def plan_moves(
         return {}
     floor = best * (1.0 - t.reallocation_gap)
     donors = {c for c, e in eff.items() if e <= floor}
-    receivers = [c for c in sorted(budgeted, key=lambda ch: ch.value) if c not in donors]
+    receivers = [
+        c
+        for c in sorted(budgeted, key=lambda ch: ch.value)
+        if c not in donors and _capacity(budgeted[c], 1) > 0
+    ]
     if not donors or not receivers:
         return {}
-    deltas: dict[ChannelType, int] = {}
-    pool = 0
-    for c in sorted(donors, key=lambda ch: ch.value):
-        give = int(budgeted[c].unused * t.reallocation_share)
-        if give > 0:
-            deltas[c] = -give
-            pool += give
-    if pool == 0:
+    donor_list = sorted(donors, key=lambda ch: ch.value)
+    offers = [int(budgeted[c].unused * t.reallocation_share) for c in donor_list]
+    caps = [_capacity(budgeted[c], sum(offers)) for c in receivers]
+    pool = min(sum(offers), sum(caps))
+    if pool <= 0:
         return {}
-    for c, part in zip(receivers, split_exact(pool, [eff[c] for c in receivers]), strict=True):
+    deltas: dict[ChannelType, int] = {}
+    for c, give in zip(donor_list, split_exact(pool, [float(o) for o in offers]), strict=True):
+        if give:
+            deltas[c] = -give
+    parts = waterfill(pool, [eff[c] for c in receivers], caps)
+    for c, part in zip(receivers, parts, strict=True):
         if part:
             deltas[c] = deltas.get(c, 0) + part
     return deltas
+
+
+def _capacity(p: ChannelPerformance, unlimited: int) -> int:
+    return unlimited if p.capacity is None else p.capacity

@@ -166,6 +166,8 @@ def _channel_dict(ch: ChannelState) -> JSON:
             for r in ch.reservations.values()
         ],
         "vel": [vel.size, vel.minutes, vel.amounts],
+        "una": [ch.unauthorised.size, ch.unauthorised.minutes, ch.unauthorised.amounts],
+        "unm": [ch.unmet.size, ch.unmet.minutes, ch.unmet.amounts],
         "ot": list(ch.overspend_times),
         "br": [
             br.state.value,
@@ -339,6 +341,16 @@ def _channel(c: JSON) -> ChannelState:
     velocity = MinuteRing(size=_int(vel_size), minutes=list(vel_minutes), amounts=list(vel_amounts))
     if len(velocity.minutes) != velocity.size or len(velocity.amounts) != velocity.size:
         raise SerdeError("velocity ring arrays do not match its size")
+    una_size, una_minutes, una_amounts = c["una"]
+    unauthorised = MinuteRing(
+        size=_int(una_size), minutes=list(una_minutes), amounts=list(una_amounts)
+    )
+    if len(unauthorised.minutes) != unauthorised.size:
+        raise SerdeError("unauthorised ring arrays do not match its size")
+    unm_size, unm_minutes, unm_amounts = c["unm"]
+    unmet = MinuteRing(size=_int(unm_size), minutes=list(unm_minutes), amounts=list(unm_amounts))
+    if len(unmet.minutes) != unmet.size:
+        raise SerdeError("unmet ring arrays do not match its size")
     horizon, newest, buckets = c["h"]
     history = HourlyHistory(
         horizon_hours=_int(horizon),
@@ -369,6 +381,8 @@ def _channel(c: JSON) -> ChannelState:
         reserved_total=_int(tot[5]),
         reservations=reservations,
         velocity=velocity,
+        unauthorised=unauthorised,
+        unmet=unmet,
         overspend_times=deque(float(x) for x in c["ot"]),
         breaker=breaker,
         pace_level=_int(c["pl"]),

@@ -56,6 +56,13 @@ class ChannelState:
     reserved_total: int = 0
     reservations: dict[str, Reservation] = field(default_factory=dict)
     velocity: MinuteRing = field(default_factory=MinuteRing)
+    #: Spend nobody authorised (no reservation, or above the reserved amount): the
+    #: breaker's runaway and repeated-overspend rules look only at this, so authorised
+    #: spend (already gated by the rules) never trips it.
+    unauthorised: MinuteRing = field(default_factory=MinuteRing)
+    #: Amounts requested but refused by the hourly or velocity line: unmet demand,
+    #: the evidence that a channel could use more budget (reallocation receivers).
+    unmet: MinuteRing = field(default_factory=MinuteRing)
     overspend_times: deque[float] = field(default_factory=deque)
     breaker: Breaker = field(default_factory=Breaker)
     pace_level: int = 0

@@ -8,7 +8,7 @@ import pytest
 
 from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
 from pacer_stream.core.reallocation import ChannelPerformance, efficiencies, plan_moves
-from pacer_stream.core.types import BudgetMove, ChannelType, Thresholds
+from pacer_stream.core.types import BudgetMove, ChannelType, Code, Thresholds
 
 from .conftest import DAY0, F, G, Harness, T, U
 
@@ -33,9 +33,7 @@ def test_smoothed_efficiency_blends_toward_the_prior() -> None:
 
 # -- plan_moves ----------------------------------------------------------------------------
 def test_worse_channel_gives_half_its_unused_budget_to_the_better() -> None:
-    moves = plan_moves(
-        {G: perf(1000 * U, 200 * U, 2), F: perf(1000 * U, 200 * U, 40)}, TH
-    )
+    moves = plan_moves({G: perf(1000 * U, 200 * U, 2), F: perf(1000 * U, 200 * U, 40)}, TH)
     assert moves == {G: -400 * U, F: 400 * U}
     assert sum(moves.values()) == 0
 
@@ -143,6 +141,8 @@ def test_engine_reallocation_keeps_reservations_safe() -> None:
     h.spend(80 * U, channel=G, when=DAY0 + timedelta(hours=19))
     h.spend(50 * U, channel=F, conversions=50, when=DAY0 + timedelta(hours=19))
     assert h.reserve(4 * U, G).allowed
+    # F shows unmet demand (a request above its hour's allowance): it can take budget.
+    assert h.reserve(30 * U, F).code is Code.HOURLY_CAP
     moves, _ = h.engine.reallocate(h.state, h.now)
     assert moves[G] == -8 * U  # half of 100 - 80 spent - 4 reserved
     assert h.ch(G).budget == 92 * U >= h.ch(G).spent_total + h.ch(G).reserved_total
@@ -168,3 +168,44 @@ def test_unbudgeted_channels_neither_give_nor_receive(channel: ChannelType) -> N
     if channel not in budgets:
         assert channel not in moves
     assert sum(moves.values()) == 0
+
+
+# -- capacity: receivers only get what they can absorb ----------------------------------
+def test_receivers_get_no_more_than_their_capacity() -> None:
+    chans = {
+        G: ChannelPerformance(1000 * U, 200 * U, 0, 2, 200 * U, capacity=0),
+        F: ChannelPerformance(1000 * U, 200 * U, 0, 40, 200 * U, capacity=50 * U),
+    }
+    moves = plan_moves(chans, TH)
+    assert moves == {G: -50 * U, F: 50 * U}
+
+
+def test_no_receiver_with_capacity_moves_nothing() -> None:
+    chans = {
+        G: ChannelPerformance(1000 * U, 200 * U, 0, 2, 200 * U, capacity=0),
+        F: ChannelPerformance(1000 * U, 200 * U, 0, 40, 200 * U, capacity=0),
+    }
+    assert plan_moves(chans, TH) == {}
+
+
+def test_engine_uses_unmet_demand_when_the_campaign_reserves() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    assert h.reserve(U, G).allowed  # the campaign reserves, F shows no unmet demand
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves == {}
+    assert h.reserve(200 * U, F).code is Code.HOURLY_CAP  # unmet demand of 200 in 15 min
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] < 0 < moves[F] <= 800 * U  # at most an hour of that demand
+    assert sum(moves.values()) == 0
+
+
+def test_no_moves_in_the_last_two_hours_of_the_day() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=22, minutes=30))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves == {}
