@@ -153,7 +153,12 @@ def run_seeds(
             if on_done:
                 on_done(r)
     else:
-        ctx = multiprocessing.get_context("spawn")
+        # forkserver: children fork from a clean server process (no threads of the
+        # progress bar) and, unlike spawn, do not re-run a ``python -m`` entry point.
+        method = (
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        ctx = multiprocessing.get_context(method)
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(run_task, t) for t in tasks]
             for f in as_completed(futures):
