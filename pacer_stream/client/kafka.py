@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pacer_stream import records, topics
@@ -364,15 +365,23 @@ class PacerClient:
                     self._on_reply(msg.value)
 
     def _on_reply(self, value: bytes | None) -> None:
-        if not self._pending:
+        if not self._pending or not value:
+            return
+        # The shared replies topic carries every bidder's replies: look at the request id
+        # cheaply first and strictly decode only our own.
+        try:
+            rid = orjson.loads(value).get("request_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            return
+        fut = self._pending.get(rid) if isinstance(rid, str) else None
+        if fut is None or fut.done():
             return
         try:
             reply = records.decode_as(CanSpendReply, value)
-        except InvalidRecord:
+        except InvalidRecord as exc:
+            fut.set_exception(exc)
             return
-        fut = self._pending.get(reply.request_id)
-        if fut is not None and not fut.done():
-            fut.set_result(reply)
+        fut.set_result(reply)
 
 
 class BreakerFollower:

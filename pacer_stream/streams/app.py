@@ -95,6 +95,9 @@ def _credentials(s: Settings) -> Any:
     )
 
 
+#: Largest campaign value the changelog accepts (topic ``max.message.bytes``).
+MAX_VALUE_BYTES = 8 * 1024 * 1024
+
 settings = get_settings()
 processor = Processor.from_settings(settings)
 names = processor.names
@@ -119,6 +122,12 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     broker_commit_interval=1.0,
+    # Changelog values are whole campaign states (KiBs, more with a busy dedupe window):
+    # with aiokafka's 16 KiB default a batch holds one or two of them and, with one
+    # request in flight per partition, produce throughput collapses. Larger batches and
+    # requests (the changelog topic allows MAX_VALUE_BYTES per record, see the table).
+    producer_max_batch_size=512 * 1024,
+    producer_max_request_size=MAX_VALUE_BYTES,
     # A killed worker's partitions move after this long (faust's default is 60 s).
     broker_session_timeout=10.0,
     broker_heartbeat_interval=2.0,
@@ -166,6 +175,7 @@ campaigns = app.tables.add(
         beacon=app.tables.beacon,
         key_type=str,
         partitions=settings.topic_partitions,
+        extra_topic_configs={"max.message.bytes": str(MAX_VALUE_BYTES)},
         help="campaign_id -> CampaignState (+ offset high-water marks, nonces, fast-path counts)",
     )
 )

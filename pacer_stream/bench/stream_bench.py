@@ -1,0 +1,600 @@
+"""Stream benchmark: the faust worker against a plain aiokafka loop, same run, same work.
+
+What is measured (QUALITY.md section 2), on throwaway topics of the given broker:
+
+1. **Throughput on a backlog.** ``n_events`` spend events for ``n_campaigns`` configured
+   campaigns are produced while no consumer runs; then the consumer starts and the
+   events/s between the first and the last *applied* event is measured. "Applied" is
+   read from each consumer's changelog: every applied event writes the campaign's table
+   value, whose offset high-water mark names the spend record it applied, and the
+   changelog record's timestamp is when it was written. The faust worker is a real
+   ``python -m pacer_stream worker`` subprocess (restarted after the budgets were
+   applied, so its table is recovered from the changelog first -- the restart time is
+   reported too). The baseline is a plain aiokafka consume -> ``Processor.handle`` ->
+   produce-changelog-and-outputs -> commit loop in this process: the same decoding,
+   engine work, serialisation and produce per event, minus faust.
+2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
+   for ``live_seconds``; lag = changelog write time - produce time, per event; p50/p99.
+3. **Can-spend round trip.** ``PacerClient.can_spend`` through the worker at a fixed
+   request rate (default 1,000/s) for ``request_seconds``: p50/p99 of the full round trip
+   (request produced, decided, reply consumed), timeouts counted. Target p99 <= 20 ms.
+
+Timestamps are Kafka ``CreateTime`` values set by the producing clients on this machine
+(millisecond resolution), so lags under ~1 ms read as 0-1 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pacer_stream import records, topics
+from pacer_stream.core.types import (
+    CampaignConfig,
+    ChannelConfig,
+    ChannelType,
+    PacingStrategy,
+    SpendEvent,
+)
+from pacer_stream.settings import Settings
+from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.admin import create_topics
+from pacer_stream.streams.names import TopicNames
+from pacer_stream.streams.processor import Processor
+
+UNIT = 1_000_000
+CHANNELS = (ChannelType.GOOGLE_ADS, ChannelType.FACEBOOK_ADS, ChannelType.DISPLAY)
+#: Key of the spend topic's high-water mark inside a stored campaign value.
+_SPEND_HWM = topics.SPEND
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def _summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(_pct(values, 0.50), 3),
+        "p99_ms": round(_pct(values, 0.99), 3),
+        "max_ms": round(max(values), 3) if values else float("nan"),
+        "mean_ms": round(statistics.fmean(values), 3) if values else float("nan"),
+    }
+
+
+class _Worker:
+    """The real worker as a subprocess, configured only through ``PACER_*``."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env = env
+        self.port = port
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pacer_stream", "worker", "--no-create-topics"],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+        return time.monotonic()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            return 0, b""
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.get("/readyz")[0] != 200:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker not ready after {timeout}s; see {self.log}")
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _produce_budgets(
+    producer: AIOKafkaProducer, names: TopicNames, campaigns: list[str]
+) -> None:
+    now = datetime.now(UTC)
+    futs = []
+    for cid in campaigns:
+        cfg = CampaignConfig(
+            cid,
+            {c: ChannelConfig(1_000_000 * UNIT) for c in CHANNELS},
+            PacingStrategy.EVEN_DISTRIBUTION,
+        )
+        payload = records.encode_budget(cfg, updated_at=now)
+        futs.append(await producer.send(names.budgets, payload, key=cid.encode()))
+    await asyncio.gather(*futs)
+
+
+def _spend_payloads(campaigns: list[str], n: int, tag: str) -> list[tuple[bytes, bytes]]:
+    """Pre-encoded spend events (encoding is not part of the measured work)."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        cid = campaigns[i % len(campaigns)]
+        event = SpendEvent(
+            f"{tag}-{i}", cid, CHANNELS[i % len(CHANNELS)], 1_000 + i % 997, now, clicks=1
+        )
+        out.append((cid.encode(), records.encode_spend(event)))
+    return out
+
+
+async def _produce_all(
+    producer: AIOKafkaProducer, topic: str, items: Iterable[tuple[bytes, bytes]]
+) -> dict[tuple[int, int], int]:
+    """Produce as fast as possible; returns (partition, offset) -> CreateTime (ms)."""
+    futs = [await producer.send(topic, value, key=key) for key, value in items]
+    metas = await asyncio.gather(*futs)
+    return {(m.partition, m.offset): m.timestamp for m in metas}
+
+
+async def _produce_at_rate(
+    producer: AIOKafkaProducer,
+    topic: str,
+    items: list[tuple[bytes, bytes]],
+    rate: float,
+) -> dict[tuple[int, int], int]:
+    """Produce ``items`` at ``rate`` per second (schedule-driven, no drift)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    futs = []
+    for i, (key, value) in enumerate(items):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        futs.append(await producer.send(topic, value, key=key))
+    metas = await asyncio.gather(*futs)
+    return {(m.partition, m.offset): m.timestamp for m in metas}
+
+
+async def _applied_times(
+    bootstrap: str, changelog: str, produced: dict[tuple[int, int], int], timeout: float
+) -> dict[tuple[int, int], int]:
+    """Read a changelog until every produced spend record is seen applied; returns
+    (partition, offset) of the spend record -> changelog CreateTime (ms)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    applied: dict[tuple[int, int], int] = {}
+    try:
+        consumer.subscribe([changelog])
+        deadline = time.monotonic() + timeout
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"changelog {changelog} not found")
+            await asyncio.sleep(0.05)
+        await consumer.seek_to_beginning(*consumer.assignment())
+        wanted = set(produced)
+        while not wanted <= applied.keys():
+            if time.monotonic() > deadline:
+                missing = len(wanted - applied.keys())
+                raise TimeoutError(f"{missing} events not applied within {timeout}s")
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, msgs in batches.items():
+                for m in msgs:
+                    if m.value is None:
+                        continue
+                    hwm = _spend_hwm(m.value)
+                    if hwm is not None:
+                        applied.setdefault((tp.partition, hwm), m.timestamp)
+    finally:
+        await consumer.stop()
+    return {k: applied[k] for k in produced}
+
+
+def _spend_hwm(value: bytes) -> int | None:
+    obj = orjson.loads(value)
+    offsets = obj.get("s", {}).get("o", {})
+    hwm = offsets.get(_SPEND_HWM)
+    return int(hwm) if hwm is not None else None
+
+
+def _throughput(applied: dict[tuple[int, int], int]) -> float:
+    times = sorted(applied.values())
+    span_s = max((times[-1] - times[0]) / 1000.0, 1e-3)
+    return len(times) / span_s
+
+
+def _lags(produced: dict[tuple[int, int], int], applied: dict[tuple[int, int], int]) -> list[float]:
+    return [float(applied[k] - produced[k]) for k in produced]
+
+
+class PlainLoop:
+    """The baseline: aiokafka consume -> Processor.handle -> produce outputs and the
+    campaign's value to a changelog -> commit (after a flush: at-least-once)."""
+
+    def __init__(self, bootstrap: str, names: TopicNames, changelog: str, group: str) -> None:
+        self.bootstrap = bootstrap
+        self.names = names
+        self.changelog = changelog
+        self.group = group
+        self.processor = Processor(names=names)
+        self.table: dict[str, stored_codec.Stored] = {}
+        self.spend_seen = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.names.budgets,
+            self.names.spend,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1000,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0)
+        await consumer.start()
+        await producer.start()
+        last_commit = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+                for msgs in batches.values():
+                    for m in msgs:
+                        await self._handle(producer, m.topic, m.partition, m.offset, m.key, m.value)
+                if time.monotonic() - last_commit > 1.0:
+                    await producer.flush()
+                    await consumer.commit()
+                    last_commit = time.monotonic()
+        finally:
+            await producer.flush()
+            with contextlib.suppress(Exception):
+                await consumer.commit()
+            await consumer.stop()
+            await producer.stop()
+
+    async def _handle(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+    ) -> None:
+        result = self.processor.handle(topic, partition, offset, key, value, self.table.get)
+        # ``send`` only waits for room in the batch accumulator, not for delivery (the
+        # flush before each commit does that): the same contract as faust's send_soon.
+        for out in result.messages:
+            await producer.send(out.topic, out.value, key=out.key)
+        if result.store is not None:
+            self.table[result.store.campaign_id] = result.store
+            await producer.send(
+                self.changelog,
+                stored_codec.dumps(result.store),
+                key=result.store.campaign_id.encode(),
+                partition=partition,
+            )
+        if topic == self.names.spend:
+            self.spend_seen += 1
+
+
+async def _can_spend_round_trips(
+    bootstrap: str, prefix: str, campaigns: list[str], rate: float, seconds: float
+) -> dict[str, Any]:
+    from pacer_stream.client.kafka import PacerClient
+
+    latencies: list[float] = []
+    timeouts = 0
+    codes: dict[str, int] = {}
+    async with PacerClient(bootstrap, topic_prefix=prefix) as client:
+        # warm-up: start the replies consumer and the worker's hot paths
+        for cid in campaigns[:20]:
+            await client.can_spend(cid, "google_ads", 1_000, timeout_s=10)
+        n = int(rate * seconds)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def one(i: int) -> None:
+            nonlocal timeouts
+            t0 = time.perf_counter()
+            try:
+                reply = await client.can_spend(
+                    campaigns[i % len(campaigns)], "google_ads", 1_000, timeout_s=2.0
+                )
+            except TimeoutError:
+                timeouts += 1
+                return
+            latencies.append((time.perf_counter() - t0) * 1000.0)
+            codes[reply.code.value] = codes.get(reply.code.value, 0) + 1
+
+        tasks = []
+        for i in range(n):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        achieved = n / (loop.time() - start)
+    return {
+        "target_rate_per_s": rate,
+        "achieved_rate_per_s": round(achieved, 1),
+        "requests": n,
+        "timeouts": timeouts,
+        "codes": codes,
+        **_summary_ms(latencies),
+        "target_p99_ms": 20.0,
+    }
+
+
+async def run(
+    bootstrap: str = "127.0.0.1:9092",
+    *,
+    n_events: int = 20_000,
+    n_campaigns: int = 200,
+    partitions: int = 4,
+    live_rate: float = 1_000.0,
+    live_seconds: float = 5.0,
+    request_rate: float = 1_000.0,
+    request_seconds: float = 5.0,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Run the stream benchmark on ``bootstrap``; returns the figures (see module doc)."""
+    with _quiet_logs():
+        return await _run(
+            bootstrap,
+            n_events=n_events,
+            n_campaigns=n_campaigns,
+            partitions=partitions,
+            live_rate=live_rate,
+            live_seconds=live_seconds,
+            request_rate=request_rate,
+            request_seconds=request_seconds,
+            workdir=workdir,
+        )
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The in-process plain loop logs like the worker (every budget applied); keep the
+    benchmark's terminal output to warnings while it runs."""
+    import logging
+
+    import structlog
+
+    old = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        yield
+    finally:
+        structlog.configure(**old)
+
+
+async def _run(
+    bootstrap: str,
+    *,
+    n_events: int,
+    n_campaigns: int,
+    partitions: int,
+    live_rate: float,
+    live_seconds: float,
+    request_rate: float,
+    request_seconds: float,
+    workdir: Path | None,
+) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"bench-{run_id}."
+    app_id = f"pacer-bench-{run_id}"
+    names = TopicNames(prefix)
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        topic_partitions=partitions,
+        app_id=app_id,
+    )
+    await create_topics(settings)
+    plain_changelog = f"{prefix}plain-campaigns-changelog"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(plain_changelog, partitions, 1, topic_configs={"cleanup.policy": "compact"})]
+        )
+    finally:
+        await admin.close()
+
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="pacer-bench-"))
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "PACER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "PACER_TOPIC_PREFIX": prefix,
+            "PACER_APP_ID": app_id,
+            "PACER_TOPIC_PARTITIONS": str(partitions),
+            "PACER_WORKER_WEB_PORT": str(port),
+            "PACER_WORKER_DATA_DIR": str(tmp / "worker-data"),
+            "PACER_REDIS_PUBLISH_ENABLED": "false",
+            "PACER_LOG_LEVEL": "WARNING",
+        }
+    )
+    campaigns = [f"bench-c{i}" for i in range(n_campaigns)]
+    worker = _Worker(env, port, tmp / "worker.log")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    await producer.start()
+    result: dict[str, Any] = {
+        "n_events": n_events,
+        "n_campaigns": n_campaigns,
+        "channels": len(CHANNELS),
+        "partitions": partitions,
+    }
+    try:
+        # --- faust worker: configure, stop, backlog, restart ---------------------------
+        worker.start()
+        await worker.wait_ready()
+        await _produce_budgets(producer, names, campaigns)
+        await _wait_configured(worker, campaigns)
+        worker.stop()
+        backlog = _spend_payloads(campaigns, n_events, "b")
+        produced = await _produce_all(producer, names.spend, backlog)
+        t0 = worker.start()
+        await worker.wait_ready()
+        restart_s = time.monotonic() - t0
+        applied = await _applied_times(
+            bootstrap, f"{app_id}-campaigns-changelog", produced, timeout=600
+        )
+        faust_rate = _throughput(applied)
+        live = _spend_payloads(campaigns, int(live_rate * live_seconds), "lf")
+        produced_live = await _produce_at_rate(producer, names.spend, live, live_rate)
+        applied_live = await _applied_times(
+            bootstrap, f"{app_id}-campaigns-changelog", produced_live, timeout=600
+        )
+        result["faust_worker"] = {
+            "events_per_s": round(faust_rate, 1),
+            "restart_to_ready_s": round(restart_s, 2),
+            "live_rate_per_s": live_rate,
+            "lag": _summary_ms(_lags(produced_live, applied_live)),
+        }
+        result["can_spend_round_trip"] = await _can_spend_round_trips(
+            bootstrap, prefix, campaigns, request_rate, request_seconds
+        )
+        result["worker_rss_mib"] = _rss_mib(worker)
+        worker.stop()
+
+        # --- plain aiokafka loop on the same topics (its own group and changelog) ------
+        # The loop runs in this process: the changelog is read only after it is done
+        # (timestamps are set when written), so reading never competes with it.
+        plain = PlainLoop(bootstrap, names, plain_changelog, f"{app_id}-plain")
+        all_spend = {**produced, **produced_live}
+        await plain.start()
+        await _wait_count(lambda: plain.spend_seen, len(all_spend), timeout=600)
+        live2 = _spend_payloads(campaigns, int(live_rate * live_seconds), "lp")
+        produced_live2 = await _produce_at_rate(producer, names.spend, live2, live_rate)
+        await _wait_count(lambda: plain.spend_seen, len(all_spend) + len(live2), timeout=600)
+        await plain.stop()
+        applied_plain = await _applied_times(bootstrap, plain_changelog, all_spend, timeout=600)
+        plain_rate = _throughput({k: applied_plain[k] for k in produced})
+        applied_live2 = await _applied_times(bootstrap, plain_changelog, produced_live2, 600)
+        result["plain_loop"] = {
+            "events_per_s": round(plain_rate, 1),
+            "live_rate_per_s": live_rate,
+            "lag": _summary_ms(_lags(produced_live2, applied_live2)),
+        }
+        result["faust_vs_plain"] = round(faust_rate / plain_rate, 3) if plain_rate else None
+        result["target_faust_vs_plain"] = 0.5
+    finally:
+        worker.stop()
+        await producer.stop()
+        await _delete_topics(bootstrap, (prefix, app_id))
+    return result
+
+
+async def _wait_count(get: Callable[[], int], target: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while get() < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {get()} of {target} events processed")
+        await asyncio.sleep(0.05)
+
+
+async def _wait_configured(worker: _Worker, campaigns: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    for cid in campaigns:
+        while worker.get(f"/campaigns/{cid}")[0] != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError("budgets not applied")
+            await asyncio.sleep(0.05)
+
+
+def _rss_mib(worker: _Worker) -> float | None:
+    if worker.proc is None:
+        return None
+    try:
+        for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    except Exception:  # best effort
+        pass
+    finally:
+        await admin.close()
+
+
+def main() -> None:  # pragma: no cover - manual use: python -m pacer_stream.bench.stream_bench
+    res = asyncio.run(run(os.environ.get("PACER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")))
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+__all__ = ["PlainLoop", "run"]
