@@ -257,12 +257,18 @@ class PacingEngine:
                 times.popleft()
             if len(times) >= t.overspend_events_to_trip:
                 violation = BreakerCause.REPEATED_OVERSPEND
+        times = ch.unauthorised_times
+        if unauthorised:
+            times.append(ts)
+        while times and times[0] <= ts - t.velocity_window_s:
+            times.popleft()
         window = ch.unauthorised.total(ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
         # Runaway = a burst far above the planned rate that also puts the channel ahead
         # of plan: a delayed batch report that merely catches spend up to plan is not.
         if (
             window > trip_limit
+            and len(times) >= t.velocity_trip_min_events
             and window > ch.budget * t.velocity_trip_min_pct
             and ch.spent_total > planned_at(ch, ts)
         ):
@@ -710,6 +716,7 @@ class PacingEngine:
         ch.pace_level = 0
         ch.active_alerts.clear()
         ch.overspend_times.clear()
+        ch.unauthorised_times.clear()
         # Rebuilding "today" (first use, or a time zone change): count today's spend from
         # history. A normal roll to the next day must not: the only history at or after
         # the new day's start is then spend already counted on the previous day (early

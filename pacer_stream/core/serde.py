@@ -169,6 +169,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "una": [ch.unauthorised.size, ch.unauthorised.minutes, ch.unauthorised.amounts],
         "unm": [ch.unmet.size, ch.unmet.minutes, ch.unmet.amounts],
         "ot": list(ch.overspend_times),
+        "ut": list(ch.unauthorised_times),
         "br": [
             br.state.value,
             br.since,
@@ -384,6 +385,7 @@ def _channel(c: JSON) -> ChannelState:
         unauthorised=unauthorised,
         unmet=unmet,
         overspend_times=deque(float(x) for x in c["ot"]),
+        unauthorised_times=deque(float(x) for x in c["ut"]),
         breaker=breaker,
         pace_level=_int(c["pl"]),
         active_alerts={AlertType(a) for a in c["aa"]},

@@ -63,6 +63,9 @@ class ChannelState:
     #: Amounts requested but refused by the hourly or velocity line: unmet demand,
     #: the evidence that a channel could use more budget (reallocation receivers).
     unmet: MinuteRing = field(default_factory=MinuteRing)
+    #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
+    #: so one odd event (however large) never trips the breaker on velocity alone.
+    unauthorised_times: deque[float] = field(default_factory=deque)
     overspend_times: deque[float] = field(default_factory=deque)
     breaker: Breaker = field(default_factory=Breaker)
     pace_level: int = 0

@@ -125,9 +125,11 @@ class Thresholds:
     velocity_window_s: int = 300
     velocity_multiple: float = 3.0
     #: Breaker trip on runaway velocity: trailing spend above this multiple of plan.
-    velocity_trip_multiple: float = 4.5
+    velocity_trip_multiple: float = 2.0
     #: Minimum trailing-window spend (share of daily budget) before velocity can trip.
-    velocity_trip_min_pct: float = 0.004
+    velocity_trip_min_pct: float = 0.002
+    #: ... and at least this many unauthorised spend events in the window.
+    velocity_trip_min_events: int = 2
     #: Repeated overspend: this many spends beyond the hour allowance within the window.
     overspend_events_to_trip: int = 5
     overspend_window_s: int = 60

@@ -36,6 +36,7 @@ _POSITIVE = (
 _POSITIVE_INTS = (
     "velocity_window_s",
     "overspend_events_to_trip",
+    "velocity_trip_min_events",
     "overspend_window_s",
     "breaker_cooldown_s",
     "breaker_max_cooldown_s",
