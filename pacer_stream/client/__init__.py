@@ -1,9 +1,9 @@
 """Clients for bid engines and other programs.
 
 * ``FastPathClient`` -- Redis fast path: reserve / settle / release / breaker_state.
-* ``PacerClient`` -- Kafka client (spend, can-spend request/reply, stop/resume, breaker
-  follower); lives in ``pacer_stream/client/kafka.py`` and is re-exported here by its
-  owner.
+* ``PacerClient`` -- Kafka client (spend, budgets, can-spend request/reply, stop/resume)
+  and ``BreakerFollower`` (latest breaker state per campaign/channel from the compacted
+  breakers topic); both live in ``pacer_stream/client/kafka.py``.
 """
 
 from pacer_stream.adapters.store import (
@@ -15,11 +15,12 @@ from pacer_stream.adapters.store import (
     StoreUnavailable,
 )
 from pacer_stream.client.fastpath import FastPathClient
-
-# from pacer_stream.client.kafka import PacerClient  (added with the Kafka client)
+from pacer_stream.client.kafka import BreakerFollower, PacerClient
 
 __all__ = [
+    "BreakerFollower",
     "FastPathClient",
+    "PacerClient",
     "Release",
     "ReleaseStatus",
     "Reservation",
