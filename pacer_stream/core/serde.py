@@ -124,11 +124,12 @@ def _answered_dict(answered: dict[str, str]) -> JSON:
     return out
 
 
-def _floats(values: tuple[float, ...] | list[float]) -> list[float | str]:
+def _floats(values: tuple[float, ...]) -> tuple[float, ...] | list[float | str]:
     # One C-level sum instead of a per-element check: any NaN/inf (or an overflow, which
-    # only sends us down the exact path below) makes the sum non-finite.
+    # only sends us down the exact path below) makes the sum non-finite. Tuples go to
+    # orjson as they are (no copy).
     if math.isfinite(sum(values)):
-        return list(values)
+        return values
     return [v if math.isfinite(v) else _non_finite_name(v) for v in values]
 
 
@@ -184,16 +185,17 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "aa": sorted(a.value for a in ch.active_alerts),
         "seq": ch.alert_seq,
         "pv": [ch.perf_violation_since, ch.perf_violation_reason, ch.perf_violation_alerted],
-        "h": [hist.horizon_hours, hist.newest, [[h, *b] for h, b in hist.buckets.items()]],
+        # keys and bucket lists as two arrays: no per-bucket Python work (up to 29 x 24)
+        "h": [hist.horizon_hours, hist.newest, list(hist.buckets), list(hist.buckets.values())],
         "ak": list(ch.allowance_key),
         "av": ch.allowance_value,
     }
     if plan is not None:
-        out["pa"] = list(plan.amounts)
-        out["pc"] = list(plan.caps)
+        out["pa"] = plan.amounts
+        out["pc"] = plan.caps
         out["pw"] = _floats(plan.weights)
     if result is not None:
-        weights: list[float | str] | None = (
+        weights: tuple[float, ...] | list[float | str] | None = (
             None if plan is not None and result.weights == plan.weights else _floats(result.weights)
         )
         out["res"] = [
@@ -338,26 +340,12 @@ def _channel(c: JSON) -> ChannelState:
         trials_admitted=_int(admitted),
         trials_passed=_int(passed),
     )
-    vel_size, vel_minutes, vel_amounts = c["vel"]
-    velocity = MinuteRing(size=_int(vel_size), minutes=list(vel_minutes), amounts=list(vel_amounts))
-    if len(velocity.minutes) != velocity.size or len(velocity.amounts) != velocity.size:
-        raise SerdeError("velocity ring arrays do not match its size")
-    una_size, una_minutes, una_amounts = c["una"]
-    unauthorised = MinuteRing(
-        size=_int(una_size), minutes=list(una_minutes), amounts=list(una_amounts)
-    )
-    if len(unauthorised.minutes) != unauthorised.size:
-        raise SerdeError("unauthorised ring arrays do not match its size")
-    unm_size, unm_minutes, unm_amounts = c["unm"]
-    unmet = MinuteRing(size=_int(unm_size), minutes=list(unm_minutes), amounts=list(unm_amounts))
-    if len(unmet.minutes) != unmet.size:
-        raise SerdeError("unmet ring arrays do not match its size")
-    horizon, newest, buckets = c["h"]
-    history = HourlyHistory(
-        horizon_hours=_int(horizon),
-        buckets={_int(b[0]): [_int(x) for x in b[1:]] for b in buckets},
-        newest=_int(newest),
-    )
+    velocity = _ring(c["vel"], "velocity")
+    # Rings and times added to the state later are optional, so a changelog written by an
+    # older worker still loads (an absent window is an empty one).
+    unauthorised = _ring(c["una"], "unauthorised") if "una" in c else MinuteRing()
+    unmet = _ring(c["unm"], "unmet") if "unm" in c else MinuteRing()
+    history = _history(c["h"])
     since_v, reason, alerted = c["pv"]
     key = c["ak"]
     reservations = {
@@ -384,8 +372,8 @@ def _channel(c: JSON) -> ChannelState:
         velocity=velocity,
         unauthorised=unauthorised,
         unmet=unmet,
-        overspend_times=deque(float(x) for x in c["ot"]),
-        unauthorised_times=deque(float(x) for x in c["ut"]),
+        overspend_times=deque(float(x) for x in c.get("ot", ())),
+        unauthorised_times=deque(float(x) for x in c.get("ut", ())),
         breaker=breaker,
         pace_level=_int(c["pl"]),
         active_alerts={AlertType(a) for a in c["aa"]},
@@ -396,6 +384,30 @@ def _channel(c: JSON) -> ChannelState:
         history=history,
         allowance_key=(_int(key[0]), _int(key[1]), _int(key[2])),
         allowance_value=_int(c["av"]),
+    )
+
+
+def _ring(value: list[Any], what: str) -> MinuteRing:
+    size, minutes, amounts = value
+    ring = MinuteRing(size=_int(size), minutes=list(minutes), amounts=list(amounts))
+    if len(ring.minutes) != ring.size or len(ring.amounts) != ring.size:
+        raise SerdeError(f"{what} ring arrays do not match its size")
+    return ring
+
+
+def _history(value: list[Any]) -> HourlyHistory:
+    if len(value) == 3:  # early format: [[hour, *metrics], ...]
+        horizon, newest, rows = value
+        hours = [r[0] for r in rows]
+        buckets = [r[1:] for r in rows]
+    else:
+        horizon, newest, hours, buckets = value
+    if len(hours) != len(buckets):
+        raise SerdeError("history hours and buckets differ in length")
+    return HourlyHistory(
+        horizon_hours=_int(horizon),
+        buckets={_int(h): [_int(x) for x in b] for h, b in zip(hours, buckets, strict=True)},
+        newest=_int(newest),
     )
 
 

@@ -299,3 +299,20 @@ def test_not_json_raises_serde_error() -> None:
         serde.loads(b"{nope")
     with pytest.raises(serde.SerdeError):
         serde.loads(b"[1, 2]")
+
+
+def test_values_written_by_an_older_worker_still_load() -> None:
+    """A changelog outlives a deploy: the early history layout and state fields added
+    later (absent windows) must still load, as empty windows."""
+    state = _busy_state()
+    data = orjson.loads(serde.dumps(state))
+    for ch in data["ch"]:
+        horizon, newest, hours, buckets = ch["h"]
+        ch["h"] = [horizon, newest, [[h, *b] for h, b in zip(hours, buckets, strict=True)]]
+        for key in ("una", "unm", "ut"):
+            ch.pop(key, None)
+    old = serde.from_dict(data)
+    for channel, ch in old.channels.items():
+        assert ch.history == state.channels[channel].history
+        assert len(ch.unmet.minutes) == ch.unmet.size and not any(ch.unmet.amounts)
+        assert not ch.unauthorised_times
