@@ -98,11 +98,17 @@ def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     ax1.legend(fontsize=8, loc="upper right")
     tl = inc.get("timeline", {})
     t_end = (lo + len(inc["spend_per_minute"])) / 60.0
-    xs = [lo / 60.0]
-    ys = [0.0]
+    t_lo = lo / 60.0
+    level = 0.0
     for t, state in tl.get("breaker", []):
-        xs.append(t / 3600.0)
-        ys.append(_BREAKER_LEVEL.get(state, 0.0))
+        if t / 3600.0 <= t_lo:
+            level = _BREAKER_LEVEL.get(state, 0.0)
+    xs = [t_lo]
+    ys = [level]
+    for t, state in tl.get("breaker", []):
+        if t_lo < t / 3600.0 < t_end:
+            xs.append(t / 3600.0)
+            ys.append(_BREAKER_LEVEL.get(state, 0.0))
     xs.append(t_end)
     ys.append(ys[-1])
     ax2.step(xs, ys, where="post", color="black", label="pacer-stream breaker")
