@@ -9,6 +9,7 @@ expiry, breaker cooldown, deadlines) is driven without sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import Iterator
@@ -75,6 +76,17 @@ class Worker:
     def changelog(self, outs: list[Out]) -> list[Out]:
         return [o for o in outs if o.topic.endswith("-campaigns-changelog")]
 
+    async def put(self, agent: Any, value: bytes, key: bytes, **kw: Any) -> None:
+        """Put one record and wait until the agent has handled it (agents take records
+        in small batches, so ``put`` alone returns before the batch is processed)."""
+        before = self.m.events_processed
+        await agent.put(value, key=key, **kw)
+        for _ in range(2000):
+            if self.m.events_processed > before:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("record not processed within 2 s")
+
     def state(self, campaign_id: str) -> Any:
         stored = self.m.campaigns.get(campaign_id)
         return stored.state if stored is not None else None
@@ -123,7 +135,7 @@ def _request(cid: str, rid: str, amount: int, when: datetime, **kw: Any) -> byte
 
 async def _configure(w: Worker, cid: str, **thresholds: Any) -> None:
     async with w.m.budgets.test_context() as agent:
-        await agent.put(_budget(cid, **thresholds), key=cid.encode())
+        await w.put(agent, _budget(cid, **thresholds), key=cid.encode())
 
 
 async def test_budget_configures_campaign_and_writes_changelog(worker: Worker, cid: str) -> None:
@@ -141,14 +153,14 @@ async def test_budget_configures_campaign_and_writes_changelog(worker: Worker, c
 async def test_spend_is_applied_once_by_event_id_and_offset(worker: Worker, cid: str) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
-        await agent.put(_spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 0
-        await agent.put(_spend(cid, "e2", 2_000_000, NOON), key=cid.encode())  # offset 1
+        await worker.put(agent, _spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 0
+        await worker.put(agent, _spend(cid, "e2", 2_000_000, NOON), key=cid.encode())  # offset 1
         # producer retry: same event id, new offset -> event-id window
-        await agent.put(_spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 2
+        await worker.put(agent, _spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 2
         # crash replay: an offset at or below the high-water mark is skipped, even with a
         # new event id (the record was applied before the crash)
         agent.sent_offset = 1
-        await agent.put(_spend(cid, "e-replayed", 9_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _spend(cid, "e-replayed", 9_000_000, NOON), key=cid.encode())
     state = worker.state(cid)
     assert state.channels[GOOGLE].spent_total == 5_000_000
     assert state.offsets[topics.SPEND] == 2
@@ -158,9 +170,11 @@ async def test_spend_is_applied_once_by_event_id_and_offset(worker: Worker, cid:
 async def test_late_event_lands_in_its_own_hour(worker: Worker, cid: str) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
-        await agent.put(_spend(cid, "late", 4_000_000, NOON - timedelta(hours=3)), key=cid.encode())
-        await agent.put(
-            _spend(cid, "yesterday", 7_000_000, NOON - timedelta(days=1)), key=cid.encode()
+        await worker.put(
+            agent, _spend(cid, "late", 4_000_000, NOON - timedelta(hours=3)), key=cid.encode()
+        )
+        await worker.put(
+            agent, _spend(cid, "yesterday", 7_000_000, NOON - timedelta(days=1)), key=cid.encode()
         )
     ch = worker.state(cid).channels[GOOGLE]
     assert ch.spent[9] == 4_000_000 and ch.spent_total == 4_000_000
@@ -169,7 +183,7 @@ async def test_late_event_lands_in_its_own_hour(worker: Worker, cid: str) -> Non
 
 async def test_spend_without_budget_is_recorded_and_alerts(worker: Worker, cid: str) -> None:
     async with worker.m.spend_events.test_context() as agent:
-        await agent.put(_spend(cid, "e1", 1_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _spend(cid, "e1", 1_000_000, NOON), key=cid.encode())
     outs = worker.drain()
     assert worker.state(cid).channels[GOOGLE].spent_total == 1_000_000
     alerts = [o.json() for o in worker.on(outs, topics.ALERTS)]
@@ -190,10 +204,10 @@ async def test_malformed_spend_goes_to_dlq_and_changes_nothing(
 ) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
-        await agent.put(_spend(cid, "ok", 1_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _spend(cid, "ok", 1_000_000, NOON), key=cid.encode())
         before = serde.dumps(worker.state(cid))
         worker.drain()
-        await agent.put(payload, key=cid.encode(), partition=0)
+        await worker.put(agent, payload, key=cid.encode(), partition=0)
     outs = worker.drain()
     assert serde.dumps(worker.state(cid)) == before
     assert worker.changelog(outs) == []
@@ -210,13 +224,13 @@ async def test_malformed_spend_goes_to_dlq_and_changes_nothing(
 async def test_core_time_errors_go_to_dlq_with_their_code(worker: Worker, cid: str) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
-        await agent.put(
-            _spend(cid, "future", 1_000_000, NOON + timedelta(hours=2)), key=cid.encode()
+        await worker.put(
+            agent, _spend(cid, "future", 1_000_000, NOON + timedelta(hours=2)), key=cid.encode()
         )
-        await agent.put(
-            _spend(cid, "ancient", 1_000_000, NOON - timedelta(days=40)), key=cid.encode()
+        await worker.put(
+            agent, _spend(cid, "ancient", 1_000_000, NOON - timedelta(days=40)), key=cid.encode()
         )
-        await agent.put(_spend("other-campaign", "x", 1, NOON), key=cid.encode())
+        await worker.put(agent, _spend("other-campaign", "x", 1, NOON), key=cid.encode())
     codes = [o.json()["error_code"] for o in worker.on(worker.drain(), topics.DLQ)]
     assert codes == ["time_in_future", "time_too_old", "key_mismatch"]
     assert worker.state(cid).channels[GOOGLE].spent_total == 0
@@ -226,10 +240,12 @@ async def test_can_spend_reserves_and_replies(worker: Worker, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     async with worker.m.can_spend.test_context() as agent:
-        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())
-        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())  # retry
-        await agent.put(
-            _request(cid, "r2", 1_000_000, NOON, reply_to="bidder-7.replies"), key=cid.encode()
+        await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())  # retry
+        await worker.put(
+            agent,
+            _request(cid, "r2", 1_000_000, NOON, reply_to="bidder-7.replies"),
+            key=cid.encode(),
         )
     outs = worker.drain()
     replies = [o.json() for o in worker.on(outs, topics.CAN_SPEND_REPLIES)]
@@ -251,10 +267,10 @@ async def test_can_spend_uses_worker_clock_and_deadline(worker: Worker, cid: str
     worker.drain()
     async with worker.m.can_spend.test_context() as agent:
         # waited 2 s in the topic with a 500 ms deadline
-        await agent.put(
-            _request(cid, "old", 1_000_000, NOON - timedelta(seconds=2)), key=cid.encode()
+        await worker.put(
+            agent, _request(cid, "old", 1_000_000, NOON - timedelta(seconds=2)), key=cid.encode()
         )
-        await agent.put(_request("nobody", "r", 1_000_000, NOON), key=b"nobody")
+        await worker.put(agent, _request("nobody", "r", 1_000_000, NOON), key=b"nobody")
     replies = [o.json() for o in worker.on(worker.drain(), topics.CAN_SPEND_REPLIES)]
     assert [(r["allowed"], r["code"]) for r in replies] == [
         (False, "deadline_expired"),
@@ -270,9 +286,9 @@ async def test_emergency_stop_and_resume_publish_breaker_states(worker: Worker, 
     stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "runaway bidder", NOON)
     resume = CommandRecord("c2", cid, CommandType.RESUME, "fixed", NOON)
     async with worker.m.commands.test_context() as agent:
-        await agent.put(records.encode(stop), key=cid.encode())
+        await worker.put(agent, records.encode(stop), key=cid.encode())
         stopped = worker.drain()
-        await agent.put(records.encode(resume), key=cid.encode())
+        await worker.put(agent, records.encode(resume), key=cid.encode())
         resumed = worker.drain()
     states = {(o.key, o.json()["state"]) for o in worker.on(stopped, topics.BREAKERS)}
     assert states == {
@@ -289,7 +305,7 @@ async def test_emergency_stop_and_resume_publish_breaker_states(worker: Worker, 
 async def test_stop_for_unknown_campaign_sticks(worker: Worker, cid: str) -> None:
     stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "pre-emptive", NOON)
     async with worker.m.commands.test_context() as agent:
-        await agent.put(records.encode(stop), key=cid.encode())
+        await worker.put(agent, records.encode(stop), key=cid.encode())
     await _configure(worker, cid)
     state = worker.state(cid)
     assert state.emergency_stopped and state.configured
@@ -309,8 +325,8 @@ async def test_force_breaker_and_reallocate_commands(worker: Worker, cid: str) -
     )
     realloc = CommandRecord("c2", cid, CommandType.REALLOCATE, "ops", NOON)
     async with worker.m.commands.test_context() as agent:
-        await agent.put(records.encode(force), key=cid.encode())
-        await agent.put(records.encode(realloc), key=cid.encode())
+        await worker.put(agent, records.encode(force), key=cid.encode())
+        await worker.put(agent, records.encode(realloc), key=cid.encode())
     outs = worker.drain()
     (br,) = worker.on(outs, topics.BREAKERS)
     assert br.json()["state"] == "open" and br.json()["forced"] is True
@@ -331,7 +347,7 @@ class TestSignedCommands:
 
     async def _put(self, worker: Worker, cid: str, rec: CommandRecord) -> list[Out]:
         async with worker.m.commands.test_context() as agent:
-            await agent.put(records.encode(rec), key=cid.encode())
+            await worker.put(agent, records.encode(rec), key=cid.encode())
         return worker.drain()
 
     async def test_unsigned_bad_expired_and_replayed_are_rejected(
@@ -356,7 +372,7 @@ class TestSignedCommands:
 
     async def test_unsigned_budget_is_rejected(self, worker: Worker, cid: str) -> None:
         async with worker.m.budgets.test_context() as agent:
-            await agent.put(_budget(cid), key=cid.encode())
+            await worker.put(agent, _budget(cid), key=cid.encode())
         outs = worker.drain()
         assert [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)] == ["unsigned"]
         assert worker.state(cid) is None
@@ -367,7 +383,7 @@ async def test_breaker_trips_on_runaway_spend(worker: Worker, cid: str) -> None:
     worker.drain()
     async with worker.m.spend_events.test_context() as agent:
         for i in range(4):
-            await agent.put(_spend(cid, f"e{i}", 240_000_000, NOON), key=cid.encode())
+            await worker.put(agent, _spend(cid, f"e{i}", 240_000_000, NOON), key=cid.encode())
     outs = worker.drain()
     breakers = [o.json() for o in worker.on(outs, topics.BREAKERS)]
     assert [b["state"] for b in breakers] == ["open"]
@@ -382,7 +398,7 @@ async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
 ) -> None:
     await _configure(worker, cid, breaker_cooldown_s=30, reservation_ttl_s=10)
     async with worker.m.can_spend.test_context() as agent:
-        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())
     async with worker.m.commands.test_context() as agent:
         force = CommandRecord(
             "c",
@@ -393,10 +409,12 @@ async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
             channel=DISPLAY,
             state=CircuitBreakerState.HALF_OPEN,
         )
-        await agent.put(records.encode(force), key=cid.encode())
+        await worker.put(agent, records.encode(force), key=cid.encode())
     async with worker.m.spend_events.test_context() as agent:
         for i in range(6):  # a failed trial re-opens DISPLAY with a 30 s cooldown
-            await agent.put(_spend(cid, f"d{i}", 60_000_000, NOON, DISPLAY), key=cid.encode())
+            await worker.put(
+                agent, _spend(cid, f"d{i}", 60_000_000, NOON, DISPLAY), key=cid.encode()
+            )
     assert worker.state(cid).channels[DISPLAY].breaker.state is CircuitBreakerState.OPEN
     worker.drain()
     worker.clock.advance(31)
@@ -436,7 +454,7 @@ async def test_pace_snapshots_timer(worker: Worker, cid: str) -> None:
 async def test_status_view_is_read_only(worker: Worker, cid: str) -> None:
     await _configure(worker, cid, reservation_ttl_s=10)
     async with worker.m.can_spend.test_context() as agent:
-        await agent.put(_request(cid, "r1", 2_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())
     worker.clock.advance(60)
     before = serde.dumps(worker.state(cid))
     body = worker.m.processor.status(worker.m.campaigns.get(cid))
