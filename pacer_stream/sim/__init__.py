@@ -9,5 +9,6 @@ the bid engine, the ad platform and the clock.
 Modules: ``scenario`` (settings), ``traffic`` (the seeded day), ``faults`` (what goes
 wrong), ``pacer`` (pacer-stream through the engine), ``baselines`` (the comparison
 controllers and the oracle), ``metrics``, ``runner`` (seeds, processes), ``report``,
-``charts`` and ``command`` (the CLI).
+``charts``, ``kafka`` (the same traffic through a running worker) and ``command``
+(the CLI).
 """
