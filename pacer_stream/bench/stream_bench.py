@@ -18,6 +18,8 @@ What is measured (QUALITY.md section 2), on throwaway topics of the given broker
 3. **Can-spend round trip.** ``PacerClient.can_spend`` through the worker at a fixed
    request rate (250/s and 1,000/s by default) for ``request_seconds``: p50/p99 of the round trip
    (request produced, decided, reply consumed), timeouts counted. Target p99 <= 20 ms.
+   Grants are never settled; the campaigns' reservation TTL is 5 s so the number of live
+   holds stays steady (every hold is part of the campaign's changelog value).
 
 Timestamps are Kafka ``CreateTime`` values set by the producing clients on this machine
 (millisecond resolution), so lags under ~1 ms read as 0-1 ms.
@@ -55,6 +57,7 @@ from pacer_stream.core.types import (
     ChannelType,
     PacingStrategy,
     SpendEvent,
+    Thresholds,
 )
 from pacer_stream.settings import Settings
 from pacer_stream.streams import stored as stored_codec
@@ -63,6 +66,7 @@ from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.processor import Processor
 
 UNIT = 1_000_000
+RESERVATION_TTL_S = 5
 CHANNELS = (ChannelType.GOOGLE_ADS, ChannelType.FACEBOOK_ADS, ChannelType.DISPLAY)
 #: Key of the spend topic's high-water mark inside a stored campaign value.
 _SPEND_HWM = topics.SPEND
@@ -151,6 +155,9 @@ async def _produce_budgets(
             cid,
             {c: ChannelConfig(1_000_000 * UNIT) for c in CHANNELS},
             PacingStrategy.EVEN_DISTRIBUTION,
+            # The benchmark never settles its reservations; a short TTL keeps the live
+            # holds per campaign at a steady, realistic level (bidders settle in seconds).
+            thresholds=Thresholds(reservation_ttl_s=RESERVATION_TTL_S),
         )
         payload = records.encode_budget(cfg, updated_at=now)
         futs.append(await producer.send(names.budgets, payload, key=cid.encode()))

@@ -322,8 +322,13 @@ class PacerClient:
         fut: asyncio.Future[CanSpendReply] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            await self.send(self._topic(topics.CAN_SPEND_REQUESTS), campaign_id.encode(), payload)
-            return await asyncio.wait_for(fut, timeout_s)
+            # One deadline for the whole round trip (produce + decision + reply);
+            # ``asyncio.timeout`` is ``wait_for`` without a task per call.
+            async with asyncio.timeout(timeout_s):
+                await self.send(
+                    self._topic(topics.CAN_SPEND_REQUESTS), campaign_id.encode(), payload
+                )
+                return await fut
         finally:
             self._pending.pop(rid, None)
 

@@ -205,31 +205,31 @@ REQUEST_BATCH = (256, 0.001)
 async def spend_events(stream: StreamT[bytes]) -> None:
     """Spend events -> engine.record_spend (idempotent) -> alerts, breaker states."""
     async for events in stream.take_events(*SPEND_BATCH):
-        _process(events)
+        await _send_unordered(_process(events))
 
 
 @app.agent(budgets_topic, name="budgets")
 async def budgets(stream: StreamT[bytes]) -> None:
     """Campaign configuration -> engine.configure (same table: same partition)."""
     async for event in stream.events():
-        _process([event])
+        await _send_unordered(_process([event]))
 
 
 @app.agent(commands_topic, name="commands")
 async def commands(stream: StreamT[bytes]) -> None:
     """emergency_stop / resume / reallocate / force_breaker (signed when required)."""
     async for event in stream.events():
-        _process([event])
+        await _send_unordered(_process([event]))
 
 
 @app.agent(requests_topic, name="can-spend")
 async def can_spend(stream: StreamT[bytes]) -> None:
     """Can-spend requests -> engine.reserve -> a reply on the replies topic / reply_to."""
     async for events in stream.take_events(*REQUEST_BATCH):
-        _process(events)
+        await _send_unordered(_process(events))
 
 
-def _process(events: Sequence[EventT[bytes]]) -> None:
+def _process(events: Sequence[EventT[bytes]]) -> list[Message]:
     """Decode and apply each record in order, produce its outputs, then write the value
     of every campaign the batch changed -- once per campaign.
 
@@ -238,14 +238,25 @@ def _process(events: Sequence[EventT[bytes]]) -> None:
     interleave. Outputs and changelog writes go through faust's producer, which is
     flushed before the batch's input offsets are committed (``take_events`` acks the
     events only after this returns), so a crash replays the whole batch and the offset
-    high-water marks make the replay a no-op.
+    high-water marks make the replay a no-op (the agent awaits the returned replies'
+    hand-over to the producer before the batch is acked).
+
+    Returns the records whose order does not matter (replies) for
+    :func:`_send_unordered`.
     """
     global events_processed
     touched: dict[str, Stored] = {}
+    unordered: list[Message] = []
     for event in events:
         msg = event.message
         result = processor.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _lookup)
-        _send(result.messages)
+        for m in result.messages:
+            if m.unordered:
+                unordered.append(m)
+            else:
+                _out_topic(m.topic).send_soon(
+                    key=m.key, value=m.value, key_serializer="raw", value_serializer="raw"
+                )
         if result.store is not None:
             cid = result.store.campaign_id
             campaigns.data[cid] = result.store  # visible at once (new campaigns)
@@ -254,6 +265,16 @@ def _process(events: Sequence[EventT[bytes]]) -> None:
     for cid, value in touched.items():
         campaigns.send_changelog(value.partition, cid, value)
     events_processed += len(events)
+    return unordered
+
+
+async def _send_unordered(messages: list[Message]) -> None:
+    """Hand replies straight to the Kafka producer, skipping faust's ordered buffer and
+    its per-message bookkeeping (replies are independent). They are still flushed
+    before the input offsets are committed (faust flushes the whole producer)."""
+    producer = app.producer
+    for m in messages:
+        await producer.send(m.topic, m.key, m.value, None, None, None)
 
 
 def _lookup(campaign_id: str) -> Stored | None:

@@ -77,6 +77,10 @@ class Message:
     topic: str
     key: bytes | None
     value: bytes
+    #: True for records whose order does not matter (can-spend replies: each stands
+    #: alone), which the worker may hand to the producer on a faster path. Breaker
+    #: states, alerts and the changelog keep their order.
+    unordered: bool = False
 
 
 @dataclass(slots=True)
@@ -299,7 +303,8 @@ class Processor:
         status: str,
     ) -> Result:
         payload = records.encode_reply(rec, decision, decided_at=now, validate=False)
-        messages = [*self.emit(outputs), Message(reply_topic, rec.campaign_id.encode(), payload)]
+        reply = Message(reply_topic, rec.campaign_id.encode(), payload, unordered=True)
+        messages = [*self.emit(outputs), reply]
         metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
         dirty = [(rec.campaign_id, rec.channel)] if store is not None else []
         return Result(messages, store, dirty, status, _breakers(outputs))

@@ -59,6 +59,11 @@ class Worker:
         self.m = module
         self.clock = clock
         self.names = module.names
+        #: Replies handed straight to the Kafka producer (not through faust's buffer).
+        self.direct: list[Out] = []
+
+    async def send_unordered(self, messages: list[Any]) -> None:
+        self.direct.extend(Out(m.topic, m.key, m.value) for m in messages)
 
     def drain(self) -> list[Out]:
         """Every record produced since the last drain (outputs and changelog)."""
@@ -68,6 +73,8 @@ class Worker:
             fut = queue.get_nowait()
             msg = fut.message
             out.append(Out(msg.channel.get_topic_name(), msg.key, msg.value))
+        out.extend(self.direct)
+        self.direct.clear()
         return out
 
     def on(self, outs: list[Out], logical: str) -> list[Out]:
@@ -102,6 +109,7 @@ def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
     monkeypatch.setattr(module, "_active_partitions", lambda: {0})
     monkeypatch.setattr(module.status, "recovering", False)
     w = Worker(module, clock)
+    monkeypatch.setattr(module, "_send_unordered", w.send_unordered)
     w.drain()
     yield w
     w.drain()
