@@ -2,4 +2,5 @@
 
 from pacer_stream.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned child process re-imports this module
+    main()

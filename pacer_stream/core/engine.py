@@ -91,9 +91,12 @@ _DAY_S = 86400.0
 #: Unmet demand over this trailing window, extrapolated to the rest of the day, is what
 #: a channel is believed able to absorb when it receives reallocated budget ...
 UNMET_WINDOW_S = 900
-#: ... but only over the next hour: demand seen now says little about tonight, and the
-#: reallocation timer runs again long before then.
-UNMET_HORIZON_S = 3600
+#: ... but only over the next window: demand seen now says little about tonight, and the
+#: reallocation timer runs again (every 15 minutes by default) to move more if the
+#: demand persists. Extrapolating further would move the same demand again at each run.
+UNMET_HORIZON_S = 900
+#: No reallocation this close to the end of the day: moved budget would be stranded.
+REALLOCATION_CUTOFF_S = 7200
 #: Bound on remembered request ids (idempotent reservation retries).
 _MAX_ANSWERED = 10_000
 
@@ -195,7 +198,7 @@ class PacingEngine:
             return SpendResult(False, True, "duplicate")
         state.dedupe.add(event.event_id, ts)
         ch = self._channel(state, event.channel)
-        outputs = self._touch(state, ch, ts)
+        outputs = self._take_outbox(state) + self._touch(state, ch, ts)
         amount = event.amount_micros
         unauthorised = amount
         rid = event.reservation_id
@@ -204,6 +207,10 @@ class PacingEngine:
             if res is not None:
                 ch.reserved_total -= res.amount
                 unauthorised = max(0, amount - res.amount)
+            elif rid in ch.unreported:
+                held, _ = ch.unreported.pop(rid)
+                ch.unreported_total -= held
+                unauthorised = max(0, amount - held)
             elif rid.startswith("res-") and state.answered.get(rid[4:]) == rid:
                 unauthorised = 0  # authorised, reported after its reservation expired
         ch.history.add(
@@ -264,15 +271,22 @@ class PacingEngine:
             times.popleft()
         window = ch.unauthorised.total(ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
-        # Runaway = a burst far above the planned rate that also puts the channel ahead
-        # of plan: a delayed batch report that merely catches spend up to plan is not.
+        # Runaway = unauthorised spend far above the planned rate. For a campaign that
+        # reserves, any such burst counts; for one that never reserves (in-process callers
+        # that only record spend) all spend is "unauthorised", so a burst must also put
+        # the channel ahead of plan: a delayed batch report catching up is no runaway.
+        reserves = bool(state.answered)
         if (
             window > trip_limit
             and len(times) >= t.velocity_trip_min_events
             and window > ch.budget * t.velocity_trip_min_pct
-            and ch.spent_total > planned_at(ch, ts)
+            and (reserves or ch.spent_total > planned_at(ch, ts))
         ):
             violation = BreakerCause.RUNAWAY_VELOCITY
+        if unauthorised and reserves and ch.breaker.state is CircuitBreakerState.HALF_OPEN:
+            # Trial spends must be authorised ones: a bidder that spends without asking
+            # while the breaker is testing recovery is the fault coming back.
+            violation = violation or BreakerCause.TRIAL_FAILED
         emergency = self._emergency_alert(state, ch, ts)
         if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
             out += emergency
@@ -355,7 +369,7 @@ class PacingEngine:
         ts = aware(now, what="now").timestamp()
         ch = state.channels.get(channel) if state is not None else None
         if state is not None and ch is not None:
-            self._touch(state, ch, ts)
+            state.outbox += self._touch(state, ch, ts)
         v = policy.evaluate(state, ch, amount, ts)
         if state is None or ch is None:
             return Decision(v.allowed, v.code, v.reason, 0)
@@ -381,7 +395,7 @@ class PacingEngine:
         ch = state.channels.get(channel) if state is not None else None
         outputs: list[Output] = []
         if state is not None and ch is not None:
-            outputs = self._touch(state, ch, ts)
+            outputs = self._take_outbox(state) + self._touch(state, ch, ts)
             rid = state.answered.get(request_id)
             if rid is not None:
                 res = ch.reservations.get(rid)
@@ -425,7 +439,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             return False
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         res = ch.reservations.pop(reservation_id, None)
         if res is None:
             return False
@@ -498,7 +512,7 @@ class PacingEngine:
                 continue
             start = int(ch.day.start // 3600)
             past = ch.history.totals(start - 7 * 24, start)
-            if ch.day.end - ts < UNMET_HORIZON_S * 2:
+            if ch.day.end - ts < REALLOCATION_CUTOFF_S:
                 continue  # too late in the day: moved budget would be stranded
             capacity = None
             if state.answered:  # the campaign reserves: demand is observable
@@ -526,7 +540,7 @@ class PacingEngine:
     def tick(self, state: CampaignState, now: datetime) -> list[Output]:
         """Apply due time-based transitions and evaluate pace alerts for every channel."""
         ts = aware(now, what="now").timestamp()
-        out: list[Output] = []
+        out: list[Output] = self._take_outbox(state)
         for ch in state.channels.values():
             out += self._touch(state, ch, ts)
             if ch.budget > 0:
@@ -541,7 +555,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             ch = self._channel(state, channel)
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         day = ch.day
         assert day is not None
         slot, allowance, _ = released_allowance(ch, ts, state.thresholds)
@@ -572,7 +586,7 @@ class PacingEngine:
         """Today / last 7 days / 28-day baseline metrics and today's hourly view."""
         ts = aware(now, what="now").timestamp()
         ch = self._channel(state, channel)
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         day = ch.day
         assert day is not None
         return performance_snapshot(
@@ -584,7 +598,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             return 0.0
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         return pacing_multiplier(state, ch, ts)
 
     @staticmethod
@@ -616,7 +630,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             return 0.0, None
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         t = state.thresholds
         ratio = pace_ratio(ch, ts)
         if ch.breaker.state is CircuitBreakerState.OPEN:
@@ -643,7 +657,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None or not state.configured or state.emergency_stopped or ch.budget <= 0:
             return 0
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         if ch.breaker.state is not CircuitBreakerState.CLOSED:
             return 0
         t = state.thresholds
@@ -665,7 +679,7 @@ class PacingEngine:
         """The channel state with today's plan computed (for allocation reports)."""
         ts = aware(now, what="now").timestamp()
         ch = self._channel(state, channel)
-        self._touch(state, ch, ts)
+        state.outbox += self._touch(state, ch, ts)
         return ch
 
     # ------------------------------------------------------------------ internals
@@ -677,6 +691,13 @@ class PacingEngine:
             ch = ChannelState(channel=channel)
             state.channels[channel] = ch
         return ch
+
+    @staticmethod
+    def _take_outbox(state: CampaignState) -> list[Output]:
+        if not state.outbox:
+            return []
+        out, state.outbox = state.outbox, []
+        return out
 
     def _touch(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
         """Lazy time: roll the day, expire reservations, end a cooldown."""
@@ -694,6 +715,16 @@ class PacingEngine:
                 del res[first.reservation_id]
                 ch.reserved_total -= first.amount
                 self._unused_trial(ch, first)
+                grace = first.expires_at + state.thresholds.report_grace_s
+                ch.unreported[first.reservation_id] = (first.amount, grace)
+                ch.unreported_total += first.amount
+        unrep = ch.unreported
+        while unrep:
+            rid0, (amount0, drop_at) = next(iter(unrep.items()))
+            if drop_at > ts:
+                break
+            del unrep[rid0]
+            ch.unreported_total -= amount0
         if br.state is CircuitBreakerState.OPEN:
             tr = br.poll(ts, state.thresholds)
             if tr is not None:

@@ -5,7 +5,7 @@ Order (first failing rule decides):
  2. emergency stop
  3. circuit breaker OPEN (or HALF_OPEN with its trial spends used up)
  4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial)
- 5. daily cap: spent + reserved + amount <= daily budget (never overspend)
+ 5. daily cap: spent + reserved + expired-unreported + amount <= daily budget
  6. hourly cap: the hour's allowance after rollover, frontload and max-hour limits,
     released linearly across the hour
  7. velocity: trailing-window spend + reserved + amount <= multiple x planned rate
@@ -68,7 +68,7 @@ def evaluate(
         cause = br.cause.value if br.cause else "violation"
         return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
     check_micros(amount, what="amount", allow_zero=False)
-    if ch.spent_total + ch.reserved_total + amount > ch.budget:
+    if ch.spent_total + ch.reserved_total + ch.unreported_total + amount > ch.budget:
         return Verdict(
             False,
             Code.DAILY_CAP,

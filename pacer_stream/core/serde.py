@@ -32,12 +32,13 @@ import orjson
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
-from pacer_stream.core.calendar import LocalDay, local_day
+from pacer_stream.core.calendar import LocalDay, from_ts, local_day
 from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.state import CampaignState, ChannelState, Reservation
 from pacer_stream.core.types import (
     AlertType,
     BreakerCause,
+    BreakerTransition,
     ChannelType,
     CircuitBreakerState,
     PacingStrategy,
@@ -82,6 +83,7 @@ def to_dict(state: CampaignState) -> JSON:
         "d": _dedupe_dict(state.dedupe),
         "o": dict(state.offsets),
         "a": _answered_dict(state.answered),
+        "ob": [_transition_dict(o) for o in state.outbox if isinstance(o, BreakerTransition)],
         "ch": [_channel_dict(ch) for ch in state.channels.values()],
     }
 
@@ -170,6 +172,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "una": [ch.unauthorised.size, ch.unauthorised.minutes, ch.unauthorised.amounts],
         "unm": [ch.unmet.size, ch.unmet.minutes, ch.unmet.amounts],
         "ot": list(ch.overspend_times),
+        "ur": [[k, a, d] for k, (a, d) in ch.unreported.items()],
         "ut": list(ch.unauthorised_times),
         "br": [
             br.state.value,
@@ -249,6 +252,7 @@ def _state(obj: JSON) -> CampaignState:
         dedupe=_dedupe(obj["d"]),
         offsets={_str(k): _int(v) for k, v in obj["o"].items()},
         answered=_answered(obj["a"]),
+        outbox=[_transition(x) for x in obj.get("ob", ())],
     )
     for c in obj["ch"]:
         ch = _channel(c)
@@ -373,6 +377,8 @@ def _channel(c: JSON) -> ChannelState:
         unauthorised=unauthorised,
         unmet=unmet,
         overspend_times=deque(float(x) for x in c.get("ot", ())),
+        unreported={_str(u[0]): (_int(u[1]), float(u[2])) for u in c.get("ur", ())},
+        unreported_total=sum(_int(u[1]) for u in c.get("ur", ())),
         unauthorised_times=deque(float(x) for x in c.get("ut", ())),
         breaker=breaker,
         pace_level=_int(c["pl"]),
@@ -433,3 +439,32 @@ def _bool(v: object) -> bool:
     if not isinstance(v, bool):
         raise SerdeError(f"expected a boolean, got {type(v).__name__}")
     return v
+
+
+def _transition_dict(tr: BreakerTransition) -> list[Any]:
+    """Pending breaker transitions (lazy ones seen by a read-only call) survive a
+    restart, so the breakers topic never misses one."""
+    return [
+        tr.campaign_id,
+        tr.channel.value,
+        tr.previous.value,
+        tr.state.value,
+        tr.cause.value,
+        tr.since.timestamp(),
+        tr.until.timestamp() if tr.until is not None else None,
+        tr.forced,
+    ]
+
+
+def _transition(x: list[Any]) -> BreakerTransition:
+    cid, channel, previous, state, cause, since, until, forced = x
+    return BreakerTransition(
+        campaign_id=_str(cid),
+        channel=ChannelType(channel),
+        previous=CircuitBreakerState(previous),
+        state=CircuitBreakerState(state),
+        cause=BreakerCause(cause),
+        since=from_ts(float(since)),
+        until=None if until is None else from_ts(float(until)),
+        forced=_bool(forced),
+    )

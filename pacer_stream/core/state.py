@@ -17,6 +17,7 @@ from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.types import (
     AlertType,
     ChannelType,
+    Output,
     PacingStrategy,
     Thresholds,
 )
@@ -55,6 +56,11 @@ class ChannelState:
     revenue_today: int = 0
     reserved_total: int = 0
     reservations: dict[str, Reservation] = field(default_factory=dict)
+    #: Reservations that expired before their spend was reported: rid -> (amount, drop
+    #: time). They still count against the daily cap for ``report_grace_s``, because a
+    #: platform that reports late has probably spent the money already.
+    unreported: dict[str, tuple[int, float]] = field(default_factory=dict)
+    unreported_total: int = 0
     velocity: MinuteRing = field(default_factory=MinuteRing)
     #: Spend nobody authorised (no reservation, or above the reserved amount): the
     #: breaker's runaway and repeated-overspend rules look only at this, so authorised
@@ -82,7 +88,7 @@ class ChannelState:
 
     @property
     def remaining(self) -> int:
-        return self.budget - self.spent_total - self.reserved_total
+        return self.budget - self.spent_total - self.reserved_total - self.unreported_total
 
 
 @dataclass(slots=True)
@@ -101,3 +107,7 @@ class CampaignState:
     offsets: dict[str, int] = field(default_factory=dict)
     #: Recently answered reservation requests: request id -> reservation id.
     answered: dict[str, str] = field(default_factory=dict)
+    #: Outputs produced by lazy time transitions during read-only calls (decide,
+    #: snapshot, allowance...): handed out by the next call that returns outputs, so a
+    #: breaker transition is never swallowed by a read.
+    outbox: list[Output] = field(default_factory=list)

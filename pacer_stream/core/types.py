@@ -137,6 +137,9 @@ class Thresholds:
     breaker_max_cooldown_s: int = 3600
     half_open_trial_spends: int = 3
     reservation_ttl_s: int = 60
+    #: An expired, unreported reservation keeps counting against the daily cap this
+    #: long (late-reporting platforms), then is released.
+    report_grace_s: int = 600
     #: Reallocation: a channel this much less efficient than the best gives budget.
     reallocation_gap: float = 0.20
     #: Share of a donor's projected unused budget that one reallocation moves.

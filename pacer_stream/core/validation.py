@@ -42,6 +42,7 @@ _POSITIVE_INTS = (
     "breaker_max_cooldown_s",
     "half_open_trial_spends",
     "reservation_ttl_s",
+    "report_grace_s",
     "history_days",
     "performance_window_h",
     "performance_grace_s",

@@ -352,8 +352,25 @@ def test_reserve_holds_budget_until_ttl() -> None:
     h.advance(seconds=59)
     assert h.decide(U).remaining_micros == 995 * U
     h.advance(seconds=1)
-    assert h.decide(U).remaining_micros == 1000 * U
+    # Expired but unreported: still held against the daily cap for the report grace
+    # period (a late platform has probably spent it), then released.
+    assert h.decide(U).remaining_micros == 995 * U
     assert h.ch().reservations == {}
+    assert h.ch().unreported_total == 5 * U
+    h.advance(seconds=600)
+    assert h.decide(U).remaining_micros == 1000 * U
+    assert h.ch().unreported_total == 0
+
+
+def test_late_report_of_an_expired_reservation_settles_its_hold() -> None:
+    h = Harness(thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12))
+    d = h.reserve(5 * U, request_id="late")
+    h.advance(minutes=5)
+    h.spend(4 * U, reservation_id=d.reservation_id)
+    ch = h.ch()
+    assert ch.unreported_total == 0 and ch.spent_total == 4 * U
+    assert h.decide(U).remaining_micros == 996 * U
 
 
 def test_reserve_is_idempotent_by_request_id() -> None:
