@@ -39,7 +39,7 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 from faust.transport.producer import ProducerBuffer
-from faust.types import EventT, StreamT, TopicT
+from faust.types import EventT, TopicT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
@@ -165,7 +165,7 @@ commands_topic = _raw_topic(names.commands)
 requests_topic = _raw_topic(names.requests)
 
 
-class CampaignTable(faust.Table):  # type: ignore[misc]
+class CampaignTable(faust.Table[str, Stored]):
     """faust 0.15 derives a table's serializers from its key/value types when the table
     is built (its changelog topic is created right then): ours are raw ``str`` keys and
     the :mod:`.stored` codec for values, so writes *and* recovery use them."""
@@ -175,7 +175,7 @@ class CampaignTable(faust.Table):  # type: ignore[misc]
 
 
 #: campaign_id -> Stored (the campaign's whole state); changelog-backed.
-campaigns = app.tables.add(
+campaigns: CampaignTable = app.tables.add(  # type: ignore[assignment]
     CampaignTable(
         app,
         name="campaigns",
@@ -201,29 +201,29 @@ SPEND_BATCH = (1000, 0.005)
 REQUEST_BATCH = (256, 0.001)
 
 
-@app.agent(spend_topic, name="spend-events")
-async def spend_events(stream: StreamT[bytes]) -> None:
+@app.agent(spend_topic, name="spend-events")  # type: ignore[arg-type]
+async def spend_events(stream: faust.Stream[bytes]) -> None:
     """Spend events -> engine.record_spend (idempotent) -> alerts, breaker states."""
     async for events in stream.take_events(*SPEND_BATCH):
         await _send_unordered(_process(events))
 
 
-@app.agent(budgets_topic, name="budgets")
-async def budgets(stream: StreamT[bytes]) -> None:
+@app.agent(budgets_topic, name="budgets")  # type: ignore[arg-type]
+async def budgets(stream: faust.Stream[bytes]) -> None:
     """Campaign configuration -> engine.configure (same table: same partition)."""
     async for event in stream.events():
         await _send_unordered(_process([event]))
 
 
-@app.agent(commands_topic, name="commands")
-async def commands(stream: StreamT[bytes]) -> None:
+@app.agent(commands_topic, name="commands")  # type: ignore[arg-type]
+async def commands(stream: faust.Stream[bytes]) -> None:
     """emergency_stop / resume / reallocate / force_breaker (signed when required)."""
     async for event in stream.events():
         await _send_unordered(_process([event]))
 
 
-@app.agent(requests_topic, name="can-spend")
-async def can_spend(stream: StreamT[bytes]) -> None:
+@app.agent(requests_topic, name="can-spend")  # type: ignore[arg-type]
+async def can_spend(stream: faust.Stream[bytes]) -> None:
     """Can-spend requests -> engine.reserve -> a reply on the replies topic / reply_to."""
     async for events in stream.take_events(*REQUEST_BATCH):
         await _send_unordered(_process(events))
@@ -367,7 +367,7 @@ async def _sweep(step: str) -> int:
 _last_full_publish = 0.0
 
 
-@app.timer(interval=settings.maintenance_interval_s)
+@app.timer(interval=settings.maintenance_interval_s)  # type: ignore[untyped-decorator]
 async def maintenance() -> None:
     """Reservation expiry, breaker cooldowns and alerts made visible promptly; gauges;
     every owned allowance re-published to Redis once per allowance slice."""
@@ -392,13 +392,13 @@ async def maintenance() -> None:
         sync.mark((v.campaign_id, c) for v in owned for c in v.state.channels)
 
 
-@app.timer(interval=settings.reallocation_interval_s)
+@app.timer(interval=settings.reallocation_interval_s)  # type: ignore[untyped-decorator]
 async def reallocation() -> None:
     """Move unused budget toward the channels that convert (engine.reallocate)."""
     await _sweep("reallocate")
 
 
-@app.timer(interval=settings.snapshot_interval_s)
+@app.timer(interval=settings.snapshot_interval_s)  # type: ignore[untyped-decorator]
 async def pace_snapshots() -> None:
     """Periodic pace snapshots per campaign/channel for dashboards."""
     await _sweep("snapshots")
@@ -419,13 +419,13 @@ async def _on_recovered() -> None:
     log.info("table_recovered", campaigns=healed, partitions=sorted(_active_partitions()))
 
 
-@app.on_partitions_revoked.connect
-async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
     status.on_rebalance_started()
 
 
-@app.on_partitions_assigned.connect
-async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def _on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
     status.on_partitions_assigned(len(_active_partitions()))
 
 
@@ -433,12 +433,12 @@ def _refresh_status() -> None:
     """A rebalance that ends without anything to recover may not call ``on_recover``:
     recovery is over once faust says so."""
     if status.recovering and status.assignment_received and not app.rebalancing:
-        recovery = app.tables.recovery
-        if recovery.completed.is_set() and not app.in_recovery:
+        recovery = getattr(app.tables, "recovery", None)
+        if recovery is not None and recovery.completed.is_set() and not app.in_recovery:
             status.on_recovered()
 
 
-@app.task(on_leader=False)
+@app.task(on_leader=False)  # type: ignore[untyped-decorator]
 async def _start() -> None:
     """Worker started: JSON logs, metrics, Redis publisher."""
     global redis_sync
@@ -476,8 +476,8 @@ async def _start() -> None:
         await publisher.aclose()
 
 
-@app.on_before_shutdown.connect
-async def _stopping(sender: Any, **kwargs: Any) -> None:
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
+async def _stopping(sender: Any, *args: Any, **kwargs: Any) -> None:
     status.mark_stopping()
 
 
@@ -512,7 +512,7 @@ class CampaignView(View):
     """Status of one campaign, answered by the worker that owns it (faust routes the
     request to the owner of the key's partition)."""
 
-    @app.table_route(table=campaigns, match_info="campaign_id")
+    @app.table_route(table=campaigns, match_info="campaign_id")  # type: ignore[arg-type]
     async def get(self, request: Request, campaign_id: str) -> Response:
         value = _lookup(campaign_id)
         if value is None:

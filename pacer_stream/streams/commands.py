@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
             async with PacerClient.from_settings() as client:
                 await client.set_budget(
                     campaign_id,
-                    budgets,  # type: ignore[arg-type]
+                    budgets,
                     strategy=strategy,
                     timezone=timezone,
                     thresholds=thresholds,
