@@ -202,7 +202,7 @@ def test_engine_uses_unmet_demand_when_the_campaign_reserves() -> None:
     assert sum(moves.values()) == 0
 
 
-def test_no_moves_in_the_last_two_hours_of_the_day() -> None:
+def test_no_moves_in_the_last_hours_of_the_day() -> None:
     h = Harness({G: 1000 * U, F: 1000 * U})
     h.at(DAY0 + timedelta(hours=22, minutes=30))
     h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
