@@ -396,7 +396,7 @@ def _channel(c: JSON) -> ChannelState:
 def _ring(value: list[Any], what: str) -> MinuteRing:
     size, minutes, amounts = value
     ring = MinuteRing(size=_int(size), minutes=list(minutes), amounts=list(amounts))
-    if len(ring.minutes) != ring.size or len(ring.amounts) != ring.size:
+    if len(ring.minutes) != len(ring.amounts) or len(ring.minutes) not in (0, ring.size):
         raise SerdeError(f"{what} ring arrays do not match its size")
     return ring
 

@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class MinuteRing:
-    """Spend per epoch minute over a short trailing window (velocity rules)."""
+    """Spend per epoch minute over a short trailing window (velocity rules).
+
+    The arrays are allocated on the first ``add``: most channels never see unauthorised
+    spend or unmet demand, and an empty ring costs two empty lists.
+    """
 
     size: int = 16
     minutes: list[int] = field(default_factory=list)
     amounts: list[int] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
+    def add(self, ts: float, amount: int) -> None:
         if not self.minutes:
             self.minutes = [-1] * self.size
             self.amounts = [0] * self.size
-
-    def add(self, ts: float, amount: int) -> None:
         m = int(ts // 60)
         i = m % self.size
         if self.minutes[i] != m:
@@ -38,6 +40,8 @@ class MinuteRing:
         m = int(now // 60)
         span = min(self.size, max(1, (window_s + 59) // 60))
         minutes = self.minutes
+        if not minutes:
+            return 0
         amounts = self.amounts
         size = self.size
         s = 0
