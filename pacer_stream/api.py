@@ -292,7 +292,7 @@ class BudgetPacer:
         channel = _channel(channel)
         micros = _amount(amount)
         st = self._states.get(campaign_id)
-        d = self._engine.decide(st, channel, micros, self._now())
+        d = self._engine.decide(st, channel, micros, self._now(), with_multiplier=False)
         return d.allowed, d.reason
 
     def reserve(

@@ -75,6 +75,7 @@ def bench(
                 f"{r['decide_per_s']:,.0f}",
                 f"{r['decide_p50_us']:.1f}",
                 f"{r['decide_p99_us']:.1f}",
+                f"{r['reserve_per_s']:,.0f}",
                 f"{r['record_per_s']:,.0f}",
                 f"{r['record_p99_us']:.1f}",
                 f"{r['baseline_scan_p50_us']:.0f}",

@@ -364,9 +364,18 @@ class PacingEngine:
 
     # ------------------------------------------------------------------ decisions
     def decide(
-        self, state: CampaignState | None, channel: ChannelType, amount: int, now: datetime
+        self,
+        state: CampaignState | None,
+        channel: ChannelType,
+        amount: int,
+        now: datetime,
+        *,
+        with_multiplier: bool = True,
     ) -> Decision:
-        """Pure check: would ``amount`` be authorised now? Reserves nothing."""
+        """Pure check: would ``amount`` be authorised now? Reserves nothing.
+
+        ``with_multiplier=False`` skips the pacing multiplier (about a quarter of the
+        cost) for callers that only need the verdict, like ``BudgetPacer.can_spend``."""
         ts = aware(now, what="now").timestamp()
         ch = state.channels.get(channel) if state is not None else None
         if state is not None and ch is not None:
@@ -374,7 +383,7 @@ class PacingEngine:
         v = policy.evaluate(state, ch, amount, ts)
         if state is None or ch is None:
             return Decision(v.allowed, v.code, v.reason, 0)
-        m = pacing_multiplier(state, ch, ts)
+        m = pacing_multiplier(state, ch, ts) if with_multiplier else 0.0
         return Decision(v.allowed, v.code, v.reason, ch.remaining, pacing_multiplier=m)
 
     def reserve(
