@@ -390,6 +390,23 @@ async def maintenance() -> None:
     if sync is not None and mono - _last_full_publish >= settings.allowance_slice_s:
         _last_full_publish = mono
         sync.mark((v.campaign_id, c) for v in owned for c in v.state.channels)
+    await _consumer_lag()
+
+
+async def _consumer_lag() -> None:
+    """``pacer_consumer_lag_messages{topic}``: high watermark minus this worker's fetch
+    position, summed over its active partitions of each input topic."""
+    try:
+        actives = [tp for tp in app.assignor.assigned_actives() if tp.topic in names.inputs]
+        lag: dict[str, int] = {t: 0 for t in names.inputs}
+        for tp in actives:
+            position = await app.consumer.position(tp)
+            if position is not None:
+                lag[tp.topic] += max(0, app.consumer.highwater(tp) - position)
+    except Exception:  # metrics must never disturb the worker
+        return
+    for topic, messages in lag.items():
+        metrics.set_consumer_lag(names.logical(topic) or topic, messages)
 
 
 @app.timer(interval=settings.reallocation_interval_s)  # type: ignore[untyped-decorator]

@@ -124,6 +124,8 @@ async def test_spend_alerts_breakers_dlq_and_views(
     code, text = worker.get("/metrics")
     assert code == 200 and "pacer_spend_events_total" in text
     assert 'pacer_dlq_records_total{error_code="invalid_json"' in text
+    assert 'pacer_consumer_lag_messages{topic="pacer.spend.v1"}' in text
+    assert "pacer_breaker_transitions_total" in text and "pacer_alerts_emitted_total" in text
     assert worker.get("/campaigns/nope")[0] == 404
 
 
