@@ -24,6 +24,9 @@ Usage::
             ...
             await client.publish_spend("camp-1", "google_ads", 1_850_000,
                                        reservation_id=reply.reservation_id)
+        await client.stop("camp-1", "runaway bidder")      # emergency stop (command)
+        await client.resume("camp-1")
+    # (outside ``async with``: ``await client.start()`` ... ``await client.close()``)
 
     async with BreakerFollower("127.0.0.1:9092") as breakers:
         if breakers.state("camp-1", "google_ads") is CircuitBreakerState.OPEN: ...
@@ -134,8 +137,8 @@ class PacerClient:
         await producer.start()
         self._producer = producer
 
-    async def stop(self) -> None:
-        """Stop the clients (pending can-spend calls fail with ``CancelledError``)."""
+    async def close(self) -> None:
+        """Close the Kafka clients (pending can-spend calls fail with ``CancelledError``)."""
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -156,7 +159,7 @@ class PacerClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self.close()
 
     def _topic(self, logical: str) -> str:
         return self.prefix + logical
@@ -165,7 +168,7 @@ class PacerClient:
         """Produce one raw record, wait for the broker's acknowledgement and return its
         ``(partition, offset)``."""
         if self._producer is None:
-            raise RuntimeError("PacerClient is not started")
+            raise RuntimeError("PacerClient is not started (use start() or async with)")
         meta = await self._producer.send_and_wait(topic, value=value, key=key)
         return int(meta.partition), int(meta.offset)
 
@@ -264,8 +267,9 @@ class PacerClient:
         )
         return record.command_id
 
-    async def stop_campaign(self, campaign_id: str, reason: str = "emergency stop") -> str:
-        """Emergency stop: every channel forced OPEN until :meth:`resume`."""
+    async def stop(self, campaign_id: str, reason: str = "emergency stop") -> str:
+        """Emergency stop: every channel of the campaign forced OPEN until :meth:`resume`
+        (returns the ``command_id``). Close the client itself with :meth:`close`."""
         return await self.command(campaign_id, CommandType.EMERGENCY_STOP, reason=reason)
 
     async def resume(self, campaign_id: str, reason: str = "resume") -> str:
@@ -437,7 +441,7 @@ class BreakerFollower:
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(consumer, ends))
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -452,7 +456,7 @@ class BreakerFollower:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self.close()
 
     def state(self, campaign_id: str, channel: ChannelType | str) -> CircuitBreakerState | None:
         rec = self._states.get((campaign_id, _channel(channel)))

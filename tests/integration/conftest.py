@@ -263,7 +263,7 @@ class Collector:
                 for msg in batch:
                     self.items.append((msg.key, records.decode(self.logical, msg.value)))
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -341,7 +341,7 @@ async def client(stream_run: StreamRun) -> AsyncIterator[PacerClient]:
     try:
         yield c
     finally:
-        await c.stop()
+        await c.close()
 
 
 @pytest.fixture
@@ -357,7 +357,7 @@ async def collect(stream_run: StreamRun) -> AsyncIterator[Callable[[str], Awaita
 
     yield make
     for c in running:
-        await c.stop()
+        await c.close()
 
 
 __all__ = ["BOOTSTRAP", "Collector", "StreamRun", "WorkerProcess", "poll", "topics"]

@@ -169,7 +169,7 @@ async def test_can_spend_request_reply_and_no_joint_overspend(
         )
     finally:
         for b in bidders:
-            await b.stop()
+            await b.close()
     granted = sum(5 * UNIT for r in replies if r.allowed)
     denied = [r for r in replies if not r.allowed]
     assert denied, "demand exceeded the allowance, some requests must be denied"
@@ -257,7 +257,7 @@ async def test_reply_to_topic_and_timeouts(
         reply = await mine.can_spend(cid, "display", UNIT // 10, timeout_s=10)
         assert reply.allowed, reply
     finally:
-        await mine.stop()
+        await mine.close()
 
 
 async def test_redis_fast_path_follows_the_worker(tmp_path: Path, kafka_available: None) -> None:
@@ -287,7 +287,7 @@ async def test_redis_fast_path_follows_the_worker(tmp_path: Path, kafka_availabl
                 return r.allowed
 
             await poll(reserved, what="fast-path allowance published")
-            await client.stop_campaign(cid, "test")
+            await client.stop(cid, "test")
 
             async def closed() -> bool:
                 r = await fp.reserve(cid, "search", 1000, request_id=uuid.uuid4().hex)
@@ -295,6 +295,6 @@ async def test_redis_fast_path_follows_the_worker(tmp_path: Path, kafka_availabl
 
             await poll(closed, what="fast path closed by the emergency stop")
     finally:
-        await client.stop()
+        await client.close()
         worker.stop()
         await _delete_topics(run)
