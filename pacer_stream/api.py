@@ -86,18 +86,22 @@ class SpendTransaction:
 
 @dataclass
 class PacingAlert:
+    """The original's seven documented fields, positional and in their order; the
+    extra fields are keyword-only with defaults, so code that builds an alert from the
+    documented fields keeps working."""
+
     alert_type: str
     campaign_id: str
     channel: ChannelType | None
     current_spend: Decimal
-    budget_consumed_pct: float
-    time_elapsed_pct: float
     pace_ratio: float
-    projected_overspend: Decimal
     recommended_action: str
     severity: str
-    alert_id: str = ""
-    timestamp: datetime | None = None
+    budget_consumed_pct: float = field(default=0.0, kw_only=True)
+    time_elapsed_pct: float = field(default=0.0, kw_only=True)
+    projected_overspend: Decimal = field(default=Decimal(0), kw_only=True)
+    alert_id: str = field(default="", kw_only=True)
+    timestamp: datetime | None = field(default=None, kw_only=True)
 
 
 @dataclass

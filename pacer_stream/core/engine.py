@@ -226,6 +226,7 @@ class PacingEngine:
         assert day is not None
         place_ts = min(ets, ts)  # a slightly-future event (clock skew) counts now
         if place_ts < day.start:
+            ch.baseline_cache = (-1, 0, 0)  # history before today changed
             return SpendResult(True, False, "earlier_day", outputs)
         slot = day.slot_of(place_ts)
         ch.spent[slot] += amount
@@ -850,10 +851,13 @@ class PacingEngine:
         if ch.clicks_today < t.performance_min_clicks or ch.day is None:
             return []
         start = int(ch.day.start // 3600)
-        base = ch.history.totals(start - 7 * 24, start)
-        if base[CLICKS] < t.performance_min_clicks or base[CONVERSIONS] == 0:
+        if ch.baseline_cache[0] != start:
+            base = ch.history.totals(start - 7 * 24, start)
+            ch.baseline_cache = (start, base[CLICKS], base[CONVERSIONS])
+        _, base_clicks, base_conv = ch.baseline_cache
+        if base_clicks < t.performance_min_clicks or base_conv == 0:
             return []
-        baseline = base[CONVERSIONS] / base[CLICKS]
+        baseline = base_conv / base_clicks
         today = ch.conversions_today / ch.clicks_today
         if today < baseline * (1 - t.performance_drop):
             if kind not in ch.active_alerts:

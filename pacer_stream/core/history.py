@@ -63,7 +63,16 @@ class HourlyHistory:
     def totals(self, from_hour: int, to_hour: int) -> list[int]:
         """Sum of every metric over ``[from_hour, to_hour)``."""
         out = [0] * N_METRICS
-        for h, b in self.buckets.items():
+        buckets = self.buckets
+        if to_hour - from_hour < len(buckets):
+            # A short window (the last few hours): look its hours up, O(window).
+            for h in range(from_hour, to_hour):
+                b = buckets.get(h)
+                if b is not None:
+                    for i in range(N_METRICS):
+                        out[i] += b[i]
+            return out
+        for h, b in buckets.items():
             if from_hour <= h < to_hour:
                 for i in range(N_METRICS):
                     out[i] += b[i]

@@ -84,6 +84,9 @@ class ChannelState:
     history: HourlyHistory = field(default_factory=HourlyHistory)
     #: (slot, spent before slot, budget) -> allowance of the slot after rollover.
     allowance_key: tuple[int, int, int] = (-1, -1, -1)
+    #: (day start hour, clicks, conversions) of the 7-day baseline before today: read
+    #: once per day, so recording a spend never re-sums the history (derived, not saved).
+    baseline_cache: tuple[int, int, int] = field(default=(-1, 0, 0), compare=False)
     allowance_value: int = 0
 
     @property

@@ -110,17 +110,13 @@ def test_pacing_alert_has_the_documented_fields_in_order() -> None:
     assert [n for n in names if n in documented] == documented
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design question: PacingAlert also requires budget_consumed_pct, "
-    "time_elapsed_pct and projected_overspend (no defaults), so code that builds one "
-    "from the seven documented fields fails; adding defaults would need the required "
-    "documented fields after them to get defaults too",
-)
 def test_pacing_alert_can_be_built_from_the_documented_fields() -> None:
-    PacingAlert(alert_type="warning_overpacing", campaign_id="c", channel=G,  # type: ignore[call-arg]
-                current_spend=Decimal(1), pace_ratio=1.6, recommended_action="x",
-                severity="medium")
+    a = PacingAlert(alert_type="warning_overpacing", campaign_id="c", channel=G,
+                    current_spend=Decimal(1), pace_ratio=1.6, recommended_action="x",
+                    severity="medium")
+    assert a.budget_consumed_pct == 0.0 and a.projected_overspend == 0
+    b = PacingAlert("critical_overpacing", "c", G, Decimal(2), 2.1, "y", "high")
+    assert (b.pace_ratio, b.severity) == (2.1, "high")
 
 
 def test_hourly_allocation_fields() -> None:
