@@ -37,6 +37,20 @@ def simulate(
     stream_minutes: Annotated[
         int, typer.Option(min=1, help="with --bootstrap: real minutes per seed")
     ] = 3,
+    multiplier: Annotated[
+        bool,
+        typer.Option(
+            help="also run pacer-stream with a bid engine that applies the pacing "
+            "multiplier (extra row pacer-stream-multiplier)"
+        ),
+    ] = False,
+    collapse: Annotated[
+        bool,
+        typer.Option(
+            help="also run the conversion-collapse scenario (one channel at 10%% of its "
+            "conversion rate from 12:00, with and without a performance floor)"
+        ),
+    ] = False,
 ) -> None:
     """Simulate seeded days; compare pacer-stream with the baselines and the oracle."""
     import time
@@ -47,7 +61,7 @@ def simulate(
     from pacer_stream.sim.charts import draw
     from pacer_stream.sim.report import check_targets, render, render_streaming, write_json
     from pacer_stream.sim.runner import TaskResult, run_seeds, tasks_for
-    from pacer_stream.sim.scenario import Faults, Scenario
+    from pacer_stream.sim.scenario import Collapse, Faults, Scenario
 
     def pick(flag: bool | None) -> bool:
         return faults if flag is None else flag
@@ -55,7 +69,13 @@ def simulate(
     chosen = Faults(
         runaway=pick(runaway), duplicates=pick(duplicates), stall=pick(stall), late=pick(late)
     )
-    scenario = Scenario(campaigns=campaigns, channels=channels, faults=chosen)
+    scenario = Scenario(
+        campaigns=campaigns,
+        channels=channels,
+        faults=chosen,
+        multiplier=multiplier,
+        collapse=Collapse() if collapse else None,
+    )
     seed_list = list(range(seed_base, seed_base + seeds))
     console = Console()
     started = time.perf_counter()

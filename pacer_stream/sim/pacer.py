@@ -16,11 +16,17 @@ Campaigns: ``ADAPTIVE_HYBRID``, the product's default strategy. The simulated da
 earlier history, so the hybrid's data coverage is 0 and it plans like EVEN (frontload
 protection and the 15% hour cap included); everything after that (rollover, velocity,
 breakers, reallocation) is the engine's own behaviour.
+
+Issue 8 options (off by default, so the default run is unchanged): a bid engine that
+applies the pacing multiplier of each decision (``sim.bidding``), per-campaign
+thresholds (the collapse scenario's performance floor) and a watch on one channel per
+campaign that records when the engine throttled, denied and alerted on it.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pacer_stream.core.engine import PacingEngine
@@ -28,17 +34,21 @@ from pacer_stream.core.pacing import planned_at
 from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import (
     Alert,
+    AlertType,
     BreakerTransition,
     CampaignConfig,
     ChannelConfig,
     CircuitBreakerState,
+    Code,
     Output,
     PacingStrategy,
     SpendEvent,
+    Thresholds,
 )
+from pacer_stream.sim.bidding import BidEngine
 from pacer_stream.sim.faults import FaultPlan, Runaway
 from pacer_stream.sim.scenario import CHUNKS, MINUTES
-from pacer_stream.sim.trace import RunawayOutcome, Timeline, Trace, empty_trace
+from pacer_stream.sim.trace import PerfOutcome, RunawayOutcome, Timeline, Trace, empty_trace
 from pacer_stream.sim.traffic import Traffic
 
 STRATEGY = PacingStrategy.ADAPTIVE_HYBRID
@@ -58,14 +68,39 @@ def run_pacer(
     reallocate: bool = True,
     timeline_campaign: int | None = None,
     engine: PacingEngine | None = None,
+    name: str | None = None,
+    apply_multiplier: bool = False,
+    thresholds: Sequence[Thresholds] | None = None,
+    watch: Sequence[int] | None = None,
+    watch_from_minute: int = 0,
 ) -> Trace:
-    """Run every campaign of the day through the engine and return the trace."""
+    """Run every campaign of the day through the engine and return the trace.
+
+    ``apply_multiplier``: the bid engine applies each decision's pacing multiplier
+    (``sim.bidding``) instead of taking or skipping batches as offered.
+    ``thresholds``: per-campaign engine thresholds (default: the engine's defaults).
+    ``watch``: per campaign, a channel whose performance-threshold reactions from
+    ``watch_from_minute`` on are recorded in ``trace.perf``.
+    """
     engine = engine or PacingEngine()
     n_c, n_h = traffic.n_campaigns, traffic.n_channels
-    name = "pacer-stream" if reallocate else "pacer-stream-static"
+    if name is None:
+        name = "pacer-stream" if reallocate else "pacer-stream-static"
     trace = empty_trace(name, n_c, n_h, MINUTES, traffic.budget)
     for c in range(n_c):
-        _Campaign(engine, traffic, plan, trace, c, reallocate, c == timeline_campaign).run()
+        camp = _Campaign(engine, traffic, plan, trace, c, reallocate, c == timeline_campaign)
+        if apply_multiplier:
+            camp.bidder = BidEngine(traffic, c)
+        if thresholds is not None:
+            camp.thresholds = thresholds[c]
+        if watch is not None:
+            camp.perf = PerfOutcome(
+                c, watch[c], 60.0 * watch_from_minute, conversions_after=[0] * n_h
+            )
+            camp.watch_from_minute = watch_from_minute
+        camp.run()
+        if camp.perf is not None:
+            trace.perf.append(camp.perf)
     return trace
 
 
@@ -106,6 +141,12 @@ class _Campaign:
         self.counters = trace.counters
         self.latency = traffic.scenario.latency_s
         self.state: CampaignState
+        # Issue 8 options (set by run_pacer).
+        self.bidder: BidEngine | None = None
+        self.thresholds: Thresholds | None = None
+        self.perf: PerfOutcome | None = None
+        self.watch_from_minute = 0
+        self.last_since: list[float | None] = [None] * len(self.channels)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -115,6 +156,7 @@ class _Campaign:
             {ch: ChannelConfig(b) for ch, b in zip(self.channels, self.budgets, strict=True)},
             STRATEGY,
             self.traffic.zones[self.c],
+            **({"thresholds": self.thresholds} if self.thresholds is not None else {}),
         )
         self.state, outs = eng.configure(None, config, _dt(self.start))
         self._outputs(outs, 0.0)
@@ -147,6 +189,9 @@ class _Campaign:
                 r = self.runaways.get(h)
                 if r is not None and r.start_minute <= m < r.end_minute:
                     continue
+                if self.bidder is not None:
+                    self._bid(h, m, now, rel, dup_mask[h][m], dup_delay[h][m])
+                    continue
                 costs = cost[h][m]
                 for k in range(CHUNKS):
                     x = costs[k]
@@ -156,6 +201,8 @@ class _Campaign:
                     decision, outs = eng.reserve(self.state, ch, x, rid, now)
                     if outs:
                         self._outputs(outs, rel)
+                    if self.perf is not None:
+                        self._watch_decision(h, decision.code, rel)
                     if not decision.allowed:
                         key = f"denied_{decision.code.value}"
                         self.counters[key] = self.counters.get(key, 0) + 1
@@ -185,8 +232,87 @@ class _Campaign:
         self._finish()
 
     # ------------------------------------------------------------------ pieces
+    def _bid(
+        self,
+        h: int,
+        m: int,
+        now: datetime,
+        rel: float,
+        dup_mask: list[bool],
+        dup_delay: list[float],
+    ) -> None:
+        """The bid engine that applies the pacing multiplier (``sim.bidding``): each
+        batch is bought at the multiplier of the latest decision on the channel."""
+        eng, bidder, ch = self.engine, self.bidder, self.channels[h]
+        assert bidder is not None
+        if bidder.last_decided[h] < m - 1:
+            # Nothing asked last minute (multiplier 0 or every batch outbid): poll.
+            bidder.multiplier[h] = eng.pacing_multiplier(self.state, ch, now)
+        for k in range(CHUNKS):
+            bought = bidder.offer(h, m, k)
+            if bought is None:
+                continue
+            amount, n_clicks, n_conv = bought
+            rid = f"{self.cid}/{h}/{m}/{k}"
+            decision, outs = eng.reserve(self.state, ch, amount, rid, now)
+            if outs:
+                self._outputs(outs, rel)
+            bidder.decided(h, m, decision.pacing_multiplier)
+            if self.perf is not None:
+                self._watch_decision(h, decision.code, rel)
+            if not decision.allowed:
+                key = f"denied_{decision.code.value}"
+                self.counters[key] = self.counters.get(key, 0) + 1
+                continue
+            at = rel + (k + 0.5) * BATCH_S
+            event = SpendEvent(
+                event_id=rid,
+                campaign_id=self.cid,
+                channel=ch,
+                amount_micros=amount,
+                event_time=_dt(self.start + at),
+                clicks=n_clicks,
+                conversions=n_conv,
+                reservation_id=decision.reservation_id,
+            )
+            dup = dup_delay[k] if dup_mask[k] else None
+            self._spend(h, m, at, event, dup)
+
+    def _watch(self, h: int, rel: float) -> None:
+        """Collapse scenario: note violation episodes (the multiplier is throttled while
+        one lasts) on channel ``h`` as of ``rel`` seconds after local midnight."""
+        perf = self.perf
+        assert perf is not None
+        since = self.state.channels[self.channels[h]].perf_violation_since
+        if since is None:
+            return
+        if since != self.last_since[h]:
+            self.last_since[h] = since
+            if since - self.start < perf.collapse_s:
+                perf.episodes_before += 1
+            if h != perf.channel:
+                perf.episodes_other += 1
+        if h == perf.channel and perf.throttle_s is None and rel >= perf.collapse_s:
+            perf.throttle_s = max(since - self.start, perf.collapse_s)
+
+    def _watch_decision(self, h: int, code: Code, rel: float) -> None:
+        perf = self.perf
+        assert perf is not None
+        self._watch(h, rel)
+        if code is not Code.PERFORMANCE_THRESHOLD:
+            return
+        if h != perf.channel:
+            perf.denials_other += 1
+        elif perf.denial_s is None and rel >= perf.collapse_s:
+            perf.denial_s = rel
+            since = self.state.channels[self.channels[h]].perf_violation_since
+            perf.denial_episode_s = None if since is None else since - self.start
+
     def _sample(self, m: int, t0: float, chs: list) -> None:  # type: ignore[type-arg]
         trace, c = self.trace, self.c
+        if self.perf is not None:
+            for h in range(len(chs)):
+                self._watch(h, t0 - self.start)
         trace.plan[c, m] = float(sum(planned_at(ch, t0) for ch in chs))
         stopped = self.state.emergency_stopped
         for h, ch in enumerate(chs):
@@ -202,6 +328,8 @@ class _Campaign:
         trace, c = self.trace, self.c
         trace.spend[c, h, m] += amount
         trace.conversions[c, h] += event.conversions
+        if self.perf is not None and m >= self.watch_from_minute:
+            self.perf.conversions_after[h] += event.conversions
         if amount > trace.max_event[c, h]:
             trace.max_event[c, h] = amount
         trace.unique_micros += amount
@@ -227,6 +355,8 @@ class _Campaign:
             if res.duplicate:
                 self.counters["duplicates_ignored"] = self.counters.get("duplicates_ignored", 0) + 1
             self._outputs(res.outputs, due)
+            if self.perf is not None:
+                self._watch(self.channels.index(event.channel), due)
 
     def _runaway(self, h: int, r: Runaway, m: int) -> None:
         """The broken bidder: sends its batches without asking, while the breaker state
@@ -269,6 +399,16 @@ class _Campaign:
             if isinstance(o, Alert):
                 key = f"alert_{o.alert_type.value}"
                 self.counters[key] = self.counters.get(key, 0) + 1
+                perf = self.perf
+                if (
+                    perf is not None
+                    and o.alert_type is AlertType.PERFORMANCE_DEGRADATION
+                    and o.channel == self.channels[perf.channel]
+                    and perf.alert_s is None
+                ):
+                    at = o.at.timestamp() - self.start
+                    if at >= perf.collapse_s:
+                        perf.alert_s = at
                 if tl is not None and o.channel == self.channels[tl.channel]:
                     tl.alerts.append((o.at.timestamp() - self.start, o.alert_type.value))
             elif isinstance(o, BreakerTransition):

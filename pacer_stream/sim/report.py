@@ -20,6 +20,9 @@ from pacer_stream.sim.scenario import METRICS, STRATEGIES
 
 #: Terminal label of the extra row: pacer-stream with reallocation off.
 STATIC_LABEL = "  (static split)"
+#: Issue 8 extra row (``--multiplier``): the bid engine applies the pacing multiplier.
+MULTIPLIER_ROW = "pacer-stream-multiplier"
+MULTIPLIER_LABEL = "  (multiplier)"
 
 #: QUALITY.md section 1 targets for pacer-stream: (metric, statistic, op, bound, note).
 TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
@@ -111,6 +114,7 @@ def render(report: dict[str, Any]) -> Any:
             table.add_column(HEADERS[m], justify="right", no_wrap=True)
         rows = [(n, report["strategies"].get(n)) for n in STRATEGIES]
         rows.insert(1, (STATIC_LABEL, report.get("extra_strategies", {}).get(STATIC_ROW)))
+        rows.insert(2, (MULTIPLIER_LABEL, report.get("extra_strategies", {}).get(MULTIPLIER_ROW)))
         for name, row in rows:
             if row is None:
                 continue
@@ -131,7 +135,48 @@ def render(report: dict[str, Any]) -> Any:
             result = "[green]met[/green]" if t["met"] else "[red]missed[/red]"
         targets.add_row(t["target"], shown, result)
     parts.append(targets)
+    if "collapse" in report:
+        parts.append(render_collapse(report["collapse"]))
     return Group(*parts)
+
+
+#: Collapse figures shown in the terminal: (key, label, format).
+COLLAPSE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("collapsed_share_after_without_floor", "collapsed share of spend after, no floor", "{:.3f}"),
+    ("collapsed_share_after_with_floor", "... with the floor", "{:.3f}"),
+    ("collapsed_share_after_without_floor_fired", "same, where it fired, no floor", "{:.3f}"),
+    ("collapsed_share_after_with_floor_fired", "... with the floor", "{:.3f}"),
+    ("share_throttled", "campaigns throttled after the collapse", "{:.2f}"),
+    ("share_denied", "campaigns denied (performance_threshold)", "{:.2f}"),
+    ("throttle_minutes_median", "minutes to first throttle (median)", "{:.0f}"),
+    ("denial_minutes_median", "minutes to first denial (median)", "{:.0f}"),
+    ("alert_minutes_median", "minutes to first alert (median)", "{:.0f}"),
+    ("conversions_after_without_floor", "conversions after the collapse, no floor", "{:,.0f}"),
+    ("conversions_after_with_floor", "... with the floor", "{:,.0f}"),
+    ("utilisation_without_floor", "utilisation, no floor", "{:.3f}"),
+    ("utilisation_with_floor", "... with the floor", "{:.3f}"),
+    ("false_episodes_other_channels", "violations on the other channels", "{:.1f}"),
+    ("false_denials_other_channels", "denials on the other channels", "{:.1f}"),
+)  # fmt: skip
+
+
+def render_collapse(collapse: dict[str, Any]) -> Any:
+    """The collapse scenario's figures, one column per bid engine (mean over seeds)."""
+    from rich import box
+    from rich.table import Table
+
+    variants = collapse.get("variants", {})
+    table = Table(title="conversion collapse (mean over seeds)", box=box.SIMPLE_HEAD)
+    table.add_column("figure")
+    for v in variants:
+        table.add_column(v, justify="right")
+    for key, label, pattern in COLLAPSE_ROWS:
+        cells = []
+        for v in variants.values():
+            value = v.get(key, {}).get("mean")
+            cells.append("-" if value is None else pattern.format(value))
+        table.add_row(label, *cells)
+    return table
 
 
 def _fmt_any(metric: str, value: float) -> str:

@@ -20,14 +20,28 @@ from typing import Any
 import numpy as np
 
 from pacer_stream.sim.baselines import GATES, run_gate, run_oracle
+from pacer_stream.sim.collapse import aggregate as aggregate_collapse
+from pacer_stream.sim.collapse import apply_collapse, floor_thresholds, run_summary, seed_figures
 from pacer_stream.sim.faults import FaultPlan, plan_faults
 from pacer_stream.sim.metrics import aggregate, seed_metrics, trace_metrics
 from pacer_stream.sim.pacer import run_pacer
-from pacer_stream.sim.scenario import MINUTES, STRATEGIES, Scenario
+from pacer_stream.sim.scenario import BID_ELASTICITY, MINUTES, STRATEGIES, Collapse, Scenario
 from pacer_stream.sim.trace import Trace
 from pacer_stream.sim.traffic import Traffic, generate
 
-KINDS = ("pacer", "pacer-static", "baselines")
+KINDS = (
+    "pacer",
+    "pacer-static",
+    "baselines",
+    # Issue 8 extras (only with Scenario.multiplier / Scenario.collapse):
+    "pacer-multiplier",
+    "collapse-off",
+    "collapse-on",
+    "collapse-multiplier-off",
+    "collapse-multiplier-on",
+)
+#: Extra row: pacer-stream whose bid engine applies the pacing multiplier.
+MULTIPLIER_ROW = "pacer-stream-multiplier"
 #: Minutes shown around a runaway incident in the chart.
 INCIDENT_MARGIN = 30
 
@@ -49,6 +63,9 @@ class TaskResult:
     static: dict[str, dict[str, Any]] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     chart: dict[str, Any] = field(default_factory=dict)
+    #: Issue 8: metrics of extra rows, and the collapse run's summary.
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    collapse: dict[str, Any] = field(default_factory=dict)
 
 
 def sample_campaign(traffic: Traffic, plan: FaultPlan) -> int:
@@ -121,6 +138,26 @@ def run_task(task: Task) -> TaskResult:
         res.static["oracle"] = trace_metrics(run_oracle(traffic, per_channel=True), traffic)
         if task.charts:
             res.chart["oracle"] = _chart_data(oracle, traffic, plan)
+    elif task.kind == "pacer-multiplier":
+        trace = run_pacer(traffic, plan, apply_multiplier=True, name=MULTIPLIER_ROW)
+        res.extra[MULTIPLIER_ROW] = trace_metrics(trace, traffic)
+        res.counters[MULTIPLIER_ROW] = dict(trace.counters)
+    elif task.kind.startswith("collapse-"):
+        collapse = task.scenario.collapse
+        assert collapse is not None
+        day, channels = apply_collapse(traffic, collapse)
+        floor = task.kind.endswith("-on")
+        trace = run_pacer(
+            day,
+            plan,
+            name=task.kind,
+            apply_multiplier="multiplier" in task.kind,
+            thresholds=floor_thresholds(day, channels, collapse) if floor else None,
+            watch=channels,
+            watch_from_minute=collapse.start_minute,
+        )
+        res.collapse = run_summary(trace, collapse)
+        res.counters[task.kind] = dict(trace.counters)
     else:
         raise ValueError(f"unknown task kind {task.kind!r}")
     res.seconds = time.perf_counter() - t0
@@ -130,7 +167,14 @@ def run_task(task: Task) -> TaskResult:
 def tasks_for(seeds: Sequence[int], scenario: Scenario) -> list[Task]:
     """Slow tasks first, so the last ones to finish are short."""
     first = seeds[0] if seeds else None
-    slow = [Task(s, k, scenario, s == first) for s in seeds for k in ("pacer", "pacer-static")]
+    kinds = ["pacer", "pacer-static"]
+    if scenario.multiplier:
+        kinds.append("pacer-multiplier")
+    if scenario.collapse is not None:
+        kinds += ["collapse-on", "collapse-off"]
+        if scenario.multiplier:
+            kinds += ["collapse-multiplier-on", "collapse-multiplier-off"]
+    slow = [Task(s, k, scenario, s == first and k in KINDS[:3]) for s in seeds for k in kinds]
     fast = [Task(s, "baselines", scenario, s == first) for s in seeds]
     return slow + fast
 
@@ -179,6 +223,7 @@ def assemble(
     per_seed: list[dict[str, dict[str, Any]]] = []
     charts: dict[str, Any] = {}
     counters: dict[str, dict[str, int]] = {}
+    collapse_seeds: dict[str, list[dict[str, Any]]] = {}
     for seed in seeds:
         mine = [r for r in results if r.seed == seed]
         metrics: dict[str, dict[str, Any]] = {}
@@ -192,11 +237,22 @@ def assemble(
                 for name, n in v.items():
                     acc[name] = acc.get(name, 0) + n
         ordered = {name: metrics[name] for name in STRATEGIES if name in metrics}
-        per_seed.append(seed_metrics(ordered, static))
+        row = seed_metrics(ordered, static)
+        for r in mine:
+            for name, m in r.extra.items():
+                row[name] = extra_row(m, ordered)
+        per_seed.append(row)
+        runs = {r.kind: r.collapse for r in mine if r.collapse}
+        for variant, prefix in (("plain", "collapse"), ("multiplier", "collapse-multiplier")):
+            on, off = runs.get(f"{prefix}-on"), runs.get(f"{prefix}-off")
+            if on is not None and off is not None:
+                collapse_seeds.setdefault(variant, []).append(
+                    {"seed": seed, **seed_figures(on, off)}
+                )
     everything = aggregate(per_seed)
     strategies = {name: everything[name] for name in STRATEGIES if name in everything}
     extra = {name: row for name, row in everything.items() if name not in strategies}
-    return {
+    report: dict[str, Any] = {
         "seeds": len(seeds),
         "strategies": strategies,
         "extra_strategies": extra,
@@ -218,6 +274,41 @@ def assemble(
         },
         "_charts": charts,
     }
+    if scenario.collapse is not None:
+        report["collapse"] = collapse_report(scenario.collapse, collapse_seeds)
+    return report
+
+
+def extra_row(m: dict[str, Any], ordered: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An extra pacer-stream variant's row, with the cross-strategy figures the SPEC
+    rows have (``reallocation_gain`` does not exist for it: None) and its conversions
+    against the plain pacer-stream run of the same seed."""
+    row = dict(m)
+    oracle = ordered.get("oracle", {}).get("conversions")
+    even = ordered.get("even-gate", {}).get("conversions_per_unit")
+    base = ordered.get("pacer-stream", {}).get("conversions")
+    row["oracle_share"] = m["conversions"] / oracle if oracle else None
+    row["vs_even_conversions_per_unit"] = m["conversions_per_unit"] / even - 1.0 if even else None
+    row["vs_pacer_stream_conversions"] = m["conversions"] / base - 1.0 if base else None
+    row["reallocation_gain"] = None
+    return row
+
+
+def collapse_report(
+    collapse: Collapse, per_seed: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    return {
+        "settings": {
+            "start_minute": collapse.start_minute,
+            "factor": collapse.factor,
+            "floor_share": collapse.floor_share,
+            "collapsed_channel": "each campaign's lowest-conversion-rate channel",
+            "thresholds": "min_conversion_rate = floor_share x its normal rate; "
+            "every other threshold at the engine default",
+        },
+        "variants": {v: aggregate_collapse(rows) for v, rows in per_seed.items()},
+        "per_seed": per_seed,
+    }
 
 
 def _spec_only(row: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +319,7 @@ def _spec_only(row: dict[str, Any]) -> dict[str, Any]:
 
 def describe(scenario: Scenario, seeds: Sequence[int]) -> dict[str, Any]:
     f = scenario.faults
-    return {
+    out: dict[str, Any] = {
         "campaigns": scenario.campaigns,
         "channels": scenario.channels,
         "seed_values": list(seeds),
@@ -241,6 +332,12 @@ def describe(scenario: Scenario, seeds: Sequence[int]) -> dict[str, Any]:
             "late": f.late,
         },
     }
+    # Issue 8 extras appear only when enabled (the default report is unchanged).
+    if scenario.multiplier:
+        out["multiplier_bid_elasticity"] = BID_ELASTICITY
+    if scenario.collapse is not None:
+        out["collapse"] = True
+    return out
 
 
 def _cpus() -> int:

@@ -123,6 +123,36 @@ class Faults:
 
 
 @dataclass(frozen=True, slots=True)
+class Collapse:
+    """Issue 8 scenario: one channel's conversion rate collapses mid-day.
+
+    On each campaign's channel with the lowest normal conversion rate, conversions fall
+    to ``factor`` of normal from ``start_minute`` (local). Performance thresholds are
+    campaign-wide in the core (``Thresholds`` belongs to the campaign), so the floor,
+    ``floor_share`` x that channel's normal rate, is below every other channel's normal
+    rate only when the collapsed channel is the lowest-rate one.
+    """
+
+    start_minute: int = 12 * 60
+    factor: float = 0.1
+    floor_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.start_minute < MINUTES:
+            raise ValueError("start_minute must be inside the day")
+        if not 0 <= self.factor < 1:
+            raise ValueError("factor must be in [0, 1)")
+        if not 0 < self.floor_share <= 1:
+            raise ValueError("floor_share must be in (0, 1]")
+
+
+#: Bid landscape of the bid engine that applies the pacing multiplier (issue 8): a bid
+#: scaled by m wins m ** ELASTICITY times the clicks at m ** (1 - ELASTICITY) times the
+#: cost per click, so its spend scales by m.
+BID_ELASTICITY = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One simulated day (the seed is separate: the same scenario runs over many)."""
 
@@ -133,6 +163,11 @@ class Scenario:
     reallocate_every: int = 15
     #: Delivery latency of a spend event in seconds (platform -> Kafka -> worker).
     latency_s: float = 1.0
+    #: Issue 8 extras (off by default; they add runs, never change the default ones):
+    #: pacer-stream with a bid engine that applies the pacing multiplier, and the
+    #: conversion-collapse scenario.
+    multiplier: bool = False
+    collapse: Collapse | None = None
 
     def __post_init__(self) -> None:
         if self.campaigns < 1:

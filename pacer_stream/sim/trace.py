@@ -41,6 +41,33 @@ class Timeline:
 
 
 @dataclass(slots=True)
+class PerfOutcome:
+    """Issue 8 collapse scenario, one campaign: when the engine reacted on the watched
+    (collapsed) channel. Times are seconds from local midnight, None = never."""
+
+    campaign: int
+    channel: int
+    collapse_s: float
+    #: First moment at or after the collapse the channel was in violation of a
+    #: performance threshold (its pacing multiplier throttled from then on).
+    throttle_s: float | None = None
+    #: First ``performance_threshold`` denial at or after the collapse, and the start of
+    #: the violation episode it belonged to (the grace counts from there).
+    denial_s: float | None = None
+    denial_episode_s: float | None = None
+    #: First ``performance_degradation`` alert at or after the collapse.
+    alert_s: float | None = None
+    #: Violation episodes that started before the collapse (any channel) and on the
+    #: other channels (any time): false positives of the floor.
+    episodes_before: int = 0
+    episodes_other: int = 0
+    #: ``performance_threshold`` denials on the other channels.
+    denials_other: int = 0
+    #: Conversions per channel from the collapse on.
+    conversions_after: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Trace:
     strategy: str
     #: True spend by the minute it happened [C, H, M] (micros, runaway included).
@@ -63,6 +90,8 @@ class Trace:
     runaways: list[RunawayOutcome] = field(default_factory=list)
     timeline: Timeline | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    #: Collapse scenario only: one record per campaign.
+    perf: list[PerfOutcome] = field(default_factory=list)
 
 
 def empty_trace(strategy: str, n_c: int, n_h: int, n_m: int, budget: np.ndarray) -> Trace:
