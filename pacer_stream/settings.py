@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     snapshot_interval_s: float = 60.0
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0
+    #: How often owned campaigns are checked for due forecast trainings, and the hard
+    #: timeout of one training in the executor.
+    forecast_interval_s: float = 900.0
+    forecast_timeout_s: float = 10.0
     max_payload_bytes: int = 64 * 1024
     #: The worker's clock is the wall clock plus this offset (seconds). 0 in production;
     #: tests and replays use it to put the worker at a chosen time of day.

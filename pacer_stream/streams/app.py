@@ -44,11 +44,16 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from pacer_stream import __version__ as _version
+from pacer_stream.core.allocation.strategies import default_registry
+from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.forecast.service import ModelRegistry
+from pacer_stream.forecast_runner import ForecastRunner
 from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
 from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
@@ -107,7 +112,14 @@ def _credentials(s: Settings) -> Any:
 MAX_VALUE_BYTES = 8 * 1024 * 1024
 
 settings = get_settings()
-processor = Processor.from_settings(settings)
+#: Trained forecast models per campaign/channel; PREDICTIVE_ML and ADAPTIVE_HYBRID read
+#: them through the engine's strategies. Training runs in an executor (ForecastRunner),
+#: never on the event loop; a new model takes effect at the next re-plan.
+forecast_models = ModelRegistry()
+forecast_runner = ForecastRunner(forecast_models, timeout_s=settings.forecast_timeout_s)
+processor = Processor.from_settings(
+    settings, engine=PacingEngine(strategies=default_registry(forecast_models.forecaster()))
+)
 names = processor.names
 status = WorkerStatus(redis_configured=settings.redis_publish_enabled)
 status.details.update({"app_id": settings.app_id, "version": _version})
@@ -413,6 +425,15 @@ async def _consumer_lag() -> None:
 async def reallocation() -> None:
     """Move unused budget toward the channels that convert (engine.reallocate)."""
     await _sweep("reallocate")
+
+
+@app.timer(interval=settings.forecast_interval_s)  # type: ignore[untyped-decorator]
+async def forecast_training() -> None:
+    """Submit due model trainings for owned campaigns; returns at once (the executor
+    trains, the runner swaps the model in when it is done)."""
+    submitted = submit_trainings(forecast_runner, _owned(), processor.clock.now())
+    if submitted:
+        log.info("forecast_training_submitted", count=submitted)
 
 
 @app.timer(interval=settings.snapshot_interval_s)  # type: ignore[untyped-decorator]

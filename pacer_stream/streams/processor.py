@@ -136,8 +136,11 @@ class Processor:
         self.max_payload_bytes = max_payload_bytes
 
     @classmethod
-    def from_settings(cls, settings: Any, *, clock: Clock | None = None) -> Processor:
+    def from_settings(
+        cls, settings: Any, *, clock: Clock | None = None, engine: PacingEngine | None = None
+    ) -> Processor:
         return cls(
+            engine=engine,
             names=TopicNames.from_settings(settings),
             clock=clock or WallClock(float(settings.clock_offset_s)),
             command_keys=auth.parse_keys(settings.command_keys),

@@ -1,0 +1,70 @@
+"""The worker's forecast timer: due trainings go to the executor and the engine's
+re-plans then use the trained model (its version appears in the allocation)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pacer_stream.core.allocation.strategies import default_registry
+from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.forecast.service import ModelRegistry
+from pacer_stream.core.types import (
+    CampaignConfig,
+    ChannelConfig,
+    ChannelType,
+    PacingStrategy,
+    SpendEvent,
+)
+from pacer_stream.forecast_runner import ForecastRunner
+from pacer_stream.streams.forecasting import submit_trainings
+from pacer_stream.streams.stored import Stored
+
+G = ChannelType.GOOGLE_ADS
+DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _campaign_with_history(engine: PacingEngine, days: int) -> Stored:
+    start = DAY0 - timedelta(days=days)
+    cfg = CampaignConfig("camp", {G: ChannelConfig(10**9)}, PacingStrategy.PREDICTIVE_ML)
+    state, _ = engine.configure(None, cfg, start)
+    for h in range(days * 24):
+        t = start + timedelta(hours=h, minutes=5)
+        clicks = 20 + 10 * (t.hour % 12)
+        ev = SpendEvent(f"e{h}", "camp", G, 1_000_000 * clicks // 10, t, clicks, clicks // 20)
+        engine.record_spend(state, ev, t)
+    return Stored(state=state, partition=0)
+
+
+async def test_timer_trains_due_models_and_replans_use_them() -> None:
+    models = ModelRegistry()
+    engine = PacingEngine(strategies=default_registry(models.forecaster()))
+    value = _campaign_with_history(engine, days=8)
+    runner = ForecastRunner(models, timeout_s=60)
+    try:
+        assert submit_trainings(runner, [value], DAY0) == 1
+        # already training or freshly trained: not submitted again
+        assert submit_trainings(runner, [value], DAY0) == 0
+        outcomes = await runner.drain()
+        assert [o.status for o in outcomes] == ["installed"], outcomes
+        assert models.get(("camp", G.value)) is not None
+        # the next day's plan is made with the trained model
+        ch = engine.hourly_plan(value.state, G, DAY0 + timedelta(hours=1))
+        assert ch.result is not None
+        assert ch.result.model_version is not None
+        assert "baseline" not in ch.result.model_version
+        assert sum(ch.plan.amounts) == ch.budget  # type: ignore[union-attr]
+    finally:
+        await runner.aclose()
+
+
+async def test_too_little_history_is_not_trained() -> None:
+    models = ModelRegistry()
+    engine = PacingEngine(strategies=default_registry(models.forecaster()))
+    value = _campaign_with_history(engine, days=0)
+    runner = ForecastRunner(models, timeout_s=60)
+    try:
+        assert submit_trainings(runner, [value], DAY0) == 0
+        await runner.drain()
+        assert models.get(("camp", G.value)) is None
+    finally:
+        await runner.aclose()
