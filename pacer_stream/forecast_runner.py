@@ -24,7 +24,7 @@ Wiring it into the stream worker (what the stream layer does)::
     await runner.aclose()
 
 ``registry.forecaster()`` finds a context's model through ``AllocationContext.key``
-(``(campaign_id, channel value)``). Until the engine passes that key, use one engine per
+(``(campaign_id, channel value)``), which the engine passes when it plans; or use one engine per
 campaign/channel with ``registry.bound(key)``, as ``pacer_stream.forecast_eval`` does.
 
 A new model takes effect at the next re-plan (day roll-over or budget change): a day's

@@ -322,6 +322,10 @@ class PacingEngine:
             return []
         now_hour = int(ts // 3600)
         recent = window(ch.history, now_hour + 1, t.performance_window_h)
+        if recent.clicks < t.performance_min_clicks:
+            # Too little evidence either way: keep the current verdict. (A denied
+            # channel buys no clicks; letting its sample shrink must not clear it.)
+            return []
         reason = threshold_violation(
             recent,
             min_conversion_rate=t.min_conversion_rate,
@@ -759,6 +763,11 @@ class PacingEngine:
         ch.active_alerts.clear()
         ch.overspend_times.clear()
         ch.unauthorised_times.clear()
+        # A performance denial lasts at most until the end of the day: the new day
+        # starts from a clean slate (a denied channel cannot produce new evidence).
+        ch.perf_violation_since = None
+        ch.perf_violation_reason = ""
+        ch.perf_violation_alerted = False
         # Rebuilding "today" (first use, or a time zone change): count today's spend from
         # history. A normal roll to the next day must not: the only history at or after
         # the new day's start is then spend already counted on the previous day (early

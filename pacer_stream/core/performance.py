@@ -14,6 +14,7 @@ reported), never a misleading 0 or a division error:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pacer_stream.core.history import (
@@ -26,6 +27,9 @@ from pacer_stream.core.history import (
 )
 from pacer_stream.core.money import MICROS_PER_UNIT
 
+#: How many standard deviations below the floor's expected conversions count as a
+#: violation of ``min_conversion_rate``.
+SIGNIFICANCE_SIGMAS = 2.0
 #: Trailing windows of a snapshot, in hours before the start of today.
 WEEK_HOURS = 7 * 24
 BASELINE_HOURS = 28 * 24
@@ -128,8 +132,18 @@ def threshold_violation(
     if recent.clicks < min_clicks:
         return None
     cr = recent.conversion_rate
-    if min_conversion_rate is not None and cr is not None and cr < min_conversion_rate:
-        return f"conversion rate {cr:.4f} below minimum {min_conversion_rate:.4f}"
+    if min_conversion_rate is not None and cr is not None:
+        # Conversions are rare events: at the floor rate, this many clicks would give
+        # ``expected`` conversions with Poisson noise of sqrt(expected). Fire only when
+        # the observed count is more than two standard deviations below it (about a
+        # 2% false-alarm rate for a channel exactly at its floor), not on a plain ratio.
+        expected = recent.clicks * min_conversion_rate
+        if recent.conversions < expected - SIGNIFICANCE_SIGMAS * math.sqrt(expected):
+            return (
+                f"conversion rate {cr:.4f} below minimum {min_conversion_rate:.4f} "
+                f"({recent.conversions} conversions on {recent.clicks} clicks, "
+                f"{expected:.1f} expected at the minimum)"
+            )
     if max_cost_per_click_micros is not None:
         cpc_micros = recent.spend_micros / recent.clicks
         if cpc_micros > max_cost_per_click_micros:

@@ -249,3 +249,42 @@ def test_thresholds_off_by_default() -> None:
     t = DAY + timedelta(hours=10)
     _spend(eng, state, 1, t, 1_000_000, clicks=1000, conv=0)
     assert state.channels[G].perf_violation_since is None
+
+
+def test_conversion_floor_needs_statistical_evidence() -> None:
+    # 200 clicks at a 1% floor: 2 conversions expected; 0 observed is noise, not a breach.
+    noisy = Metrics(spend_micros=100_000_000, impressions=0, clicks=200, conversions=0,
+                    revenue_micros=0)
+    assert threshold_violation(noisy, min_conversion_rate=0.01, max_cost_per_click_micros=None,
+                               target_roas=None, min_clicks=200) is None
+    # 5,000 clicks at 1%: 50 expected; 10 observed is far below (> 2 sigma).
+    clear = replace(noisy, clicks=5000, conversions=10)
+    assert threshold_violation(clear, min_conversion_rate=0.01, max_cost_per_click_micros=None,
+                               target_roas=None, min_clicks=200) is not None
+    # 42 observed (within 2 sigma of 50): not a breach.
+    close = replace(noisy, clicks=5000, conversions=42)
+    assert threshold_violation(close, min_conversion_rate=0.01, max_cost_per_click_micros=None,
+                               target_roas=None, min_clicks=200) is None
+
+
+def test_a_denial_does_not_lift_itself_when_the_sample_shrinks() -> None:
+    t0 = Thresholds(min_conversion_rate=0.05, performance_min_clicks=100,
+                    performance_grace_s=1800, velocity_trip_multiple=1e9)
+    eng, state = _setup(t0)
+    start = DAY + timedelta(hours=10)
+    _spend(eng, state, 1, start, 1_000_000, clicks=300, conv=1)
+    eng.tick(state, start + timedelta(minutes=31))
+    assert eng.decide(state, G, 100_000, start + timedelta(minutes=31)).code is (
+        Code.PERFORMANCE_THRESHOLD
+    )
+    # Four hours later the trailing window holds no clicks at all (the channel was
+    # denied): still denied, and no second alert.
+    later = start + timedelta(hours=4)
+    again = eng.tick(state, later)
+    assert not [o for o in again if getattr(o, "alert_type", None)
+                is AlertType.PERFORMANCE_DEGRADATION]
+    assert eng.decide(state, G, 100_000, later).code is Code.PERFORMANCE_THRESHOLD
+    # The next day starts clean.
+    assert eng.decide(state, G, 100_000, start + timedelta(days=1)).code is not (
+        Code.PERFORMANCE_THRESHOLD
+    )
