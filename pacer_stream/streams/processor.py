@@ -585,6 +585,10 @@ class Processor:
                     "reservations": len(ch.reservations),
                     "clicks": snap.clicks,
                     "conversions": snap.conversions,
+                    "impressions": snap.impressions,
+                    "revenue_micros": snap.revenue_micros,
+                    # CTR, conversion rate, CPC, CPA, ROAS: today, 7 days, baseline
+                    "performance": snap.performance,
                     "breaker": {
                         "state": br.state.value,
                         "cause": br.cause.value if br.cause else None,

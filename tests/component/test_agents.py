@@ -469,3 +469,8 @@ async def test_status_view_is_read_only(worker: Worker, cid: str) -> None:
     assert body["channels"][0]["reserved_micros"] == 0  # expired in the view...
     assert serde.dumps(worker.state(cid)) == before  # ...without touching the state
     assert body["offsets"] == {topics.BUDGETS: 0, topics.CAN_SPEND_REQUESTS: 0}
+    # performance analytics are part of the status (ratios None without clicks)
+    perf = body["channels"][0]["performance"]
+    assert set(perf) == {"today", "last_7_days", "baseline"}
+    assert perf["today"]["clicks"] == 0 and perf["today"]["conversion_rate"] is None
+    assert "pacing_multiplier" in body["channels"][0]
