@@ -471,6 +471,18 @@ class PacingEngine:
             br.release_trial()
 
     # ------------------------------------------------------------------ commands
+    def first_time(self, state: CampaignState, kind: str, input_id: str, now: datetime) -> bool:
+        """True the first time an input of ``kind`` (e.g. "command") with ``input_id`` is
+        seen within the dedupe window, recording it; False for a repeat. Operator commands
+        use it so a producer retry of, say, ``reallocate`` does not move budget twice."""
+        ts = aware(now, what="now").timestamp()
+        _check_id(input_id, f"{kind} id")
+        key = f"{kind}:{input_id}"
+        if state.dedupe.seen(key, ts):
+            return False
+        state.dedupe.add(key, ts)
+        return True
+
     def emergency_stop(self, state: CampaignState, reason: str, now: datetime) -> list[Output]:
         """Force every channel OPEN until :meth:`resume`."""
         ts = aware(now, what="now").timestamp()

@@ -384,6 +384,9 @@ class Processor:
             state = stored.state
         else:
             state = _copy_state(stored)
+        if not self.engine.first_time(state, "command", rec.command_id, now):
+            self._audit(rec, "duplicate", "command_id already applied", topic, offset)
+            return Result(status="duplicate")
         outputs = self._apply_command(state, rec, now)
         state.offsets[topics.COMMANDS] = offset
         stored.state = state

@@ -310,6 +310,21 @@ async def test_emergency_stop_and_resume_publish_breaker_states(worker: Worker, 
     assert worker.state(cid).emergency_stopped is False
 
 
+async def test_a_retried_command_is_applied_once(worker: Worker, cid: str) -> None:
+    """A producer retry (same command_id, new offset) is not applied again (a retried
+    reallocate would otherwise move budget twice, a retried stop undo a later resume)."""
+    await _configure(worker, cid)
+    worker.drain()
+    stop = CommandRecord("same-id", cid, CommandType.EMERGENCY_STOP, "ops", NOON)
+    resume = CommandRecord("other-id", cid, CommandType.RESUME, "ops", NOON)
+    async with worker.m.commands.test_context() as agent:
+        await worker.put(agent, records.encode(stop), key=cid.encode())
+        await worker.put(agent, records.encode(resume), key=cid.encode())
+        assert not worker.state(cid).emergency_stopped
+        await worker.put(agent, records.encode(stop), key=cid.encode())  # the retry
+    assert not worker.state(cid).emergency_stopped  # ignored: it was applied already
+
+
 async def test_stop_for_unknown_campaign_sticks(worker: Worker, cid: str) -> None:
     stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "pre-emptive", NOON)
     async with worker.m.commands.test_context() as agent:
