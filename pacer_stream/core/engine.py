@@ -28,7 +28,7 @@ from pacer_stream.core.allocation import (
 from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.breaker import Transition
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
-from pacer_stream.core.history import CLICKS, CONVERSIONS
+from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
 from pacer_stream.core.money import check_micros, split_exact
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
@@ -550,7 +550,7 @@ class PacingEngine:
                 spent=ch.spent_total,
                 reserved=ch.reserved_total,
                 conversions=ch.conversions_today + past[CONVERSIONS],
-                spend_for_efficiency=ch.spent_total + past[0],
+                spend_for_efficiency=ch.spent_total + past[SPEND],
                 capacity=capacity,
             )
         deltas = plan_moves(perf, state.thresholds)
@@ -790,8 +790,8 @@ class PacingEngine:
             for h, b in ch.history.buckets.items():
                 if h >= start_hour and h * 3600 < day.end:
                     slot = day.slot_of(max(h * 3600.0, day.start))
-                    ch.spent[slot] += b[0]
-                    ch.spent_total += b[0]
+                    ch.spent[slot] += b[SPEND]
+                    ch.spent_total += b[SPEND]
                     ch.clicks_today += b[CLICKS]
                     ch.conversions_today += b[CONVERSIONS]
         self._replan(state, ch)
