@@ -45,6 +45,22 @@ def _units(micros: int) -> str:
     return f"{micros / 1_000_000:.2f}"
 
 
+def blocked(camp: CampaignState, ch: ChannelState) -> Verdict | None:
+    """Rules 1-3 for a request that already holds a reservation (a retry): no budget,
+    an emergency stop or an OPEN breaker refuse even an existing hold. A HALF_OPEN
+    breaker does not: the hold was admitted as one of its trial spends."""
+    if not camp.configured or ch.budget <= 0:
+        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
+    if camp.emergency_stopped:
+        return Verdict(
+            False, Code.EMERGENCY_STOP, f"campaign emergency stopped: {camp.stop_reason}"
+        )
+    if ch.breaker.state is CircuitBreakerState.OPEN:
+        cause = ch.breaker.cause.value if ch.breaker.cause else "violation"
+        return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
+    return None
+
+
 def evaluate(
     camp: CampaignState | None, ch: ChannelState | None, amount: int, ts: float
 ) -> Verdict:
