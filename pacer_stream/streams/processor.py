@@ -229,7 +229,15 @@ class Processor:
             metrics.observe_spend_event("duplicate")
             return Result(store=stored, status="duplicate")
         rid = rec.reservation_id
-        if rid is not None and fastpath_keys.is_fastpath_reservation_id(rid):
+        # Fast-path spend the core counted today is "reported" to Redis, which then
+        # stops holding it back from the allowance; spend the engine filed under an
+        # earlier day is not (today's allowance never saw it), so Redis keeps holding
+        # it back: the two agree on where the money went, erring on the side of less.
+        if (
+            rid is not None
+            and res.placement == "today"
+            and fastpath_keys.is_fastpath_reservation_id(rid)
+        ):
             try:
                 epoch = fastpath_keys.parse_reservation_id(rid).epoch
             except PacerError:
@@ -266,7 +274,7 @@ class Processor:
         started = time.perf_counter()
         rec = records.decode_as(CanSpendRequest, value, now=now, max_bytes=self.max_payload_bytes)
         records.check_key(rec, key)
-        reply_topic = rec.reply_to or self.names.replies
+        reply_topic = self.names.reply_topic(rec.reply_to)
         stored = lookup(rec.campaign_id)
         state = stored.state if stored is not None else None
         if now > rec.deadline:
@@ -564,10 +572,17 @@ class Processor:
         return result, out
 
     def status(self, stored: Stored) -> dict[str, Any]:
-        """Read-only status of a campaign (computed on a copy: viewing changes nothing)."""
+        """Status of a campaign, read in place (no copy: the view runs on the event loop
+        the agents share, and copying a campaign with a large event-id window would
+        stall them).
+
+        Reading applies only the lazy time transitions every decision applies (expiry,
+        day roll, cooldown end): they are a function of the clock, recomputed the same
+        way after a crash, and any transition they produce waits in the campaign's
+        outbox for the next record or timer to publish -- the view itself produces
+        nothing and writes no changelog."""
         now = self.clock.now()
-        state = _copy_state(stored)
-        self.engine.tick(state, now)
+        state = stored.state
         channels = []
         for channel, ch in state.channels.items():
             snap = self.engine.snapshot(state, channel, now)
