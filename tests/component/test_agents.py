@@ -590,3 +590,24 @@ async def test_a_state_that_cannot_be_written_quarantines_the_campaign(
         assert worker.state(cid) is None and cid in worker.m.quarantined
     finally:
         worker.m.quarantined.discard(cid)
+
+
+async def test_fast_path_spend_is_reported_to_redis_only_where_the_core_counted_it(
+    worker: Worker, cid: str
+) -> None:
+    """The worker tells Redis how much fast-path spend the core has counted (so the
+    allowance stops holding it back). Spend the engine files under an earlier day was
+    not counted today, so it is not reported: Redis keeps holding it back."""
+    from pacer_stream.adapters import keys
+
+    await _configure(worker, cid)
+    rid = keys.reservation_id(cid, GOOGLE, "ep1", "r1")
+    async with worker.m.spend_events.test_context() as agent:
+        back = SpendEvent("e1", cid, GOOGLE, 5_000_000, NOON - timedelta(hours=21),
+                          reservation_id=rid)
+        await worker.put(agent, records.encode_spend(back), key=cid.encode())
+        stored = worker.m.campaigns.get(cid)
+        assert stored.fastpath_reported(GOOGLE.value, "ep1") == 0
+        now = SpendEvent("e2", cid, GOOGLE, 2_000_000, NOON, reservation_id=rid)
+        await worker.put(agent, records.encode_spend(now), key=cid.encode())
+    assert worker.m.campaigns.get(cid).fastpath_reported(GOOGLE.value, "ep1") == 2_000_000

@@ -6,8 +6,10 @@ campaign views need the bearer token. (The same rules through ``BudgetPacer`` ar
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -21,6 +23,17 @@ from .conftest import BOOTSTRAP, Collector, StreamRun, WorkerProcess, poll
 pytestmark = pytest.mark.asyncio
 
 UNIT = 1_000_000
+
+
+def _listen_addresses(port: int) -> set[str]:
+    """IPv4 addresses listening on ``port`` (from /proc/net/tcp: state 0A = LISTEN)."""
+    found: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
+    return found
 
 
 async def _changelog_values(run: StreamRun) -> list[bytes]:
@@ -66,6 +79,7 @@ async def test_reply_to_and_request_ids_cannot_be_abused(
         assert worker.get(f"/campaigns/{cid}", token="wrong")[0] == 401
         assert worker.get(f"/campaigns/{cid}")[0] == 200
         assert worker.get("/readyz", token="")[0] == 200  # probes stay open
+        assert _listen_addresses(worker.port) == {"127.0.0.1"}  # not every interface
 
         # 2. reply_to naming the worker's changelog is dead-lettered, not written there
         victim = PacerClient(
