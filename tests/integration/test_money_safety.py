@@ -116,5 +116,18 @@ async def test_reply_to_and_request_ids_cannot_be_abused(
         again = await client.can_spend(cid, "display", UNIT, request_id="A", timeout_s=10)
         assert (again.allowed, again.code) == (False, "reservation_settled")
         assert again.reservation_id == first.reservation_id
+
+        # 4. totals that would overflow: dead-lettered, the worker keeps going
+        half = (2**53 - 1) // 2
+        for i in range(3):
+            await client.publish_spend(cid, "search", half, event_id=f"big-{i}")
+        await dlq.wait(lambda r: r.error_code == "total_overflow", what="overflow refused")
+        await poll(
+            lambda: (worker.channel(cid, "search") or {}).get("spent_micros") == 2 * half,
+            what="two maximal events applied",
+        )
+        reply = await client.can_spend(cid, "display", UNIT // 100, timeout_s=10)
+        assert reply.campaign_id == cid  # still answering
+        assert worker.get("/readyz")[0] == 200
     finally:
         worker.stop()
