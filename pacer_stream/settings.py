@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     forecast_interval_s: float = 900.0
     forecast_timeout_s: float = 10.0
     max_payload_bytes: int = 64 * 1024
+    #: Campaigns without a budget that spend may create on one worker (then DLQ
+    #: ``unbudgeted_campaign_limit``); they expire after the history horizon.
+    max_unbudgeted_campaigns: int = 10_000
+    #: At most this many alerts per campaign/channel within ``alert_burst_window_s``.
+    alert_burst: int = 10
+    alert_burst_window_s: float = 300.0
     #: The worker's clock is the wall clock plus this offset (seconds). 0 in production;
     #: tests and replays use it to put the worker at a chosen time of day.
     clock_offset_s: float = 0.0

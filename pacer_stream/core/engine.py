@@ -644,6 +644,18 @@ class PacingEngine:
                 out += self._performance_thresholds(state, ch, ts)
         return out
 
+    def expired(self, state: CampaignState, now: datetime) -> bool:
+        """A campaign that only exists because spend arrived for it (never budgeted,
+        not stopped) and whose last spend is older than the history horizon carries
+        nothing anyone can use: it may leave the table."""
+        if state.configured or state.emergency_stopped:
+            return False
+        oldest = aware(now, what="now").timestamp() - state.thresholds.history_days * _DAY_S
+        return all(
+            (ch.history.newest + 1) * 3600 <= oldest and not ch.reservations
+            for ch in state.channels.values()
+        )
+
     # ------------------------------------------------------------------ read models
     def snapshot(self, state: CampaignState, channel: ChannelType, now: datetime) -> PaceSnapshot:
         ts = aware(now, what="now").timestamp()

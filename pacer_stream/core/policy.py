@@ -4,7 +4,8 @@ Order (first failing rule decides):
  1. unknown campaign / channel without a budget
  2. emergency stop
  3. circuit breaker OPEN (or HALF_OPEN with its trial spends used up)
- 4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial)
+ 4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial); then the
+    channel's held reservations (``MAX_HELD_RESERVATIONS``)
  5. daily cap: spent + reserved + expired-unreported + amount <= daily budget
  6. hourly cap: the hour's allowance after rollover, frontload and max-hour limits,
     released linearly across the hour
@@ -39,6 +40,10 @@ class Verdict:
 
 
 OK = Verdict(True, Code.OK, "spend authorised")
+#: Reservations a channel may hold at once, live or expired-but-unreported (each is a
+#: few hundred bytes of campaign state): a flood of tiny requests is refused with
+#: ``reservation_limit`` instead of growing the state without bound.
+MAX_HELD_RESERVATIONS = 10_000
 
 
 def _units(micros: int) -> str:
@@ -84,6 +89,13 @@ def evaluate(
         cause = br.cause.value if br.cause else "violation"
         return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
     check_micros(amount, what="amount", allow_zero=False)
+    if len(ch.reservations) + len(ch.unreported) >= MAX_HELD_RESERVATIONS:
+        return Verdict(
+            False,
+            Code.RESERVATION_LIMIT,
+            f"channel already holds {MAX_HELD_RESERVATIONS} reservations; settle or "
+            "release some first",
+        )
     if ch.spent_total + ch.reserved_total + ch.unreported_total + amount > ch.budget:
         return Verdict(
             False,

@@ -84,6 +84,8 @@ class Code(StrEnum):
     RESERVATION_EXPIRED = "reservation_expired"
     RESERVATION_RELEASED = "reservation_released"
     RESERVATION_SETTLED = "reservation_settled"
+    #: The channel holds as many reservations as it may (``policy.MAX_HELD_RESERVATIONS``).
+    RESERVATION_LIMIT = "reservation_limit"
     # Fast-path (Redis) codes: fail closed.
     STORE_UNAVAILABLE = "store_unavailable"
     STATE_STALE = "state_stale"

@@ -408,6 +408,14 @@ def _apply_timer_result(result: Result) -> None:
     _mark(result)
 
 
+def _remove(value: Stored) -> None:
+    """Drop a campaign from the table: a tombstone in the changelog, so compaction
+    forgets it too and a restart does not bring it back."""
+    campaigns.data.pop(value.campaign_id, None)
+    campaigns.send_changelog(value.partition, value.campaign_id, None, value_serializer="raw")
+    log.info("campaign_expired", campaign_id=value.campaign_id)
+
+
 # ---------------------------------------------------------------------- ownership
 def _active_partitions() -> set[int]:
     """Input partitions this worker actively owns (standby replicas excluded)."""
@@ -439,6 +447,9 @@ async def _sweep(step: str) -> int:
         return 0
     n = 0
     for value in _owned():
+        if step == "tick" and processor.expired(value):
+            _remove(value)
+            continue
         if step == "tick":
             result = processor.tick(value)
         elif step == "reallocate":
@@ -525,6 +536,7 @@ async def _on_recovered() -> None:
     """The table is complete again: heal the compacted breakers topic (a crash may have
     lost the last transition) and re-publish every owned allowance."""
     status.on_recovered()
+    processor.quota.reset({v.campaign_id for v in _owned() if not v.state.configured})
     healed = 0
     for value in _owned():
         _send(processor.breaker_states(value))

@@ -60,6 +60,7 @@ from pacer_stream.records import (
 )
 from pacer_stream.streams import auth
 from pacer_stream.streams.clock import Clock, WallClock
+from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.stored import Stored
 
@@ -68,6 +69,8 @@ audit = get_logger("pacer_stream.audit")
 
 #: Code of a record that made the processor itself fail (a bug, never expected).
 INTERNAL_ERROR = "internal_error"
+#: Default of ``settings.max_unbudgeted_campaigns``.
+DEFAULT_MAX_UNBUDGETED_CAMPAIGNS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,8 @@ class Processor:
         command_keys: Mapping[str, bytes] | None = None,
         require_signed: bool = False,
         max_payload_bytes: int = records.DEFAULT_MAX_PAYLOAD_BYTES,
+        quota: CampaignQuota | None = None,
+        alert_limiter: AlertLimiter | None = None,
     ) -> None:
         self.engine = engine or PacingEngine()
         self.names = names or TopicNames()
@@ -134,6 +139,8 @@ class Processor:
         self.command_keys = dict(command_keys or {})
         self.require_signed = require_signed
         self.max_payload_bytes = max_payload_bytes
+        self.quota = quota or CampaignQuota(DEFAULT_MAX_UNBUDGETED_CAMPAIGNS)
+        self.alert_limiter = alert_limiter or AlertLimiter()
 
     @classmethod
     def from_settings(
@@ -146,6 +153,10 @@ class Processor:
             command_keys=auth.parse_keys(settings.command_keys),
             require_signed=bool(settings.require_signed_commands),
             max_payload_bytes=int(settings.max_payload_bytes),
+            quota=CampaignQuota(int(settings.max_unbudgeted_campaigns)),
+            alert_limiter=AlertLimiter(
+                int(settings.alert_burst), float(settings.alert_burst_window_s)
+            ),
         )
 
     # ------------------------------------------------------------------ input records
@@ -215,14 +226,25 @@ class Processor:
         rec = records.decode_as(SpendRecord, value, max_bytes=self.max_payload_bytes)
         records.check_key(rec, key)
         stored = lookup(rec.campaign_id)
-        if stored is None:  # spend without a budget is still a fact: record it
+        if stored is None:  # spend without a budget is still a fact: record it ...
+            if not self.quota.admit(rec.campaign_id):  # ... up to a quota of such campaigns
+                raise InvalidRecord(
+                    UNBUDGETED_CAMPAIGN_LIMIT,
+                    f"this worker already holds {self.quota.limit} campaigns without a "
+                    "budget; spend for another one is not recorded",
+                )
             stored = Stored(self.engine.new_campaign(rec.campaign_id), partition)
         state = stored.state
         if state.offsets.get(topics.SPEND, -1) >= offset:
             metrics.observe_spend_event("duplicate")
             return Result(status="replayed")
         event = rec.to_core()
-        res = self.engine.record_spend(state, event, now)
+        try:
+            res = self.engine.record_spend(state, event, now)
+        except PacerError:
+            if not state.configured and not state.channels:
+                self.quota.budgeted(rec.campaign_id)  # nothing was created after all
+            raise
         state.offsets[topics.SPEND] = offset
         stored.partition = partition
         if res.duplicate:
@@ -349,6 +371,7 @@ class Processor:
             stored.state = state
             stored.partition = partition
         stored.nonces = nonces
+        self.quota.budgeted(rec.campaign_id)
         log.info(
             "budget_applied",
             campaign_id=rec.campaign_id,
@@ -470,6 +493,10 @@ class Processor:
         out: list[Message] = []
         for o in outputs:
             if isinstance(o, Alert):
+                channel = o.channel.value if o.channel is not None else ""
+                if not self.alert_limiter.allow(o.campaign_id, channel, o.at.timestamp()):
+                    metrics.observe_alert_suppressed(o.alert_type)
+                    continue
                 metrics.observe_alert(o.alert_type)
                 value = records.encode_alert(o, validate=False)
                 out.append(Message(self.names.alerts, o.campaign_id.encode(), value))
@@ -501,6 +528,14 @@ class Processor:
         return out
 
     # ------------------------------------------------------------------ timer steps
+    def expired(self, stored: Stored) -> bool:
+        """True when the campaign should leave the table (see ``PacingEngine.expired``);
+        the caller deletes it and writes the tombstone."""
+        if not self.engine.expired(stored.state, self.clock.now()):
+            return False
+        self.quota.budgeted(stored.campaign_id)
+        return True
+
     def tick(self, stored: Stored) -> Result:
         """Publish due time-based transitions (reservation expiry, cooldowns, alerts)."""
         outputs = self.engine.tick(stored.state, self.clock.now())

@@ -611,3 +611,57 @@ async def test_fast_path_spend_is_reported_to_redis_only_where_the_core_counted_
         now = SpendEvent("e2", cid, GOOGLE, 2_000_000, NOON, reservation_id=rid)
         await worker.put(agent, records.encode_spend(now), key=cid.encode())
     assert worker.m.campaigns.get(cid).fastpath_reported(GOOGLE.value, "ep1") == 2_000_000
+
+
+# -- bounded resources -----------------------------------------------------------------------
+async def test_unbudgeted_campaigns_are_limited_per_worker(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacer_stream.streams.limits import CampaignQuota
+
+    quota = CampaignQuota(2)
+    monkeypatch.setattr(worker.m.processor, "quota", quota)
+    ids = [f"ghost-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    async with worker.m.spend_events.test_context() as agent:
+        for i, cid in enumerate(ids):
+            await worker.put(agent, _spend(cid, f"e{i}", 1_000, NOON), key=cid.encode())
+        # a known unbudgeted campaign keeps recording its spend
+        await worker.put(agent, _spend(ids[0], "e9", 1_000, NOON), key=ids[0].encode())
+    outs = worker.drain()
+    codes = [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)]
+    assert codes == ["unbudgeted_campaign_limit"] * 2
+    assert [worker.state(c) is not None for c in ids] == [True, True, False, False]
+    assert worker.state(ids[0]).channels[GOOGLE].spent_total == 2_000
+    assert quota.unbudgeted == set(ids[:2])
+    await _configure(worker, ids[0])  # budgeted: no longer counts against the quota
+    assert quota.unbudgeted == {ids[1]}
+
+
+async def test_unbudgeted_campaigns_expire_after_the_history_horizon(
+    worker: Worker, cid: str
+) -> None:
+    async with worker.m.spend_events.test_context() as agent:
+        await worker.put(agent, _spend(cid, "e1", 1_000, NOON), key=cid.encode())
+    stored = worker.m.campaigns.get(cid)
+    stored.partition = 0
+    worker.drain()
+    worker.clock.advance(27 * 86400)
+    await worker.m._sweep("tick")
+    assert worker.state(cid) is not None  # within the 28-day horizon: kept
+    worker.clock.advance(2 * 86400)
+    await worker.m._sweep("tick")
+    assert worker.state(cid) is None
+    tombstones = [o for o in worker.changelog(worker.drain()) if o.key == cid.encode()]
+    assert [t.value for t in tombstones] == [None]
+
+
+def test_alert_limiter_caps_bursts_per_campaign_channel_and_its_memory() -> None:
+    from pacer_stream.streams.limits import AlertLimiter
+
+    limiter = AlertLimiter(burst=3, window_s=60, max_keys=100)
+    assert [limiter.allow("c", "g", t) for t in (0, 1, 2, 3, 4)] == [True] * 3 + [False] * 2
+    assert limiter.allow("c", "other", 5)  # per campaign/channel
+    assert limiter.allow("c", "g", 61)  # the window moved on
+    for i in range(1_000):
+        limiter.allow(f"c{i}", "g", 100)
+    assert len(limiter) == 100  # tracked keys stay bounded
