@@ -93,6 +93,8 @@ class StreamRun:
     redis: bool = False
     #: Bearer token the worker's campaign views require (None: open).
     web_token: str | None = None
+    #: More ``PACER_*`` settings for the worker.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -129,6 +131,7 @@ class StreamRun:
         )
         if self.web_token is not None:
             env["PACER_WORKER_WEB_TOKEN"] = self.web_token
+        env.update(self.extra_env)
         return env
 
     def settings(self) -> Settings:

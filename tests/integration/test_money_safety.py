@@ -131,3 +131,32 @@ async def test_reply_to_and_request_ids_cannot_be_abused(
         assert worker.get("/readyz")[0] == 200
     finally:
         worker.stop()
+
+
+async def test_a_producer_inventing_campaign_ids_cannot_grow_the_worker(
+    stream_run: StreamRun,
+    workers: Callable[..., WorkerProcess],
+    client: PacerClient,
+    collect: Callable[[str], Awaitable[Collector]],
+) -> None:
+    """Spend for 120 campaigns nobody budgeted, with a quota of 40: 40 are held, the
+    rest are dead-lettered with their code, and the worker keeps answering."""
+    stream_run.extra_env["PACER_MAX_UNBUDGETED_CAMPAIGNS"] = "40"
+    worker = workers()
+    worker.start()
+    dlq = await collect(topics.DLQ)
+    try:
+        await worker.wait_ready()
+        ghost = f"ghost-{uuid.uuid4().hex[:6]}"
+        for i in range(120):
+            await client.publish_spend(f"{ghost}-{i}", "display", 1_000, event_id=f"e{i}")
+
+        def refused() -> int:
+            return sum(1 for r in dlq.values() if r.error_code == "unbudgeted_campaign_limit")
+
+        await poll(lambda: refused() == 80, what="80 refused campaigns")
+        held = [i for i in range(120) if worker.status(f"{ghost}-{i}") is not None]
+        assert len(held) == 40
+        assert worker.get("/readyz")[0] == 200
+    finally:
+        worker.stop()
