@@ -128,7 +128,11 @@ class ChannelState:
 
     @property
     def remaining(self) -> int:
-        return self.budget - self.spent_total - self.reserved_total - self.unreported_total
+        """What is left of today's budget, never below 0 (spend nobody authorised can
+        take the channel past its budget; "remaining" is then 0, not negative)."""
+        return max(
+            0, self.budget - self.spent_total - self.reserved_total - self.unreported_total
+        )
 
 
 @dataclass(slots=True)

@@ -324,3 +324,14 @@ def test_no_sequence_authorises_past_the_budget_or_an_open_breaker(
             h.at(min(day_end, h.now + timedelta(seconds=a)))
         for channel in (G, F):
             assert b.authorised.get(channel, 0) <= budget
+
+
+def test_remaining_is_never_negative_after_unauthorised_overspend() -> None:
+    """Spend nobody authorised can take a channel past its budget; answers then say 0
+    remaining (the wire refuses negative money), and still deny."""
+    h = Harness({G: 10 * U}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=23))
+    h.spend(25 * U)
+    d = h.reserve(U)
+    assert not d.allowed and d.remaining_micros == 0
+    assert h.decide(U).remaining_micros == 0
