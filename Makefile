@@ -43,6 +43,7 @@ test: venv tools services lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: venv services
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/pacer-stream bench --out bench/results
 
 clean:

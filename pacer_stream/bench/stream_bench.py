@@ -596,7 +596,8 @@ async def _peer(
         async with asyncio.timeout(timeout):
             while line := await proc.stdout.readline():
                 with contextlib.suppress(ValueError):
-                    report: dict[str, Any] = json.loads(line)
+                    # faust may put terminal control codes in front of the line
+                    report: dict[str, Any] = json.loads(line[line.find(b"{") :])
                     if "events_per_s" in report:
                         return report
         return {"error": f"{kind} peer exited ({proc.returncode}) before {count} records"}
