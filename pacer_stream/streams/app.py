@@ -53,11 +53,13 @@ from pacer_stream.observability.health import WorkerStatus, bind_worker_status, 
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
 from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
 from pacer_stream.streams.stored import Stored
+from pacer_stream.streams.ui.routes import register as register_ui
 
 log = get_logger("pacer_stream.worker")
 
@@ -556,6 +558,14 @@ class CampaignView(View):
         if value is None:
             return self.json({"error": "unknown campaign", "campaign_id": campaign_id}, status=404)
         return self.json(processor.status(value))
+
+
+# Operator pages (read-only HTML under /ui): their own module, registered here so any
+# access control applied to the views above can wrap them the same way.
+processor.activity = ActivityLog(started_at=processor.clock.now().timestamp())
+ui_views = register_ui(
+    app, campaigns, processor=processor, lookup=_lookup, owned=_owned, activity=processor.activity
+)
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ from pacer_stream.records import (
     SpendRecord,
 )
 from pacer_stream.streams import auth
+from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.stored import Stored
@@ -134,6 +135,9 @@ class Processor:
         self.command_keys = dict(command_keys or {})
         self.require_signed = require_signed
         self.max_payload_bytes = max_payload_bytes
+        #: Recent decisions, transitions, alerts and config changes per campaign for the
+        #: operator page (observability only: nothing here is read back by a rule).
+        self.activity: ActivityLog | None = None
 
     @classmethod
     def from_settings(
@@ -309,6 +313,10 @@ class Processor:
         reply = Message(reply_topic, rec.campaign_id.encode(), payload, unordered=True)
         messages = [*self.emit(outputs), reply]
         metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
+        if self.activity is not None:
+            self.activity.record_decision(
+                rec.campaign_id, rec.channel, rec.amount_micros, decision, now
+            )
         dirty = [(rec.campaign_id, rec.channel)] if store is not None else []
         return Result(messages, store, dirty, status, _breakers(outputs))
 
@@ -341,6 +349,8 @@ class Processor:
             stored.state = state
             stored.partition = partition
         stored.nonces = nonces
+        if self.activity is not None:
+            self.activity.record_config(rec.campaign_id, now, rec.updated_at)
         log.info(
             "budget_applied",
             campaign_id=rec.campaign_id,
@@ -459,6 +469,9 @@ class Processor:
     # ------------------------------------------------------------------ outputs
     def emit(self, outputs: Iterable[Output]) -> list[Message]:
         """Encode engine outputs as records of the output topics (and count them)."""
+        outputs = list(outputs)
+        if self.activity is not None:
+            self.activity.record_outputs(outputs)
         out: list[Message] = []
         for o in outputs:
             if isinstance(o, Alert):
