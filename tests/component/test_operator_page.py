@@ -233,3 +233,70 @@ def test_index_searches_by_id_and_ranks_by_pace(desk: Desk) -> None:
     found = model.index_facts(desk.table.values(), calm.upper(), now)
     assert (found["total"], found["matched"]) == (2, 1)
     assert found["campaigns"][0]["campaign_id"] == calm
+
+
+def _terminal(renderable: Any) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=220, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_terminal_view_shows_the_same_facts(desk: Desk) -> None:
+    from pacer_stream.streams.ui import terminal
+
+    cid = f"c-{uuid.uuid4().hex[:8]}"
+    desk.morning(cid)
+    f = desk.facts(cid)
+    text = _terminal(terminal.campaign_view(f))
+    cause = f["channels"][0]["breaker"]["cause"]
+    assert cid in text
+    assert f"OPEN {cause}" in text
+    assert re.search(r"circuit_breaker_open\s+│\s+5\s+│\s+google_ads 5", text)
+    assert "CLOSED → OPEN" in text
+    assert "1,110.00" in text and "breaker_cooldown_s=600" in text
+    # spend per hour today: nothing before 06:00, then the morning, then the runaway
+    assert terminal.sparkline(f["channels"][0]["curve"]).startswith("▁▁▁▁▁▁▁")
+
+
+def test_terminal_view_neutralises_hostile_ids(desk: Desk) -> None:
+    from pacer_stream.streams.ui import terminal
+
+    hostile = "[red]x[/red]\x1b[2J\x07" + NASTY_ID  # the wire refuses control characters;
+    cid = f"c-{uuid.uuid4().hex[:8]}"  # the terminal view does not rely on it
+    desk.budget(cid, 100 * UNIT)
+    f = dict(desk.facts(cid), campaign_id=hostile)
+    text = _terminal(terminal.campaign_view(f))
+    assert "[red]x[/red]" in text  # shown literally, not as markup
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_watch_redraws_and_survives_a_failed_fetch(desk: Desk) -> None:
+    from rich.console import Console
+
+    from pacer_stream.streams.ui import terminal
+
+    cid = f"c-{uuid.uuid4().hex[:8]}"
+    desk.budget(cid, 100 * UNIT)
+    answers: list[Any] = [RuntimeError("worker not reachable"), desk.facts(cid)]
+    slept: list[float] = []
+
+    def fetch() -> dict[str, Any]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return dict(answer)
+
+    def run(iterations: int) -> str:
+        console = Console(record=True, width=200, color_system=None)
+        terminal.watch(
+            fetch, console=console, interval=2.5, iterations=iterations, sleep=slept.append
+        )
+        return console.export_text()
+
+    assert "not refreshed: worker not reachable (retrying)" in run(1)
+    answers.insert(0, RuntimeError("worker restarting"))
+    text = run(2)  # a failure, then the campaign: the watch went on and redrew
+    assert cid in text and "every 2.5 s" in text and "not refreshed" not in text
+    assert slept == [2.5] and answers == []

@@ -239,5 +239,17 @@ async def test_operator_page_in_a_real_browser(
             assert _fetch(url, method)[0] == 405
         assert _fetch(f"{worker.base}/ui/static/..%2Fmodel.py")[0] == 404
         assert _fetch(f"{worker.base}/ui/campaigns/nobody-{uuid.uuid4().hex}")[0] == 404
+
+        # --- the same facts in the terminal: pacer-stream status --watch
+        from typer.testing import CliRunner
+
+        from pacer_stream.cli import app as cli
+
+        args = ["status", cid, "--watch", "--iterations", "1", "--url", worker.base]
+        result = CliRunner().invoke(cli, args, env={"COLUMNS": "220"})
+        assert result.exit_code == 0, result.output
+        assert cid in result.output and f"OPEN {cause}" in result.output
+        assert "circuit_breaker_open" in result.output and "CLOSED → OPEN" in result.output
+
     finally:
         await client.close()

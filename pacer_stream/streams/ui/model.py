@@ -43,12 +43,12 @@ def campaign_facts(
     curves: dict[str, dict[str, Any]] = {}
     for channel in list(state.channels):
         processor.engine.snapshot(state, channel, now)  # rolls the day over if due
-        ch = state.channels[channel]
-        if ch.day is not None:
-            curves[channel.value] = _curves(ch, ch.day, ts)
+        day = state.channels[channel].day
+        if day is not None:
+            curves[channel.value] = _curves(state.channels[channel], day, ts)
     for row in facts["channels"]:
         row["curve"] = curves.get(row["channel"])
-        ch = state.channels.get(ChannelType(row["channel"]))
+        ch: ChannelState | None = state.channels.get(ChannelType(row["channel"]))
         row["base_budget_micros"] = ch.base_budget if ch is not None else 0
         row["channel_strategy"] = ch.strategy.value if ch and ch.strategy else None
         br = ch.breaker if ch is not None else None

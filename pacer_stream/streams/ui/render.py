@@ -96,7 +96,7 @@ def spend_chart(channel: str, curve: dict[str, Any] | None, budget_micros: int) 
     plan = curve["plan"]
     yesterday = curve["yesterday"]
     values = [v for _, v in actual] + [v for _, v in plan] + [v for _, v in yesterday]
-    top = max([budget_micros, *values, 1]) * 1.08
+    top = float(max([budget_micros, *values, 1])) * 1.08
     width, height = _W - _L - _R, _H - _T - _B
 
     def x(h: float) -> float:
