@@ -238,6 +238,7 @@ async def test_operator_page_in_a_real_browser(
         for method in ("POST", "PUT", "DELETE"):
             assert _fetch(url, method)[0] == 405
         assert _fetch(f"{worker.base}/ui/static/..%2Fmodel.py")[0] == 404
+        assert _fetch(f"{worker.base}/ui/")[0] == 200
         assert _fetch(f"{worker.base}/ui/campaigns/nobody-{uuid.uuid4().hex}")[0] == 404
 
         # --- the same facts in the terminal: pacer-stream status --watch

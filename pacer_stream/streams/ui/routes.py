@@ -96,6 +96,10 @@ def register(
             fragment = render.index_fragment(index(q))
             return html(self, render.page("campaigns", f"/ui/live?q={quote(q)}", fragment, query=q))
 
+    @app.page("/ui/")
+    class IndexPageSlash(IndexPage):
+        """``/ui/`` answers like ``/ui``."""
+
     @app.page("/ui/live")
     class IndexLive(View):
         async def get(self, request: Request) -> Response:
@@ -144,4 +148,13 @@ def register(
             headers["Cache-Control"] = "no-cache"
             return self.bytes(assets[name], headers=headers)
 
-    return [IndexPage, IndexLive, IndexApi, CampaignPage, CampaignLive, CampaignApi, Static]
+    return [
+        IndexPage,
+        IndexPageSlash,
+        IndexLive,
+        IndexApi,
+        CampaignPage,
+        CampaignLive,
+        CampaignApi,
+        Static,
+    ]
