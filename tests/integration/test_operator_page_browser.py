@@ -254,3 +254,52 @@ async def test_operator_page_in_a_real_browser(
 
     finally:
         await client.close()
+
+
+def _assigned(worker: WorkerProcess) -> int:
+    code, body = worker.get("/readyz")
+    if code != 200:
+        return -1
+    return int(body["checks"]["kafka"]["assigned_partitions"])
+
+
+async def test_pages_are_answered_by_the_owner_from_any_worker(
+    stream_run: StreamRun,
+    workers: Callable[..., WorkerProcess],
+    client: PacerClient,
+) -> None:
+    """Two workers split the partitions: a campaign's page opened on either worker comes
+    from its owner, with the security headers; each index lists only its own campaigns."""
+    w1, w2 = workers("w1"), workers("w2")
+    w1.start()
+    w2.start()
+    await w1.wait_ready()
+    await w2.wait_ready()
+    await poll(
+        lambda: _assigned(w1) == 1 and _assigned(w2) == 1,
+        what="one partition each",
+    )
+    cids = [f"own-{uuid.uuid4().hex[:6]}-{i}" for i in range(6)]
+    for cid in cids:
+        await client.set_budget(cid, {"display": 100 * UNIT}, strategy="even_distribution")
+    await poll(lambda: all(w1.status(c) and w2.status(c) for c in cids), what="configured")
+
+    partitions = set()
+    for cid in cids:
+        pages = [_fetch(f"{w.base}/ui/campaigns/{cid}") for w in (w1, w2)]
+        for status, headers, body in pages:
+            assert status == 200
+            assert headers["Content-Security-Policy"] == CSP  # also when forwarded
+            assert headers["Content-Type"].startswith("text/html")
+            assert f'id="campaign-id">{cid}<' in body.decode()
+        facts = [w.get(f"/ui/api/campaigns/{cid}")[1] for w in (w1, w2)]
+        assert facts[0]["partition"] == facts[1]["partition"]
+        partitions.add(facts[0]["partition"])
+    assert partitions == {0, 1}, "the campaigns landed on both partitions"
+
+    listed = [
+        {c["campaign_id"] for c in w.get("/ui/api/campaigns?q=own-")[1]["campaigns"]}
+        for w in (w1, w2)
+    ]
+    assert listed[0] | listed[1] == set(cids) and not listed[0] & listed[1]
+    assert listed[0] and listed[1]

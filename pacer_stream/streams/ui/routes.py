@@ -20,6 +20,7 @@ module needs nothing from faust beyond the app and the table it is given.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
@@ -74,6 +75,20 @@ def register(
     def json(view: View, body: Any, status: int = 200) -> Response:
         return view.json(body, status=status, headers=dict(HEADERS))
 
+    def routed(handler: Any) -> Any:
+        """Answer on the worker that owns the campaign's partition. faust forwards the
+        request there but rebuilds the response from status, type and body only, so the
+        security headers are put back on whatever comes back."""
+        inner = app.table_route(table=table, match_info="campaign_id")(handler)
+
+        @functools.wraps(handler)
+        async def get(view: View, request: Request, **kwargs: Any) -> Response:
+            response = await inner(view, request, **kwargs)
+            response.headers.update(HEADERS)
+            return response
+
+        return get
+
     def query(request: Request) -> str:
         return str(request.query.get("q", ""))[:_MAX_QUERY]
 
@@ -112,7 +127,7 @@ def register(
 
     @app.page("/ui/campaigns/{campaign_id}")
     class CampaignPage(View):
-        @app.table_route(table=table, match_info="campaign_id")  # type: ignore[untyped-decorator]
+        @routed
         async def get(self, request: Request, campaign_id: str) -> Response:
             f = facts(campaign_id)
             if f is None:
@@ -122,7 +137,7 @@ def register(
 
     @app.page("/ui/campaigns/{campaign_id}/live")
     class CampaignLive(View):
-        @app.table_route(table=table, match_info="campaign_id")  # type: ignore[untyped-decorator]
+        @routed
         async def get(self, request: Request, campaign_id: str) -> Response:
             f = facts(campaign_id)
             if f is None:
@@ -131,7 +146,7 @@ def register(
 
     @app.page("/ui/api/campaigns/{campaign_id}")
     class CampaignApi(View):
-        @app.table_route(table=table, match_info="campaign_id")  # type: ignore[untyped-decorator]
+        @routed
         async def get(self, request: Request, campaign_id: str) -> Response:
             f = facts(campaign_id)
             if f is None:
