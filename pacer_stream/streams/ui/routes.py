@@ -83,7 +83,7 @@ def register(
 
         @functools.wraps(handler)
         async def get(view: View, request: Request, **kwargs: Any) -> Response:
-            response = await inner(view, request, **kwargs)
+            response: Response = await inner(view, request, **kwargs)
             response.headers.update(HEADERS)
             return response
 
