@@ -142,34 +142,32 @@ class ActivityLog:
         for o in outputs:
             if isinstance(o, BreakerTransition):
                 at = o.since.timestamp()
-                act = self._get(o.campaign_id)
-                act.transitions.append(
-                    TransitionEntry(
-                        at=at,
-                        channel=o.channel.value,
-                        previous=o.previous.value,
-                        state=o.state.value,
-                        cause=o.cause.value,
-                        until=o.until.timestamp() if o.until is not None else None,
-                        forced=o.forced,
-                    )
+                transition = TransitionEntry(
+                    at=at,
+                    channel=o.channel.value,
+                    previous=o.previous.value,
+                    state=o.state.value,
+                    cause=o.cause.value,
+                    until=o.until.timestamp() if o.until is not None else None,
+                    forced=o.forced,
                 )
+                act = self._get(o.campaign_id)
+                act.transitions.append(transition)
                 act.prune(at)
             elif isinstance(o, Alert):
                 at = o.at.timestamp()
-                act = self._get(o.campaign_id)
-                act.alerts.append(
-                    AlertEntry(
-                        at=at,
-                        channel=o.channel.value if o.channel is not None else None,
-                        alert_type=o.alert_type.value,
-                        severity=o.severity.value,
-                        pace_ratio=o.pace_ratio,
-                        budget_consumed_pct=o.budget_consumed_pct,
-                        time_elapsed_pct=o.time_elapsed_pct,
-                        recommended_action=o.recommended_action,
-                    )
+                alert = AlertEntry(
+                    at=at,
+                    channel=o.channel.value if o.channel is not None else None,
+                    alert_type=o.alert_type.value,
+                    severity=o.severity.value,
+                    pace_ratio=o.pace_ratio,
+                    budget_consumed_pct=o.budget_consumed_pct,
+                    time_elapsed_pct=o.time_elapsed_pct,
+                    recommended_action=o.recommended_action,
                 )
+                act = self._get(o.campaign_id)
+                act.alerts.append(alert)
                 act.prune(at)
 
     def record_decision(

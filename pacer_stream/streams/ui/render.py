@@ -50,26 +50,24 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def clock(ts: float | None, tz: str = "UTC") -> str:
-    """``HH:MM:SS`` of an epoch time in zone ``tz`` (UTC when the zone is unknown)."""
+def _local(ts: float | None, tz: str, fmt: str) -> str:
     if ts is None:
         return "-"
     try:
         z: Any = zone(tz)
-    except PacerError:
+    except PacerError:  # an unknown zone never breaks the page: show UTC
         z = UTC
-    return datetime.fromtimestamp(ts, z).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(ts, z).strftime(fmt)
+
+
+def clock(ts: float | None, tz: str = "UTC") -> str:
+    """``HH:MM:SS`` of an epoch time in zone ``tz`` (UTC when the zone is unknown)."""
+    return _local(ts, tz, "%H:%M:%S")
 
 
 def stamp(ts: float | None, tz: str = "UTC") -> str:
     """``YYYY-MM-DD HH:MM:SS`` in zone ``tz``."""
-    if ts is None:
-        return "-"
-    try:
-        z: Any = zone(tz)
-    except PacerError:
-        z = UTC
-    return datetime.fromtimestamp(ts, z).strftime("%Y-%m-%d %H:%M:%S")
+    return _local(ts, tz, "%Y-%m-%d %H:%M:%S")
 
 
 def path_id(campaign_id: str) -> str:

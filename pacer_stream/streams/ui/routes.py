@@ -101,6 +101,9 @@ def register(
             return None
         return model.campaign_facts(processor, stored, activity, processor.clock.now())
 
+    def unknown(view: View, campaign_id: str) -> Response:
+        return json(view, {"error": "unknown campaign", "campaign_id": campaign_id}, 404)
+
     def at() -> str:
         return records.format_time(processor.clock.now())
 
@@ -141,7 +144,7 @@ def register(
         async def get(self, request: Request, campaign_id: str) -> Response:
             f = facts(campaign_id)
             if f is None:
-                return json(self, {"error": "unknown campaign", "campaign_id": campaign_id}, 404)
+                return unknown(self, campaign_id)
             return json(self, {"at": at(), "html": render.campaign_fragment(f)})
 
     @app.page("/ui/api/campaigns/{campaign_id}")
@@ -149,9 +152,7 @@ def register(
         @routed
         async def get(self, request: Request, campaign_id: str) -> Response:
             f = facts(campaign_id)
-            if f is None:
-                return json(self, {"error": "unknown campaign", "campaign_id": campaign_id}, 404)
-            return json(self, f)
+            return unknown(self, campaign_id) if f is None else json(self, f)
 
     @app.page("/ui/static/{name}")
     class Static(View):
