@@ -230,6 +230,15 @@ def test_index_searches_by_id_and_ranks_by_pace(desk: Desk) -> None:
     assert [c["campaign_id"] for c in everything["campaigns"]] == [hot, calm]
     assert everything["campaigns"][0]["pace_ratio"] > everything["campaigns"][1]["pace_ratio"]
     assert everything["campaigns"][0]["pace_ratio"] == pytest.approx(200 / (1000 / 12), rel=0.01)
+    assert (
+        everything["campaigns"][0]["spent_micros"],
+        everything["campaigns"][0]["budget_micros"],
+    ) == (200 * UNIT, 1000 * UNIT)
+    html = render.index_fragment(everything)
+    assert [a["href"] for t, a in parse(html).tags if t == "a"] == [
+        f"/ui/campaigns/{hot}",
+        f"/ui/campaigns/{calm}",
+    ]
     found = model.index_facts(desk.table.values(), calm.upper(), now)
     assert (found["total"], found["matched"]) == (2, 1)
     assert found["campaigns"][0]["campaign_id"] == calm

@@ -150,6 +150,8 @@ def index_facts(owned: Iterable[Stored], query: str, now: datetime) -> dict[str,
                 "strategy": state.strategy.value,
                 "pace_ratio": max(ratios) if ratios else None,
                 "breakers_not_closed": sum(1 for c in channels if c["breaker"] != "closed"),
+                "spent_micros": sum(int(c["spent_micros"]) for c in channels),
+                "budget_micros": sum(int(c["budget_micros"]) for c in channels),
                 "channels": channels,
             }
         )
