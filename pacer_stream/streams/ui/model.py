@@ -125,8 +125,8 @@ def index_facts(owned: Iterable[Stored], query: str, now: datetime) -> dict[str,
         state = stored.state
         if needle and needle not in state.campaign_id.casefold():
             continue
-        channels = []
-        ratios = []
+        channels: list[dict[str, Any]] = []
+        ratios: list[float] = []
         for channel, ch in state.channels.items():
             ratio = pace_ratio(ch, ts) if ch.day is not None and ch.day.contains(ts) else None
             if ratio is not None and ch.budget > 0:
@@ -150,8 +150,8 @@ def index_facts(owned: Iterable[Stored], query: str, now: datetime) -> dict[str,
                 "strategy": state.strategy.value,
                 "pace_ratio": max(ratios) if ratios else None,
                 "breakers_not_closed": sum(1 for c in channels if c["breaker"] != "closed"),
-                "spent_micros": sum(int(c["spent_micros"]) for c in channels),
-                "budget_micros": sum(int(c["budget_micros"]) for c in channels),
+                "spent_micros": sum(ch.spent_total for ch in state.channels.values()),
+                "budget_micros": sum(ch.budget for ch in state.channels.values()),
                 "channels": channels,
             }
         )
