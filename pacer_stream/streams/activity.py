@@ -2,7 +2,7 @@
 
 Why a separate record and not the campaign state: the facts an operator needs to answer
 "why is my campaign not spending?" -- which can-spend requests were refused and why, how
-the breakers moved, the last alerts, when the configuration last changed -- are
+the breakers moved, the last alerts -- are
 *observability*, not pacing rules. No decision depends on them, so they do not belong in
 :class:`~pacer_stream.core.state.CampaignState` (whose every byte is written to the
 changelog on each change). They are fed from the processor's outputs as they are
@@ -94,9 +94,6 @@ class CampaignActivity:
         default_factory=lambda: deque(maxlen=MAX_TRANSITIONS)
     )
     alerts: deque[AlertEntry] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
-    #: Worker time the configuration was last applied, and the record's own updated_at.
-    config_applied_at: float | None = None
-    config_updated_at: float | None = None
 
     def prune(self, now: float) -> None:
         oldest_bucket = int(now // BUCKET_S) - WINDOW_S // BUCKET_S
@@ -193,12 +190,6 @@ class ActivityLog:
                 DenialEntry(ts, channel.value, decision.code.value, decision.reason, amount_micros)
             )
 
-    def record_config(self, campaign_id: str, now: datetime, updated_at: datetime | None) -> None:
-        """A configuration (budget record) was applied."""
-        act = self._get(campaign_id)
-        act.config_applied_at = now.timestamp()
-        act.config_updated_at = updated_at.timestamp() if updated_at is not None else None
-
     # ------------------------------------------------------------------ reading
     def summary(self, campaign_id: str, now: datetime) -> dict[str, Any]:
         """JSON-able facts of one campaign (times in epoch seconds, newest first)."""
@@ -234,8 +225,6 @@ class ActivityLog:
             "recent_denials": [_entry(d) for d in reversed(act.denials) if d.at >= ts - WINDOW_S],
             "breaker_timeline": [_entry(t) for t in reversed(act.transitions) if t.at >= horizon],
             "alerts": [_entry(a) for a in reversed(act.alerts) if a.at >= horizon],
-            "config_applied_at": act.config_applied_at,
-            "config_updated_at": act.config_updated_at,
         }
 
 

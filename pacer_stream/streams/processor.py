@@ -349,8 +349,8 @@ class Processor:
             stored.state = state
             stored.partition = partition
         stored.nonces = nonces
-        if self.activity is not None:
-            self.activity.record_config(rec.campaign_id, now, rec.updated_at)
+        stored.config_applied_at = now.timestamp()
+        stored.config_updated_at = rec.updated_at.timestamp()
         log.info(
             "budget_applied",
             campaign_id=rec.campaign_id,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
+import orjson
 import pytest
 
 from pacer_stream import records, topics
@@ -162,7 +163,7 @@ def test_morning_facts_explain_the_campaign(desk: Desk) -> None:
     assert (newest["previous"], newest["state"]) == ("closed", "open")
     assert newest["cause"] == ch["breaker"]["cause"]
     assert any(a["alert_type"] == "circuit_breaker_open" for a in act["alerts"])
-    assert act["config_applied_at"] == (NOON - timedelta(minutes=730)).timestamp()
+    assert f["config_applied_at"] == (NOON - timedelta(minutes=730)).timestamp()
     changed = {t["name"]: t["value"] for t in f["thresholds"] if not t["default"]}
     assert changed == {"breaker_cooldown_s": 600}
 
@@ -181,6 +182,7 @@ def test_page_shows_curve_points_breaker_and_denials(desk: Desk) -> None:
     assert "OPEN" in text and f["channels"][0]["breaker"]["cause"] in text
     assert re.search(r"circuit_breaker_open 5 google_ads 5", text)
     assert "breaker_cooldown_s 600" in text
+    assert "last changed 2026-03-01 23:50:00" in text
     assert "1,110.00" in text  # spent, in currency units
 
 
@@ -309,3 +311,20 @@ def test_watch_redraws_and_survives_a_failed_fetch(desk: Desk) -> None:
     text = run(2)  # a failure, then the campaign: the watch went on and redrew
     assert cid in text and "every 2.5 s" in text and "not refreshed" not in text
     assert slept == [2.5] and answers == []
+
+
+def test_config_change_time_survives_the_changelog(desk: Desk) -> None:
+    """The table value carries when the configuration last changed (a restarted worker
+    rebuilds it from the changelog); values written before the field existed load."""
+    from pacer_stream.streams import stored as codec
+
+    cid = f"c-{uuid.uuid4().hex[:8]}"
+    desk.budget(cid, 100 * UNIT)
+    value = desk.table[cid]
+    again = codec.loads(codec.dumps(value))
+    assert again.config_applied_at == value.config_applied_at == NOON.timestamp()
+    assert again.config_updated_at == NOON.timestamp()
+    older = orjson.loads(codec.dumps(value))
+    del older["c"]
+    legacy = codec.loads(orjson.dumps(older))
+    assert legacy.config_applied_at is None and legacy.state.campaign_id == cid

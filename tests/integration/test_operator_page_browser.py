@@ -186,6 +186,10 @@ async def test_operator_page_in_a_real_browser(
         assert article.find_elements(By.CSS_SELECTOR, "svg.chart polyline.plan")
         assert article.find_elements(By.CSS_SELECTOR, "svg.chart polyline.yesterday")
         assert "870.00" in article.find_element(By.CSS_SELECTOR, "dd.spent").text
+        # configured by yesterday's worker: the change time came through the changelog
+        yesterday = (stream_run.now() - timedelta(days=1)).date().isoformat()
+        changed = browser.find_element(By.ID, "config-changed").text
+        assert changed.startswith(f"{yesterday} 23:5"), changed
 
         def shown_denials() -> dict[str, int]:
             """Reason code -> count as the denial table shows them (read in one go: the

@@ -99,7 +99,7 @@ def test_least_recently_active_campaigns_are_forgotten_first() -> None:
     for cid in ("a", "b", "c"):
         log.record_decision(cid, GOOGLE, 1, DENY_HOUR, T0)
     log.record_decision("a", GOOGLE, 1, DENY_HOUR, T0)  # a is active again
-    log.record_config("d", T0, None)
+    log.record_decision("d", GOOGLE, 1, ALLOW, T0)
     assert len(log) == 3
     assert log.get("b") is None
     assert log.get("a") is not None and log.get("d") is not None

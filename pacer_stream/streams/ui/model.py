@@ -55,6 +55,8 @@ def campaign_facts(
         row["breaker"]["since_ts"] = br.since if br is not None and br.cause else None
         row["breaker"]["until_ts"] = br.until if br is not None else None
     facts["now"] = ts
+    facts["config_applied_at"] = stored.config_applied_at
+    facts["config_updated_at"] = stored.config_updated_at
     facts["thresholds"] = _thresholds(state.thresholds)
     summary = activity.summary(stored.campaign_id, now) if activity is not None else None
     facts["activity"] = summary

@@ -134,14 +134,8 @@ def campaign_view(facts: dict[str, Any], *, refreshed: str = "") -> RenderableTy
                 safe(a["recommended_action"]),
             )
         parts.append(alerts)
-        changed = act.get("config_applied_at")
-        config = (
-            f"configuration last changed {stamp(changed, tz)}"
-            if changed
-            else f"configuration unchanged since {stamp(act['recording_since'], tz)}"
-        )
-    else:
-        config = "activity not recorded by this worker"
+    changed = facts.get("config_applied_at")
+    config = f"configuration last changed {stamp(changed, tz)}" if changed else "never configured"
     thresholds = [t for t in facts.get("thresholds", []) if not t["default"]]
     if thresholds:
         config += " · thresholds changed: " + ", ".join(
