@@ -221,13 +221,14 @@ def register(app: typer.Typer) -> None:
         """Show a campaign's pace, spend, reservations and breakers (asks the worker)."""
         from pacer_stream.settings import get_settings
 
-        base = url or f"http://127.0.0.1:{get_settings().worker_web_port}"
+        s = get_settings()
+        base = url or f"http://127.0.0.1:{s.worker_web_port}"
         path_id = urllib.parse.quote(campaign_id, safe="")
         if watch:
-            _watch(f"{base}/ui/api/campaigns/{path_id}", interval, iterations)
+            _watch(_request(f"{base}/ui/api/campaigns/{path_id}"), interval, iterations)
             return
         try:
-            with urllib.request.urlopen(f"{base}/campaigns/{path_id}", timeout=5) as resp:
+            with urllib.request.urlopen(_request(f"{base}/campaigns/{path_id}"), timeout=5) as resp:
                 body = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             console.print(f"[red]{exc.code}[/] {exc.read().decode(errors='replace')}")
@@ -284,13 +285,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(alerts_app, name="alerts")
 
 
-def _watch(url: str, interval: float, iterations: int) -> None:
+def _request(url: str) -> urllib.request.Request:
+    """A GET of a worker view, with ``Authorization: Bearer`` when
+    ``PACER_WORKER_WEB_TOKEN`` is set (the worker then refuses campaign views without)."""
+    from pacer_stream.settings import get_settings
+
+    token = get_settings().worker_web_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return urllib.request.Request(url, headers=headers)
+
+
+def _watch(request: urllib.request.Request, interval: float, iterations: int) -> None:
     """``status --watch``: the operator page's facts, redrawn in place."""
     from pacer_stream.streams.ui.terminal import watch
 
     def fetch() -> dict[str, Any]:
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 body: dict[str, Any] = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import pytest
 
 from pacer_stream.client.kafka import PacerClient
@@ -74,8 +75,10 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
-def _fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url, method=method)
+def _fetch(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -275,39 +278,57 @@ async def test_pages_are_answered_by_the_owner_from_any_worker(
     stream_run: StreamRun,
     workers: Callable[..., WorkerProcess],
     client: PacerClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Two workers split the partitions: a campaign's page opened on either worker comes
-    from its owner, with the security headers; each index lists only its own campaigns."""
+    """Two workers split the partitions, with a bearer token on their views: a campaign's
+    page opened on either worker comes from its owner (faust forwards the token), with
+    the security headers; without the token nothing is shown; each index lists only its
+    own campaigns."""
+    token = uuid.uuid4().hex
+    monkeypatch.setenv("PACER_WORKER_WEB_TOKEN", token)  # the workers' environment
+    auth = {"Authorization": f"Bearer {token}"}
     w1, w2 = workers("w1"), workers("w2")
     w1.start()
     w2.start()
     await w1.wait_ready()
     await w2.wait_ready()
-    await poll(
-        lambda: _assigned(w1) == 1 and _assigned(w2) == 1,
-        what="one partition each",
-    )
+    await poll(lambda: _assigned(w1) == 1 and _assigned(w2) == 1, what="one partition each")
     cids = [f"own-{uuid.uuid4().hex[:6]}-{i}" for i in range(6)]
     for cid in cids:
         await client.set_budget(cid, {"display": 100 * UNIT}, strategy="even_distribution")
-    await poll(lambda: all(w1.status(c) and w2.status(c) for c in cids), what="configured")
 
+    def configured() -> bool:
+        return all(
+            _fetch(f"{w.base}/ui/api/campaigns/{c}", headers=auth)[0] == 200
+            for c in cids
+            for w in (w1, w2)
+        )
+
+    await poll(configured, what="campaigns configured, seen from both workers")
     partitions = set()
     for cid in cids:
-        pages = [_fetch(f"{w.base}/ui/campaigns/{cid}") for w in (w1, w2)]
-        for status, headers, body in pages:
+        for w in (w1, w2):
+            status, headers, body = _fetch(f"{w.base}/ui/campaigns/{cid}", headers=auth)
             assert status == 200
             assert headers["Content-Security-Policy"] == CSP  # also when forwarded
             assert headers["Content-Type"].startswith("text/html")
             assert f'id="campaign-id">{cid}<' in body.decode()
-        facts = [w.get(f"/ui/api/campaigns/{cid}")[1] for w in (w1, w2)]
+            refused = _fetch(f"{w.base}/ui/campaigns/{cid}")
+            assert refused[0] == 401 and cid.encode() not in refused[2]
+            assert refused[1]["Content-Security-Policy"] == CSP
+        facts = [
+            orjson.loads(_fetch(f"{w.base}/ui/api/campaigns/{cid}", headers=auth)[2])
+            for w in (w1, w2)
+        ]
         assert facts[0]["partition"] == facts[1]["partition"]
         partitions.add(facts[0]["partition"])
     assert partitions == {0, 1}, "the campaigns landed on both partitions"
 
-    listed = [
-        {c["campaign_id"] for c in w.get("/ui/api/campaigns?q=own-")[1]["campaigns"]}
-        for w in (w1, w2)
-    ]
+    listed = []
+    for w in (w1, w2):
+        assert _fetch(f"{w.base}/ui/api/campaigns?q=own-")[0] == 401
+        index = orjson.loads(_fetch(f"{w.base}/ui/api/campaigns?q=own-", headers=auth)[2])
+        listed.append({c["campaign_id"] for c in index["campaigns"]})
     assert listed[0] | listed[1] == set(cids) and not listed[0] & listed[1]
     assert listed[0] and listed[1]
+    assert _fetch(f"{w1.base}/ui/static/ui.js")[0] == 200  # assets carry no data

@@ -1,8 +1,9 @@
 """The facts of the operator page, as plain JSON-able data (no faust, no HTML).
 
 One function per view: :func:`campaign_facts` (one campaign) and :func:`index_facts`
-(the campaigns this worker owns). Both read a *copy* of the campaign state advanced to
-the worker's clock (like the JSON status view), so looking at a campaign changes nothing.
+(the campaigns this worker owns). Both read the campaign state in place, like the JSON
+status view: no copy (it would stall the agents sharing the event loop), and nothing
+is produced or written -- only the lazy time transitions every decision applies.
 The same facts feed the HTML page (:mod:`.render`), its refresh endpoint and
 ``pacer-stream status --watch``.
 
@@ -17,7 +18,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pacer_stream.core import serde
 from pacer_stream.core.calendar import LocalDay, local_day
 from pacer_stream.core.history import SPEND
 from pacer_stream.core.pacing import pace_ratio
@@ -37,23 +37,16 @@ def campaign_facts(
     processor: Processor, stored: Stored, activity: ActivityLog | None, now: datetime
 ) -> dict[str, Any]:
     """Everything the campaign page shows (see the module docstring)."""
-    facts = processor.status(stored)
-    state = serde.from_dict(serde.to_dict(stored.state))
+    facts = processor.status(stored)  # in place, like the JSON view: no copy to stall
+    state = stored.state  # the agents; it has just applied the day's lazy transitions
     ts = now.timestamp()
-    curves: dict[str, dict[str, Any]] = {}
-    for channel in list(state.channels):
-        processor.engine.snapshot(state, channel, now)  # rolls the day over if due
-        day = state.channels[channel].day
-        if day is not None:
-            curves[channel.value] = _curves(state.channels[channel], day, ts)
-    for row in facts["channels"]:
-        row["curve"] = curves.get(row["channel"])
-        ch: ChannelState | None = state.channels.get(ChannelType(row["channel"]))
-        row["base_budget_micros"] = ch.base_budget if ch is not None else 0
-        row["channel_strategy"] = ch.strategy.value if ch and ch.strategy else None
-        br = ch.breaker if ch is not None else None
-        row["breaker"]["since_ts"] = br.since if br is not None and br.cause else None
-        row["breaker"]["until_ts"] = br.until if br is not None else None
+    for row in facts["channels"]:  # one row per channel of the state, same order
+        ch = state.channels[ChannelType(row["channel"])]
+        row["curve"] = _curves(ch, ch.day, ts) if ch.day is not None else None
+        row["base_budget_micros"] = ch.base_budget
+        row["channel_strategy"] = ch.strategy.value if ch.strategy else None
+        row["breaker"]["since_ts"] = ch.breaker.since if ch.breaker.cause else None
+        row["breaker"]["until_ts"] = ch.breaker.until
     facts["now"] = ts
     facts["config_applied_at"] = stored.config_applied_at
     facts["config_updated_at"] = stored.config_updated_at

@@ -63,10 +63,13 @@ def register(
     lookup: Callable[[str], Stored | None],
     owned: Callable[[], Iterator[Stored] | Iterable[Stored]],
     activity: ActivityLog | None,
+    authorise: Callable[[View, Request], Response | None] | None = None,
 ) -> list[type[View]]:
     """Add the operator views to ``app`` (a ``faust.App``); campaign views are routed
-    to the worker owning the campaign's partition of ``table``. Returns the view
-    classes (for a caller that wants to wrap them)."""
+    to the worker owning the campaign's partition of ``table``. ``authorise`` is the
+    worker's access check of its campaign views (None = allowed, else the refusal to
+    send); it guards every view here except the two static assets. Returns the view
+    classes."""
     assets = {name: _static(name) for name in _STATIC}
 
     def html(view: View, body: str, status: int = 200) -> Response:
@@ -75,12 +78,28 @@ def register(
     def json(view: View, body: Any, status: int = 200) -> Response:
         return view.json(body, status=status, headers=dict(HEADERS))
 
+    def guarded(handler: Any) -> Any:
+        """Refuse before anything is read when ``authorise`` says so."""
+
+        @functools.wraps(handler)
+        async def get(view: View, request: Request, **kwargs: Any) -> Response:
+            denied = authorise(view, request) if authorise is not None else None
+            if denied is not None:
+                denied.headers.update(HEADERS)
+                return denied
+            response: Response = await handler(view, request, **kwargs)
+            return response
+
+        return get
+
     def routed(handler: Any) -> Any:
-        """Answer on the worker that owns the campaign's partition. faust forwards the
-        request there but rebuilds the response from status, type and body only, so the
-        security headers are put back on whatever comes back."""
+        """Check access here, then answer on the worker that owns the campaign's
+        partition. faust forwards the request there (with its Authorization header) but
+        rebuilds the response from status, type and body only, so the security headers
+        are put back on whatever comes back."""
         inner = app.table_route(table=table, match_info="campaign_id")(handler)
 
+        @guarded
         @functools.wraps(handler)
         async def get(view: View, request: Request, **kwargs: Any) -> Response:
             response: Response = await inner(view, request, **kwargs)
@@ -109,6 +128,7 @@ def register(
 
     @app.page("/ui")
     class IndexPage(View):
+        @guarded
         async def get(self, request: Request) -> Response:
             q = query(request)
             fragment = render.index_fragment(index(q))
@@ -120,11 +140,13 @@ def register(
 
     @app.page("/ui/live")
     class IndexLive(View):
+        @guarded
         async def get(self, request: Request) -> Response:
             return json(self, {"at": at(), "html": render.index_fragment(index(query(request)))})
 
     @app.page("/ui/api/campaigns")
     class IndexApi(View):
+        @guarded
         async def get(self, request: Request) -> Response:
             return json(self, index(query(request)))
 
