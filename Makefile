@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - virtualenv + the simulator on the embedded default (no Kafka/Redis)
 #   make test   - virtualenv + Redis (Debian) + Kafka jars (Maven Central), both started on
-#                 loopback, then lint, type check and the whole test suite.
+#                 loopback, the validators and headless Chromium + chromedriver (Debian,
+#                 scripts/install-tools.sh), then lint, type check and the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

@@ -2,6 +2,9 @@
 # Installs the command-line validators that tests/contract/test_deploy.py runs:
 #   promtool        - from Debian's `prometheus` package (checks and unit-tests alert rules)
 #   docker-compose  - Debian's Compose v1 (validates docker-compose.yml without an engine)
+#   chromium, chromedriver - Debian's `chromium` and `chromium-driver`: the headless
+#                     browser tests/integration/test_operator_page_browser.py drives with
+#                     selenium (pinned in the dev extras; never a downloaded browser build)
 # and kubernetes-validate into the project virtualenv when one exists.
 #
 # Idempotent: a tool already on PATH is not reinstalled, so calling this from
@@ -24,6 +27,8 @@ fi
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 apt_install() {
   # Another process (a parallel build, unattended-upgrades) may hold the dpkg lock:
@@ -52,7 +57,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   fi
 else
-  echo "install-tools: promtool and docker-compose already present"
+  echo "install-tools: promtool, docker-compose, chromium and chromedriver already present"
 fi
 
 if [ -x .venv/bin/python ]; then
@@ -64,3 +69,4 @@ fi
 
 promtool --version 2>&1 | head -n 1
 docker-compose version --short
+chromedriver --version

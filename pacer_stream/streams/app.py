@@ -55,11 +55,13 @@ from pacer_stream.observability.health import WorkerStatus, bind_worker_status, 
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
 from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
 from pacer_stream.streams.stored import Stored
+from pacer_stream.streams.ui.routes import register as register_ui
 
 log = get_logger("pacer_stream.worker")
 
@@ -669,6 +671,20 @@ class CampaignView(View):
         if value is None:
             return self.json({"error": "unknown campaign", "campaign_id": campaign_id}, status=404)
         return self.json(processor.status(value))
+
+
+# Operator pages (read-only HTML under /ui): their own module, under the same access
+# check as the campaign view; a quarantined campaign shows as unknown.
+processor.activity = ActivityLog(started_at=processor.clock.now().timestamp())
+ui_views = register_ui(
+    app,
+    campaigns,
+    processor=processor,
+    lookup=_lookup_quiet,
+    owned=_owned,
+    activity=processor.activity,
+    authorise=unauthorised,
+)
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ from pacer_stream.records import (
     SpendRecord,
 )
 from pacer_stream.streams import auth
+from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
 from pacer_stream.streams.names import TopicNames
@@ -141,6 +142,9 @@ class Processor:
         self.max_payload_bytes = max_payload_bytes
         self.quota = quota or CampaignQuota(DEFAULT_MAX_UNBUDGETED_CAMPAIGNS)
         self.alert_limiter = alert_limiter or AlertLimiter()
+        #: Recent decisions, breaker transitions and alerts per campaign for the operator
+        #: page (observability only: nothing here is read back by a rule).
+        self.activity: ActivityLog | None = None
 
     @classmethod
     def from_settings(
@@ -339,6 +343,10 @@ class Processor:
         reply = Message(reply_topic, rec.campaign_id.encode(), payload, unordered=True)
         messages = [*self.emit(outputs), reply]
         metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
+        if self.activity is not None:
+            self.activity.record_decision(
+                rec.campaign_id, rec.channel, rec.amount_micros, decision, now
+            )
         dirty = [(rec.campaign_id, rec.channel)] if store is not None else []
         return Result(messages, store, dirty, status, _breakers(outputs))
 
@@ -371,6 +379,8 @@ class Processor:
             stored.state = state
             stored.partition = partition
         stored.nonces = nonces
+        stored.config_applied_at = now.timestamp()
+        stored.config_updated_at = rec.updated_at.timestamp()
         self.quota.budgeted(rec.campaign_id)
         log.info(
             "budget_applied",
@@ -490,6 +500,9 @@ class Processor:
     # ------------------------------------------------------------------ outputs
     def emit(self, outputs: Iterable[Output]) -> list[Message]:
         """Encode engine outputs as records of the output topics (and count them)."""
+        outputs = list(outputs)
+        if self.activity is not None:
+            self.activity.record_outputs(outputs)
         out: list[Message] = []
         for o in outputs:
             if isinstance(o, Alert):
