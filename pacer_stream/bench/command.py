@@ -44,7 +44,7 @@ def bench(
     redis_url: Annotated[str | None, typer.Option(help="Redis for the fast-path bench")] = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka for the stream bench")] = None,
 ) -> None:
-    """Run the benchmarks of QUALITY.md section 2 and write their figures."""
+    """Run every benchmark beside its same-run baseline and write the figures (targets: docs/targets.md)."""
     from rich.console import Console
     from rich.table import Table
 

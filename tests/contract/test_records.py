@@ -186,7 +186,7 @@ def test_input_topics_reject_unknown_fields_in_nested_channel() -> None:
 
 
 def test_corpus_is_complete() -> None:
-    """QUALITY.md section 3 names these kinds of bad input; each is in the corpus."""
+    """docs/targets.md names these kinds of bad input; each is in the corpus."""
     codes = {case.code for case in CORPUS}
     for code in ["invalid_json", "non_finite_number", "number_out_of_range",
                  "float_not_allowed", "unknown_channel", "duplicate_key", "missing_field",
