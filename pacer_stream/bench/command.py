@@ -44,7 +44,8 @@ def bench(
     redis_url: Annotated[str | None, typer.Option(help="Redis for the fast-path bench")] = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka for the stream bench")] = None,
 ) -> None:
-    """Run every benchmark beside its same-run baseline and write the figures (targets: docs/targets.md)."""
+    """Run every benchmark beside its same-run baseline and write the figures
+    (targets: docs/targets.md)."""
     from rich.console import Console
     from rich.table import Table
 
