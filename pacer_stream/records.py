@@ -52,6 +52,7 @@ from typing import Any, ClassVar, Final, NoReturn, TypeVar
 import orjson
 
 from pacer_stream import topics
+from pacer_stream.core import ids
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
     Alert,
@@ -80,7 +81,6 @@ DEFAULT_MAX_PAYLOAD_BYTES: Final = 64 * 1024
 DLQ_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 #: ``encode_dlq`` keeps at most this many bytes of the original payload.
 DLQ_KEEP_BYTES: Final = 256 * 1024
-MAX_ID_LENGTH: Final = 256
 MAX_TEXT_LENGTH: Final = 4096
 MAX_DEADLINE_MS: Final = 86_400_000
 MAX_PARTITION: Final = 2**31 - 1
@@ -726,7 +726,6 @@ def _json_type(value: object) -> str:
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
 
-_ID_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -734,16 +733,20 @@ _RFC3339 = re.compile(
 )
 
 
-def _id(value: object, where: str) -> str:
+def _id(value: object, where: str, *, max_bytes: int = ids.MAX_ID_BYTES) -> str:
+    """An id by the one id rule (``core.ids``); campaign ids also refuse braces."""
     if not isinstance(value, str):
         _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    if not value.strip():
-        _fail(ErrorCode.EMPTY_ID, where, "must not be empty or blank")
-    if len(value) > MAX_ID_LENGTH:
-        _fail(ErrorCode.INVALID_ID, where, f"longer than {MAX_ID_LENGTH} characters")
-    if _ID_BAD.search(value):
-        _fail(ErrorCode.INVALID_ID, where, f"contains control characters: {_show(value)}")
+    campaign = where in ("campaign_id", "key")
+    problem = ids.id_problem(value, campaign=campaign, max_bytes=max_bytes)
+    if problem is not None:
+        _fail(ErrorCode(problem[0]), where, f"{problem[1]}: {_show(value)}")
     return value
+
+
+def _token(value: object, where: str) -> str:
+    """An id the pacer generated (a reservation id embeds two ids)."""
+    return _id(value, where, max_bytes=ids.MAX_TOKEN_BYTES)
 
 
 def _text(value: object, where: str, max_length: int = MAX_TEXT_LENGTH) -> str:
@@ -1100,7 +1103,7 @@ def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord:
         conversions=_int(d["conversions"], "conversions"),
         impressions=_opt(d, "impressions", _int),
         revenue_micros=_opt(d, "revenue_micros", _int),
-        reservation_id=_opt(d, "reservation_id", _id),
+        reservation_id=_opt(d, "reservation_id", _token),
         source=_opt(d, "source", _id),
     )
     ctx.not_too_old(record.event_time, "event_time")
@@ -1204,7 +1207,7 @@ def _decode_reply(d: Mapping[str, Any], ctx: _Context) -> CanSpendReply:
         reason=_text(d["reason"], "reason"),
         remaining_micros=_int(d["remaining_micros"], "remaining_micros"),
         decided_at=parse_time(d["decided_at"], "decided_at"),
-        reservation_id=_opt(d, "reservation_id", _id),
+        reservation_id=_opt(d, "reservation_id", _token),
         expires_at=_opt(d, "expires_at", parse_time),
         pacing_multiplier=_opt(d, "pacing_multiplier", _number),
     )
@@ -1213,7 +1216,7 @@ def _decode_reply(d: Mapping[str, Any], ctx: _Context) -> CanSpendReply:
 def _decode_alert(d: Mapping[str, Any], ctx: _Context) -> AlertRecord:
     _ALERT.check(d)
     return AlertRecord(
-        alert_id=_id(d["alert_id"], "alert_id"),
+        alert_id=_token(d["alert_id"], "alert_id"),
         campaign_id=_id(d["campaign_id"], "campaign_id"),
         channel=_opt(d, "channel", _channel),
         alert_type=_enum(d["alert_type"], "alert_type", AlertType, ErrorCode.UNKNOWN_VALUE),
