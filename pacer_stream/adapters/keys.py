@@ -40,8 +40,7 @@ ALLOWANCE = "allowance"
 BREAKER = "breaker"
 LEDGER = "ledger"
 TIMERS = "timers"
-#: Ledger hash field prefix of reservation records; timers members prefixes.
-RECORD_FIELD_PREFIX = "r:"
+#: Timers members prefixes (ledger records are fields ``r:<request_id>``).
 EXPIRY_MEMBER_PREFIX = "x:"
 FORGET_MEMBER_PREFIX = "g:"
 #: Reservation ids issued by the fast path start with this (the worker uses it to tell

@@ -36,6 +36,7 @@ before new money is handed out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pacer_stream.adapters.redis_store import RedisStore
@@ -163,9 +164,14 @@ class RedisPublisher:
     async def usage(self, campaign_id: str, channel: ChannelType | str) -> Usage:
         return await self.store.usage(campaign_id, channel)
 
-    def forget(self, campaign_id: str, channel: ChannelType | str) -> None:
-        """Stop tracking a campaign/channel's epoch (e.g. its partition was revoked)."""
-        self._epochs.pop((str(campaign_id), str(getattr(channel, "value", channel))), None)
+    def retain(self, campaign_ids: Collection[str]) -> int:
+        """Forget the epochs of every campaign not in ``campaign_ids`` (partitions that
+        moved away, campaigns that expired), so the map stays as large as what this
+        worker owns; returns how many entries were dropped."""
+        doomed = [k for k in self._epochs if k[0] not in campaign_ids]
+        for k in doomed:
+            del self._epochs[k]
+        return len(doomed)
 
     def known_epoch(self, campaign_id: str, channel: ChannelType | str) -> str | None:
         return self._epochs.get((str(campaign_id), str(getattr(channel, "value", channel))))

@@ -58,9 +58,6 @@ from pacer_stream.errors import InvalidAmount, InvalidArgument
 
 #: Script names (files ``lua/<name>.lua``); ``_lib.lua`` is prepended to each.
 SCRIPT_NAMES = ("reserve", "settle", "release", "publish", "publish_breaker", "breaker", "usage")
-#: Scripts a bid engine runs (the rest are worker-only; see ``deploy/redis/users.acl``).
-BIDDER_SCRIPTS = ("reserve", "settle", "release", "breaker")
-
 DEFAULT_TIMEOUT_S = 0.05
 DEFAULT_POOL_SIZE = 64
 

@@ -68,10 +68,6 @@ from pacer_stream.records import (
 
 __all__ = ["BreakerFollower", "PacerClient"]
 
-#: Default deadline written into a request when the caller gives none: the worker
-#: answers ``deadline_expired`` to requests that waited longer than this in the topic.
-DEFAULT_DEADLINE_MS = 1000
-
 
 def _now() -> datetime:
     return datetime.now(UTC)

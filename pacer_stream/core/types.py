@@ -95,7 +95,6 @@ class BreakerCause(StrEnum):
     OVERSPEND_AHEAD_OF_PLAN = "overspend_ahead_of_plan"
     RUNAWAY_VELOCITY = "runaway_velocity"
     REPEATED_OVERSPEND = "repeated_overspend"
-    PERFORMANCE_FLOOR = "performance_floor"
     EMERGENCY_STOP = "emergency_stop"
     FORCED = "forced"
     COOLDOWN_ELAPSED = "cooldown_elapsed"

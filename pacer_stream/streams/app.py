@@ -491,6 +491,7 @@ async def maintenance() -> None:
     mono = time.monotonic()
     if sync is not None and mono - _last_full_publish >= settings.allowance_slice_s:
         _last_full_publish = mono
+        sync.retain({v.campaign_id for v in owned})
         sync.mark((v.campaign_id, c) for v in owned for c in v.state.channels)
     await _consumer_lag()
 
