@@ -111,7 +111,6 @@ class RedisPublisher:
         limit_code: Code = Code.HOURLY_CAP,
         generation: int | None = None,
         reservation_ttl_s: float | None = None,
-        _test_expires_in_ms: int | None = None,
     ) -> PublishResult:
         """Publish a new generation: ``allowance_micros`` gross for the slice (contract
         in the module docstring), the breaker state, valid for ``ttl_s``.
@@ -140,7 +139,6 @@ class RedisPublisher:
             quarantine_s=self.quarantine_s,
             retention_s=self.retention_s,
             ledger_ttl_s=self.ledger_ttl_s,
-            _test_expires_in_ms=_test_expires_in_ms,
         )
         self._epochs[key] = result.epoch
         if result.created:

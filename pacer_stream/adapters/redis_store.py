@@ -291,7 +291,6 @@ class RedisStore:
         quarantine_s: float = DEFAULT_QUARANTINE_S,
         retention_s: float = DEFAULT_RETENTION_S,
         ledger_ttl_s: float = DEFAULT_LEDGER_TTL_S,
-        _test_expires_in_ms: int | None = None,
     ) -> PublishResult:
         p = check_publish_args(
             campaign_id,
@@ -307,7 +306,6 @@ class RedisStore:
             quarantine_s=quarantine_s,
             retention_s=retention_s,
             ledger_ttl_s=ledger_ttl_s,
-            test_expires_in_ms=_test_expires_in_ms,
             prefix=self.prefix,
         )
         reply = await self._run(

@@ -1,12 +1,11 @@
-"""The allowance store port: one interface, two implementations.
+"""The allowance store port.
 
 ``AllowanceStore`` is what the fast path needs from storage. ``RedisStore`` implements it
-with the Lua scripts (production: many bid engines, one truth); ``MemoryStore`` implements
-the very same semantics in pure Python with an injected clock (unit tests, the simulator).
-The component tests run one behavioural suite against both, in the spirit of httpx's
-``MockTransport``: callers cannot tell them apart except by speed and durability.
+with the Lua scripts (many bid engines, one truth); the rules live only there -- there is
+no Python twin to keep in step. The component tests run the behavioural suite against
+the real local Redis.
 
-Semantics shared by both (see ``docs/redis.md`` for the full contract):
+Semantics (see ``docs/redis.md`` for the full contract):
 
 * The worker publishes, per campaign/channel, a *generation*: a spend allowance for the
   next slice plus the breaker state, valid until an expiry stamp in store time.
@@ -208,7 +207,6 @@ class AllowanceStore(Protocol):
         quarantine_s: float = DEFAULT_QUARANTINE_S,
         retention_s: float = DEFAULT_RETENTION_S,
         ledger_ttl_s: float = DEFAULT_LEDGER_TTL_S,
-        _test_expires_in_ms: int | None = None,
     ) -> PublishResult: ...
 
     async def publish_breaker(
@@ -304,21 +302,13 @@ def check_publish_args(
     quarantine_s: object,
     retention_s: object,
     ledger_ttl_s: object,
-    test_expires_in_ms: object,
     prefix: str,
 ) -> PublishArgs:
     cid = keys.check_campaign_id(campaign_id)
     ch = keys.check_channel(channel)
     gross = check_micros(allowance_micros, what="allowance_micros")  # type: ignore[arg-type]
     state = check_breaker_state(breaker_state)
-    if test_expires_in_ms is None:
-        ttl_ms = seconds_to_ms(ttl_s, "ttl_s", minimum=0.001)
-    else:
-        # Test-only: an expiry stamp already in the past (or exactly now) relative to
-        # store time, so expiry is tested deterministically without sleeping.
-        if isinstance(test_expires_in_ms, bool) or not isinstance(test_expires_in_ms, int):
-            raise WrongType("_test_expires_in_ms must be an int")
-        ttl_ms = test_expires_in_ms
+    ttl_ms = seconds_to_ms(ttl_s, "ttl_s", minimum=0.001)
     if generation is not None and (
         isinstance(generation, bool) or not isinstance(generation, int) or generation < 1
     ):
