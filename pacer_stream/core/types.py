@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from pacer_stream.core.validation import validate_thresholds
+
 
 class ChannelType(StrEnum):
     """Marketing channels (values as in the original Budget Pacer)."""
@@ -174,8 +176,6 @@ class Thresholds:
     max_future_skew_s: int = 300
 
     def __post_init__(self) -> None:
-        from pacer_stream.core.validation import validate_thresholds
-
         validate_thresholds(self)
 
 

@@ -45,11 +45,11 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from pacer_stream import __version__ as _version
+from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.core.allocation.strategies import default_registry
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.forecast.service import ModelRegistry
 from pacer_stream.errors import InvalidRecord
-from pacer_stream.forecast_runner import ForecastRunner
 from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
 from pacer_stream.observability.logging import configure_logging, get_logger

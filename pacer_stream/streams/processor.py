@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pacer_stream import records, topics
+from pacer_stream import records, signing, topics
 from pacer_stream.adapters import keys as fastpath_keys
 from pacer_stream.core import serde
 from pacer_stream.core.calendar import from_ts as _from_ts
@@ -58,7 +58,6 @@ from pacer_stream.records import (
     CommandType,
     SpendRecord,
 )
-from pacer_stream.streams import auth
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
@@ -154,7 +153,7 @@ class Processor:
             engine=engine,
             names=TopicNames.from_settings(settings),
             clock=clock or WallClock(float(settings.clock_offset_s)),
-            command_keys=auth.parse_keys(settings.command_keys),
+            command_keys=signing.parse_keys(settings.command_keys),
             require_signed=bool(settings.require_signed_commands),
             max_payload_bytes=int(settings.max_payload_bytes),
             quota=CampaignQuota(int(settings.max_unbudgeted_campaigns)),
@@ -410,7 +409,7 @@ class Processor:
         if self.require_signed:
             try:
                 self._authenticate(rec, command, nonces, now, topic, partition, offset)
-            except auth.CommandRejected:
+            except signing.CommandRejected:
                 metrics.observe_command(command, "rejected")
                 raise
         if stored is not None and stored.state.offsets.get(topics.COMMANDS, -1) >= offset:
@@ -464,8 +463,8 @@ class Processor:
         offset: int,
     ) -> None:
         try:
-            auth.verify(rec, self.command_keys, now, nonces)
-        except auth.CommandRejected as exc:
+            signing.verify(rec, self.command_keys, now, nonces)
+        except signing.CommandRejected as exc:
             audit.warning(
                 "command_rejected",
                 command=what,

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pacer_stream import records, topics
+from pacer_stream import records, signing, topics
 from pacer_stream.core import serde
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -32,7 +32,6 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 from pacer_stream.records import CommandRecord, CommandType
-from pacer_stream.streams import auth
 from pacer_stream.streams.clock import ManualClock
 
 GOOGLE = ChannelType.GOOGLE_ADS
@@ -376,12 +375,12 @@ class TestSignedCommands:
     async def test_unsigned_bad_expired_and_replayed_are_rejected(
         self, worker: Worker, cid: str
     ) -> None:
-        signed = auth.sign(self._stop(cid), *self.KEY, now=NOON)
+        signed = signing.sign(self._stop(cid), *self.KEY, now=NOON)
         cases = {
             "unsigned": self._stop(cid),
-            "bad_signature": auth.sign(self._stop(cid), "ops-1", b"wrong", now=NOON),
-            "unknown_key_id": auth.sign(self._stop(cid), "ops-9", b"s3cret", now=NOON),
-            "expired": auth.sign(self._stop(cid), *self.KEY, now=NOON - timedelta(hours=1)),
+            "bad_signature": signing.sign(self._stop(cid), "ops-1", b"wrong", now=NOON),
+            "unknown_key_id": signing.sign(self._stop(cid), "ops-9", b"s3cret", now=NOON),
+            "expired": signing.sign(self._stop(cid), *self.KEY, now=NOON - timedelta(hours=1)),
         }
         for code, rec in cases.items():
             outs = await self._put(worker, cid, rec)
