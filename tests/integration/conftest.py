@@ -91,6 +91,10 @@ class StreamRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     offset_s: float = field(default_factory=_noon_offset)
     redis: bool = False
+    #: The broker this run talks to (a test's own broker for fault and SASL tests).
+    bootstrap: str = BOOTSTRAP
+    #: Extra ``PACER_*`` variables of the worker (Redis URL, SASL credentials, ...).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -111,7 +115,7 @@ class StreamRun:
         env = dict(os.environ)
         env.update(
             {
-                "PACER_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+                "PACER_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "PACER_TOPIC_PREFIX": self.prefix,
                 "PACER_APP_ID": self.app_id,
                 "PACER_TOPIC_PARTITIONS": str(PARTITIONS),
@@ -125,25 +129,36 @@ class StreamRun:
                 "PACER_LOG_LEVEL": "INFO",
             }
         )
+        env.update(self.extra_env)
         return env
 
     def settings(self) -> Settings:
         return Settings(
-            kafka_bootstrap_servers=BOOTSTRAP,
+            kafka_bootstrap_servers=self.bootstrap,
             topic_prefix=self.prefix,
             topic_partitions=PARTITIONS,
             app_id=self.app_id,
         )
 
     def client(self) -> PacerClient:
-        return PacerClient(BOOTSTRAP, topic_prefix=self.prefix, clock=self.now)
+        return PacerClient(self.bootstrap, topic_prefix=self.prefix, clock=self.now)
 
 
 class WorkerProcess:
     """``python -m pacer_stream worker`` as a child process, with its web views."""
 
-    def __init__(self, run: StreamRun, name: str = "worker") -> None:
+    def __init__(
+        self,
+        run: StreamRun,
+        name: str = "worker",
+        *,
+        cwd: Path = REPO,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.run = run
+        self.cwd = cwd
+        #: The whole environment of the process (default: the run's, over this one's).
+        self.env = env
         self.port = _free_port()
         self.log_path = run.tmp / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -158,8 +173,8 @@ class WorkerProcess:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pacer_stream", "worker"],
-            cwd=REPO,
-            env=self.run.env(self.port),
+            cwd=self.cwd,
+            env=self.env if self.env is not None else self.run.env(self.port),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -236,9 +251,10 @@ class WorkerProcess:
 class Collector:
     """Reads one output topic from the beginning into memory (decoded records)."""
 
-    def __init__(self, topic: str, logical: str) -> None:
+    def __init__(self, topic: str, logical: str, bootstrap: str = BOOTSTRAP) -> None:
         self.topic = topic
         self.logical = logical
+        self.bootstrap = bootstrap
         self.items: list[tuple[bytes | None, Any]] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -246,7 +262,7 @@ class Collector:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=BOOTSTRAP,
+            bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -310,7 +326,7 @@ async def stream_run(tmp_path: Path, kafka_available: None) -> AsyncIterator[Str
 
 
 async def _delete_topics(run: StreamRun) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         names = [n for n in await admin.list_topics() if n.startswith((run.prefix, run.app_id))]
@@ -327,8 +343,8 @@ def workers(stream_run: StreamRun) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory of worker processes for the run; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def make(name: str = "worker") -> WorkerProcess:
-        w = WorkerProcess(stream_run, name)
+    def make(name: str = "worker", **kwargs: Any) -> WorkerProcess:
+        w = WorkerProcess(stream_run, name, **kwargs)
         started.append(w)
         return w
 
@@ -353,7 +369,7 @@ async def collect(stream_run: StreamRun) -> AsyncIterator[Callable[[str], Awaita
     running: list[Collector] = []
 
     async def make(logical: str) -> Collector:
-        c = Collector(stream_run.topic(logical), logical)
+        c = Collector(stream_run.topic(logical), logical, stream_run.bootstrap)
         await c.start()
         running.append(c)
         return c
