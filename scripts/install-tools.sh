@@ -2,6 +2,7 @@
 # Installs the command-line validators that tests/contract/test_deploy.py runs:
 #   promtool        - from Debian's `prometheus` package (checks and unit-tests alert rules)
 #   docker-compose  - Debian's Compose v1 (validates docker-compose.yml without an engine)
+#   openssl         - makes the throwaway CAs and certificates of the TLS tests
 # and kubernetes-validate into the project virtualenv when one exists.
 #
 # Idempotent: a tool already on PATH is not reinstalled, so calling this from
@@ -24,6 +25,7 @@ fi
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 apt_install() {
   # Another process (a parallel build, unattended-upgrades) may hold the dpkg lock:
@@ -52,7 +54,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   fi
 else
-  echo "install-tools: promtool and docker-compose already present"
+  echo "install-tools: promtool, docker-compose and openssl already present"
 fi
 
 if [ -x .venv/bin/python ]; then

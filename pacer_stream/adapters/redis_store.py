@@ -160,7 +160,8 @@ class RedisStore:
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> RedisStore:
-        """Build from :class:`pacer_stream.settings.Settings` (URL, ACL user, TLS CA)."""
+        """Build from :class:`pacer_stream.settings.Settings` (URL, ACL user, TLS CA and
+        client certificate)."""
         if settings is None:
             from pacer_stream.settings import get_settings
 
@@ -170,6 +171,10 @@ class RedisStore:
             "username": settings.redis_username,
             "password": settings.redis_password,
             "ssl_ca_certs": settings.redis_ssl_ca_certs,
+            # Mutual TLS: without these a deployment that configured a client
+            # certificate would silently connect without one.
+            "ssl_certfile": settings.redis_ssl_certfile,
+            "ssl_keyfile": settings.redis_ssl_keyfile,
         }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)
