@@ -523,6 +523,15 @@ async def _start() -> None:
         await publisher.aclose()
 
 
+@app.task(on_leader=False)  # type: ignore[untyped-decorator]
+async def _probe_broker() -> None:
+    """Keep ``/readyz`` honest about the broker (see :mod:`.broker_probe`)."""
+    from pacer_stream.streams.admin import kafka_options
+    from pacer_stream.streams.broker_probe import BrokerProbe
+
+    await BrokerProbe(kafka_options(settings), status).run()
+
+
 @app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def _stopping(sender: Any, *args: Any, **kwargs: Any) -> None:
     status.mark_stopping()

@@ -380,3 +380,26 @@ async def collect(stream_run: StreamRun) -> AsyncIterator[Callable[[str], Awaita
 
 
 __all__ = ["BOOTSTRAP", "Collector", "StreamRun", "WorkerProcess", "poll", "topics"]
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path, kafka_available: None) -> Iterator[Callable[..., Any]]:
+    """Factory of private brokers (:class:`.brokers.PrivateKafka`), started; all are
+    stopped at the end. Needs the jars that ``scripts/services.sh start`` fetched, hence
+    ``kafka_available``."""
+    from .brokers import PrivateKafka
+
+    started: list[PrivateKafka] = []
+
+    def make(name: str = "kafka", scram_users: dict[str, str] | None = None) -> PrivateKafka:
+        broker = PrivateKafka(tmp_path / name, scram_users)
+        started.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in started:
+        try:
+            broker.stop()
+        except Exception:
+            broker.kill()

@@ -1,0 +1,95 @@
+"""Private Kafka brokers for fault and security tests, started by ``scripts/services.sh``.
+
+A test that stops, kills or locks down a broker must never touch the shared one
+(``127.0.0.1:9092``, used by every other test): each :class:`PrivateKafka` has its own
+state directory and free loopback ports, and is started and stopped through the same
+script (and jars) as the shared broker -- with SASL/SCRAM users when asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = REPO / "scripts" / "services.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PrivateKafka:
+    """One single-node KRaft broker on free ports; data survives ``stop``/``start``."""
+
+    def __init__(self, state_dir: Path, scram_users: dict[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.scram_users = dict(scram_users or {})
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "SERVICES_DIR": str(self.state_dir),
+                "SERVICES_KAFKA_PORT": str(self.port),
+                "SERVICES_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+                "SERVICES_KAFKA_SCRAM_USERS": ",".join(
+                    f"{u}:{p}" for u, p in self.scram_users.items()
+                ),
+                "SERVICES_WAIT_S": "120",
+            }
+        )
+        return env
+
+    def _run(self, command: str) -> None:
+        done = subprocess.run(
+            ["bash", str(SERVICES), command],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"services.sh {command} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
+
+    def start(self) -> None:
+        self._run("start-kafka")
+
+    def stop(self) -> None:
+        """Controlled shutdown (SIGTERM), as in a rolling restart."""
+        self._run("stop-kafka")
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.state_dir / "kafka.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL the broker (no controlled shutdown)."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = (self.state_dir / "kafka.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
