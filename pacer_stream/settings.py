@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     redis_ssl_certfile: str | None = None
     redis_ssl_keyfile: str | None = None
     redis_timeout_s: float = 0.05
+    #: After Redis lost a ledger (restarted empty), how long the worker keeps that
+    #: campaign/channel's fast path closed: at least the reservation TTL plus the
+    #: spend-reporting lag, so reservations granted from the lost ledger are reported first.
+    redis_quarantine_s: float = 120.0
     allowance_slice_s: int = 10
     allowance_ttl_s: int = 30
     #: Whether the worker publishes allowances and breaker states to Redis.
