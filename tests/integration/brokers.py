@@ -93,3 +93,40 @@ class PrivateKafka:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def admin_properties(self) -> Path:
+        """Client properties of the broker's own (super) user, for Kafka's CLI tools."""
+        user, password = next(iter(self.scram_users.items()))
+        path = self.state_dir / "admin.properties"
+        path.write_text(
+            "security.protocol=SASL_PLAINTEXT\n"
+            "sasl.mechanism=SCRAM-SHA-512\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+            f'required username="{user}" password="{password}";\n'
+        )
+        path.chmod(0o600)
+        return path
+
+    def kafka_acls(self, args: list[str]) -> str:
+        """Run Kafka's own ACL tool (``kafka-acls.sh``, i.e. ``kafka.admin.AclCommand``)
+        as the super user; returns its output, raises on failure."""
+        lib = REPO / "scripts" / "kafka" / "lib"
+        done = subprocess.run(
+            [
+                "java",
+                "-Xmx256m",
+                "-cp",
+                f"{lib}/*",
+                f"-Dlog4j.configuration=file:{REPO / 'scripts' / 'kafka' / 'log4j.properties'}",
+                "kafka.admin.AclCommand",
+                *("--bootstrap-server", self.bootstrap),
+                *("--command-config", str(self.admin_properties())),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka-acls {args} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
