@@ -98,6 +98,8 @@ async def test_bidder_can_reserve_but_cannot_write_state(
             ("SCRIPT", "LOAD", "return 1"),
             ("SCRIPT", "FLUSH"),
             ("GET", "other:key"),
+            ("SET", "other:key", "1"),
+            ("GET", "otherprefix:c:native:allowance"),
             ("ACL", "LIST"),
             ("SHUTDOWN",),
         ]
