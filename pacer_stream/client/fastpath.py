@@ -84,6 +84,7 @@ class FastPathClient:
             # certificate would silently connect without one.
             "ssl_certfile": settings.redis_ssl_certfile,
             "ssl_keyfile": settings.redis_ssl_keyfile,
+            "cluster": settings.redis_cluster,
         }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)

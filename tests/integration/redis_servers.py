@@ -8,6 +8,7 @@ server: connections accepted, nothing answered) and resumed, or restarted empty.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,6 +26,21 @@ def free_port() -> int:
         return port
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too (Redis requires <= 55535)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20_000, 55_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 def redis_binary(name: str = "redis-server") -> str:
     """Path of a Redis tool; fails under CI (``make test`` installs Redis), else skips."""
     path = shutil.which(name)
@@ -39,10 +55,12 @@ def redis_binary(name: str = "redis-server") -> str:
 class PrivateRedis:
     """One redis-server on a fixed free port with its own directory."""
 
-    def __init__(self, workdir: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, extra_args: list[str] | None = None, *, port: int | None = None
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -115,3 +133,80 @@ class PrivateRedis:
                     shutil.rmtree(child)
                 else:
                     child.unlink()
+
+
+class LocalRedisCluster:
+    """A real Redis Cluster of ``masters`` primaries (no replicas) on loopback, created
+    with ``redis-cli --cluster create`` -- Debian's redis-server, no Docker."""
+
+    def __init__(self, workdir: Path, masters: int = 3, node_timeout_ms: int = 1000) -> None:
+        self.nodes = [
+            PrivateRedis(
+                workdir / f"node-{i}",
+                [
+                    *("--cluster-enabled", "yes"),
+                    *("--cluster-config-file", "nodes.conf"),
+                    *("--cluster-node-timeout", str(node_timeout_ms)),
+                    *("--appendonly", "yes"),
+                    *("--appendfsync", "always"),
+                ],
+                port=cluster_port(),
+            )
+            for i in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Any node will do: the client discovers the rest."""
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [
+                redis_binary("redis-cli"),
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                *("--cluster-replicas", "0"),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.wait_ok()
+
+    def info(self, node: PrivateRedis, *args: str) -> str:
+        done = subprocess.run(
+            [redis_binary("redis-cli"), "-p", str(node.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return done.stdout
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Every node reports ``cluster_state:ok`` (all slots served)."""
+        deadline = time.monotonic() + timeout
+        while not all("cluster_state:ok" in self.info(n, "cluster", "info") for n in self.nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError("Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+
+    def node_of_slot(self, slot: int) -> PrivateRedis:
+        for node in self.nodes:
+            for line in self.info(node, "cluster", "nodes").splitlines():
+                fields = line.split()
+                if "myself" not in fields[2]:
+                    continue
+                for rng in fields[8:]:
+                    lo, _, hi = rng.partition("-")
+                    if lo.isdigit() and int(lo) <= slot <= int(hi or lo):
+                        return node
+        raise LookupError(f"no node serves slot {slot}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
