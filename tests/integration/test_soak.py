@@ -171,6 +171,7 @@ def _caught_up(workers: list[WorkerProcess], feed: Feed, marks: dict[str, int]) 
     return True
 
 
+@pytest.mark.timeout(3600)
 async def test_kill9_soak(private_kafka: Any, tmp_path: Path) -> None:
     broker = private_kafka("soak-kafka")
     run = StreamRun(tmp_path, bootstrap=broker.bootstrap)
@@ -227,6 +228,7 @@ async def test_kill9_soak(private_kafka: Any, tmp_path: Path) -> None:
                     what="caught up after the broker restart",
                 )
                 broker_recovery_s = time.monotonic() - t0
+                print(f"soak: broker restart recovered in {broker_recovery_s:.1f} s", flush=True)
             if kills >= KILLS:
                 continue
             victim = rng.choice(workers)
@@ -241,6 +243,11 @@ async def test_kill9_soak(private_kafka: Any, tmp_path: Path) -> None:
                 what=f"caught up after kill {kills}",
             )
             recovery.append(time.monotonic() - t0)
+            print(
+                f"soak: kill {kills} ({victim.log_path.stem}) recovered in {recovery[-1]:.1f} s;"
+                f" {feed.produced} events produced",
+                flush=True,
+            )
         await producer
         stop.set()
         await asyncio.wait_for(bidder, 30)
