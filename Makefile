@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - virtualenv + the simulator on the embedded default (no Kafka/Redis)
 #   make test   - virtualenv + Redis (Debian) + Kafka jars (Maven Central), both started on
-#                 loopback, then lint, type check and the whole test suite.
+#                 loopback, the validators and headless Chromium + chromedriver (Debian,
+#                 scripts/install-tools.sh), then lint, type check and the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -43,6 +44,7 @@ test: venv tools services lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: venv services
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/pacer-stream bench --out bench/results
 
 # Kill -9 soak on a private broker (not part of `make test`): >= 100,000 spend events,

@@ -37,10 +37,21 @@ class Settings(BaseSettings):
     #: Prepended to every topic name (isolated test runs, several deployments sharing a
     #: cluster). Empty in production: the names are then exactly those of topics.yaml.
     topic_prefix: str = ""
+    #: Glob (after the prefix) that a can-spend request's ``reply_to`` must match; the
+    #: worker never writes replies to its input, output, changelog or internal topics,
+    #: whatever the pattern says.
+    reply_topic_pattern: str = "pacer.can-spend.replies.*"
 
     # --- worker ------------------------------------------------------------------------
     app_id: str = "pacer-stream"
     worker_web_port: int = 6066
+    #: Address the worker's HTTP views listen on: loopback by default; in Kubernetes
+    #: the pod address (``status.podIP``), never every interface by accident.
+    worker_web_bind: str = "127.0.0.1"
+    #: Host other workers use to reach this one (default: the bind address).
+    worker_web_host: str | None = None
+    #: When set, campaign views require ``Authorization: Bearer <token>``.
+    worker_web_token: str | None = None
     worker_data_dir: str = ".services/worker-data"
     snapshot_interval_s: float = 60.0
     reallocation_interval_s: float = 900.0
@@ -50,6 +61,12 @@ class Settings(BaseSettings):
     forecast_interval_s: float = 900.0
     forecast_timeout_s: float = 10.0
     max_payload_bytes: int = 64 * 1024
+    #: Campaigns without a budget that spend may create on one worker (then DLQ
+    #: ``unbudgeted_campaign_limit``); they expire after the history horizon.
+    max_unbudgeted_campaigns: int = 10_000
+    #: At most this many alerts per campaign/channel within ``alert_burst_window_s``.
+    alert_burst: int = 10
+    alert_burst_window_s: float = 300.0
     #: The worker's clock is the wall clock plus this offset (seconds). 0 in production;
     #: tests and replays use it to put the worker at a chosen time of day.
     clock_offset_s: float = 0.0

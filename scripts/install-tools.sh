@@ -3,6 +3,9 @@
 #   promtool        - from Debian's `prometheus` package (checks and unit-tests alert rules)
 #   docker-compose  - Debian's Compose v1 (validates docker-compose.yml without an engine)
 #   openssl         - makes the throwaway CAs and certificates of the TLS tests
+#   chromium, chromedriver - Debian's `chromium` and `chromium-driver`: the headless
+#                     browser tests/integration/test_operator_page_browser.py drives with
+#                     selenium (pinned in the dev extras; never a downloaded browser build)
 # and kubernetes-validate into the project virtualenv when one exists.
 #
 # Idempotent: a tool already on PATH is not reinstalled, so calling this from
@@ -26,6 +29,8 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 apt_install() {
   # Another process (a parallel build, unattended-upgrades) may hold the dpkg lock:
@@ -54,7 +59,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   fi
 else
-  echo "install-tools: promtool, docker-compose and openssl already present"
+  echo "install-tools: promtool, docker-compose, openssl, chromium and chromedriver already present"
 fi
 
 if [ -x .venv/bin/python ]; then
@@ -66,3 +71,4 @@ fi
 
 promtool --version 2>&1 | head -n 1
 docker-compose version --short
+chromedriver --version

@@ -225,8 +225,24 @@ class MemoryStore:
         if led is not None and rid in led.records:
             r = led.records[rid]
             if r.amount > 0 and r.amount != amount:
-                raise IdempotencyConflict("request_id was already used with a different amount")
-            if r.st in ("R", "S"):
+                return Reservation(
+                    False,
+                    Code.IDEMPOTENCY_CONFLICT,
+                    None,
+                    self._remaining(a, led),
+                    "request_id was already used with a different amount; "
+                    "a new request needs a new request_id",
+                )
+            if r.st == "R":
+                b = c.breaker
+                if b is None or b.exp <= now:
+                    return deny(
+                        "state_stale",
+                        0,
+                        "circuit breaker state is stale (worker has not refreshed it)",
+                    )
+                if b.state != "closed":
+                    return deny("circuit_breaker_open", 0, f"circuit breaker is {b.state}")
                 return Reservation(
                     True,
                     Code.OK,
@@ -237,11 +253,19 @@ class MemoryStore:
                     r.exp,
                     True,
                 )
-            what = {"L": "released", "Z": "settled late"}.get(r.st, "expired")
-            return deny(
-                "state_stale",
+            code, what = {
+                "S": ("reservation_settled", "settled"),
+                "Z": ("reservation_settled", "settled"),
+                "L": ("reservation_released", "released"),
+            }.get(r.st, ("reservation_expired", "expired"))
+            return Reservation(
+                False,
+                code_of(code),
+                keys.reservation_id(cid, ch, epoch, rid),
                 self._remaining(a, led),
-                f"request_id names a reservation that was already {what}",
+                f"request_id names a reservation that was already {what}; "
+                "nothing new is authorised",
+                replayed=True,
             )
         b = c.breaker
         if b is None:

@@ -251,15 +251,19 @@ class RedisStore:
             if allowed and _s(reply[1]) != "ok":
                 raise StoreUnavailable(f"inconsistent reserve reply {reply!r}")
             epoch = _s(reply[5])
+            replayed = int(reply[7]) == 1
             result = Reservation(
                 allowed=allowed,
                 code=code,
-                reservation_id=keys.reservation_id(cid, ch, epoch, rid) if allowed else None,
+                # a replayed answer names the original reservation, even when it ended
+                reservation_id=(
+                    keys.reservation_id(cid, ch, epoch, rid) if allowed or replayed else None
+                ),
                 remaining_micros=int(reply[2]),
                 reason=_s(reply[6]),
                 generation=int(reply[3]) if allowed else None,
                 expires_at_ms=int(reply[4]) if allowed else None,
-                replayed=int(reply[7]) == 1,
+                replayed=replayed,
             )
         except StoreUnavailable as exc:
             result = Reservation(False, Code.STORE_UNAVAILABLE, None, 0, str(exc))

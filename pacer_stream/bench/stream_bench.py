@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -553,11 +554,59 @@ async def _run(
         }
         result["faust_vs_plain"] = round(faust_rate / plain_rate, 3) if plain_rate else None
         result["target_faust_vs_plain"] = 0.5
+
+        # --- peers on the same backlog (every spend record produced so far) ------------
+        total = len(all_spend) + len(live2)
+        peers: dict[str, Any] = {}
+        for kind in ("faust", "quix"):
+            peers[kind] = await _peer(kind, bootstrap, names.spend, f"{app_id}-{kind}", total)
+        result["peers"] = peers
+        trivial = peers["faust"].get("events_per_s")
+        result["faust_vs_trivial_agent"] = (
+            round(faust_rate / trivial, 3) if isinstance(trivial, float) and trivial else None
+        )
+        result["target_faust_vs_trivial_agent"] = 0.8
     finally:
         worker.stop()
         await producer.stop()
         await _delete_topics(bootstrap, (prefix, app_id))
     return result
+
+
+async def _peer(
+    kind: str, bootstrap: str, topic: str, group: str, count: int, timeout: float = 600
+) -> dict[str, Any]:
+    """Run one peer (:mod:`.peers`) to ``count`` records; its figures, or why not."""
+    if kind == "quix" and importlib.util.find_spec("quixstreams") is None:
+        return {"skipped": "quixstreams is not installed (pip install '.[bench]')"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacer_stream.bench.peers",
+        kind,
+        bootstrap,
+        topic,
+        group,
+        str(count),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(timeout):
+            while line := await proc.stdout.readline():
+                with contextlib.suppress(ValueError):
+                    # faust may put terminal control codes in front of the line
+                    report: dict[str, Any] = json.loads(line[line.find(b"{") :])
+                    if "events_per_s" in report:
+                        return report
+        return {"error": f"{kind} peer exited ({proc.returncode}) before {count} records"}
+    except TimeoutError:
+        return {"error": f"{kind} peer did not handle {count} records in {timeout:.0f}s"}
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def _wait_count(get: Callable[[], int], target: int, timeout: float) -> None:

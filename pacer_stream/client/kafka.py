@@ -5,11 +5,14 @@ Why not faust's ``agent.ask``: it has no timeout and invents a reply topic per c
 A bid engine needs a bounded wait, so :meth:`PacerClient.can_spend` publishes a request
 with a fresh ``request_id`` and a ``deadline_ms``, and waits with
 ``asyncio.wait_for`` for the reply carrying that id on a *fixed* replies topic (the
-shared ``pacer.can-spend.replies.v1``, or a per-client ``reply_to`` topic for large
-fleets), read by the client's own consumer that filters by request id. A timed-out
-request may still be answered and hold a reservation until its TTL; retrying with the
-same ``request_id`` gets that same reservation back (the engine is idempotent by request
-id), never a second one.
+shared ``pacer.can-spend.replies.v1``, or a per-client ``reply_to`` topic named
+``pacer.can-spend.replies.<client>`` for large fleets -- the worker refuses any other),
+read by the client's own consumer that filters by request id. A timed-out request may
+still be answered and hold a reservation until its TTL; retrying with the same
+``request_id``, channel and amount gets that same reservation back while it is live,
+never a second one, and never a new authorisation once it was settled, released or
+expired (``reservation_settled`` / ``_released`` / ``_expired``; another channel or
+amount is ``idempotency_conflict``).
 
 Every payload goes through :mod:`pacer_stream.records`' encoders (strict JSON, integer
 micros, schema_version 1) and every record is keyed by ``campaign_id`` so a campaign's

@@ -29,7 +29,7 @@ from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.breaker import Transition
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
-from pacer_stream.core.money import check_micros, split_exact
+from pacer_stream.core.money import MAX_MICROS, check_micros, split_exact
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
     pace_ratio,
@@ -45,7 +45,14 @@ from pacer_stream.core.performance import (
     window,
 )
 from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
-from pacer_stream.core.state import CampaignState, ChannelState, Reservation
+from pacer_stream.core.state import (
+    Answer,
+    AnswerStatus,
+    CampaignState,
+    ChannelState,
+    Reservation,
+    Unreported,
+)
 from pacer_stream.core.types import (
     Alert,
     AlertType,
@@ -98,8 +105,11 @@ UNMET_WINDOW_S = 900
 UNMET_HORIZON_S = 1800
 #: No reallocation in the last three hours of the day: moved budget would be stranded.
 REALLOCATION_CUTOFF_S = 10800
-#: Bound on remembered request ids (idempotent reservation retries).
-_MAX_ANSWERED = 10_000
+#: Bound on remembered request ids (idempotent reservation retries), by count ...
+MAX_ANSWERED = 10_000
+#: ... and by age: a request id older than a day is no longer a retry (it is decided
+#: afresh by every rule, so forgetting it never authorises anything by itself).
+ANSWER_RETENTION_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,35 +207,46 @@ class PacingEngine:
             )
         if state.dedupe.seen(event.event_id, ts):
             return SpendResult(False, True, "duplicate")
-        state.dedupe.add(event.event_id, ts)
         ch = self._channel(state, event.channel)
-        outputs = self._take_outbox(state) + self._touch(state, ch, ts)
+        # Lazy-time outputs go to the outbox first: an event refused below must not
+        # swallow a transition that was due anyway.
+        state.outbox += self._touch(state, ch, ts)
         amount = event.amount_micros
-        unauthorised = amount
+        impressions = event.impressions or 0
+        revenue = event.revenue_micros or 0
+        # A reservation authorises spend once, up to its amount, on its own channel:
+        # the first spend naming it uses it up (settled); anything beyond it, and any
+        # spend naming a used, foreign or unknown id, is unauthorised.
         rid = event.reservation_id
-        if rid is not None:
-            res = ch.reservations.pop(rid, None)
-            if res is not None:
-                ch.reserved_total -= res.amount
-                unauthorised = max(0, amount - res.amount)
-            elif rid in ch.unreported:
-                held, _ = ch.unreported.pop(rid)
-                ch.unreported_total -= held
-                unauthorised = max(0, amount - held)
-            elif rid.startswith("res-") and state.answered.get(rid[4:]) == rid:
-                unauthorised = 0  # authorised, reported after its reservation expired
-        ch.history.add(
-            int(ets // 3600),
-            amount,
-            event.clicks,
-            event.conversions,
-            event.impressions or 0,
-            event.revenue_micros or 0,
-        )
+        live = ch.reservations.get(rid) if rid is not None else None
+        late = ch.unreported.get(rid) if rid is not None and live is None else None
+        hold = live or late
+        authorised = hold.amount if hold is not None else 0
+        unauthorised = max(0, amount - authorised)
+        # Spend that settles a reservation happened after the reservation was made: a
+        # bidder clock behind (or local time written as UTC) cannot file today's
+        # authorised spend under an earlier day, where the daily cap never sees it.
+        earliest = hold.created_at if hold is not None else ets
+        place_ts = min(max(ets, earliest), ts)  # a slightly-future event counts now
         day = ch.day
         assert day is not None
-        place_ts = min(ets, ts)  # a slightly-future event (clock skew) counts now
-        if place_ts < day.start:
+        today = place_ts >= day.start
+        _check_totals(ch, int(ets // 3600), event, today)
+        # Nothing above changed the campaign (bar lazy time); from here the event applies.
+        outputs = self._take_outbox(state)
+        state.dedupe.add(event.event_id, ts)
+        if rid is not None and hold is not None:
+            if live is not None:
+                del ch.reservations[rid]
+                ch.reserved_total -= live.amount
+            else:
+                del ch.unreported[rid]
+                ch.unreported_total -= authorised
+            self._mark_answer(state, rid, AnswerStatus.SETTLED)
+        ch.history.add(
+            int(ets // 3600), amount, event.clicks, event.conversions, impressions, revenue
+        )
+        if not today:
             ch.baseline_cache = (-1, 0, 0)  # history before today changed
             return SpendResult(True, False, "earlier_day", outputs)
         slot = day.slot_of(place_ts)
@@ -233,8 +254,8 @@ class PacingEngine:
         ch.spent_total += amount
         ch.clicks_today += event.clicks
         ch.conversions_today += event.conversions
-        ch.impressions_today += event.impressions or 0
-        ch.revenue_today += event.revenue_micros or 0
+        ch.impressions_today += impressions
+        ch.revenue_today += revenue
         ch.velocity.add(place_ts, amount)
         if unauthorised:
             ch.unauthorised.add(place_ts, unauthorised)
@@ -409,23 +430,13 @@ class PacingEngine:
         _check_id(request_id, "request_id")
         ch = state.channels.get(channel) if state is not None else None
         outputs: list[Output] = []
-        if state is not None and ch is not None:
-            outputs = self._take_outbox(state) + self._touch(state, ch, ts)
-            rid = state.answered.get(request_id)
-            if rid is not None:
-                res = ch.reservations.get(rid)
-                return (
-                    Decision(
-                        True,
-                        Code.OK,
-                        "spend authorised (retried request)",
-                        ch.remaining,
-                        rid,
-                        from_ts(res.expires_at) if res else None,
-                        pacing_multiplier(state, ch, ts),
-                    ),
-                    outputs,
-                )
+        if state is not None:
+            outputs = self._take_outbox(state)
+            if ch is not None:
+                outputs += self._touch(state, ch, ts)
+            answer = state.answered.get(request_id)
+            if answer is not None:
+                return self._retry(state, ch, answer, channel, amount, ts), outputs
         v = policy.evaluate(state, ch, amount, ts)
         if state is None or ch is None:
             return Decision(False, v.code, v.reason, 0), outputs
@@ -440,11 +451,67 @@ class PacingEngine:
         ch.reservations[rid] = Reservation(rid, amount, expires, ts)
         ch.reserved_total += amount
         ch.breaker.admit_trial()
-        state.answered[request_id] = rid
-        if len(state.answered) > _MAX_ANSWERED:
-            del state.answered[next(iter(state.answered))]
+        self._remember_answer(state, request_id, Answer(channel, amount, rid, ts), ts)
         m = pacing_multiplier(state, ch, ts)
         return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires), m), outputs
+
+    def _retry(
+        self,
+        state: CampaignState,
+        ch: ChannelState | None,
+        answer: Answer,
+        channel: ChannelType,
+        amount: int,
+        ts: float,
+    ) -> Decision:
+        """The answer to a request id seen before: the same hold while it exists and
+        nothing is blocking; never a new authorisation."""
+        remaining = ch.remaining if ch is not None else 0
+        rid = answer.reservation_id
+        if ch is None or answer.channel is not channel or answer.amount != amount:
+            return Decision(
+                False,
+                Code.IDEMPOTENCY_CONFLICT,
+                f"request_id was already used for {answer.amount} micros on "
+                f"{answer.channel.value}; a new request needs a new request_id",
+                remaining,
+            )
+        blocked = policy.blocked(state, ch)
+        if blocked is not None:
+            return Decision(False, blocked.code, blocked.reason, remaining)
+        m = pacing_multiplier(state, ch, ts)
+        res = ch.reservations.get(rid) if answer.status is AnswerStatus.LIVE else None
+        if res is not None:
+            return Decision(
+                True,
+                Code.OK,
+                "spend authorised (retried request: same reservation)",
+                remaining,
+                rid,
+                from_ts(res.expires_at),
+                m,
+            )
+        code, why = _ENDED[answer.status]
+        return Decision(False, code, why, remaining, rid, pacing_multiplier=m)
+
+    @staticmethod
+    def _remember_answer(state: CampaignState, request_id: str, answer: Answer, ts: float) -> None:
+        answered = state.answered
+        answered[request_id] = answer
+        while answered:
+            oldest = next(iter(answered.values()))
+            if len(answered) <= MAX_ANSWERED and oldest.answered_at > ts - ANSWER_RETENTION_S:
+                break
+            del answered[next(iter(answered))]
+
+    @staticmethod
+    def _mark_answer(state: CampaignState, reservation_id: str, status: AnswerStatus) -> None:
+        """Record how a reservation ended on the answer of the request that made it."""
+        if not reservation_id.startswith("res-"):
+            return
+        answer = state.answered.get(reservation_id[4:])
+        if answer is not None and answer.reservation_id == reservation_id:
+            answer.status = status
 
     def release(
         self, state: CampaignState, channel: ChannelType, reservation_id: str, now: datetime
@@ -460,6 +527,7 @@ class PacingEngine:
             return False
         ch.reserved_total -= res.amount
         self._unused_trial(ch, res)
+        self._mark_answer(state, reservation_id, AnswerStatus.RELEASED)
         return True
 
     @staticmethod
@@ -575,6 +643,18 @@ class PacingEngine:
                 out += self._pace_alerts(state, ch, ts)
                 out += self._performance_thresholds(state, ch, ts)
         return out
+
+    def expired(self, state: CampaignState, now: datetime) -> bool:
+        """A campaign that only exists because spend arrived for it (never budgeted,
+        not stopped) and whose last spend is older than the history horizon carries
+        nothing anyone can use: it may leave the table."""
+        if state.configured or state.emergency_stopped:
+            return False
+        oldest = aware(now, what="now").timestamp() - state.thresholds.history_days * _DAY_S
+        return all(
+            (ch.history.newest + 1) * 3600 <= oldest and not ch.reservations
+            for ch in state.channels.values()
+        )
 
     # ------------------------------------------------------------------ read models
     def snapshot(self, state: CampaignState, channel: ChannelType, now: datetime) -> PaceSnapshot:
@@ -742,16 +822,19 @@ class PacingEngine:
                 del res[first.reservation_id]
                 ch.reserved_total -= first.amount
                 self._unused_trial(ch, first)
+                self._mark_answer(state, first.reservation_id, AnswerStatus.EXPIRED)
                 grace = first.expires_at + state.thresholds.report_grace_s
-                ch.unreported[first.reservation_id] = (first.amount, grace)
+                ch.unreported[first.reservation_id] = Unreported(
+                    first.amount, grace, first.created_at
+                )
                 ch.unreported_total += first.amount
         unrep = ch.unreported
         while unrep:
-            rid0, (amount0, drop_at) = next(iter(unrep.items()))
-            if drop_at > ts:
+            rid0, late = next(iter(unrep.items()))
+            if late.drop_at > ts:
                 break
             del unrep[rid0]
-            ch.unreported_total -= amount0
+            ch.unreported_total -= late.amount
         if br.state is CircuitBreakerState.OPEN:
             tr = br.poll(ts, state.thresholds)
             if tr is not None:
@@ -938,7 +1021,9 @@ class PacingEngine:
             budget_micros=budget,
             budget_consumed_pct=(ch.spent_total / budget) if budget > 0 else 0.0,
             time_elapsed_pct=elapsed,
-            projected_overspend_micros=max(0, projected - budget) if budget > 0 else 0,
+            projected_overspend_micros=(
+                min(MAX_MICROS, max(0, projected - budget)) if budget > 0 else 0
+            ),
             recommended_action=_ACTION[kind],
             at=from_ts(ts),
             thresholds={
@@ -971,17 +1056,62 @@ def _check_id(value: object, what: str) -> None:
         raise InvalidArgument(f"{what} must be 1-256 characters, got {len(value)}")
 
 
+#: How a retried request whose reservation has ended is answered.
+_ENDED: Mapping[AnswerStatus, tuple[Code, str]] = {
+    AnswerStatus.SETTLED: (
+        Code.RESERVATION_SETTLED,
+        "reservation already settled by reported spend; nothing new is authorised",
+    ),
+    AnswerStatus.EXPIRED: (
+        Code.RESERVATION_EXPIRED,
+        "reservation expired unused; ask again with a new request_id",
+    ),
+    AnswerStatus.RELEASED: (
+        Code.RESERVATION_RELEASED,
+        "reservation was released; ask again with a new request_id",
+    ),
+    AnswerStatus.LIVE: (
+        Code.RESERVATION_EXPIRED,
+        "reservation no longer held; ask again with a new request_id",
+    ),
+}
+
+
+def _check_totals(ch: ChannelState, hour: int, event: SpendEvent, today: bool) -> None:
+    """Refuse (code ``total_overflow``) an event that would take a stored total past
+    the largest exact JSON integer: totals are money and must never wrap or turn into
+    something the table cannot store."""
+    adds = (
+        event.amount_micros,
+        event.clicks,
+        event.conversions,
+        event.impressions or 0,
+        event.revenue_micros or 0,
+    )
+    bucket = ch.history.buckets.get(hour)
+    if bucket is not None and any(b + a > MAX_MICROS for b, a in zip(bucket, adds, strict=False)):
+        raise InvalidArgument("an hourly history total would overflow", code="total_overflow")
+    if today:
+        totals = (
+            ch.spent_total,
+            ch.clicks_today,
+            ch.conversions_today,
+            ch.impressions_today,
+            ch.revenue_today,
+        )
+        if any(t + a > MAX_MICROS for t, a in zip(totals, adds, strict=True)):
+            raise InvalidArgument("today's channel total would overflow", code="total_overflow")
+
+
 def _check_spend(event: SpendEvent) -> None:
     _check_id(event.event_id, "event_id")
     _check_id(event.campaign_id, "campaign_id")
     if not isinstance(event.channel, ChannelType):
         raise WrongType(f"channel must be a ChannelType, got {event.channel!r}")
     check_micros(event.amount_micros, what="amount_micros")
-    for name in ("clicks", "conversions"):
+    for name in ("clicks", "conversions", "impressions", "revenue_micros"):
         v = getattr(event, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InvalidArgument(f"{name} must be a non-negative integer, got {v!r}")
-    for name in ("impressions", "revenue_micros"):
-        v = getattr(event, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise InvalidArgument(f"{name} must be a non-negative integer, got {v!r}")
+        if v is None and name in ("impressions", "revenue_micros"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_MICROS:
+            raise InvalidArgument(f"{name} must be an integer from 0 to {MAX_MICROS}, got {v!r}")

@@ -4,7 +4,8 @@ Order (first failing rule decides):
  1. unknown campaign / channel without a budget
  2. emergency stop
  3. circuit breaker OPEN (or HALF_OPEN with its trial spends used up)
- 4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial)
+ 4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial); then the
+    channel's held reservations (``MAX_HELD_RESERVATIONS``)
  5. daily cap: spent + reserved + expired-unreported + amount <= daily budget
  6. hourly cap: the hour's allowance after rollover, frontload and max-hour limits,
     released linearly across the hour
@@ -39,10 +40,30 @@ class Verdict:
 
 
 OK = Verdict(True, Code.OK, "spend authorised")
+#: Reservations a channel may hold at once, live or expired-but-unreported (each is a
+#: few hundred bytes of campaign state): a flood of tiny requests is refused with
+#: ``reservation_limit`` instead of growing the state without bound.
+MAX_HELD_RESERVATIONS = 10_000
 
 
 def _units(micros: int) -> str:
     return f"{micros / 1_000_000:.2f}"
+
+
+def blocked(camp: CampaignState, ch: ChannelState) -> Verdict | None:
+    """Rules 1-3 for a request that already holds a reservation (a retry): no budget,
+    an emergency stop or an OPEN breaker refuse even an existing hold. A HALF_OPEN
+    breaker does not: the hold was admitted as one of its trial spends."""
+    if not camp.configured or ch.budget <= 0:
+        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
+    if camp.emergency_stopped:
+        return Verdict(
+            False, Code.EMERGENCY_STOP, f"campaign emergency stopped: {camp.stop_reason}"
+        )
+    if ch.breaker.state is CircuitBreakerState.OPEN:
+        cause = ch.breaker.cause.value if ch.breaker.cause else "violation"
+        return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
+    return None
 
 
 def evaluate(
@@ -68,6 +89,13 @@ def evaluate(
         cause = br.cause.value if br.cause else "violation"
         return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
     check_micros(amount, what="amount", allow_zero=False)
+    if len(ch.reservations) + len(ch.unreported) >= MAX_HELD_RESERVATIONS:
+        return Verdict(
+            False,
+            Code.RESERVATION_LIMIT,
+            f"channel already holds {MAX_HELD_RESERVATIONS} reservations; settle or "
+            "release some first",
+        )
     if ch.spent_total + ch.reserved_total + ch.unreported_total + amount > ch.budget:
         return Verdict(
             False,

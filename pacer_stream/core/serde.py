@@ -34,7 +34,14 @@ from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
 from pacer_stream.core.history import HourlyHistory
-from pacer_stream.core.state import CampaignState, ChannelState, Reservation
+from pacer_stream.core.state import (
+    Answer,
+    AnswerStatus,
+    CampaignState,
+    ChannelState,
+    Reservation,
+    Unreported,
+)
 from pacer_stream.core.types import (
     AlertType,
     BreakerCause,
@@ -116,14 +123,16 @@ def _dedupe_dict(d: DedupeWindow) -> JSON:
     return out
 
 
-def _answered_dict(answered: dict[str, str]) -> JSON:
-    """Request id -> reservation id. The engine names reservations ``res-<request id>``,
-    so only exceptions to that rule are stored with their value."""
-    other = {k: v for k, v in answered.items() if v != "res-" + k}
-    out: JSON = {"k": list(answered)}
-    if other:
-        out["x"] = other
-    return out
+def _answered_dict(answered: dict[str, Answer]) -> list[list[Any]]:
+    """Granted requests as rows ``[request id, channel, amount, answered at, status]``,
+    plus the reservation id when it is not the engine's ``res-<request id>``."""
+    rows: list[list[Any]] = []
+    for k, a in answered.items():
+        row: list[Any] = [k, a.channel.value, a.amount, a.answered_at, a.status.value]
+        if a.reservation_id != "res-" + k:
+            row.append(a.reservation_id)
+        rows.append(row)
+    return rows
 
 
 def _floats(values: tuple[float, ...]) -> tuple[float, ...] | list[float | str]:
@@ -172,7 +181,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "una": [ch.unauthorised.size, ch.unauthorised.minutes, ch.unauthorised.amounts],
         "unm": [ch.unmet.size, ch.unmet.minutes, ch.unmet.amounts],
         "ot": list(ch.overspend_times),
-        "ur": [[k, a, d] for k, (a, d) in ch.unreported.items()],
+        "ur": [[k, u.amount, u.drop_at, u.created_at] for k, u in ch.unreported.items()],
         "ut": list(ch.unauthorised_times),
         "br": [
             br.state.value,
@@ -289,9 +298,20 @@ def _dedupe(obj: JSON) -> DedupeWindow:
     return d
 
 
-def _answered(obj: JSON) -> dict[str, str]:
-    other: dict[str, str] = obj.get("x") or {}
-    return {k: other.get(k, "res-" + k) for k in obj["k"]}
+def _answered(obj: Any) -> dict[str, Answer]:
+    if not isinstance(obj, list):
+        # Older values kept request id -> reservation id without channel and amount, so
+        # a retry could not be matched against them: forgetting them makes such a
+        # retry a fresh request, decided by every rule (never a free pass).
+        return {}
+    out: dict[str, Answer] = {}
+    for row in obj:
+        k = _str(row[0])
+        rid = _str(row[5]) if len(row) > 5 else "res-" + k
+        out[k] = Answer(
+            ChannelType(row[1]), _int(row[2]), rid, float(row[3]), AnswerStatus(row[4])
+        )
+    return out
 
 
 def _float_list(values: list[Any]) -> tuple[float, ...]:
@@ -377,7 +397,10 @@ def _channel(c: JSON) -> ChannelState:
         unauthorised=unauthorised,
         unmet=unmet,
         overspend_times=deque(float(x) for x in c.get("ot", ())),
-        unreported={_str(u[0]): (_int(u[1]), float(u[2])) for u in c.get("ur", ())},
+        unreported={
+            _str(u[0]): Unreported(_int(u[1]), float(u[2]), float(u[3]) if len(u) > 3 else 0.0)
+            for u in c.get("ur", ())
+        },
         unreported_total=sum(_int(u[1]) for u in c.get("ur", ())),
         unauthorised_times=deque(float(x) for x in c.get("ut", ())),
         breaker=breaker,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
@@ -29,6 +30,42 @@ class Reservation:
     reservation_id: str
     amount: int
     expires_at: float
+    created_at: float
+
+
+class AnswerStatus(StrEnum):
+    """Where the reservation granted to a request stands (for retries of the request)."""
+
+    LIVE = "live"
+    SETTLED = "settled"
+    EXPIRED = "expired"
+    RELEASED = "released"
+
+
+@dataclass(slots=True)
+class Answer:
+    """What a granted reservation request was answered, kept so that a retry of the same
+    request gets the same hold back and nothing more.
+
+    A request id is a retry only with the same channel and amount; the status says
+    whether the hold still exists (a retry after it was settled, expired or released
+    authorises nothing new)."""
+
+    channel: ChannelType
+    amount: int
+    reservation_id: str
+    answered_at: float
+    status: AnswerStatus = AnswerStatus.LIVE
+
+
+@dataclass(slots=True)
+class Unreported:
+    """A reservation that expired before its spend was reported: it keeps counting
+    against the daily cap until ``drop_at`` (late-reporting platforms)."""
+
+    amount: int
+    drop_at: float
+    #: When the reservation was made: spend that settles it counts no earlier.
     created_at: float
 
 
@@ -56,10 +93,10 @@ class ChannelState:
     revenue_today: int = 0
     reserved_total: int = 0
     reservations: dict[str, Reservation] = field(default_factory=dict)
-    #: Reservations that expired before their spend was reported: rid -> (amount, drop
-    #: time). They still count against the daily cap for ``report_grace_s``, because a
+    #: Reservations that expired before their spend was reported, by reservation id.
+    #: They still count against the daily cap for ``report_grace_s``, because a
     #: platform that reports late has probably spent the money already.
-    unreported: dict[str, tuple[int, float]] = field(default_factory=dict)
+    unreported: dict[str, Unreported] = field(default_factory=dict)
     unreported_total: int = 0
     velocity: MinuteRing = field(default_factory=MinuteRing)
     #: Spend nobody authorised (no reservation, or above the reserved amount): the
@@ -91,7 +128,11 @@ class ChannelState:
 
     @property
     def remaining(self) -> int:
-        return self.budget - self.spent_total - self.reserved_total - self.unreported_total
+        """What is left of today's budget, never below 0 (spend nobody authorised can
+        take the channel past its budget; "remaining" is then 0, not negative)."""
+        return max(
+            0, self.budget - self.spent_total - self.reserved_total - self.unreported_total
+        )
 
 
 @dataclass(slots=True)
@@ -108,8 +149,9 @@ class CampaignState:
     #: Input offset high-water marks, kept inside the state they guard: a record at or
     #: below the mark was already applied (crash-replay protection).
     offsets: dict[str, int] = field(default_factory=dict)
-    #: Recently answered reservation requests: request id -> reservation id.
-    answered: dict[str, str] = field(default_factory=dict)
+    #: Recently granted reservation requests by request id, oldest first (bounded by
+    #: count and by age, see ``engine.ANSWER_RETENTION_S``).
+    answered: dict[str, Answer] = field(default_factory=dict)
     #: Outputs produced by lazy time transitions during read-only calls (decide,
     #: snapshot, allowance...): handed out by the next call that returns outputs, so a
     #: breaker transition is never swallowed by a read.

@@ -78,6 +78,14 @@ class Code(StrEnum):
     VELOCITY = "velocity_limit"
     PERFORMANCE_THRESHOLD = "performance_threshold"
     DEADLINE_EXPIRED = "deadline_expired"
+    # Retried request ids: a retry is one only when campaign, channel and amount match
+    # the original request; it never authorises anything the original did not.
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    RESERVATION_EXPIRED = "reservation_expired"
+    RESERVATION_RELEASED = "reservation_released"
+    RESERVATION_SETTLED = "reservation_settled"
+    #: The channel holds as many reservations as it may (``policy.MAX_HELD_RESERVATIONS``).
+    RESERVATION_LIMIT = "reservation_limit"
     # Fast-path (Redis) codes: fail closed.
     STORE_UNAVAILABLE = "store_unavailable"
     STATE_STALE = "state_stale"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from pacer_stream.core.money import MAX_MICROS
+
 
 @dataclass(slots=True)
 class MinuteRing:
@@ -33,7 +35,9 @@ class MinuteRing:
                 return
             self.minutes[i] = m
             self.amounts[i] = 0
-        self.amounts[i] += amount
+        # Saturate: a minute's total is evidence, not money owed, and must stay a
+        # JSON-safe integer however many requests a hostile caller repeats.
+        self.amounts[i] = min(MAX_MICROS, self.amounts[i] + amount)
 
     def total(self, now: float, window_s: int) -> int:
         """Spend in the minutes overlapping ``(now - window_s, now]`` (minute grain)."""

@@ -57,6 +57,7 @@ __all__ = [
     "SPEND_RESULTS",
     "label_names",
     "observe_alert",
+    "observe_alert_suppressed",
     "observe_breaker_transition",
     "observe_command",
     "observe_decision",
@@ -217,6 +218,13 @@ ALERTS: Final = Counter(
     ["alert_type"],
     registry=REGISTRY,
 )
+ALERTS_SUPPRESSED: Final = Counter(
+    "pacer_alerts_suppressed",
+    "Pacing alerts not published because their campaign/channel exceeded the alert "
+    "burst limit, by alert type.",
+    ["alert_type"],
+    registry=REGISTRY,
+)
 BREAKER_TRANSITIONS: Final = Counter(
     "pacer_breaker_transitions",
     "Circuit-breaker transitions, by the state entered.",
@@ -290,6 +298,7 @@ ALL_METRICS: Final[tuple[Counter | Gauge | Histogram | Info, ...]] = (
     FAIL_CLOSED,
     RESERVATIONS_ACTIVE,
     ALERTS,
+    ALERTS_SUPPRESSED,
     BREAKER_TRANSITIONS,
     BREAKERS,
     REALLOCATION_MOVES,
@@ -417,6 +426,11 @@ def observe_fail_closed(reason: Code | str) -> None:
 def observe_alert(alert_type: AlertType | str) -> None:
     """Count one published pacing alert (after de-duplication)."""
     ALERTS.labels(alert_type=_choice("alert_type", alert_type, _ALERT_TYPES)).inc()
+
+
+def observe_alert_suppressed(alert_type: AlertType | str) -> None:
+    """Count one alert held back by the per-campaign/channel burst limit."""
+    ALERTS_SUPPRESSED.labels(alert_type=_choice("alert_type", alert_type, _ALERT_TYPES)).inc()
 
 
 def observe_breaker_transition(state: CircuitBreakerState | str) -> None:

@@ -32,6 +32,7 @@ installed); the changelog holds the latest value per campaign (compacted).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -47,18 +48,21 @@ from pacer_stream import __version__ as _version
 from pacer_stream.core.allocation.strategies import default_registry
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.forecast.service import ModelRegistry
+from pacer_stream.errors import InvalidRecord
 from pacer_stream.forecast_runner import ForecastRunner
 from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
 from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.datadir import DataDir, prepare_data_dir
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
 from pacer_stream.streams.stored import Stored
+from pacer_stream.streams.ui.routes import register as register_ui
 
 log = get_logger("pacer_stream.worker")
 
@@ -67,6 +71,10 @@ class StoredCodec(codecs.Codec):
     """faust codec of the table value (:mod:`.stored`)."""
 
     def _dumps(self, obj: Any) -> bytes:
+        # Agents encode values themselves (so a value that cannot be encoded is caught
+        # before anything is produced) and hand the bytes over as they are.
+        if isinstance(obj, bytes):
+            return obj
         return stored_codec.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
@@ -109,6 +117,19 @@ def _credentials(s: Settings) -> Any:
     )
 
 
+def web_host(s: Settings) -> str:
+    """The host other workers use to reach this one's views (faust routes a campaign's
+    view to the worker that owns it): the configured host, else the bind address when it
+    is a specific one (loopback in development, the pod address in Kubernetes)."""
+    if s.worker_web_host:
+        return s.worker_web_host
+    if s.worker_web_bind not in ("0.0.0.0", "::", ""):
+        return s.worker_web_bind
+    import socket
+
+    return socket.gethostname()
+
+
 #: Largest campaign value the changelog accepts (topic ``max.message.bytes``).
 MAX_VALUE_BYTES = 8 * 1024 * 1024
 
@@ -137,6 +158,8 @@ app = faust.App(
     datadir=settings.worker_data_dir,
     web_enabled=True,
     web_port=settings.worker_web_port,
+    web_bind=settings.worker_web_bind,
+    web_host=web_host(settings),
     web_stats_enabled=False,
     web_graph_enabled=False,
     web_metrics_enabled=False,
@@ -259,10 +282,31 @@ def _process(events: Sequence[EventT[bytes]]) -> list[Message]:
     """
     global events_processed
     touched: dict[str, Stored] = {}
-    unordered: list[Message] = []
+    handled: list[tuple[Any, Result]] = []
     for event in events:
         msg = event.message
         result = processor.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value, _lookup)
+        handled.append((msg, result))
+        if result.store is not None:
+            cid = result.store.campaign_id
+            campaigns.data[cid] = result.store  # visible at once (new campaigns)
+            touched[cid] = result.store
+    failed = {cid for cid, value in touched.items() if not _write_changelog(cid, value)}
+    unordered: list[Message] = []
+    for msg, result in handled:
+        if result.store is not None and result.store.campaign_id in failed:
+            # Its effect could not be made durable: park the record (original bytes)
+            # instead of publishing outputs of a state that will not survive a restart.
+            result = processor.dead_letter(
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                msg.key,
+                msg.value,
+                STATE_WRITE_FAILED,
+                "the campaign's new state could not be written to the changelog; "
+                "the campaign is quarantined until the worker restarts",
+            )
         for m in result.messages:
             if m.unordered:
                 unordered.append(m)
@@ -270,15 +314,39 @@ def _process(events: Sequence[EventT[bytes]]) -> list[Message]:
                 _out_topic(m.topic).send_soon(
                     key=m.key, value=m.value, key_serializer="raw", value_serializer="raw"
                 )
-        if result.store is not None:
-            cid = result.store.campaign_id
-            campaigns.data[cid] = result.store  # visible at once (new campaigns)
-            touched[cid] = result.store
         _mark(result)
-    for cid, value in touched.items():
-        campaigns.send_changelog(value.partition, cid, value)
     events_processed += len(events)
     return unordered
+
+
+#: DLQ code of a record whose campaign state could not be serialised or sent.
+STATE_WRITE_FAILED = "state_write_failed"
+#: DLQ code of a record for a campaign quarantined after such a failure.
+CAMPAIGN_QUARANTINED = "campaign_quarantined"
+#: Campaigns whose state could not be written: their in-memory value is dropped (the
+#: changelog keeps the last good one, recovered at the next start) and their records go
+#: to the DLQ until then, so nothing is decided from a state the changelog does not have.
+quarantined: set[str] = set()
+
+
+def _write_changelog(campaign_id: str, value: Stored) -> bool:
+    """Encode and queue one campaign's table value; on failure quarantine the campaign
+    (a bug or a value the codec cannot hold must not stop the partition, nor leave the
+    table changed without its changelog)."""
+    try:
+        data = stored_codec.dumps(value)
+        campaigns.send_changelog(value.partition, campaign_id, data)
+    except Exception as exc:
+        log.error(
+            "state_write_failed",
+            campaign_id=campaign_id,
+            partition=value.partition,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        campaigns.data.pop(campaign_id, None)
+        quarantined.add(campaign_id)
+        return False
+    return True
 
 
 async def _send_unordered(messages: list[Message]) -> None:
@@ -291,6 +359,17 @@ async def _send_unordered(messages: list[Message]) -> None:
 
 
 def _lookup(campaign_id: str) -> Stored | None:
+    if campaign_id in quarantined:
+        raise InvalidRecord(CAMPAIGN_QUARANTINED, f"campaign {campaign_id!r} is quarantined")
+    value: Stored | None = campaigns.get(campaign_id)
+    return value
+
+
+def _lookup_quiet(campaign_id: str) -> Stored | None:
+    """:func:`_lookup` for the Redis publisher: a quarantined campaign publishes nothing
+    (its fast-path allowance then expires: fail closed)."""
+    if campaign_id in quarantined:
+        return None
     value: Stored | None = campaigns.get(campaign_id)
     return value
 
@@ -326,10 +405,18 @@ def _mark(result: Result) -> None:
 def _apply_timer_result(result: Result) -> None:
     """Outputs of a timer step; the changelog is written with the campaign's own
     partition because no input event is in hand."""
+    if result.store is not None and not _write_changelog(result.store.campaign_id, result.store):
+        return
     _send(result.messages)
-    if result.store is not None:
-        campaigns.send_changelog(result.store.partition, result.store.campaign_id, result.store)
     _mark(result)
+
+
+def _remove(value: Stored) -> None:
+    """Drop a campaign from the table: a tombstone in the changelog, so compaction
+    forgets it too and a restart does not bring it back."""
+    campaigns.data.pop(value.campaign_id, None)
+    campaigns.send_changelog(value.partition, value.campaign_id, None, value_serializer="raw")
+    log.info("campaign_expired", campaign_id=value.campaign_id)
 
 
 # ---------------------------------------------------------------------- ownership
@@ -363,6 +450,9 @@ async def _sweep(step: str) -> int:
         return 0
     n = 0
     for value in _owned():
+        if step == "tick" and processor.expired(value):
+            _remove(value)
+            continue
         if step == "tick":
             result = processor.tick(value)
         elif step == "reallocate":
@@ -449,6 +539,7 @@ async def _on_recovered() -> None:
     """The table is complete again: heal the compacted breakers topic (a crash may have
     lost the last transition) and re-publish every owned allowance."""
     status.on_recovered()
+    processor.quota.reset({v.campaign_id for v in _owned() if not v.state.configured})
     healed = 0
     for value in _owned():
         _send(processor.breaker_states(value))
@@ -509,7 +600,7 @@ async def _start() -> None:
     redis_sync = RedisSync(
         publisher,
         processor,
-        lookup=_lookup,
+        lookup=_lookup_quiet,
         owned=lambda p: p in _active_partitions(),
         apply=_apply_timer_result,
         slice_s=settings.allowance_slice_s,
@@ -563,17 +654,55 @@ class ReadyzView(View):
         return self.json(body, status=code)
 
 
+def unauthorised(view: View, request: Request) -> Response | None:
+    """None when the request may read campaign views, else a 401 response.
+
+    With ``settings.worker_web_token`` set, campaign views need ``Authorization: Bearer
+    <token>`` (compared in constant time); faust forwards the header when it routes a
+    view to the owning worker. Health, readiness and metrics stay open for probes and
+    scrapers: they carry no campaign data."""
+    token = settings.worker_web_token
+    if not token:
+        return None
+    given = request.headers.get("Authorization", "")
+    if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return None
+    return view.json(
+        {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
 @app.page("/campaigns/{campaign_id}")
 class CampaignView(View):
     """Status of one campaign, answered by the worker that owns it (faust routes the
     request to the owner of the key's partition)."""
 
-    @app.table_route(table=campaigns, match_info="campaign_id")  # type: ignore[arg-type]
     async def get(self, request: Request, campaign_id: str) -> Response:
-        value = _lookup(campaign_id)
+        denied = unauthorised(self, request)
+        if denied is not None:
+            return denied
+        return await self._owned(request, campaign_id)
+
+    @app.table_route(table=campaigns, match_info="campaign_id")  # type: ignore[arg-type]
+    async def _owned(self, request: Request, campaign_id: str) -> Response:
+        value = campaigns.get(campaign_id) if campaign_id not in quarantined else None
         if value is None:
             return self.json({"error": "unknown campaign", "campaign_id": campaign_id}, status=404)
         return self.json(processor.status(value))
+
+
+# Operator pages (read-only HTML under /ui): their own module, under the same access
+# check as the campaign view; a quarantined campaign shows as unknown.
+processor.activity = ActivityLog(started_at=processor.clock.now().timestamp())
+ui_views = register_ui(
+    app,
+    campaigns,
+    processor=processor,
+    lookup=_lookup_quiet,
+    owned=_owned,
+    activity=processor.activity,
+    authorise=unauthorised,
+)
 
 
 #: Set by :func:`main` (the directory actually used, reported in ``worker_started``).

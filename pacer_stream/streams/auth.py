@@ -34,6 +34,11 @@ from pacer_stream.records import BudgetRecord, CommandRecord
 
 #: Longest accepted validity of a signed record (bounds the remembered nonces).
 MAX_VALIDITY_S: Final = 24 * 3600.0
+#: Accepted nonces remembered per campaign, at most: beyond it a signed record is
+#: refused (``too_many_nonces``) rather than forgetting a live nonce, which would let it
+#: be replayed. Operators send a few commands a day; a key holder flooding one campaign
+#: is stopped here.
+MAX_NONCES: Final = 10_000
 
 UNSIGNED: Final = "unsigned"
 UNKNOWN_KEY: Final = "unknown_key_id"
@@ -41,6 +46,7 @@ BAD_SIGNATURE: Final = "bad_signature"
 EXPIRED: Final = "expired"
 EXPIRY_TOO_FAR: Final = "expiry_too_far"
 REPLAYED: Final = "replayed"
+TOO_MANY_NONCES: Final = "too_many_nonces"
 
 Signed = TypeVar("Signed", BudgetRecord, CommandRecord)
 
@@ -121,4 +127,8 @@ def verify(
         )
     if record.nonce in nonces:
         raise CommandRejected(REPLAYED, f"nonce {record.nonce!r} was already used")
+    if len(nonces) >= MAX_NONCES:
+        raise CommandRejected(
+            TOO_MANY_NONCES, f"{MAX_NONCES} signed records of this campaign are still valid"
+        )
     nonces[record.nonce] = expires

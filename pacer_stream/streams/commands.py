@@ -9,14 +9,17 @@ settings (``PACER_*``). Heavy imports happen inside the commands so ``--help`` i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -203,13 +206,29 @@ def register(app: typer.Typer) -> None:
             "", help="Worker web address (default http://127.0.0.1:PACER_WORKER_WEB_PORT)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the raw JSON."),
+        watch: bool = typer.Option(
+            False,
+            "--watch",
+            "-w",
+            help="Keep the view open, refreshed in place: pace, spend curve by hour, "
+            "breaker timeline, alerts and can-spend denials (Ctrl-C to quit).",
+        ),
+        interval: float = typer.Option(5.0, min=0.5, help="Seconds between refreshes (--watch)."),
+        iterations: int = typer.Option(
+            0, min=0, help="Stop after this many refreshes (--watch; 0 = until Ctrl-C)."
+        ),
     ) -> None:
         """Show a campaign's pace, spend, reservations and breakers (asks the worker)."""
         from pacer_stream.settings import get_settings
 
-        base = url or f"http://127.0.0.1:{get_settings().worker_web_port}"
+        s = get_settings()
+        base = url or f"http://127.0.0.1:{s.worker_web_port}"
+        path_id = urllib.parse.quote(campaign_id, safe="")
+        if watch:
+            _watch(_request(f"{base}/ui/api/campaigns/{path_id}"), interval, iterations)
+            return
         try:
-            with urllib.request.urlopen(f"{base}/campaigns/{campaign_id}", timeout=5) as resp:
+            with urllib.request.urlopen(_request(f"{base}/campaigns/{path_id}"), timeout=5) as resp:
                 body = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             console.print(f"[red]{exc.code}[/] {exc.read().decode(errors='replace')}")
@@ -220,7 +239,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             console.print_json(data=body)
             return
-        head = f"[bold]{body['campaign_id']}[/] ({body['timezone']}, {body['strategy']})"
+        head = f"[bold]{escape(body['campaign_id'])}[/] ({body['timezone']}, {body['strategy']})"
         if body.get("emergency_stopped"):
             head += f" [red]EMERGENCY STOPPED[/]: {body.get('stop_reason', '')}"
         console.print(head + f" at {body['at']}")
@@ -264,6 +283,34 @@ def register(app: typer.Typer) -> None:
     app.add_typer(topics_app, name="topics")
     app.add_typer(budget_app, name="budget")
     app.add_typer(alerts_app, name="alerts")
+
+
+def _request(url: str) -> urllib.request.Request:
+    """A GET of a worker view, with ``Authorization: Bearer`` when
+    ``PACER_WORKER_WEB_TOKEN`` is set (the worker then refuses campaign views without)."""
+    from pacer_stream.settings import get_settings
+
+    token = get_settings().worker_web_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return urllib.request.Request(url, headers=headers)
+
+
+def _watch(request: urllib.request.Request, interval: float, iterations: int) -> None:
+    """``status --watch``: the operator page's facts, redrawn in place."""
+    from pacer_stream.streams.ui.terminal import watch
+
+    def fetch() -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                body: dict[str, Any] = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
+        except urllib.error.URLError as exc:
+            raise RuntimeError(f"worker not reachable: {exc.reason}") from None
+        return body
+
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(fetch, console=console, interval=interval, iterations=iterations)
 
 
 async def _tail_alerts(from_beginning: bool, limit: int, timeout: float) -> None:

@@ -10,18 +10,60 @@ everything that produces or consumes uses the *actual* name; this class maps bot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pacer_stream import topics
+from pacer_stream.errors import InvalidRecord
+
+#: Default of ``settings.reply_topic_pattern``: the shared replies topic and per-client
+#: topics beside it (``pacer.can-spend.replies.<client>``), behind the prefix.
+DEFAULT_REPLY_PATTERN = "pacer.can-spend.replies.*"
+#: DLQ code of a can-spend request whose ``reply_to`` the worker will not write to.
+REPLY_TO_NOT_ALLOWED = "reply_to_not_allowed"
 
 
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     prefix: str = ""
+    #: Glob (after the prefix) a request's ``reply_to`` must match.
+    reply_pattern: str = DEFAULT_REPLY_PATTERN
+    #: The worker's application id: its changelog and internal topics start with it.
+    app_id: str = "pacer-stream"
 
     @classmethod
     def from_settings(cls, settings: Any) -> TopicNames:
-        return cls(str(getattr(settings, "topic_prefix", "") or ""))
+        return cls(
+            str(getattr(settings, "topic_prefix", "") or ""),
+            str(getattr(settings, "reply_topic_pattern", DEFAULT_REPLY_PATTERN)),
+            str(getattr(settings, "app_id", "pacer-stream")),
+        )
+
+    def reply_topic(self, reply_to: str | None) -> str:
+        """Where to write a can-spend reply: the replies topic, or the request's
+        ``reply_to`` when it names a reply topic this deployment allows.
+
+        The worker writes replies with its own credentials, so a sender must not be able
+        to aim them at any other topic: an input, output or DLQ topic, the table's
+        changelog or faust's internal topics (``<app_id>-...``), or Kafka's own
+        (``__consumer_offsets``...). Refused requests go to the DLQ with
+        ``reply_to_not_allowed``; nothing is produced on the sender's say-so."""
+        if reply_to is None:
+            return self.replies
+        own = reply_to.startswith(self.prefix)
+        name = reply_to[len(self.prefix) :] if own else reply_to
+        if (
+            not own
+            or not fnmatchcase(name, self.reply_pattern)
+            or (name in topics.ALL_TOPICS and name != topics.CAN_SPEND_REPLIES)
+            or reply_to.startswith(("_", self.app_id))
+        ):
+            raise InvalidRecord(
+                REPLY_TO_NOT_ALLOWED,
+                f"reply_to {reply_to!r} is not an allowed reply topic "
+                f"(allowed: {self.prefix}{self.reply_pattern})",
+            )
+        return reply_to
 
     def actual(self, logical: str) -> str:
         return self.prefix + logical

@@ -59,7 +59,9 @@ from pacer_stream.records import (
     SpendRecord,
 )
 from pacer_stream.streams import auth
+from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
+from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.stored import Stored
 
@@ -68,6 +70,8 @@ audit = get_logger("pacer_stream.audit")
 
 #: Code of a record that made the processor itself fail (a bug, never expected).
 INTERNAL_ERROR = "internal_error"
+#: Default of ``settings.max_unbudgeted_campaigns``.
+DEFAULT_MAX_UNBUDGETED_CAMPAIGNS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,8 @@ class Processor:
         command_keys: Mapping[str, bytes] | None = None,
         require_signed: bool = False,
         max_payload_bytes: int = records.DEFAULT_MAX_PAYLOAD_BYTES,
+        quota: CampaignQuota | None = None,
+        alert_limiter: AlertLimiter | None = None,
     ) -> None:
         self.engine = engine or PacingEngine()
         self.names = names or TopicNames()
@@ -134,6 +140,11 @@ class Processor:
         self.command_keys = dict(command_keys or {})
         self.require_signed = require_signed
         self.max_payload_bytes = max_payload_bytes
+        self.quota = quota or CampaignQuota(DEFAULT_MAX_UNBUDGETED_CAMPAIGNS)
+        self.alert_limiter = alert_limiter or AlertLimiter()
+        #: Recent decisions, breaker transitions and alerts per campaign for the operator
+        #: page (observability only: nothing here is read back by a rule).
+        self.activity: ActivityLog | None = None
 
     @classmethod
     def from_settings(
@@ -146,6 +157,10 @@ class Processor:
             command_keys=auth.parse_keys(settings.command_keys),
             require_signed=bool(settings.require_signed_commands),
             max_payload_bytes=int(settings.max_payload_bytes),
+            quota=CampaignQuota(int(settings.max_unbudgeted_campaigns)),
+            alert_limiter=AlertLimiter(
+                int(settings.alert_burst), float(settings.alert_burst_window_s)
+            ),
         )
 
     # ------------------------------------------------------------------ input records
@@ -215,21 +230,40 @@ class Processor:
         rec = records.decode_as(SpendRecord, value, max_bytes=self.max_payload_bytes)
         records.check_key(rec, key)
         stored = lookup(rec.campaign_id)
-        if stored is None:  # spend without a budget is still a fact: record it
+        if stored is None:  # spend without a budget is still a fact: record it ...
+            if not self.quota.admit(rec.campaign_id):  # ... up to a quota of such campaigns
+                raise InvalidRecord(
+                    UNBUDGETED_CAMPAIGN_LIMIT,
+                    f"this worker already holds {self.quota.limit} campaigns without a "
+                    "budget; spend for another one is not recorded",
+                )
             stored = Stored(self.engine.new_campaign(rec.campaign_id), partition)
         state = stored.state
         if state.offsets.get(topics.SPEND, -1) >= offset:
             metrics.observe_spend_event("duplicate")
             return Result(status="replayed")
         event = rec.to_core()
-        res = self.engine.record_spend(state, event, now)
+        try:
+            res = self.engine.record_spend(state, event, now)
+        except PacerError:
+            if not state.configured and not state.channels:
+                self.quota.budgeted(rec.campaign_id)  # nothing was created after all
+            raise
         state.offsets[topics.SPEND] = offset
         stored.partition = partition
         if res.duplicate:
             metrics.observe_spend_event("duplicate")
             return Result(store=stored, status="duplicate")
         rid = rec.reservation_id
-        if rid is not None and fastpath_keys.is_fastpath_reservation_id(rid):
+        # Fast-path spend the core counted today is "reported" to Redis, which then
+        # stops holding it back from the allowance; spend the engine filed under an
+        # earlier day is not (today's allowance never saw it), so Redis keeps holding
+        # it back: the two agree on where the money went, erring on the side of less.
+        if (
+            rid is not None
+            and res.placement == "today"
+            and fastpath_keys.is_fastpath_reservation_id(rid)
+        ):
             try:
                 epoch = fastpath_keys.parse_reservation_id(rid).epoch
             except PacerError:
@@ -266,7 +300,7 @@ class Processor:
         started = time.perf_counter()
         rec = records.decode_as(CanSpendRequest, value, now=now, max_bytes=self.max_payload_bytes)
         records.check_key(rec, key)
-        reply_topic = rec.reply_to or self.names.replies
+        reply_topic = self.names.reply_topic(rec.reply_to)
         stored = lookup(rec.campaign_id)
         state = stored.state if stored is not None else None
         if now > rec.deadline:
@@ -309,6 +343,10 @@ class Processor:
         reply = Message(reply_topic, rec.campaign_id.encode(), payload, unordered=True)
         messages = [*self.emit(outputs), reply]
         metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
+        if self.activity is not None:
+            self.activity.record_decision(
+                rec.campaign_id, rec.channel, rec.amount_micros, decision, now
+            )
         dirty = [(rec.campaign_id, rec.channel)] if store is not None else []
         return Result(messages, store, dirty, status, _breakers(outputs))
 
@@ -341,6 +379,9 @@ class Processor:
             stored.state = state
             stored.partition = partition
         stored.nonces = nonces
+        stored.config_applied_at = now.timestamp()
+        stored.config_updated_at = rec.updated_at.timestamp()
+        self.quota.budgeted(rec.campaign_id)
         log.info(
             "budget_applied",
             campaign_id=rec.campaign_id,
@@ -459,9 +500,16 @@ class Processor:
     # ------------------------------------------------------------------ outputs
     def emit(self, outputs: Iterable[Output]) -> list[Message]:
         """Encode engine outputs as records of the output topics (and count them)."""
+        outputs = list(outputs)
+        if self.activity is not None:
+            self.activity.record_outputs(outputs)
         out: list[Message] = []
         for o in outputs:
             if isinstance(o, Alert):
+                channel = o.channel.value if o.channel is not None else ""
+                if not self.alert_limiter.allow(o.campaign_id, channel, o.at.timestamp()):
+                    metrics.observe_alert_suppressed(o.alert_type)
+                    continue
                 metrics.observe_alert(o.alert_type)
                 value = records.encode_alert(o, validate=False)
                 out.append(Message(self.names.alerts, o.campaign_id.encode(), value))
@@ -493,6 +541,14 @@ class Processor:
         return out
 
     # ------------------------------------------------------------------ timer steps
+    def expired(self, stored: Stored) -> bool:
+        """True when the campaign should leave the table (see ``PacingEngine.expired``);
+        the caller deletes it and writes the tombstone."""
+        if not self.engine.expired(stored.state, self.clock.now()):
+            return False
+        self.quota.budgeted(stored.campaign_id)
+        return True
+
     def tick(self, stored: Stored) -> Result:
         """Publish due time-based transitions (reservation expiry, cooldowns, alerts)."""
         outputs = self.engine.tick(stored.state, self.clock.now())
@@ -564,10 +620,17 @@ class Processor:
         return result, out
 
     def status(self, stored: Stored) -> dict[str, Any]:
-        """Read-only status of a campaign (computed on a copy: viewing changes nothing)."""
+        """Status of a campaign, read in place (no copy: the view runs on the event loop
+        the agents share, and copying a campaign with a large event-id window would
+        stall them).
+
+        Reading applies only the lazy time transitions every decision applies (expiry,
+        day roll, cooldown end): they are a function of the clock, recomputed the same
+        way after a crash, and any transition they produce waits in the campaign's
+        outbox for the next record or timer to publish -- the view itself produces
+        nothing and writes no changelog."""
         now = self.clock.now()
-        state = _copy_state(stored)
-        self.engine.tick(state, now)
+        state = stored.state
         channels = []
         for channel, ch in state.channels.items():
             snap = self.engine.snapshot(state, channel, now)

@@ -12,6 +12,10 @@ same message means a crash can never persist one without the others.
   :mod:`.auth`).
 * ``fastpath`` -- per channel, fast-path spend the core has already seen, by Redis
   ledger epoch (``reported_micros`` of the ``RedisPublisher`` contract).
+* ``config_applied_at`` / ``config_updated_at`` -- when (worker clock) the last budget
+  record was applied, and that record's own ``updated_at``: the operator page shows when
+  the configuration last changed, and that must survive restarts. Optional in the
+  serialised form (values written before it existed load as ``None``).
 
 The faust codec wrapping :func:`dumps`/:func:`loads` lives in :mod:`.app` (this module
 does not import faust) and is registered as :data:`CODEC_NAME`.
@@ -39,6 +43,8 @@ class Stored:
     partition: int
     nonces: dict[str, float] = field(default_factory=dict)
     fastpath: dict[str, dict[str, int]] = field(default_factory=dict)
+    config_applied_at: float | None = None
+    config_updated_at: float | None = None
 
     @property
     def campaign_id(self) -> str:
@@ -62,6 +68,7 @@ def dumps(value: Stored) -> bytes:
             "s": serde.to_dict(value.state),
             "n": value.nonces,
             "f": value.fastpath,
+            "c": [value.config_applied_at, value.config_updated_at],
         }
     )
 
@@ -73,6 +80,7 @@ def loads(data: bytes) -> Stored:
         raise serde.SerdeError(f"stored campaign is not JSON: {exc}") from exc
     if not isinstance(obj, dict) or obj.get("v") != FORMAT_VERSION:
         raise serde.SerdeError("unknown stored campaign format")
+    config = obj.get("c") or [None, None]
     return Stored(
         state=serde.from_dict(obj["s"]),
         partition=int(obj["p"]),
@@ -81,4 +89,10 @@ def loads(data: bytes) -> Stored:
             str(c): {str(e): int(m) for e, m in epochs.items()}
             for c, epochs in obj.get("f", {}).items()
         },
+        config_applied_at=_opt_float(config[0]),
+        config_updated_at=_opt_float(config[1]),
     )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

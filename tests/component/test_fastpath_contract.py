@@ -173,8 +173,37 @@ async def test_retried_reserve_returns_the_same_result_without_double_deduction(
     )
     assert again.expires_at_ms == first.expires_at_ms
     assert (await store.usage(unique_id, CH)).consumed_micros == 300
-    with pytest.raises(IdempotencyConflict):
-        await store.reserve(unique_id, CH, 301, "req-1")
+    conflict = await store.reserve(unique_id, CH, 301, "req-1")
+    assert not conflict.allowed and conflict.code is Code.IDEMPOTENCY_CONFLICT
+    assert conflict.reservation_id is None
+    assert (await store.usage(unique_id, CH)).consumed_micros == 300
+
+
+async def test_retry_of_an_ended_reservation_authorises_nothing(
+    store: Any, unique_id: str
+) -> None:
+    """The same codes as the engine: a settled, released or expired hold is not granted
+    again to a retry, whatever allowance is left."""
+    await publish(store, unique_id, 1_000)
+    s = await store.reserve(unique_id, CH, 100, "s")
+    await store.settle(s.reservation_id, 100)
+    again = await store.reserve(unique_id, CH, 100, "s")
+    assert not again.allowed and again.code is Code.RESERVATION_SETTLED
+    assert again.replayed and again.reservation_id == s.reservation_id
+    r = await store.reserve(unique_id, CH, 100, "r")
+    await store.release(r.reservation_id)
+    again = await store.reserve(unique_id, CH, 100, "r")
+    assert not again.allowed and again.code is Code.RESERVATION_RELEASED
+    assert (await store.usage(unique_id, CH)).consumed_micros == 100
+
+
+async def test_a_live_retry_is_refused_once_the_breaker_opens(store: Any, unique_id: str) -> None:
+    await publish(store, unique_id, 1_000)
+    first = await store.reserve(unique_id, CH, 100, "q")
+    assert first.allowed
+    await publish(store, unique_id, 0, state=CircuitBreakerState.OPEN)
+    again = await store.reserve(unique_id, CH, 100, "q")
+    assert not again.allowed and again.code is Code.BREAKER_OPEN
 
 
 async def test_retried_denial_is_decided_afresh(store: Any, unique_id: str) -> None:
@@ -207,7 +236,7 @@ async def test_settle_and_release_are_idempotent(store: Any, unique_id: str) -> 
     assert u.consumed_micros == 250 and u.outstanding_micros == 0 and u.settled_micros == 250
     # A reserve retry after release does not resurrect the reservation.
     again = await store.reserve(unique_id, CH, 100, "b")
-    assert not again.allowed and "released" in again.reason
+    assert not again.allowed and again.code is Code.RESERVATION_RELEASED
 
 
 # ------------------------------------------------------------------ settle amounts
@@ -259,7 +288,9 @@ async def test_expired_reservation_is_reclaimed_inside_the_next_call(
     # b (also expired by now) is reclaimed during the settle; the late spend is charged.
     assert late.excess_micros == 0 and late.remaining_micros == 600
     again = await store.reserve(unique_id, CH, 1_000, "a")
-    assert not again.allowed and again.code is Code.STATE_STALE
+    assert not again.allowed and again.code is Code.RESERVATION_SETTLED  # settled late
+    again = await store.reserve(unique_id, CH, 1_000, "b")
+    assert not again.allowed and again.code is Code.RESERVATION_EXPIRED
 
 
 async def test_settle_of_unknown_reservation_charges_the_spend_once(

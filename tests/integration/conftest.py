@@ -93,7 +93,9 @@ class StreamRun:
     redis: bool = False
     #: The broker this run talks to (a test's own broker for fault and SASL tests).
     bootstrap: str = BOOTSTRAP
-    #: Extra ``PACER_*`` variables of the worker (Redis URL, SASL credentials, ...).
+    #: Bearer token the worker's campaign views require (None: open).
+    web_token: str | None = None
+    #: More ``PACER_*`` settings for the worker (Redis URL, SASL credentials, ...).
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -129,6 +131,8 @@ class StreamRun:
                 "PACER_LOG_LEVEL": "INFO",
             }
         )
+        if self.web_token is not None:
+            env["PACER_WORKER_WEB_TOKEN"] = self.web_token
         env.update(self.extra_env)
         return env
 
@@ -186,9 +190,14 @@ class WorkerProcess:
         except OSError:
             return ""
 
-    def get(self, path: str) -> tuple[int, Any]:
+    def get(self, path: str, *, token: str | None = None) -> tuple[int, Any]:
+        """GET a view; campaign views carry the run's bearer token unless ``token`` is
+        given ("" sends none)."""
+        token = self.run.web_token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(self.base + path, headers=headers)
         try:
-            with urllib.request.urlopen(self.base + path, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 body = resp.read()
                 status = resp.status
         except urllib.error.HTTPError as exc:

@@ -239,7 +239,7 @@ async def test_reply_to_topic_and_timeouts(
     # a per-client reply topic
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    own = stream_run.prefix + "bidder-1.replies"
+    own = stream_run.prefix + "pacer.can-spend.replies.bidder-1"
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     try:

@@ -146,3 +146,25 @@ def test_dedupe_window_remembers_ids_for_at_least_a_day() -> None:
     assert h.spend(U, event_id="once").duplicate
     h.at(DAY0 + timedelta(hours=26, minutes=1))
     assert not h.state.dedupe.seen("once", h.now.timestamp())
+
+
+def test_held_reservations_are_bounded_per_channel() -> None:
+    """A flood of 1-micro requests cannot grow a channel's reservations without bound:
+    past the limit they are refused with their own code, live and expired-unreported
+    holds counted together."""
+    from pacer_stream.core.policy import MAX_HELD_RESERVATIONS
+    from pacer_stream.core.types import Code
+
+    h = Harness({G: 10**12}, thresholds=Thresholds(max_hourly_spend_pct=1.0,
+                                                      frontload_protection_hours=0,
+                                                      velocity_multiple=10**6))
+    h.at(DAY0 + timedelta(hours=12))
+    for i in range(MAX_HELD_RESERVATIONS):
+        assert h.reserve(1, request_id=f"q{i}").allowed
+    d = h.reserve(1, request_id="one-more")
+    assert not d.allowed and d.code is Code.RESERVATION_LIMIT
+    h.advance(seconds=61)  # all expire: they wait for late reports, still counted
+    assert not h.reserve(1, request_id="after-expiry").allowed
+    assert len(h.ch().reservations) + len(h.ch().unreported) == MAX_HELD_RESERVATIONS
+    h.advance(seconds=601)  # the reporting grace is over: room again
+    assert h.reserve(1, request_id="later").allowed

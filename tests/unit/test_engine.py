@@ -445,19 +445,14 @@ def test_answered_request_ids_are_bounded() -> None:
     assert len(h.state.answered) <= 10_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design question: a retried request id whose reservation has expired (or was "
-    "settled/released) is answered allowed=True with the old reservation id but no hold "
-    "and no expiry; it is neither re-evaluated nor denied",
-)
-def test_retry_after_expiry_does_not_authorise_without_a_hold() -> None:
+def test_retry_after_expiry_is_denied_with_its_own_code() -> None:
     h = Harness(thresholds=UNCAPPED)
     h.at(DAY0 + timedelta(hours=12))
     h.reserve(5 * U, request_id="q")
     h.advance(minutes=5)
     d = h.reserve(5 * U, request_id="q")
-    assert not d.allowed or h.ch().reserved_total == 5 * U
+    assert not d.allowed and d.code is Code.RESERVATION_EXPIRED
+    assert h.ch().reserved_total == 0
 
 
 # -- commands ------------------------------------------------------------------------------

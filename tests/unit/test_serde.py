@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pacer_stream.core import serde
 from pacer_stream.core.allocation.base import StrategyResult
 from pacer_stream.core.engine import PacingEngine
-from pacer_stream.core.state import CampaignState
+from pacer_stream.core.state import Answer, AnswerStatus, CampaignState, Unreported
 from pacer_stream.core.types import (
     CampaignConfig,
     ChannelConfig,
@@ -243,10 +243,34 @@ def test_busy_state_roundtrip_and_size() -> None:
 def test_offsets_and_answered_survive() -> None:
     state = _busy_state()
     state.offsets["pacer.spend.v1"] = 12345
-    state.answered["odd"] = "custom-id"
+    state.answered["odd"] = Answer(CHANNELS[0], 7, "custom-id", 1.5e9, AnswerStatus.SETTLED)
+    state.answered["q"] = Answer(CHANNELS[1], 9, "res-q", 1.6e9)
     copy = serde.loads(serde.dumps(state))
     assert copy.offsets == {"pacer.spend.v1": 12345}
     assert list(copy.answered.items()) == list(state.answered.items())
+
+
+def test_answers_in_the_older_format_are_forgotten_not_trusted() -> None:
+    """Older values kept request id -> reservation id only; without channel and amount
+    a retry could not be checked, so those answers load as none (a retry of such a
+    request is then decided afresh by every rule)."""
+    state = _busy_state()
+    data = serde.to_dict(state)
+    data["a"] = {"k": ["q1", "q2"], "x": {"q2": "custom"}}
+    assert serde.from_dict(data).answered == {}
+
+
+def test_unreported_reservations_keep_their_creation_time() -> None:
+    state = _busy_state()
+    ch = state.channels[CHANNELS[0]]
+    ch.unreported = {"res-a": Unreported(5, 1.7e9, 1.69e9)}
+    ch.unreported_total = 5
+    copy = serde.loads(serde.dumps(state)).channels[CHANNELS[0]]
+    assert copy.unreported == {"res-a": Unreported(5, 1.7e9, 1.69e9)}
+    assert copy.unreported_total == 5
+    older = serde.to_dict(state)
+    older["ch"][0]["ur"] = [["res-a", 5, 1.7e9]]  # written before creation times were kept
+    assert serde.from_dict(older).channels[CHANNELS[0]].unreported["res-a"].created_at == 0.0
 
 
 def test_non_finite_strategy_values_roundtrip() -> None:

@@ -3,9 +3,11 @@
 -- ARGV: 1 request_id, 2 amount_micros
 -- Reply: {allowed 0|1, code, remaining_micros, generation, expires_at_ms, epoch, reason,
 --         replayed 0|1}
--- Idempotent by request_id: a retry of an allowed request returns the original result
--- and deducts nothing. Denials are not remembered (nothing was deducted, so deciding a
--- retried denial afresh cannot double-count).
+-- Idempotent by request_id: a retry of an allowed request whose hold is live returns the
+-- original result and deducts nothing; once the hold was settled, released or expired the
+-- retry is denied with reservation_settled / reservation_released / reservation_expired;
+-- another amount is denied idempotency_conflict. Denials are not remembered (nothing was
+-- deducted, so deciding a retried denial afresh cannot double-count).
 -- Cost: 7 redis.call()s on the allowed path (TIME, ZRANGEBYSCORE, HMGET, GET, GET, HSET,
 -- ZADD); no TTL bookkeeping (publish owns the TTLs).
 local A, B, L, T = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -33,16 +35,32 @@ local function deny(code, remaining, reason)
 end
 
 if epoch and l[5] then
+  -- A retry is one only with the same amount (campaign and channel are in the keys); it
+  -- never authorises anything the original did not, and a live hold is refused once the
+  -- breaker stopped spending (an emergency stop publishes the breaker open).
   local r = unpack_record(l[5])
   if r.amount > 0 and r.amount ~= amount then
-    fail('IDEMPOTENCY_CONFLICT', 'request_id was already used with a different amount')
+    return {0, 'idempotency_conflict', remaining_now(), 0, 0, epoch,
+      'request_id was already used with a different amount; a new request needs a new request_id', 0}
   end
-  if r.st == 'R' or r.st == 'S' then
+  if r.st == 'R' then
+    local rb = read_breaker(B)
+    if rb == nil or rb.exp <= now then
+      return deny('state_stale', 0, 'circuit breaker state is stale (worker has not refreshed it)')
+    end
+    if rb.state ~= 'closed' then
+      return deny('circuit_breaker_open', 0, 'circuit breaker is ' .. rb.state)
+    end
     return {1, 'ok', r.rem, r.gen, r.exp, epoch, 'replayed: reservation already granted', 1}
   end
-  local what = 'expired'
-  if r.st == 'L' then what = 'released' elseif r.st == 'Z' then what = 'settled late' end
-  return deny('state_stale', remaining_now(), 'request_id names a reservation that was already ' .. what)
+  local code, what = 'reservation_expired', 'expired'
+  if r.st == 'S' or r.st == 'Z' then
+    code, what = 'reservation_settled', 'settled'
+  elseif r.st == 'L' then
+    code, what = 'reservation_released', 'released'
+  end
+  return {0, code, remaining_now(), 0, 0, epoch,
+    'request_id names a reservation that was already ' .. what .. '; nothing new is authorised', 1}
 end
 
 local b = read_breaker(B)
