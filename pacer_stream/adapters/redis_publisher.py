@@ -89,7 +89,11 @@ class RedisPublisher:
 
             settings = get_settings()
         store = RedisStore.from_settings(settings)
-        kwargs: dict[str, Any] = {"ttl_s": float(settings.allowance_ttl_s), "store": store}
+        kwargs: dict[str, Any] = {
+            "ttl_s": float(settings.allowance_ttl_s),
+            "quarantine_s": float(settings.redis_quarantine_s),
+            "store": store,
+        }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)
 

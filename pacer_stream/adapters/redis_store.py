@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -87,6 +88,24 @@ def _raise_caller_error(exc: ResponseError) -> None:
         raise IdempotencyConflict(message) from None
 
 
+def _cluster_client(
+    url: str, timeout_s: float, pool_size: int, extra: dict[str, Any]
+) -> RedisCluster:
+    """Redis Cluster client: ``url`` names any node, the others are discovered. Every
+    script touches the keys of one campaign, which share a slot (``{campaign}`` hash
+    tag), so each call goes to exactly one node. Few cluster retries: a node that is
+    down must turn into a fast denial (fail closed), not a long retry loop."""
+    return RedisCluster.from_url(
+        url,
+        max_connections=pool_size,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        cluster_error_retry_attempts=1,
+        decode_responses=True,
+        **extra,
+    )
+
+
 class RedisStore:
     """Redis implementation of :class:`~pacer_stream.adapters.store.AllowanceStore`.
 
@@ -110,7 +129,8 @@ class RedisStore:
         ssl_keyfile: str | None = None,
         prefix: str = keys.DEFAULT_PREFIX,
         on_fail_closed: FailClosedHook | None = None,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | RedisCluster | None = None,
+        cluster: bool = False,
     ) -> None:
         if pool_size < 1:
             raise InvalidArgument("pool_size must be at least 1")
@@ -134,6 +154,9 @@ class RedisStore:
                     extra["ssl_certfile"] = ssl_certfile
                 if ssl_keyfile is not None:
                     extra["ssl_keyfile"] = ssl_keyfile
+            if cluster:
+                client = _cluster_client(url, timeout_s, pool_size, extra)
+        if client is None:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=pool_size,
@@ -150,14 +173,15 @@ class RedisStore:
                 **extra,
             )
             client = aioredis.Redis.from_pool(pool)
-        self.redis: aioredis.Redis = client
+        self.redis: aioredis.Redis | RedisCluster = client
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> RedisStore:
-        """Build from :class:`pacer_stream.settings.Settings` (URL, ACL user, TLS CA)."""
+        """Build from :class:`pacer_stream.settings.Settings` (URL, ACL user, TLS CA and
+        client certificate)."""
         if settings is None:
             from pacer_stream.settings import get_settings
 
@@ -167,6 +191,11 @@ class RedisStore:
             "username": settings.redis_username,
             "password": settings.redis_password,
             "ssl_ca_certs": settings.redis_ssl_ca_certs,
+            # Mutual TLS: without these a deployment that configured a client
+            # certificate would silently connect without one.
+            "ssl_certfile": settings.redis_ssl_certfile,
+            "ssl_keyfile": settings.redis_ssl_keyfile,
+            "cluster": settings.redis_cluster,
         }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)
@@ -185,6 +214,12 @@ class RedisStore:
             raise StoreUnavailable(f"redis rejected {name}: {exc}") from exc
         except (TimeoutError, RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis unavailable during {name}: {exc!r}") from exc
+        except (AttributeError, TypeError) as exc:
+            # The cluster client, when a node times out, re-reads the topology and closes
+            # connections other calls are still using; those surface as AttributeError
+            # on a closed stream. Whatever the client library trips over is a denial,
+            # never a crash of the bid engine.
+            raise StoreUnavailable(f"redis client failed during {name}: {exc!r}") from exc
 
     async def load_scripts(self) -> list[str]:
         """SCRIPT LOAD every script (worker side), so bid engines that may not load

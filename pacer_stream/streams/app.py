@@ -56,6 +56,7 @@ from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
+from pacer_stream.streams.datadir import DataDir, prepare_data_dir
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
@@ -583,7 +584,15 @@ async def _start() -> None:
         partitions=settings.topic_partitions,
         web_port=settings.worker_web_port,
         redis=settings.redis_publish_enabled,
+        data_dir=str(app.conf.datadir),
     )
+    if data_dir is not None and data_dir.problem:
+        log.warning(
+            "worker_data_dir_fallback",
+            configured=settings.worker_data_dir,
+            problem=data_dir.problem,
+            data_dir=str(data_dir.path),
+        )
     if not settings.redis_publish_enabled:
         return
     from pacer_stream.adapters.redis_publisher import RedisPublisher
@@ -604,6 +613,15 @@ async def _start() -> None:
         await redis_sync.run()
     finally:
         await publisher.aclose()
+
+
+@app.task(on_leader=False)  # type: ignore[untyped-decorator]
+async def _probe_broker() -> None:
+    """Keep ``/readyz`` honest about the broker (see :mod:`.broker_probe`)."""
+    from pacer_stream.streams.admin import kafka_options
+    from pacer_stream.streams.broker_probe import BrokerProbe
+
+    await BrokerProbe(kafka_options(settings), status).run()
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]
@@ -688,7 +706,16 @@ ui_views = register_ui(
 )
 
 
+#: Set by :func:`main` (the directory actually used, reported in ``worker_started``).
+data_dir: DataDir | None = None
+
+
 def main() -> None:
     """Run the worker until SIGTERM/SIGINT (graceful: flush, commit, leave the group)."""
+    global data_dir
+    # Create the data directory (faust creates only its last component), or fall back
+    # to a temporary one: the worker starts from any working directory.
+    data_dir = prepare_data_dir(settings.worker_data_dir)
+    app.conf.datadir = data_dir.path
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
