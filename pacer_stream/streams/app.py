@@ -618,7 +618,7 @@ async def _start() -> None:
 @app.task(on_leader=False)  # type: ignore[untyped-decorator]
 async def _probe_broker() -> None:
     """Keep ``/readyz`` honest about the broker (see :mod:`.broker_probe`)."""
-    from pacer_stream.streams.admin import kafka_options
+    from pacer_stream.connection import kafka_options
     from pacer_stream.streams.broker_probe import BrokerProbe
 
     await BrokerProbe(kafka_options(settings), status).run()
