@@ -45,6 +45,7 @@ from pacer_stream.adapters.store import (
     DEFAULT_QUARANTINE_S,
     DEFAULT_RESERVATION_TTL_S,
     DEFAULT_RETENTION_S,
+    PublishRequest,
     PublishResult,
     Usage,
 )
@@ -128,21 +129,23 @@ class RedisPublisher:
             await self.load_scripts()
         key = (str(campaign_id), str(getattr(channel, "value", channel)))
         result = await self.store.publish(
-            campaign_id,
-            channel,
-            allowance_micros,
-            breaker_state,
-            self.ttl_s if ttl_s is None else ttl_s,
-            reservation_ttl_s=(
-                self.reservation_ttl_s if reservation_ttl_s is None else reservation_ttl_s
-            ),
-            generation=generation,
-            reported_micros=reported_micros,
-            limit_code=limit_code,
-            expected_epoch=self._epochs.get(key),
-            quarantine_s=self.quarantine_s,
-            retention_s=self.retention_s,
-            ledger_ttl_s=self.ledger_ttl_s,
+            PublishRequest(
+                campaign_id,
+                channel,
+                allowance_micros,
+                breaker_state,
+                self.ttl_s if ttl_s is None else ttl_s,
+                reservation_ttl_s=(
+                    self.reservation_ttl_s if reservation_ttl_s is None else reservation_ttl_s
+                ),
+                generation=generation,
+                reported_micros=reported_micros,
+                limit_code=limit_code,
+                expected_epoch=self._epochs.get(key),
+                quarantine_s=self.quarantine_s,
+                retention_s=self.retention_s,
+                ledger_ttl_s=self.ledger_ttl_s,
+            )
         )
         self._epochs[key] = result.epoch
         if result.created:

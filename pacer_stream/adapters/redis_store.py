@@ -31,12 +31,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from pacer_stream.adapters import keys
 from pacer_stream.adapters.store import (
-    DEFAULT_LEDGER_TTL_S,
-    DEFAULT_QUARANTINE_S,
-    DEFAULT_RESERVATION_TTL_S,
-    DEFAULT_RETENTION_S,
     FailClosedHook,
     IdempotencyConflict,
+    PublishRequest,
     PublishResult,
     Release,
     ReleaseStatus,
@@ -310,39 +307,8 @@ class RedisStore:
         )
 
     # ------------------------------------------------------------------ publish
-    async def publish(
-        self,
-        campaign_id: str,
-        channel: ChannelType | str,
-        allowance_micros: int,
-        breaker_state: CircuitBreakerState | str,
-        ttl_s: float,
-        *,
-        reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
-        generation: int | None = None,
-        reported_micros: int | None = None,
-        limit_code: Code = Code.HOURLY_CAP,
-        expected_epoch: str | None = None,
-        quarantine_s: float = DEFAULT_QUARANTINE_S,
-        retention_s: float = DEFAULT_RETENTION_S,
-        ledger_ttl_s: float = DEFAULT_LEDGER_TTL_S,
-    ) -> PublishResult:
-        p = check_publish_args(
-            campaign_id,
-            channel,
-            allowance_micros,
-            breaker_state,
-            ttl_s,
-            reservation_ttl_s=reservation_ttl_s,
-            generation=generation,
-            reported_micros=reported_micros,
-            limit_code=limit_code,
-            expected_epoch=expected_epoch,
-            quarantine_s=quarantine_s,
-            retention_s=retention_s,
-            ledger_ttl_s=ledger_ttl_s,
-            prefix=self.prefix,
-        )
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        p = check_publish_args(request, prefix=self.prefix)
         reply = await self._run(
             "publish",
             p.keys.all(),

@@ -18,6 +18,7 @@ from pacer_stream.adapters.redis_store import RedisStore
 from pacer_stream.adapters.store import (
     AllowanceStore,
     IdempotencyConflict,
+    PublishRequest,
     ReleaseStatus,
     SettleStatus,
 )
@@ -58,7 +59,7 @@ async def drop_state(store: Any, cid: str, ch: ChannelType = CH) -> None:
 async def publish(store: Any, cid: str, amount: int, **kw: Any) -> Any:
     state = kw.pop("state", CircuitBreakerState.CLOSED)
     ttl = kw.pop("ttl_s", 30)
-    return await store.publish(cid, CH, amount, state, ttl, **kw)
+    return await store.publish(PublishRequest(cid, CH, amount, state, ttl, **kw))
 
 
 # ------------------------------------------------------------------ basics
@@ -448,17 +449,17 @@ async def test_malformed_reservation_ids_raise(store: Any, rid: str) -> None:
 
 async def test_invalid_publish_arguments_raise(store: Any, unique_id: str) -> None:
     with pytest.raises(InvalidAmount):
-        await store.publish(unique_id, CH, -1, "closed", 30)
+        await store.publish(PublishRequest(unique_id, CH, -1, "closed", 30))
     with pytest.raises(WrongType):
-        await store.publish(unique_id, CH, 1.0, "closed", 30)
+        await store.publish(PublishRequest(unique_id, CH, 1.0, "closed", 30))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "ajar", 30)
+        await store.publish(PublishRequest(unique_id, CH, 1, "ajar", 30))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "closed", 0)
+        await store.publish(PublishRequest(unique_id, CH, 1, "closed", 0))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "closed", float("nan"))
+        await store.publish(PublishRequest(unique_id, CH, 1, "closed", float("nan")))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "closed", 30, generation=0)
+        await store.publish(PublishRequest(unique_id, CH, 1, "closed", 30, generation=0))
 
 
 # ------------------------------------------------------------------ random walk

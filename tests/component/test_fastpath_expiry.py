@@ -19,7 +19,7 @@ import pytest
 
 from pacer_stream.adapters import keys
 from pacer_stream.adapters.redis_store import RedisStore
-from pacer_stream.adapters.store import ReleaseStatus, SettleStatus
+from pacer_stream.adapters.store import PublishRequest, ReleaseStatus, SettleStatus
 from pacer_stream.core.types import ChannelType, CircuitBreakerState, Code
 
 pytestmark = pytest.mark.redis
@@ -63,7 +63,7 @@ async def redis_time_passes(store: RedisStore, ms: float) -> None:
 async def test_reservation_lives_for_its_ttl_then_is_reclaimed(
     store: RedisStore, cid: str
 ) -> None:
-    await store.publish(cid, CH, 1_000, "closed", 60, reservation_ttl_s=150 * MS)
+    await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60, reservation_ttl_s=150 * MS))
     r = await store.reserve(cid, CH, 1_000, "a")
     assert r.allowed and r.expires_at_ms is not None
     assert not (await store.reserve(cid, CH, 1, "b")).allowed  # still held
@@ -73,7 +73,7 @@ async def test_reservation_lives_for_its_ttl_then_is_reclaimed(
 
 
 async def test_an_allowance_expires_by_redis_time(store: RedisStore, cid: str) -> None:
-    await store.publish(cid, CH, 1_000, "closed", 100 * MS)
+    await store.publish(PublishRequest(cid, CH, 1_000, "closed", 100 * MS))
     assert (await store.reserve(cid, CH, 1, "a")).allowed
     await redis_time_passes(store, 101)
     d = await store.reserve(cid, CH, 1, "b")
@@ -82,7 +82,7 @@ async def test_an_allowance_expires_by_redis_time(store: RedisStore, cid: str) -
 
 
 async def test_a_breaker_published_alone_has_its_own_ttl(store: RedisStore, cid: str) -> None:
-    await store.publish(cid, CH, 1_000, "closed", 60)
+    await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60))
     await store.publish_breaker(cid, CH, CircuitBreakerState.OPEN, 100 * MS)
     assert (await store.reserve(cid, CH, 1, "a")).code is Code.BREAKER_OPEN
     await redis_time_passes(store, 101)
@@ -92,9 +92,9 @@ async def test_a_breaker_published_alone_has_its_own_ttl(store: RedisStore, cid:
 async def test_records_are_forgotten_after_the_retention_window(
     store: RedisStore, cid: str
 ) -> None:
-    await store.publish(
+    await store.publish(PublishRequest(
         cid, CH, 10_000, "closed", 60, reservation_ttl_s=50 * MS, retention_s=100 * MS
-    )
+    ))
     r = await store.reserve(cid, CH, 1_000, "a")
     await store.settle(r.reservation_id or "", 1_000)
     settled = await store.reserve(cid, CH, 1_000, "a")
@@ -109,7 +109,7 @@ async def test_records_are_forgotten_after_the_retention_window(
 async def test_reclaim_is_bounded_per_call(store: RedisStore, cid: str) -> None:
     batch = _reclaim_batch()
     n = batch + 36
-    await store.publish(cid, CH, n * 10, "closed", 60, reservation_ttl_s=100 * MS)
+    await store.publish(PublishRequest(cid, CH, n * 10, "closed", 60, reservation_ttl_s=100 * MS))
     for i in range(n):
         assert (await store.reserve(cid, CH, 10, f"r{i}")).allowed
     await redis_time_passes(store, 101)
@@ -124,7 +124,7 @@ async def test_reclaim_is_bounded_per_call(store: RedisStore, cid: str) -> None:
 async def test_an_expired_reservation_settled_late_is_charged_once(
     store: RedisStore, cid: str
 ) -> None:
-    await store.publish(cid, CH, 1_000, "closed", 60, reservation_ttl_s=50 * MS)
+    await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60, reservation_ttl_s=50 * MS))
     r = await store.reserve(cid, CH, 600, "a")
     await redis_time_passes(store, 51)
     s = await store.settle(r.reservation_id or "", 700)
@@ -135,15 +135,15 @@ async def test_an_expired_reservation_settled_late_is_charged_once(
 
 
 async def test_quarantine_ends_after_its_period(store: RedisStore, cid: str) -> None:
-    p1 = await store.publish(cid, CH, 1_000, "closed", 60)
+    p1 = await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60))
     await store.redis.delete(*keys.channel_keys(cid, CH).all())  # Redis lost the ledger
-    p2 = await store.publish(
+    p2 = await store.publish(PublishRequest(
         cid, CH, 1_000, "closed", 60, expected_epoch=p1.epoch, quarantine_s=150 * MS
-    )
+    ))
     assert p2.quarantined
     assert (await store.reserve(cid, CH, 1, "a")).code is Code.STATE_STALE
     await redis_time_passes(store, 151)
-    p3 = await store.publish(cid, CH, 1_000, "closed", 60, expected_epoch=p2.epoch)
+    p3 = await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60, expected_epoch=p2.epoch))
     assert not p3.quarantined and p3.net_micros == 1_000
     assert (await store.reserve(cid, CH, 1, "a")).allowed
 
@@ -153,11 +153,11 @@ async def test_an_old_generations_expiry_refunds_nothing_into_the_new_one(
 ) -> None:
     """An old generation's reservation expiring refunds nothing into the new one; the
     next publish simply stops netting it."""
-    await store.publish(cid, CH, 1_000, "closed", 60, reservation_ttl_s=100 * MS)
+    await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60, reservation_ttl_s=100 * MS))
     await store.reserve(cid, CH, 400, "old")
-    assert (await store.publish(cid, CH, 1_000, "closed", 60)).net_micros == 600
+    assert (await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60))).net_micros == 600
     await redis_time_passes(store, 101)
     await store.reserve(cid, CH, 1, "tick")  # reclaims "old"
     u = await store.usage(cid, CH)
     assert u.remaining_micros == 599 and u.outstanding_micros == 1
-    assert (await store.publish(cid, CH, 1_000, "closed", 60)).net_micros == 999
+    assert (await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60))).net_micros == 999
