@@ -84,6 +84,11 @@ class Bidders:
             phase = self.phase
             r = await fp.reserve(self.cid, CH, AMOUNT, f"{i}-{j}")
             j += 1
+            if self.phase != phase:
+                # Sent during one phase, answered in the next (e.g. sent to a paused
+                # Redis that was resumed before the client's timeout): it belongs to
+                # neither, so it is recorded under the transition.
+                phase = f"{phase}->{self.phase}"
             self.outcomes.append((phase, r.code))
             if r.allowed:
                 assert r.reservation_id is not None
