@@ -266,7 +266,17 @@ async def test_kill9_soak(private_kafka: Any, tmp_path: Path) -> None:
                 want = feed.spend.get((cid, ch["channel"]), 0)
                 if ch["spent_micros"] != want:
                     mismatches.append((cid, ch["channel"], ch["spent_micros"], want))
-        assert not mismatches, mismatches[:10]
+        dlq = Collector(run.topic(topics.DLQ), topics.DLQ, broker.bootstrap)
+        await dlq.start()
+        try:
+            await asyncio.sleep(3)  # read what the DLQ holds (diagnostics only)
+            dlq_codes: dict[str, int] = {}
+            for rec in dlq.values():
+                code = str(getattr(rec, "error_code", "?"))
+                dlq_codes[code] = dlq_codes.get(code, 0) + 1
+        finally:
+            await dlq.close()
+        assert not mismatches, (mismatches[:10], f"DLQ codes: {dlq_codes}")
 
         # 2. No reservation leaked: every one is settled or expires.
         def no_reservations() -> bool:
@@ -329,6 +339,7 @@ async def test_kill9_soak(private_kafka: Any, tmp_path: Path) -> None:
         "breakers_open_at_end": len(opened),
         "wall_time_s": round(time.monotonic() - started, 1),
         "spend_mismatches": 0,
+        "dlq_codes": dlq_codes,
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "soak_report.json").write_text(json.dumps(report, indent=2) + "\n")
