@@ -1,4 +1,4 @@
-"""Wire decode benchmark: the spend record through the hand-written codec, msgspec and
+"""Wire decode benchmark: the spend record through the shipped decoder, msgspec and
 pydantic v2, with the error mapping each library allows.
 
 Why this exists: the wire contract is meant to move from hand-written checks
@@ -11,7 +11,7 @@ matters for the choice:
   structured errors map to the stable DLQ code the contract names, with a mapper of the
   kind production code would keep (no per-case rules), and which ones they miss.
 
-Both candidate models check exactly what the hand-written decoder checks for a spend
+Both candidate models check exactly what the shipped decoder checks for a spend
 record (types, integer micros in 0 .. 2**53-1, aware RFC 3339 times, channel enum,
 ``schema_version`` 1, unknown fields refused, the one id rule, the clock window). Run
 ``python -m pacer_stream.bench.wire_bench`` (needs the ``bench`` extra for msgspec);
@@ -271,12 +271,12 @@ def decode_strict_pydantic(payload: bytes) -> PydanticSpend:
     return record
 
 
-def decode_handwritten(payload: bytes) -> object:
+def decode_shipped(payload: bytes) -> object:
     return records.decode(topics.SPEND, payload, now=NOW)
 
 
 CANDIDATES: dict[str, Decoder] = {
-    "hand-written (records.decode)": decode_handwritten,
+    "records.decode (shipped)": decode_shipped,
     "msgspec Struct": decode_msgspec,
     "pydantic v2 strict model": decode_pydantic,
     "strict JSON + msgspec.convert": decode_strict_msgspec,
