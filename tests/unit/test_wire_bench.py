@@ -10,6 +10,7 @@ lets a duplicate key through.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,16 @@ def test_report_lists_cost_and_agreement_per_candidate(monkeypatch: pytest.Monke
     lines: list[str] = []
     wire_bench.show(report, lines.append)
     assert any("duplicate_key: expected duplicate_key, got accepted" in line for line in lines)
+
+
+def test_without_the_corpus_only_the_cost_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(wire_bench, "CORPUS", tmp_path / "absent.jsonl")
+    monkeypatch.setattr(wire_bench, "cost_us", lambda decoder: 1.0)
+    report = wire_bench.run()
+    assert report["spend_corpus_cases"] == 0
+    assert all(row["us_per_record"] == 1.0 for row in report["candidates"].values())
+    lines: list[str] = []
+    wire_bench.show(report, lines.append)
+    assert any("no bad-input corpus" in line for line in lines)
