@@ -6,7 +6,10 @@ strings of :class:`ErrorCode` (the worker sends such records to the DLQ with tha
 ``encode(record)`` is the inverse: compact JSON, integer micros, RFC 3339 UTC times
 (``...Z``), ``schema_version: 1`` first, no ``__faust`` metadata.
 
-Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks):
+Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks; a
+well-formed spend record is read straight from bytes by msgspec instead, and anything
+else takes the strict path, so the codes are the same -- docs/streaming.md, "Wire
+models"):
 
 - payload: non-empty bytes, at most ``max_bytes`` (64 KiB; 1 MiB for the DLQ topic),
   UTF-8, one JSON *object*; no duplicate keys; no ``NaN``/``Infinity``; every integer
@@ -47,8 +50,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Any, ClassVar, Final, NoReturn, TypeVar
+from typing import Annotated, Any, ClassVar, Final, NoReturn, TypeVar
 
+import msgspec
 import orjson
 
 from pacer_stream import topics
@@ -725,6 +729,7 @@ def _json_type(value: object) -> str:
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
+S = TypeVar("S", bound=msgspec.Struct)
 
 _TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _RFC3339 = re.compile(
@@ -1034,11 +1039,6 @@ def _shape(required: str, optional: str = "", *, strict: bool) -> _Shape:
 
 
 _SIGNED = "key_id nonce expires_at signature"
-_SPEND = _shape(
-    "schema_version event_id campaign_id channel amount_micros event_time clicks conversions",
-    "impressions revenue_micros reservation_id source",
-    strict=True,
-)
 _BUDGET = _shape(
     "schema_version campaign_id timezone strategy channels updated_at",
     f"thresholds {_SIGNED}",
@@ -1091,24 +1091,103 @@ def _opt(data: Mapping[str, object], name: str, reader: Callable[[object, str], 
     return None if value is None else reader(value, name)
 
 
+_Micros = Annotated[int, msgspec.Meta(ge=0, le=MAX_MICROS)]
+
+
+class _SpendTyped(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The typed layer of ``pacer.spend.v1``, checked by msgspec (field set, types,
+    integer micros, channel); ids and the time keep the rules msgspec does not have (the
+    one id rule, RFC 3339 with ``T``, sub-microsecond digits truncated)."""
+
+    schema_version: int
+    event_id: str
+    campaign_id: str
+    channel: ChannelType
+    amount_micros: _Micros
+    event_time: str
+    clicks: _Micros
+    conversions: _Micros
+    impressions: _Micros | None = None
+    revenue_micros: _Micros | None = None
+    reservation_id: str | None = None
+    source: str | None = None
+
+
+#: msgspec's validation message -> stable code (its errors carry a message and a
+#: ``$.path``, no machine-readable kind; msgspec is pinned and the corpus guards this).
+_MSGSPEC_CODES: Final = (
+    ("unknown field", ErrorCode.UNKNOWN_FIELD),
+    ("missing required field", ErrorCode.MISSING_FIELD),
+    ("Expected `int`, got `float`", ErrorCode.FLOAT_NOT_ALLOWED),
+    ("Expected `int` >=", ErrorCode.NUMBER_OUT_OF_RANGE),
+    ("Expected `int` <=", ErrorCode.NUMBER_OUT_OF_RANGE),
+    ("Invalid enum value", ErrorCode.UNKNOWN_CHANNEL),
+)
+_MSGSPEC_PATH: Final = re.compile(r"(?: - at `\$\.?(.*)`)?$")
+
+
+def _typed(d: Mapping[str, Any], cls: type[S]) -> S:
+    """``d`` converted to ``cls`` by msgspec; its errors become :class:`InvalidRecord`."""
+    try:
+        return msgspec.convert(d, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _MSGSPEC_PATH.search(text)
+        where = (match.group(1) or "") if match else ""
+        message = text[: match.start()] if match else text
+        code = next((c for part, c in _MSGSPEC_CODES if part in text), ErrorCode.WRONG_TYPE)
+        _fail(code, where, message)
+
+
 def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord:
-    _SPEND.check(d)
-    record = SpendRecord(
-        event_id=_id(d["event_id"], "event_id"),
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_channel(d["channel"], "channel"),
-        amount_micros=_int(d["amount_micros"], "amount_micros"),
-        event_time=parse_time(d["event_time"], "event_time"),
-        clicks=_int(d["clicks"], "clicks"),
-        conversions=_int(d["conversions"], "conversions"),
-        impressions=_opt(d, "impressions", _int),
-        revenue_micros=_opt(d, "revenue_micros", _int),
-        reservation_id=_opt(d, "reservation_id", _token),
-        source=_opt(d, "source", _id),
-    )
-    ctx.not_too_old(record.event_time, "event_time")
-    ctx.not_in_future(record.event_time, "event_time")
-    return record
+    return _finish_spend(_typed(d, _SpendTyped), ctx)
+
+
+def _finish_spend(typed: _SpendTyped, ctx: _Context) -> SpendRecord:
+    """The checks msgspec does not make (the one id rule, the RFC 3339 rule, the clock
+    window), in the order the hand-written decoder made them."""
+    _id(typed.event_id, "event_id")
+    _id(typed.campaign_id, "campaign_id")
+    if typed.reservation_id is not None:
+        _token(typed.reservation_id, "reservation_id")
+    if typed.source is not None:
+        _id(typed.source, "source")
+    fields_ = msgspec.structs.asdict(typed)
+    del fields_["schema_version"]
+    fields_["event_time"] = event_time = parse_time(typed.event_time, "event_time")
+    ctx.not_too_old(event_time, "event_time")
+    ctx.not_in_future(event_time, "event_time")
+    return SpendRecord(**fields_)
+
+
+_SPEND_JSON: Final = msgspec.json.Decoder(_SpendTyped)
+_ANY_JSON: Final = msgspec.json.Decoder()
+
+
+def _fast_spend(payload: bytes) -> _SpendTyped | None:
+    """The spend record straight from bytes (the hot path), or None when anything is off.
+
+    msgspec alone accepts duplicate keys and reports NaN, non-UTF-8 or a version of the
+    wrong type under other codes, so any failure -- and any payload with a backslash
+    escape or a repeated key -- returns None and goes through the strict path, which
+    gives the exact code. Only well-formed records are decided here.
+
+    Repeated keys: without escapes every ``"`` delimits a string, so the colons outside
+    strings (even pieces of a split on ``"``) count the keys (spend values are flat);
+    more keys than the decoded object has means one repeats.
+    """
+    if b"\\" in payload:
+        return None
+    try:
+        typed = _SPEND_JSON.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if typed.schema_version != SCHEMA_VERSION or type(typed.schema_version) is not int:
+        return None
+    keys = b"".join(payload.split(b'"')[::2]).count(b":")
+    if keys != len(_ANY_JSON.decode(payload)):
+        return None
+    return typed
 
 
 def _decode_channel_budgets(value: object, where: str) -> dict[ChannelType, ChannelConfig]:
@@ -1349,6 +1428,10 @@ def decode(
     ctx = _context(now, history_days, max_future_skew_s)
     if max_bytes is None:
         max_bytes = DLQ_MAX_PAYLOAD_BYTES if topic == topics.DLQ else DEFAULT_MAX_PAYLOAD_BYTES
+    if topic == topics.SPEND and isinstance(payload, bytes) and 0 < len(payload) <= max_bytes:
+        typed = _fast_spend(payload)
+        if typed is not None:
+            return _finish_spend(typed, ctx)
     return _decode_obj(topic, _load(payload, max_bytes), ctx)
 
 
