@@ -320,8 +320,19 @@ class Worker:
                 cid = result.store.campaign_id
                 self.campaigns.data[cid] = result.store  # visible at once (new campaigns)
                 touched[cid] = result.store
-        failed = {cid for cid, value in touched.items() if not self._write_changelog(cid, value)}
-        unordered: list[Message] = []
+        # The changelog writes are handed to the producer by the agent itself (awaited,
+        # like the replies) before the batch is acked: faust's ``send_soon`` buffer can
+        # hold a message its background task has taken but not yet given to the Kafka
+        # client while an offset commit flushes the client, and a kill -9 then loses
+        # that state change although its input offsets were committed.
+        direct: list[Message] = []
+        failed: set[str] = set()
+        for cid, value in touched.items():
+            write = self._changelog_message(cid, value)
+            if write is None:
+                failed.add(cid)
+            else:
+                direct.append(write)
         for msg, result in handled:
             if result.store is not None and result.store.campaign_id in failed:
                 # Its effect could not be made durable: park the record (original bytes)
@@ -338,41 +349,68 @@ class Worker:
                 )
             for m in result.messages:
                 if m.unordered:
-                    unordered.append(m)
+                    direct.append(m)
                 else:
                     self._out_topic(m.topic).send_soon(
                         key=m.key, value=m.value, key_serializer="raw", value_serializer="raw"
                     )
             self._mark(result)
         self.events_processed += len(events)
-        return unordered
+        return direct
 
-    def _write_changelog(self, campaign_id: str, value: Stored) -> bool:
-        """Encode and queue one campaign's table value; on failure quarantine the
-        campaign (a bug or a value the codec cannot hold must not stop the partition,
-        nor leave the table changed without its changelog)."""
+    def _changelog_message(self, campaign_id: str, value: Stored) -> Message | None:
+        """One campaign's table value as a changelog record; None (and the campaign
+        quarantined) when it cannot be encoded."""
         try:
             data = stored_codec.dumps(value)
-            self.campaigns.send_changelog(value.partition, campaign_id, data)
         except Exception as exc:
-            log.error(
-                "state_write_failed",
-                campaign_id=campaign_id,
-                partition=value.partition,
-                error=f"{type(exc).__name__}: {exc}",
+            self._quarantine(campaign_id, value.partition, exc)
+            return None
+        topic = self.campaigns.changelog_topic.get_topic_name()
+        return Message(topic, campaign_id.encode(), data, partition=value.partition)
+
+    def _quarantine(self, campaign_id: str, partition: int, exc: BaseException) -> None:
+        """A value that cannot be written: a bug or a value the codec cannot hold must
+        not stop the partition, nor leave the table changed without its changelog."""
+        log.error(
+            "state_write_failed",
+            campaign_id=campaign_id,
+            partition=partition,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        self.campaigns.data.pop(campaign_id, None)
+        self.quarantined.add(campaign_id)
+
+    def _write_changelog(self, campaign_id: str, value: Stored) -> bool:
+        """Queue one campaign's table value from a timer (no input offset depends on
+        it: a lost write is recomputed); False when it could not be written."""
+        write = self._changelog_message(campaign_id, value)
+        if write is None:
+            return False
+        try:
+            self.campaigns.send_changelog(
+                value.partition, campaign_id, write.value, value_serializer="raw"
             )
-            self.campaigns.data.pop(campaign_id, None)
-            self.quarantined.add(campaign_id)
+        except Exception as exc:
+            self._quarantine(campaign_id, value.partition, exc)
             return False
         return True
 
     async def send_unordered(self, messages: list[Message]) -> None:
-        """Hand replies straight to the Kafka producer, skipping faust's ordered buffer
-        and its per-message bookkeeping (replies are independent). They are still
-        flushed before the input offsets are committed (faust flushes the producer)."""
+        """Hand a batch's changelog writes and replies straight to the Kafka client
+        (awaited before the batch is acked, so the offset commit's flush covers them),
+        skipping faust's buffer and its per-message bookkeeping. A changelog write the
+        client refuses (e.g. a value above the topic's size limit) quarantines its
+        campaign instead of stopping the agent."""
         producer = self.app.producer
+        changelog = self.campaigns.changelog_topic.get_topic_name()
         for m in messages:
-            await producer.send(m.topic, m.key, m.value, None, None, None)
+            try:
+                await producer.send(m.topic, m.key, m.value, m.partition, None, None)
+            except Exception as exc:
+                if m.topic != changelog or m.key is None:
+                    raise
+                self._quarantine(m.key.decode(), m.partition or 0, exc)
 
     def lookup(self, campaign_id: str) -> Stored | None:
         if campaign_id in self.quarantined:

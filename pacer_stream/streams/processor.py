@@ -84,6 +84,8 @@ class Message:
     #: alone), which the worker may hand to the producer on a faster path. Breaker
     #: states, alerts and the changelog keep their order.
     unordered: bool = False
+    #: Partition to write to (the changelog: the campaign's own); None = by key.
+    partition: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
