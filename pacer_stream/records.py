@@ -72,6 +72,7 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
+from pacer_stream.wire.models import CommandType
 
 SCHEMA_VERSION: Final = 1
 #: Largest accepted payload on every topic but the DLQ.
@@ -124,13 +125,6 @@ class ErrorCode(StrEnum):
     INVALID_TOPIC_NAME = "invalid_topic_name"
     INVALID_BASE64 = "invalid_base64"
     KEY_MISMATCH = "key_mismatch"  # record key differs from the payload's (check_key)
-
-
-class CommandType(StrEnum):
-    EMERGENCY_STOP = "emergency_stop"
-    RESUME = "resume"
-    REALLOCATE = "reallocate"
-    FORCE_BREAKER = "force_breaker"
 
 
 # --------------------------------------------------------------------------------------
