@@ -11,9 +11,10 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from pacer_stream import topics
+from pacer_stream import records, topics
 from pacer_stream.cli import app
 from pacer_stream.core.types import Code
+from pacer_stream.errors import InvalidRecord
 from pacer_stream.records import Record, encode
 from pacer_stream.wire import schemas
 from pacer_stream.wire.models import MODELS, CanSpendReplyWire, SpendWire
@@ -76,7 +77,7 @@ def _spend() -> dict[str, object]:
         ({"amount_micros": 1.0}, "Expected `int`, got `float` - at `$.amount_micros`"),
         ({"clicks": "3"}, "Expected `int`, got `str` - at `$.clicks`"),
         ({"amount_micros": 2**53}, "Expected `int` <= 9007199254740991"),
-        ({"event_time": "2026-03-02T10:00:00"}, "Expected `datetime` with a timezone"),
+        ({"event_time": "2026-03-02T10:00:00"}, "Expected `str` matching regex"),
         ({"event_id": " "}, "Expected `str` matching regex"),
         ({"channel": "radio"}, "Invalid enum value 'radio'"),
         ({"schema_version": 2}, "Invalid enum value 2"),
@@ -95,3 +96,63 @@ def test_output_models_ignore_unknown_fields() -> None:
     decoded = msgspec.json.decode(json.dumps({**reply, "zz_new": 1}).encode(),
                                   type=CanSpendReplyWire)
     assert decoded.request_id == reply["request_id"]
+
+
+# ------------------------------------------------ the fast path agrees with the strict one
+
+_SPEND_TEXT = encode(full_samples()[0]).decode()
+_REQUEST_TEXT = encode(full_samples()[3]).decode()
+_VARIANTS = [
+    (topics.SPEND, _SPEND_TEXT),
+    (topics.SPEND, encode(minimal_samples()[0]).decode()),
+    (topics.CAN_SPEND_REQUESTS, _REQUEST_TEXT),
+    # explicit nulls, whitespace before the colon, '":' inside a value
+    (topics.SPEND, encode(minimal_samples()[0]).decode()[:-1] + ',"source":null}'),
+    (topics.SPEND, _SPEND_TEXT.replace('"clicks":', '"clicks" :')),
+    (topics.SPEND, _SPEND_TEXT.replace('"evt-1"', '"evt\\":1"')),
+    # duplicate keys, also hidden behind whitespace
+    (topics.SPEND, _SPEND_TEXT[:-1] + ',"clicks":4}'),
+    (topics.SPEND, _SPEND_TEXT[:-1] + ',"clicks" :4}'),
+    (topics.CAN_SPEND_REQUESTS, _REQUEST_TEXT[:-1] + ', "amount_micros"\t: 1}'),
+    # times the models' pattern lets through for the strict parser to judge
+    (topics.SPEND, _SPEND_TEXT.replace("T10:00:00.123456Z", "t10:00:00.123456789z")),
+    (topics.SPEND, _SPEND_TEXT.replace("T10:00:00.123456Z", "T10:00:00.9999999+01:00")),
+    (topics.SPEND, _SPEND_TEXT.replace("T10:00:00.123456Z", "T10:00:60Z")),
+    (topics.SPEND, _SPEND_TEXT.replace("T10:00:00.123456Z", "T25:00:00Z")),
+    (topics.SPEND, _SPEND_TEXT.replace("T10:00:00.123456Z", "T10:00:00+24:00")),
+    (topics.CAN_SPEND_REQUESTS,
+     _REQUEST_TEXT.replace('"amount_micros":', '"x":0,"amount_micros":')),
+]
+
+
+def _strict(topic: str, payload: bytes) -> object:
+    try:
+        return records._decode_obj(topic, records._load(payload, 1 << 16), records._NO_CONTEXT)
+    except InvalidRecord as exc:
+        return exc.code
+
+
+def _outcome(topic: str, payload: bytes) -> object:
+    try:
+        return records.decode(topic, payload)
+    except InvalidRecord as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(("topic", "text"), _VARIANTS)
+def test_decode_equals_strict_path(topic: str, text: str) -> None:
+    payload = text.encode()
+    assert _outcome(topic, payload) == _strict(topic, payload)
+
+
+def test_fast_path_taken_only_when_safe() -> None:
+    fast = records._decode_fast
+    ctx = records._NO_CONTEXT
+    assert fast(topics.SPEND, _SPEND_TEXT.encode(), 1 << 16, ctx) == full_samples()[0]
+    assert fast(topics.CAN_SPEND_REQUESTS, _REQUEST_TEXT.encode(), 1 << 16, ctx) == (
+        full_samples()[3]
+    )
+    duplicate = (_SPEND_TEXT[:-1] + ',"clicks" :4}').encode()
+    assert fast(topics.SPEND, duplicate, 1 << 16, ctx) is None
+    assert _outcome(topics.SPEND, duplicate) == "duplicate_key"
+    assert fast(topics.SPEND, _SPEND_TEXT.encode(), 10, ctx) is None
