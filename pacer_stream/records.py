@@ -132,6 +132,18 @@ class ErrorCode(StrEnum):
 # Records
 # --------------------------------------------------------------------------------------
 
+_T = TypeVar("_T")
+
+
+def _same_named(target: type[_T], origin: object, /, **overrides: object) -> _T:
+    """A ``target`` from every field ``origin`` has under the same name, plus
+    ``overrides``: records and the core types share field names, so converting between
+    them is never a hand-kept field-by-field copy."""
+    names = {f.name for f in fields(target)}  # type: ignore[arg-type]
+    values = {n: getattr(origin, n) for n in names if hasattr(origin, n)}
+    return target(**{**values, **overrides})
+
+
 
 @dataclass(frozen=True, slots=True)
 class SpendRecord:
@@ -154,34 +166,11 @@ class SpendRecord:
     source: str | None = None
 
     def to_core(self) -> SpendEvent:
-        return SpendEvent(
-            event_id=self.event_id,
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            amount_micros=self.amount_micros,
-            event_time=self.event_time,
-            clicks=self.clicks,
-            conversions=self.conversions,
-            impressions=self.impressions,
-            revenue_micros=self.revenue_micros,
-            reservation_id=self.reservation_id,
-        )
+        return _same_named(SpendEvent, self)
 
     @classmethod
     def from_core(cls, event: SpendEvent, *, source: str | None = None) -> SpendRecord:
-        return cls(
-            event_id=event.event_id,
-            campaign_id=event.campaign_id,
-            channel=event.channel,
-            amount_micros=event.amount_micros,
-            event_time=event.event_time,
-            clicks=event.clicks,
-            conversions=event.conversions,
-            impressions=event.impressions,
-            revenue_micros=event.revenue_micros,
-            reservation_id=event.reservation_id,
-            source=source,
-        )
+        return _same_named(cls, event, source=source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,30 +318,17 @@ class CanSpendReply:
     def from_decision(
         cls, request: CanSpendRequest, decision: Decision, *, decided_at: datetime
     ) -> CanSpendReply:
-        return cls(
+        return _same_named(
+            cls,
+            decision,
             request_id=request.request_id,
             campaign_id=request.campaign_id,
             channel=request.channel,
-            allowed=decision.allowed,
-            code=decision.code,
-            reason=decision.reason,
-            remaining_micros=decision.remaining_micros,
             decided_at=decided_at,
-            reservation_id=decision.reservation_id,
-            expires_at=decision.expires_at,
-            pacing_multiplier=decision.pacing_multiplier,
         )
 
     def to_core(self) -> Decision:
-        return Decision(
-            allowed=self.allowed,
-            code=self.code,
-            reason=self.reason,
-            remaining_micros=self.remaining_micros,
-            reservation_id=self.reservation_id,
-            expires_at=self.expires_at,
-            pacing_multiplier=self.pacing_multiplier or 0.0,
-        )
+        return _same_named(Decision, self, pacing_multiplier=self.pacing_multiplier or 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,38 +356,14 @@ class AlertRecord:
 
     @classmethod
     def from_core(cls, alert: Alert) -> AlertRecord:
-        return cls(
-            alert_id=alert.alert_id,
-            campaign_id=alert.campaign_id,
-            channel=alert.channel,
-            alert_type=alert.alert_type,
-            severity=alert.severity,
-            pace_ratio=alert.pace_ratio,
-            current_spend_micros=alert.current_spend_micros,
-            budget_consumed_pct=alert.budget_consumed_pct,
-            time_elapsed_pct=alert.time_elapsed_pct,
-            recommended_action=alert.recommended_action,
-            at=alert.at,
-            thresholds=dict(alert.thresholds),
-            budget_micros=alert.budget_micros,
-            projected_overspend_micros=alert.projected_overspend_micros,
-        )
+        return _same_named(cls, alert, thresholds=dict(alert.thresholds))
 
     def to_core(self) -> Alert:
-        return Alert(
-            alert_id=self.alert_id,
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            alert_type=self.alert_type,
-            severity=self.severity,
-            pace_ratio=self.pace_ratio,
-            current_spend_micros=self.current_spend_micros,
+        return _same_named(
+            Alert,
+            self,
             budget_micros=self.budget_micros or 0,
-            budget_consumed_pct=self.budget_consumed_pct,
-            time_elapsed_pct=self.time_elapsed_pct,
             projected_overspend_micros=self.projected_overspend_micros or 0,
-            recommended_action=self.recommended_action,
-            at=self.at,
             thresholds=dict(self.thresholds),
         )
 
@@ -435,28 +387,11 @@ class BreakerRecord:
 
     @classmethod
     def from_core(cls, transition: BreakerTransition) -> BreakerRecord:
-        return cls(
-            campaign_id=transition.campaign_id,
-            channel=transition.channel,
-            state=transition.state,
-            cause=transition.cause,
-            since=transition.since,
-            until=transition.until,
-            previous=transition.previous,
-            forced=transition.forced,
-        )
+        return _same_named(cls, transition)
 
     def to_core(self) -> BreakerTransition:
-        return BreakerTransition(
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            previous=self.previous if self.previous is not None else self.state,
-            state=self.state,
-            cause=self.cause,
-            since=self.since,
-            until=self.until,
-            forced=self.forced,
-        )
+        previous = self.previous if self.previous is not None else self.state
+        return _same_named(BreakerTransition, self, previous=previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,48 +422,12 @@ class PaceRecord:
 
     @classmethod
     def from_core(cls, snapshot: PaceSnapshot) -> PaceRecord:
-        return cls(
-            campaign_id=snapshot.campaign_id,
-            channel=snapshot.channel,
-            at=snapshot.at,
-            budget_micros=snapshot.budget_micros,
-            spent_micros=snapshot.spent_micros,
-            reserved_micros=snapshot.reserved_micros,
-            planned_micros=snapshot.planned_micros,
-            pace_ratio=snapshot.pace_ratio,
-            time_elapsed_pct=snapshot.time_elapsed_pct,
-            hour_allowance_micros=snapshot.hour_allowance_micros,
-            hour_spent_micros=snapshot.hour_spent_micros,
-            breaker=snapshot.breaker,
-            clicks=snapshot.clicks,
-            conversions=snapshot.conversions,
-            impressions=snapshot.impressions,
-            revenue_micros=snapshot.revenue_micros,
-            pacing_multiplier=snapshot.pacing_multiplier,
-            performance={k: dict(v) for k, v in snapshot.performance.items()},
-        )
+        performance = {k: dict(v) for k, v in snapshot.performance.items()}
+        return _same_named(cls, snapshot, performance=performance)
 
     def to_core(self) -> PaceSnapshot:
-        return PaceSnapshot(
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            at=self.at,
-            budget_micros=self.budget_micros,
-            spent_micros=self.spent_micros,
-            reserved_micros=self.reserved_micros,
-            planned_micros=self.planned_micros,
-            pace_ratio=self.pace_ratio,
-            time_elapsed_pct=self.time_elapsed_pct,
-            hour_allowance_micros=self.hour_allowance_micros,
-            hour_spent_micros=self.hour_spent_micros,
-            breaker=self.breaker,
-            clicks=self.clicks,
-            conversions=self.conversions,
-            impressions=self.impressions,
-            revenue_micros=self.revenue_micros,
-            pacing_multiplier=self.pacing_multiplier,
-            performance={k: dict(v) for k, v in self.performance.items()},
-        )
+        performance = {k: dict(v) for k, v in self.performance.items()}
+        return _same_named(PaceSnapshot, self, performance=performance)
 
 
 @dataclass(frozen=True, slots=True)
