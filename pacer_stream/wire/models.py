@@ -92,6 +92,16 @@ def _t(text: str) -> Meta:
     return _d(f"{text} {_TIME_NOTE}")
 
 
+# The signature fields of signed topics (budgets, commands); verified by the worker's
+# command-authentication layer, not by the codec.
+KeyId = Annotated[Id, _d("Id of the HMAC key that signed this record.")]
+Nonce = Annotated[Id, _d("Single-use value against replays.")]
+SignatureExpiry = Annotated[Time, _t("The signature is not valid after this time.")]
+RecordSignature = Annotated[
+    Signature, _d("Signature over the canonical record bytes (see records.py).")
+]
+
+
 class WireRecord(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every topic model: ``schema_version`` first, the topic it travels on, the
     schema's title and description (generated into ``topics/schemas``)."""
@@ -233,12 +243,10 @@ class BudgetWire(InputRecord, frozen=True, kw_only=True):
     ]
     thresholds: ThresholdsWire | None = None
     updated_at: Annotated[Time, _t("When the configuration was written.")]
-    key_id: Annotated[Id, _d("Id of the HMAC key that signed this record.")] | None = None
-    nonce: Annotated[Id, _d("Single-use value against replays.")] | None = None
-    expires_at: Annotated[Time, _t("The signature is not valid after this time.")] | None = None
-    signature: Annotated[
-        Signature, _d("Signature over the canonical record bytes (see records.py).")
-    ] | None = None
+    key_id: KeyId | None = None
+    nonce: Nonce | None = None
+    expires_at: SignatureExpiry | None = None
+    signature: RecordSignature | None = None
 
 
 class CommandWire(InputRecord, frozen=True, kw_only=True):
@@ -264,12 +272,10 @@ class CommandWire(InputRecord, frozen=True, kw_only=True):
     state: Annotated[CircuitBreakerState, _d("Breaker state to force.")] | None = None
     reason: Annotated[Text, _d("Why (audit log).")]
     issued_at: Annotated[Time, _t("When the command was issued.")]
-    key_id: Annotated[Id, _d("Id of the HMAC key that signed this record.")] | None = None
-    nonce: Annotated[Id, _d("Single-use value against replays.")] | None = None
-    expires_at: Annotated[Time, _t("The signature is not valid after this time.")] | None = None
-    signature: Annotated[
-        Signature, _d("Signature over the canonical record bytes (see records.py).")
-    ] | None = None
+    key_id: KeyId | None = None
+    nonce: Nonce | None = None
+    expires_at: SignatureExpiry | None = None
+    signature: RecordSignature | None = None
 
 
 class CanSpendRequestWire(InputRecord, frozen=True, kw_only=True):
