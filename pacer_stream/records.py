@@ -73,7 +73,16 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
-from pacer_stream.wire.models import CanSpendRequestWire, CommandType, SpendWire, WireRecord
+from pacer_stream.wire.models import (
+    MAX_DEADLINE_MS,
+    MAX_ID_LENGTH,
+    MAX_PARTITION,
+    MAX_TEXT_LENGTH,
+    CanSpendRequestWire,
+    CommandType,
+    SpendWire,
+    WireRecord,
+)
 
 SCHEMA_VERSION: Final = 1
 #: Largest accepted payload on every topic but the DLQ.
@@ -82,10 +91,6 @@ DEFAULT_MAX_PAYLOAD_BYTES: Final = 64 * 1024
 DLQ_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 #: ``encode_dlq`` keeps at most this many bytes of the original payload.
 DLQ_KEEP_BYTES: Final = 256 * 1024
-MAX_ID_LENGTH: Final = 256
-MAX_TEXT_LENGTH: Final = 4096
-MAX_DEADLINE_MS: Final = 86_400_000
-MAX_PARTITION: Final = 2**31 - 1
 #: Deepest accepted nesting of objects/arrays (the deepest record needs 3).
 MAX_DEPTH: Final = 32
 DEFAULT_HISTORY_DAYS: Final = 28
