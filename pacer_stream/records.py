@@ -78,8 +78,16 @@ from pacer_stream.wire.models import (
     MAX_ID_LENGTH,
     MAX_PARTITION,
     MAX_TEXT_LENGTH,
+    AlertWire,
+    BreakerWire,
+    BudgetWire,
+    CanSpendReplyWire,
     CanSpendRequestWire,
+    ChannelBudgetWire,
     CommandType,
+    CommandWire,
+    DlqWire,
+    PaceWire,
     SpendWire,
     WireRecord,
 )
@@ -924,62 +932,27 @@ class _Shape:
                 _fail(ErrorCode.MISSING_FIELD, f"{where}{name}", "required field is missing")
 
 
-def _shape(required: str, optional: str = "", *, strict: bool) -> _Shape:
-    names = tuple(required.split())
-    return _Shape(names, frozenset(names) | frozenset(optional.split()), strict)
+def _shape(model: type[msgspec.Struct]) -> _Shape:
+    """Required and allowed field names of a wire model, in its declaration order (the
+    first missing one is reported); strict when the model forbids unknown fields."""
+    info = msgspec.structs.fields(model)
+    return _Shape(
+        tuple(f.name for f in info if f.required),
+        frozenset(f.name for f in info),
+        bool(model.__struct_config__.forbid_unknown_fields),
+    )
 
 
-_SIGNED = "key_id nonce expires_at signature"
-_SPEND = _shape(
-    "schema_version event_id campaign_id channel amount_micros event_time clicks conversions",
-    "impressions revenue_micros reservation_id source",
-    strict=True,
-)
-_BUDGET = _shape(
-    "schema_version campaign_id timezone strategy channels updated_at",
-    f"thresholds {_SIGNED}",
-    strict=True,
-)
-_CHANNEL_BUDGET = _shape("daily_budget_micros", "strategy", strict=True)
-_COMMAND = _shape(
-    "schema_version command_id campaign_id command reason issued_at",
-    f"channel state {_SIGNED}",
-    strict=True,
-)
-_REQUEST = _shape(
-    "schema_version request_id campaign_id channel amount_micros requested_at deadline_ms",
-    "reply_to",
-    strict=True,
-)
-_REPLY = _shape(
-    "schema_version request_id campaign_id channel allowed code reason remaining_micros "
-    "decided_at",
-    "reservation_id expires_at pacing_multiplier",
-    strict=False,
-)
-_ALERT = _shape(
-    "schema_version alert_id campaign_id alert_type severity pace_ratio current_spend_micros "
-    "budget_consumed_pct time_elapsed_pct recommended_action at thresholds",
-    "channel budget_micros projected_overspend_micros",
-    strict=False,
-)
-_BREAKER = _shape(
-    "schema_version campaign_id channel state cause since",
-    "until previous forced",
-    strict=False,
-)
-_PACE = _shape(
-    "schema_version campaign_id channel at budget_micros spent_micros reserved_micros "
-    "planned_micros pace_ratio time_elapsed_pct hour_allowance_micros hour_spent_micros "
-    "breaker clicks conversions",
-    "impressions revenue_micros pacing_multiplier performance",
-    strict=False,
-)
-_DLQ = _shape(
-    "schema_version source_topic partition offset payload_b64 error_code error at",
-    "key_b64 payload_size payload_truncated",
-    strict=False,
-)
+_SPEND = _shape(SpendWire)
+_BUDGET = _shape(BudgetWire)
+_CHANNEL_BUDGET = _shape(ChannelBudgetWire)
+_COMMAND = _shape(CommandWire)
+_REQUEST = _shape(CanSpendRequestWire)
+_REPLY = _shape(CanSpendReplyWire)
+_ALERT = _shape(AlertWire)
+_BREAKER = _shape(BreakerWire)
+_PACE = _shape(PaceWire)
+_DLQ = _shape(DlqWire)
 
 
 def _opt(data: Mapping[str, object], name: str, reader: Callable[[object, str], T]) -> T | None:
