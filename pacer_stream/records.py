@@ -6,6 +6,12 @@ strings of :class:`ErrorCode` (the worker sends such records to the DLQ with tha
 ``encode(record)`` is the inverse: compact JSON, integer micros, RFC 3339 UTC times
 (``...Z``), ``schema_version: 1`` first, no ``__faust`` metadata.
 
+Each topic's fields, which of them are required, and whether unknown fields are refused
+come from its wire model (:mod:`pacer_stream.wire.models`, also the source of the JSON
+Schemas). Spend and can-spend requests are first decoded by their model in one C pass;
+anything the model refuses, or a payload that may hide a duplicate key, takes the strict
+path below, which names the stable error code.
+
 Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks):
 
 - payload: non-empty bytes, at most ``max_bytes`` (64 KiB; 1 MiB for the DLQ topic),
