@@ -47,5 +47,10 @@ bench: venv services
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/pacer-stream bench --out bench/results
 
+# Kill -9 soak on a private broker (not part of `make test`): >= 100,000 spend events,
+# 20 SIGKILLs, one broker restart; report in out/soak/soak_report.json.
+soak: venv services
+	$(BIN)/pytest -q -p no:cacheprovider -m soak -s tests/integration/test_soak.py
+
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

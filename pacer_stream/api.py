@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.ids import check_campaign_id
 from pacer_stream.core.money import check_micros, from_micros, to_micros
 from pacer_stream.core.performance import PerformanceSnapshot
 from pacer_stream.core.state import CampaignState
@@ -44,7 +45,6 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.errors import (
     InvalidAmount,
-    InvalidArgument,
     InvalidBudget,
     UnknownCampaign,
     UnknownChannel,
@@ -513,10 +513,7 @@ def _amount(amount: object) -> int:
 
 
 def _check_campaign_id(campaign_id: object) -> None:
-    if not isinstance(campaign_id, str):
-        raise WrongType(f"campaign_id must be a string, got {type(campaign_id).__name__}")
-    if not campaign_id:
-        raise InvalidArgument("campaign_id must not be empty")
+    check_campaign_id(campaign_id)  # the one id rule (core.ids)
 
 
 # Keep the machine codes importable from the facade for callers of ``reserve``.

@@ -1,4 +1,4 @@
-"""Multi-day evaluation of PREDICTIVE_ML and ADAPTIVE_HYBRID (issue 7).
+"""Multi-day evaluation of PREDICTIVE_ML and ADAPTIVE_HYBRID.
 
 Two studies on a synthetic market with weekly and daily seasonality, hourly varying
 conversion rates and costs per click (:class:`Market`):

@@ -8,11 +8,12 @@ strings of :class:`ErrorCode` (the worker sends such records to the DLQ with tha
 
 Each topic's fields, which of them are required, and whether unknown fields are refused
 come from its wire model (:mod:`pacer_stream.wire.models`, also the source of the JSON
-Schemas). Spend and can-spend requests are first decoded by their model in one C pass;
-anything the model refuses, or a payload that may hide a duplicate key, takes the strict
-path below, which names the stable error code.
+Schemas).
 
-Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks):
+Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks; a
+well-formed spend record is read straight from bytes by msgspec instead, and anything
+else takes the strict path, so the codes are the same -- docs/streaming.md, "Wire
+models"):
 
 - payload: non-empty bytes, at most ``max_bytes`` (64 KiB; 1 MiB for the DLQ topic),
   UTF-8, one JSON *object*; no duplicate keys; no ``NaN``/``Infinity``; every integer
@@ -53,12 +54,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Any, ClassVar, Final, NoReturn, TypeVar
+from typing import Annotated, Any, ClassVar, Final, NoReturn, TypeVar
 
 import msgspec
 import orjson
 
 from pacer_stream import topics
+from pacer_stream.core import ids
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
     Alert,
@@ -81,7 +83,6 @@ from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
 from pacer_stream.wire.models import (
     MAX_DEADLINE_MS,
-    MAX_ID_LENGTH,
     MAX_PARTITION,
     MAX_TEXT_LENGTH,
     AlertWire,
@@ -94,8 +95,6 @@ from pacer_stream.wire.models import (
     CommandWire,
     DlqWire,
     PaceWire,
-    SpendWire,
-    WireRecord,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -638,8 +637,8 @@ def _json_type(value: object) -> str:
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
+S = TypeVar("S", bound=msgspec.Struct)
 
-_ID_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -647,16 +646,20 @@ _RFC3339 = re.compile(
 )
 
 
-def _id(value: object, where: str) -> str:
+def _id(value: object, where: str, *, max_bytes: int = ids.MAX_ID_BYTES) -> str:
+    """An id by the one id rule (``core.ids``); campaign ids also refuse braces."""
     if not isinstance(value, str):
         _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    if not value.strip():
-        _fail(ErrorCode.EMPTY_ID, where, "must not be empty or blank")
-    if len(value) > MAX_ID_LENGTH:
-        _fail(ErrorCode.INVALID_ID, where, f"longer than {MAX_ID_LENGTH} characters")
-    if _ID_BAD.search(value):
-        _fail(ErrorCode.INVALID_ID, where, f"contains control characters: {_show(value)}")
+    campaign = where in ("campaign_id", "key")
+    problem = ids.id_problem(value, campaign=campaign, max_bytes=max_bytes)
+    if problem is not None:
+        _fail(ErrorCode(problem[0]), where, f"{problem[1]}: {_show(value)}")
     return value
+
+
+def _token(value: object, where: str) -> str:
+    """An id the pacer generated (a reservation id embeds two ids)."""
+    return _id(value, where, max_bytes=ids.MAX_TOKEN_BYTES)
 
 
 def _text(value: object, where: str, max_length: int = MAX_TEXT_LENGTH) -> str:
@@ -949,7 +952,6 @@ def _shape(model: type[msgspec.Struct]) -> _Shape:
     )
 
 
-_SPEND = _shape(SpendWire)
 _BUDGET = _shape(BudgetWire)
 _CHANNEL_BUDGET = _shape(ChannelBudgetWire)
 _COMMAND = _shape(CommandWire)
@@ -966,24 +968,103 @@ def _opt(data: Mapping[str, object], name: str, reader: Callable[[object, str], 
     return None if value is None else reader(value, name)
 
 
+_Micros = Annotated[int, msgspec.Meta(ge=0, le=MAX_MICROS)]
+
+
+class _SpendTyped(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The typed layer of ``pacer.spend.v1``, checked by msgspec (field set, types,
+    integer micros, channel); ids and the time keep the rules msgspec does not have (the
+    one id rule, RFC 3339 with ``T``, sub-microsecond digits truncated)."""
+
+    schema_version: int
+    event_id: str
+    campaign_id: str
+    channel: ChannelType
+    amount_micros: _Micros
+    event_time: str
+    clicks: _Micros
+    conversions: _Micros
+    impressions: _Micros | None = None
+    revenue_micros: _Micros | None = None
+    reservation_id: str | None = None
+    source: str | None = None
+
+
+#: msgspec's validation message -> stable code (its errors carry a message and a
+#: ``$.path``, no machine-readable kind; msgspec is pinned and the corpus guards this).
+_MSGSPEC_CODES: Final = (
+    ("unknown field", ErrorCode.UNKNOWN_FIELD),
+    ("missing required field", ErrorCode.MISSING_FIELD),
+    ("Expected `int`, got `float`", ErrorCode.FLOAT_NOT_ALLOWED),
+    ("Expected `int` >=", ErrorCode.NUMBER_OUT_OF_RANGE),
+    ("Expected `int` <=", ErrorCode.NUMBER_OUT_OF_RANGE),
+    ("Invalid enum value", ErrorCode.UNKNOWN_CHANNEL),
+)
+_MSGSPEC_PATH: Final = re.compile(r"(?: - at `\$\.?(.*)`)?$")
+
+
+def _typed(d: Mapping[str, Any], cls: type[S]) -> S:
+    """``d`` converted to ``cls`` by msgspec; its errors become :class:`InvalidRecord`."""
+    try:
+        return msgspec.convert(d, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _MSGSPEC_PATH.search(text)
+        where = (match.group(1) or "") if match else ""
+        message = text[: match.start()] if match else text
+        code = next((c for part, c in _MSGSPEC_CODES if part in text), ErrorCode.WRONG_TYPE)
+        _fail(code, where, message)
+
+
 def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord:
-    _SPEND.check(d)
-    record = SpendRecord(
-        event_id=_id(d["event_id"], "event_id"),
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_channel(d["channel"], "channel"),
-        amount_micros=_int(d["amount_micros"], "amount_micros"),
-        event_time=parse_time(d["event_time"], "event_time"),
-        clicks=_int(d["clicks"], "clicks"),
-        conversions=_int(d["conversions"], "conversions"),
-        impressions=_opt(d, "impressions", _int),
-        revenue_micros=_opt(d, "revenue_micros", _int),
-        reservation_id=_opt(d, "reservation_id", _id),
-        source=_opt(d, "source", _id),
-    )
-    ctx.not_too_old(record.event_time, "event_time")
-    ctx.not_in_future(record.event_time, "event_time")
-    return record
+    return _finish_spend(_typed(d, _SpendTyped), ctx)
+
+
+def _finish_spend(typed: _SpendTyped, ctx: _Context) -> SpendRecord:
+    """The checks msgspec does not make (the one id rule, the RFC 3339 rule, the clock
+    window), in the order the hand-written decoder made them."""
+    _id(typed.event_id, "event_id")
+    _id(typed.campaign_id, "campaign_id")
+    if typed.reservation_id is not None:
+        _token(typed.reservation_id, "reservation_id")
+    if typed.source is not None:
+        _id(typed.source, "source")
+    fields_ = msgspec.structs.asdict(typed)
+    del fields_["schema_version"]
+    fields_["event_time"] = event_time = parse_time(typed.event_time, "event_time")
+    ctx.not_too_old(event_time, "event_time")
+    ctx.not_in_future(event_time, "event_time")
+    return SpendRecord(**fields_)
+
+
+_SPEND_JSON: Final = msgspec.json.Decoder(_SpendTyped)
+_ANY_JSON: Final = msgspec.json.Decoder()
+
+
+def _fast_spend(payload: bytes) -> _SpendTyped | None:
+    """The spend record straight from bytes (the hot path), or None when anything is off.
+
+    msgspec alone accepts duplicate keys and reports NaN, non-UTF-8 or a version of the
+    wrong type under other codes, so any failure -- and any payload with a backslash
+    escape or a repeated key -- returns None and goes through the strict path, which
+    gives the exact code. Only well-formed records are decided here.
+
+    Repeated keys: without escapes every ``"`` delimits a string, so the colons outside
+    strings (even pieces of a split on ``"``) count the keys (spend values are flat);
+    more keys than the decoded object has means one repeats.
+    """
+    if b"\\" in payload:
+        return None
+    try:
+        typed = _SPEND_JSON.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if typed.schema_version != SCHEMA_VERSION or type(typed.schema_version) is not int:
+        return None
+    keys = b"".join(payload.split(b'"')[::2]).count(b":")
+    if keys != len(_ANY_JSON.decode(payload)):
+        return None
+    return typed
 
 
 def _decode_channel_budgets(value: object, where: str) -> dict[ChannelType, ChannelConfig]:
@@ -1082,7 +1163,7 @@ def _decode_reply(d: Mapping[str, Any], ctx: _Context) -> CanSpendReply:
         reason=_text(d["reason"], "reason"),
         remaining_micros=_int(d["remaining_micros"], "remaining_micros"),
         decided_at=parse_time(d["decided_at"], "decided_at"),
-        reservation_id=_opt(d, "reservation_id", _id),
+        reservation_id=_opt(d, "reservation_id", _token),
         expires_at=_opt(d, "expires_at", parse_time),
         pacing_multiplier=_opt(d, "pacing_multiplier", _number),
     )
@@ -1091,7 +1172,7 @@ def _decode_reply(d: Mapping[str, Any], ctx: _Context) -> CanSpendReply:
 def _decode_alert(d: Mapping[str, Any], ctx: _Context) -> AlertRecord:
     _ALERT.check(d)
     return AlertRecord(
-        alert_id=_id(d["alert_id"], "alert_id"),
+        alert_id=_token(d["alert_id"], "alert_id"),
         campaign_id=_id(d["campaign_id"], "campaign_id"),
         channel=_opt(d, "channel", _channel),
         alert_type=_enum(d["alert_type"], "alert_type", AlertType, ErrorCode.UNKNOWN_VALUE),
@@ -1224,58 +1305,11 @@ def decode(
     ctx = _context(now, history_days, max_future_skew_s)
     if max_bytes is None:
         max_bytes = DLQ_MAX_PAYLOAD_BYTES if topic == topics.DLQ else DEFAULT_MAX_PAYLOAD_BYTES
-    fast = _decode_fast(topic, payload, max_bytes, ctx)
-    if fast is not None:
-        return fast
+    if topic == topics.SPEND and isinstance(payload, bytes) and 0 < len(payload) <= max_bytes:
+        typed = _fast_spend(payload)
+        if typed is not None:
+            return _finish_spend(typed, ctx)
     return _decode_obj(topic, _load(payload, max_bytes), ctx)
-
-
-#: The end of a JSON object key (``"`` then ``:``); a string value may hold one too, so
-#: counting these over-counts keys but never under-counts them.
-_KEY_END: Final = re.compile(rb'"\s*:')
-#: Flat, hot topics decoded by their wire model: topic -> (decoder, record type, the
-#: time field the window checks apply to).
-_FAST: Final[Mapping[str, tuple[msgspec.json.Decoder[Any], type[Record], str]]] = {
-    topics.SPEND: (msgspec.json.Decoder(SpendWire), SpendRecord, "event_time"),
-    topics.CAN_SPEND_REQUESTS: (
-        msgspec.json.Decoder(CanSpendRequestWire),
-        CanSpendRequest,
-        "requested_at",
-    ),
-}
-
-
-def _decode_fast(
-    topic: str, payload: object, max_bytes: int, ctx: _Context
-) -> Record | None:
-    """The record, decoded in one C pass by the topic's wire model, or ``None`` when the
-    strict path must decide: any model error (the strict path then names the stable
-    code), or more key ends than set fields (a duplicate key, an explicit ``null``, or
-    ``":`` inside a string). The models have no nested objects, so every key is counted.
-    """
-    entry = _FAST.get(topic)
-    if entry is None or type(payload) is not bytes or not 0 < len(payload) <= max_bytes:
-        return None
-    decoder, record_type, time_field = entry
-    try:
-        wire: WireRecord = decoder.decode(payload)
-    except (msgspec.MsgspecError, ValueError):  # ValueError: not UTF-8
-        return None
-    values = msgspec.structs.asdict(wire)
-    if len(_KEY_END.findall(payload)) != sum(v is not None for v in values.values()):
-        return None
-    del values["schema_version"]
-    text = values[time_field]
-    try:
-        if len(text) in (20, 27) and text[-1] == "Z":  # the form format_time writes
-            values[time_field] = datetime.fromisoformat(text)
-        else:
-            values[time_field] = parse_time(text, time_field)
-    except (InvalidRecord, ValueError):
-        return None
-    ctx.not_too_old(values[time_field], time_field)
-    ctx.not_in_future(values[time_field], time_field)
-    return record_type(**values)
 
 
 def from_dict(

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     redis_ssl_certfile: str | None = None
     redis_ssl_keyfile: str | None = None
     redis_timeout_s: float = 0.05
+    #: ``redis_url`` names one node of a Redis Cluster (the others are discovered).
+    redis_cluster: bool = False
+    #: After Redis lost a ledger (restarted empty), how long the worker keeps that
+    #: campaign/channel's fast path closed: at least the reservation TTL plus the
+    #: spend-reporting lag, so reservations granted from the lost ledger are reported first.
+    redis_quarantine_s: float = 120.0
     allowance_slice_s: int = 10
     allowance_ttl_s: int = 30
     #: Whether the worker publishes allowances and breaker states to Redis.

@@ -2,6 +2,7 @@
 # Installs the command-line validators that tests/contract/test_deploy.py runs:
 #   promtool        - from Debian's `prometheus` package (checks and unit-tests alert rules)
 #   docker-compose  - Debian's Compose v1 (validates docker-compose.yml without an engine)
+#   openssl         - makes the throwaway CAs and certificates of the TLS tests
 #   chromium, chromedriver - Debian's `chromium` and `chromium-driver`: the headless
 #                     browser tests/integration/test_operator_page_browser.py drives with
 #                     selenium (pinned in the dev extras; never a downloaded browser build)
@@ -27,6 +28,7 @@ fi
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
@@ -57,7 +59,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   fi
 else
-  echo "install-tools: promtool, docker-compose, chromium and chromedriver already present"
+  echo "install-tools: promtool, docker-compose, openssl, chromium and chromedriver already present"
 fi
 
 if [ -x .venv/bin/python ]; then

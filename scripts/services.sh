@@ -15,6 +15,17 @@
 #   SERVICES_WAIT_S      seconds `start` waits for each service to answer (default 90)
 #   SERVICES_REDIS_PORT  Redis port (default 6379), for a machine whose 6379 is taken;
 #                        then point the code at it with PACER_REDIS_URL.
+#
+# Extra, private brokers (fault and security tests start their own, never touching the
+# shared one): give each its own state directory and ports.
+#   SERVICES_DIR                    state/pid/log directory (default .services)
+#   SERVICES_KAFKA_PORT             broker port (default 9092)
+#   SERVICES_KAFKA_CONTROLLER_PORT  KRaft controller port (default 9093)
+#   SERVICES_KAFKA_SCRAM_USERS      "name:password,name:password,...": the broker then
+#       listens with SASL_PLAINTEXT + SCRAM-SHA-512 only (no unauthenticated client
+#       listener), the users are created by Kafka's own storage tool when the storage is
+#       formatted, and the first user is the broker's own (inter-broker, super user).
+#       ACLs are enforced (StandardAuthorizer); see deploy/kafka/acls.yaml.
 set -euo pipefail
 
 # Work from the repo root so every path below is relative to the clone, wherever it is.
@@ -22,12 +33,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 
 HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
+KAFKA_PORT="${SERVICES_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${SERVICES_KAFKA_CONTROLLER_PORT:-9093}"
+SCRAM_USERS="${SERVICES_KAFKA_SCRAM_USERS:-}"
 REDIS_PORT="${SERVICES_REDIS_PORT:-6379}"
 WAIT_S="${SERVICES_WAIT_S:-90}"
 
-SERVICES_DIR="$ROOT/.services"
+SERVICES_DIR="${SERVICES_DIR:-$ROOT/.services}"
+mkdir -p "$SERVICES_DIR"
+SERVICES_DIR="$(cd "$SERVICES_DIR" && pwd)"
 KAFKA_SRC="$ROOT/scripts/kafka"
 KAFKA_LIB="$KAFKA_SRC/lib"
 KAFKA_CP="$KAFKA_LIB/*"
@@ -166,10 +180,43 @@ ensure_kafka_jars() {
   echo "$want" >"$KAFKA_LIB/.pom-sha256"
 }
 
+# First "name:password" of SERVICES_KAFKA_SCRAM_USERS (the broker's own user).
+scram_admin() { echo "${SCRAM_USERS%%,*}"; }
+
 render_kafka_props() {
   mkdir -p "$KAFKA_CONF_DIR" "$KAFKA_DATA"
-  # Absolute data dir so the broker does not depend on its working directory.
-  sed "s#@DATA_DIR@#$KAFKA_DATA#g" "$KAFKA_SRC/server.properties" >"$KAFKA_PROPS.tmp"
+  # Absolute data dir so the broker does not depend on its working directory; ports
+  # substituted so private brokers can run beside the shared one.
+  sed -e "s#@DATA_DIR@#$KAFKA_DATA#g" \
+    -e "s#127.0.0.1:9092#127.0.0.1:$KAFKA_PORT#g" \
+    -e "s#127.0.0.1:9093#127.0.0.1:$KAFKA_CONTROLLER_PORT#g" \
+    "$KAFKA_SRC/server.properties" >"$KAFKA_PROPS.tmp"
+  if [ -n "$SCRAM_USERS" ]; then
+    local admin user pass
+    admin="$(scram_admin)"
+    user="${admin%%:*}"
+    pass="${admin#*:}"
+    # The client listener speaks SASL only; the controller listener stays on loopback
+    # PLAINTEXT inside this one process (its principal is ANONYMOUS, hence a super user).
+    sed -i -e '/^listeners=/d' -e '/^advertised.listeners=/d' \
+      -e '/^listener.security.protocol.map=/d' -e '/^inter.broker.listener.name=/d' \
+      "$KAFKA_PROPS.tmp"
+    cat >>"$KAFKA_PROPS.tmp" <<EOF
+
+# SASL/SCRAM-SHA-512 (rendered by scripts/services.sh from SERVICES_KAFKA_SCRAM_USERS).
+listeners=SASL_PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://$HOST:$KAFKA_PORT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$user" password="$pass";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:$user;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+EOF
+    chmod 600 "$KAFKA_PROPS.tmp"
+  fi
   mv "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
 }
 
@@ -186,8 +233,18 @@ format_kafka_storage() {
     return 1
   fi
   log "formatting Kafka storage (cluster id $cluster_id)"
+  # SCRAM users are written into the cluster metadata by the storage tool itself
+  # (kafka-storage.sh format --add-scram), so they exist before any client connects.
+  local scram=() pair pairs=()
+  if [ -n "$SCRAM_USERS" ]; then
+    IFS=',' read -r -a pairs <<<"$SCRAM_USERS"
+    for pair in "${pairs[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=${pair%%:*},password=${pair#*:}]")
+    done
+    log "SCRAM-SHA-512 users: $(for pair in "${pairs[@]}"; do printf '%s ' "${pair%%:*}"; done)"
+  fi
   if ! java "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_CP" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1; then
+    -t "$cluster_id" -c "$KAFKA_PROPS" "${scram[@]}" >>"$KAFKA_LOG" 2>&1; then
     err "kafka storage format failed"
     tail_log "$KAFKA_LOG"
     return 1
@@ -202,7 +259,7 @@ kafka_pid() { live_pid "$KAFKA_PID" "kafka.Kafka"; }
 kafka_answers() {
   port_open "$KAFKA_PORT" || return 1
   if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c 'import aiokafka' 2>/dev/null; then
-    timeout 15 "$ROOT/.venv/bin/python" - "$HOST:$KAFKA_PORT" <<'PY' >/dev/null 2>&1
+    timeout 15 "$ROOT/.venv/bin/python" - "$HOST:$KAFKA_PORT" "$(scram_admin)" <<'PY' >/dev/null 2>&1
 import asyncio
 import sys
 
@@ -210,7 +267,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def main() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000)
+    sasl = {}
+    if sys.argv[2]:
+        user, _, password = sys.argv[2].partition(":")
+        sasl = {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
+    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000, **sasl)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()

@@ -29,6 +29,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from pacer_stream.core import ids
 from pacer_stream.core.types import ChannelType
 from pacer_stream.errors import InvalidArgument, UnknownChannel, WrongType
 
@@ -39,16 +40,15 @@ ALLOWANCE = "allowance"
 BREAKER = "breaker"
 LEDGER = "ledger"
 TIMERS = "timers"
-#: Ledger hash field prefix of reservation records; timers members prefixes.
-RECORD_FIELD_PREFIX = "r:"
+#: Timers members prefixes (ledger records are fields ``r:<request_id>``).
 EXPIRY_MEMBER_PREFIX = "x:"
 FORGET_MEMBER_PREFIX = "g:"
 #: Reservation ids issued by the fast path start with this (the worker uses it to tell
 #: fast-path reservations from its own in spend events).
 RESERVATION_ID_PREFIX = "rsv1."
-#: Longest campaign / request id accepted (bytes of UTF-8). Lua checks the same bound.
-MAX_ID_BYTES = 128
-_FORBIDDEN_IN_CAMPAIGN = frozenset("{}")
+#: Longest campaign / request id accepted (bytes of UTF-8): the one id rule's bound,
+#: which the Lua scripts check too (``_lib.lua``).
+MAX_ID_BYTES = ids.MAX_ID_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,24 +77,13 @@ class ReservationRef:
 
 
 def check_id(value: object, what: str) -> str:
-    """Validate a campaign or request id: non-empty str, <= MAX_ID_BYTES, printable."""
-    if not isinstance(value, str):
-        raise WrongType(f"{what} must be a string, got {type(value).__name__}")
-    if not value:
-        raise InvalidArgument(f"{what} must not be empty")
-    if len(value.encode("utf-8")) > MAX_ID_BYTES:
-        raise InvalidArgument(f"{what} must be at most {MAX_ID_BYTES} bytes")
-    if not value.isprintable():
-        raise InvalidArgument(f"{what} must not contain control characters")
-    return value
+    """A request id by the one id rule (``core.ids``)."""
+    return ids.check_id(value, what)
 
 
 def check_campaign_id(value: object) -> str:
-    """A campaign id is also a Redis Cluster hash tag, so it must not contain braces."""
-    cid = check_id(value, "campaign_id")
-    if _FORBIDDEN_IN_CAMPAIGN.intersection(cid):
-        raise InvalidArgument("campaign_id must not contain '{' or '}' (Redis hash tag)")
-    return cid
+    """A campaign id by the one id rule: it is also the hash tag, so no braces."""
+    return ids.check_campaign_id(value)
 
 
 def check_channel(value: object) -> ChannelType:

@@ -36,6 +36,7 @@ before new money is handed out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pacer_stream.adapters.redis_store import RedisStore
@@ -44,6 +45,7 @@ from pacer_stream.adapters.store import (
     DEFAULT_QUARANTINE_S,
     DEFAULT_RESERVATION_TTL_S,
     DEFAULT_RETENTION_S,
+    PublishRequest,
     PublishResult,
     Usage,
 )
@@ -88,7 +90,11 @@ class RedisPublisher:
 
             settings = get_settings()
         store = RedisStore.from_settings(settings)
-        kwargs: dict[str, Any] = {"ttl_s": float(settings.allowance_ttl_s), "store": store}
+        kwargs: dict[str, Any] = {
+            "ttl_s": float(settings.allowance_ttl_s),
+            "quarantine_s": float(settings.redis_quarantine_s),
+            "store": store,
+        }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)
 
@@ -110,7 +116,6 @@ class RedisPublisher:
         limit_code: Code = Code.HOURLY_CAP,
         generation: int | None = None,
         reservation_ttl_s: float | None = None,
-        _test_expires_in_ms: int | None = None,
     ) -> PublishResult:
         """Publish a new generation: ``allowance_micros`` gross for the slice (contract
         in the module docstring), the breaker state, valid for ``ttl_s``.
@@ -124,22 +129,23 @@ class RedisPublisher:
             await self.load_scripts()
         key = (str(campaign_id), str(getattr(channel, "value", channel)))
         result = await self.store.publish(
-            campaign_id,
-            channel,
-            allowance_micros,
-            breaker_state,
-            self.ttl_s if ttl_s is None else ttl_s,
-            reservation_ttl_s=(
-                self.reservation_ttl_s if reservation_ttl_s is None else reservation_ttl_s
-            ),
-            generation=generation,
-            reported_micros=reported_micros,
-            limit_code=limit_code,
-            expected_epoch=self._epochs.get(key),
-            quarantine_s=self.quarantine_s,
-            retention_s=self.retention_s,
-            ledger_ttl_s=self.ledger_ttl_s,
-            _test_expires_in_ms=_test_expires_in_ms,
+            PublishRequest(
+                campaign_id,
+                channel,
+                allowance_micros,
+                breaker_state,
+                self.ttl_s if ttl_s is None else ttl_s,
+                reservation_ttl_s=(
+                    self.reservation_ttl_s if reservation_ttl_s is None else reservation_ttl_s
+                ),
+                generation=generation,
+                reported_micros=reported_micros,
+                limit_code=limit_code,
+                expected_epoch=self._epochs.get(key),
+                quarantine_s=self.quarantine_s,
+                retention_s=self.retention_s,
+                ledger_ttl_s=self.ledger_ttl_s,
+            )
         )
         self._epochs[key] = result.epoch
         if result.created:
@@ -163,9 +169,14 @@ class RedisPublisher:
     async def usage(self, campaign_id: str, channel: ChannelType | str) -> Usage:
         return await self.store.usage(campaign_id, channel)
 
-    def forget(self, campaign_id: str, channel: ChannelType | str) -> None:
-        """Stop tracking a campaign/channel's epoch (e.g. its partition was revoked)."""
-        self._epochs.pop((str(campaign_id), str(getattr(channel, "value", channel))), None)
+    def retain(self, campaign_ids: Collection[str]) -> int:
+        """Forget the epochs of every campaign not in ``campaign_ids`` (partitions that
+        moved away, campaigns that expired), so the map stays as large as what this
+        worker owns; returns how many entries were dropped."""
+        doomed = [k for k in self._epochs if k[0] not in campaign_ids]
+        for k in doomed:
+            del self._epochs[k]
+        return len(doomed)
 
     def known_epoch(self, campaign_id: str, channel: ChannelType | str) -> str | None:
         return self._epochs.get((str(campaign_id), str(getattr(channel, "value", channel))))

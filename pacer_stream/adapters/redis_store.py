@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -30,12 +31,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from pacer_stream.adapters import keys
 from pacer_stream.adapters.store import (
-    DEFAULT_LEDGER_TTL_S,
-    DEFAULT_QUARANTINE_S,
-    DEFAULT_RESERVATION_TTL_S,
-    DEFAULT_RETENTION_S,
     FailClosedHook,
     IdempotencyConflict,
+    PublishRequest,
     PublishResult,
     Release,
     ReleaseStatus,
@@ -58,9 +56,6 @@ from pacer_stream.errors import InvalidAmount, InvalidArgument
 
 #: Script names (files ``lua/<name>.lua``); ``_lib.lua`` is prepended to each.
 SCRIPT_NAMES = ("reserve", "settle", "release", "publish", "publish_breaker", "breaker", "usage")
-#: Scripts a bid engine runs (the rest are worker-only; see ``deploy/redis/users.acl``).
-BIDDER_SCRIPTS = ("reserve", "settle", "release", "breaker")
-
 DEFAULT_TIMEOUT_S = 0.05
 DEFAULT_POOL_SIZE = 64
 
@@ -90,6 +85,24 @@ def _raise_caller_error(exc: ResponseError) -> None:
         raise IdempotencyConflict(message) from None
 
 
+def _cluster_client(
+    url: str, timeout_s: float, pool_size: int, extra: dict[str, Any]
+) -> RedisCluster:
+    """Redis Cluster client: ``url`` names any node, the others are discovered. Every
+    script touches the keys of one campaign, which share a slot (``{campaign}`` hash
+    tag), so each call goes to exactly one node. Few cluster retries: a node that is
+    down must turn into a fast denial (fail closed), not a long retry loop."""
+    return RedisCluster.from_url(
+        url,
+        max_connections=pool_size,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        cluster_error_retry_attempts=1,
+        decode_responses=True,
+        **extra,
+    )
+
+
 class RedisStore:
     """Redis implementation of :class:`~pacer_stream.adapters.store.AllowanceStore`.
 
@@ -113,7 +126,8 @@ class RedisStore:
         ssl_keyfile: str | None = None,
         prefix: str = keys.DEFAULT_PREFIX,
         on_fail_closed: FailClosedHook | None = None,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | RedisCluster | None = None,
+        cluster: bool = False,
     ) -> None:
         if pool_size < 1:
             raise InvalidArgument("pool_size must be at least 1")
@@ -137,6 +151,9 @@ class RedisStore:
                     extra["ssl_certfile"] = ssl_certfile
                 if ssl_keyfile is not None:
                     extra["ssl_keyfile"] = ssl_keyfile
+            if cluster:
+                client = _cluster_client(url, timeout_s, pool_size, extra)
+        if client is None:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=pool_size,
@@ -153,14 +170,15 @@ class RedisStore:
                 **extra,
             )
             client = aioredis.Redis.from_pool(pool)
-        self.redis: aioredis.Redis = client
+        self.redis: aioredis.Redis | RedisCluster = client
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> RedisStore:
-        """Build from :class:`pacer_stream.settings.Settings` (URL, ACL user, TLS CA)."""
+        """Build from :class:`pacer_stream.settings.Settings` (URL, ACL user, TLS CA and
+        client certificate)."""
         if settings is None:
             from pacer_stream.settings import get_settings
 
@@ -170,6 +188,11 @@ class RedisStore:
             "username": settings.redis_username,
             "password": settings.redis_password,
             "ssl_ca_certs": settings.redis_ssl_ca_certs,
+            # Mutual TLS: without these a deployment that configured a client
+            # certificate would silently connect without one.
+            "ssl_certfile": settings.redis_ssl_certfile,
+            "ssl_keyfile": settings.redis_ssl_keyfile,
+            "cluster": settings.redis_cluster,
         }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)
@@ -188,6 +211,12 @@ class RedisStore:
             raise StoreUnavailable(f"redis rejected {name}: {exc}") from exc
         except (TimeoutError, RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis unavailable during {name}: {exc!r}") from exc
+        except (AttributeError, TypeError) as exc:
+            # The cluster client, when a node times out, re-reads the topology and closes
+            # connections other calls are still using; those surface as AttributeError
+            # on a closed stream. Whatever the client library trips over is a denial,
+            # never a crash of the bid engine.
+            raise StoreUnavailable(f"redis client failed during {name}: {exc!r}") from exc
 
     async def load_scripts(self) -> list[str]:
         """SCRIPT LOAD every script (worker side), so bid engines that may not load
@@ -278,41 +307,8 @@ class RedisStore:
         )
 
     # ------------------------------------------------------------------ publish
-    async def publish(
-        self,
-        campaign_id: str,
-        channel: ChannelType | str,
-        allowance_micros: int,
-        breaker_state: CircuitBreakerState | str,
-        ttl_s: float,
-        *,
-        reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
-        generation: int | None = None,
-        reported_micros: int | None = None,
-        limit_code: Code = Code.HOURLY_CAP,
-        expected_epoch: str | None = None,
-        quarantine_s: float = DEFAULT_QUARANTINE_S,
-        retention_s: float = DEFAULT_RETENTION_S,
-        ledger_ttl_s: float = DEFAULT_LEDGER_TTL_S,
-        _test_expires_in_ms: int | None = None,
-    ) -> PublishResult:
-        p = check_publish_args(
-            campaign_id,
-            channel,
-            allowance_micros,
-            breaker_state,
-            ttl_s,
-            reservation_ttl_s=reservation_ttl_s,
-            generation=generation,
-            reported_micros=reported_micros,
-            limit_code=limit_code,
-            expected_epoch=expected_epoch,
-            quarantine_s=quarantine_s,
-            retention_s=retention_s,
-            ledger_ttl_s=ledger_ttl_s,
-            test_expires_in_ms=_test_expires_in_ms,
-            prefix=self.prefix,
-        )
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        p = check_publish_args(request, prefix=self.prefix)
         reply = await self._run(
             "publish",
             p.keys.all(),

@@ -1,12 +1,11 @@
-"""The allowance store port: one interface, two implementations.
+"""The allowance store port.
 
 ``AllowanceStore`` is what the fast path needs from storage. ``RedisStore`` implements it
-with the Lua scripts (production: many bid engines, one truth); ``MemoryStore`` implements
-the very same semantics in pure Python with an injected clock (unit tests, the simulator).
-The component tests run one behavioural suite against both, in the spirit of httpx's
-``MockTransport``: callers cannot tell them apart except by speed and durability.
+with the Lua scripts (many bid engines, one truth); the rules live only there -- there is
+no Python twin to keep in step. The component tests run the behavioural suite against
+the real local Redis.
 
-Semantics shared by both (see ``docs/redis.md`` for the full contract):
+Semantics (see ``docs/redis.md`` for the full contract):
 
 * The worker publishes, per campaign/channel, a *generation*: a spend allowance for the
   next slice plus the breaker state, valid until an expiry stamp in store time.
@@ -192,24 +191,7 @@ class AllowanceStore(Protocol):
 
     async def release(self, reservation_id: str) -> Release: ...
 
-    async def publish(
-        self,
-        campaign_id: str,
-        channel: ChannelType | str,
-        allowance_micros: int,
-        breaker_state: CircuitBreakerState | str,
-        ttl_s: float,
-        *,
-        reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
-        generation: int | None = None,
-        reported_micros: int | None = None,
-        limit_code: Code = Code.HOURLY_CAP,
-        expected_epoch: str | None = None,
-        quarantine_s: float = DEFAULT_QUARANTINE_S,
-        retention_s: float = DEFAULT_RETENTION_S,
-        ledger_ttl_s: float = DEFAULT_LEDGER_TTL_S,
-        _test_expires_in_ms: int | None = None,
-    ) -> PublishResult: ...
+    async def publish(self, request: PublishRequest) -> PublishResult: ...
 
     async def publish_breaker(
         self,
@@ -270,8 +252,34 @@ def seconds_to_ms(value: object, what: str, *, minimum: float) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One publish, as the worker asks for it (seconds, micros, enum or str values):
+    a new generation of ``allowance_micros`` for the slice plus the breaker state,
+    valid for ``ttl_s``. The store validates it (:func:`check_publish_args`) before any
+    I/O."""
+
+    campaign_id: str
+    channel: ChannelType | str
+    allowance_micros: int
+    breaker_state: CircuitBreakerState | str
+    ttl_s: float
+    reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S
+    #: Fences a stale publisher: not above the stored generation = rejected.
+    generation: int | None = None
+    #: Fast-path spend of this ledger epoch the core has already counted.
+    reported_micros: int | None = None
+    #: The rule that bounds the allowance (denials for an exhausted allowance carry it).
+    limit_code: Code = Code.HOURLY_CAP
+    #: The ledger epoch the publisher saw last (a different one means Redis lost it).
+    expected_epoch: str | None = None
+    quarantine_s: float = DEFAULT_QUARANTINE_S
+    retention_s: float = DEFAULT_RETENTION_S
+    ledger_ttl_s: float = DEFAULT_LEDGER_TTL_S
+
+
+@dataclass(frozen=True, slots=True)
 class PublishArgs:
-    """Validated publish arguments, in the units the stores work in."""
+    """Validated publish arguments, in the units the store works in."""
 
     keys: keys.ChannelKeys
     campaign_id: str
@@ -289,43 +297,28 @@ class PublishArgs:
     ledger_ttl_ms: int
 
 
-def check_publish_args(
-    campaign_id: object,
-    channel: object,
-    allowance_micros: object,
-    breaker_state: object,
-    ttl_s: object,
-    *,
-    reservation_ttl_s: object,
-    generation: object,
-    reported_micros: object,
-    limit_code: object,
-    expected_epoch: object,
-    quarantine_s: object,
-    retention_s: object,
-    ledger_ttl_s: object,
-    test_expires_in_ms: object,
-    prefix: str,
-) -> PublishArgs:
+def check_publish_args(request: object, *, prefix: str) -> PublishArgs:
+    if not isinstance(request, PublishRequest):
+        raise WrongType(f"publish takes a PublishRequest, got {type(request).__name__}")
+    campaign_id, channel = request.campaign_id, request.channel
+    allowance_micros, breaker_state = request.allowance_micros, request.breaker_state
+    ttl_s, reservation_ttl_s = request.ttl_s, request.reservation_ttl_s
+    generation, reported_micros = request.generation, request.reported_micros
+    limit_code, expected_epoch = request.limit_code, request.expected_epoch
+    quarantine_s, retention_s = request.quarantine_s, request.retention_s
+    ledger_ttl_s = request.ledger_ttl_s
     cid = keys.check_campaign_id(campaign_id)
     ch = keys.check_channel(channel)
-    gross = check_micros(allowance_micros, what="allowance_micros")  # type: ignore[arg-type]
+    gross = check_micros(allowance_micros, what="allowance_micros")
     state = check_breaker_state(breaker_state)
-    if test_expires_in_ms is None:
-        ttl_ms = seconds_to_ms(ttl_s, "ttl_s", minimum=0.001)
-    else:
-        # Test-only: an expiry stamp already in the past (or exactly now) relative to
-        # store time, so expiry is tested deterministically without sleeping.
-        if isinstance(test_expires_in_ms, bool) or not isinstance(test_expires_in_ms, int):
-            raise WrongType("_test_expires_in_ms must be an int")
-        ttl_ms = test_expires_in_ms
+    ttl_ms = seconds_to_ms(ttl_s, "ttl_s", minimum=0.001)
     if generation is not None and (
         isinstance(generation, bool) or not isinstance(generation, int) or generation < 1
     ):
         raise InvalidArgument(f"generation must be a positive int, got {generation!r}")
     reported = None
     if reported_micros is not None:
-        reported = check_micros(reported_micros, what="reported_micros")  # type: ignore[arg-type]
+        reported = check_micros(reported_micros, what="reported_micros")
     if not isinstance(limit_code, Code):
         raise WrongType(f"limit_code must be a Code, got {limit_code!r}")
     if expected_epoch is not None and (

@@ -1,4 +1,4 @@
-"""Benchmarks behind ``pacer-stream bench`` (QUALITY.md section 2).
+"""Benchmarks behind ``pacer-stream bench`` (targets: docs/targets.md).
 
 Each module measures one thing beside its own baseline from the same run and returns
 a JSON-able dict; ``command.py`` prints and stores them.

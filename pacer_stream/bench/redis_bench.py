@@ -1,4 +1,4 @@
-"""Redis fast-path benchmark (QUALITY.md section 2): reserve latency and throughput.
+"""Redis fast-path benchmark (targets: docs/targets.md): reserve latency and throughput.
 
 Every figure is printed beside its floor measured in the same run, on the same
 connection settings: a plain ``INCRBY`` round trip is the cheapest thing a Redis client

@@ -1,6 +1,6 @@
 """Stream benchmark: the faust worker against a plain aiokafka loop, same run, same work.
 
-What is measured (QUALITY.md section 2), on throwaway topics of the given broker:
+What is measured (targets: docs/targets.md), on throwaway topics of the given broker:
 
 1. **Throughput on a backlog.** ``n_events`` spend events for ``n_campaigns`` configured
    campaigns are produced while no consumer runs; then the consumer starts and the

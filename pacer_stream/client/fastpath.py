@@ -50,6 +50,8 @@ class FastPathClient:
         username: str | None = None,
         password: str | None = None,
         ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
         on_fail_closed: FailClosedHook | None = None,
         **store_kwargs: Any,
     ) -> None:
@@ -60,6 +62,8 @@ class FastPathClient:
             username=username,
             password=password,
             ssl_ca_certs=ssl_ca_certs,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
             on_fail_closed=on_fail_closed,
             **store_kwargs,
         )
@@ -76,6 +80,11 @@ class FastPathClient:
             "username": settings.redis_username,
             "password": settings.redis_password,
             "ssl_ca_certs": settings.redis_ssl_ca_certs,
+            # Mutual TLS: without these a deployment that configured a client
+            # certificate would silently connect without one.
+            "ssl_certfile": settings.redis_ssl_certfile,
+            "ssl_keyfile": settings.redis_ssl_keyfile,
+            "cluster": settings.redis_cluster,
         }
         kwargs.update(overrides)
         return cls(settings.redis_url, **kwargs)

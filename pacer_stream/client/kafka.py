@@ -68,10 +68,6 @@ from pacer_stream.records import (
 
 __all__ = ["BreakerFollower", "PacerClient"]
 
-#: Default deadline written into a request when the caller gives none: the worker
-#: answers ``deadline_expired`` to requests that waited longer than this in the topic.
-DEFAULT_DEADLINE_MS = 1000
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -88,7 +84,7 @@ class PacerClient:
     the worker's ``settings.topic_prefix``; ``reply_to`` names a replies topic of this
     client's own (created by the operator) instead of the shared one.
     ``signing_key=(key_id, secret)`` signs budgets and commands (HMAC-SHA256, see
-    :mod:`pacer_stream.streams.auth`). Extra keyword arguments (security options) go to
+    :mod:`pacer_stream.signing`). Extra keyword arguments (security options) go to
     both aiokafka clients.
     """
 
@@ -117,14 +113,14 @@ class PacerClient:
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> PacerClient:
+        from pacer_stream import signing
+        from pacer_stream.connection import kafka_options
         from pacer_stream.settings import get_settings
-        from pacer_stream.streams import auth
-        from pacer_stream.streams.admin import kafka_options
 
         s = settings or get_settings()
         opts = kafka_options(s)
         bootstrap = opts.pop("bootstrap_servers")
-        keys = auth.parse_keys(s.command_keys)
+        keys = signing.parse_keys(s.command_keys)
         kwargs: dict[str, Any] = {"topic_prefix": s.topic_prefix, **opts}
         if keys:
             key_id = next(iter(keys))
@@ -295,10 +291,10 @@ class PacerClient:
     def _sign(self, record: Any) -> Any:
         if self.signing_key is None:
             return record
-        from pacer_stream.streams import auth
+        from pacer_stream import signing
 
         key_id, secret = self.signing_key
-        return auth.sign(record, key_id, secret, now=self.clock())
+        return signing.sign(record, key_id, secret, now=self.clock())
 
     # ------------------------------------------------------------------ can-spend
     async def can_spend(

@@ -29,6 +29,7 @@ from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.breaker import Transition
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
+from pacer_stream.core.ids import check_campaign_id, check_id
 from pacer_stream.core.money import MAX_MICROS, check_micros, split_exact
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
@@ -131,7 +132,7 @@ class PacingEngine:
 
     # ------------------------------------------------------------------ configuration
     def new_campaign(self, campaign_id: str) -> CampaignState:
-        _check_id(campaign_id, "campaign_id")
+        check_campaign_id(campaign_id)
         return CampaignState(campaign_id=campaign_id)
 
     def configure(
@@ -142,7 +143,7 @@ class PacingEngine:
         Changing a budget mid-day re-plans the rest of the day from what was spent.
         """
         ts = aware(now, what="now").timestamp()
-        _check_id(config.campaign_id, "campaign_id")
+        check_campaign_id(config.campaign_id)
         zone(config.timezone)
         if state is None:
             state = CampaignState(campaign_id=config.campaign_id)
@@ -427,7 +428,7 @@ class PacingEngine:
         (the actual amount may differ); expiry releases it.
         """
         ts = aware(now, what="now").timestamp()
-        _check_id(request_id, "request_id")
+        check_id(request_id, "request_id")
         ch = state.channels.get(channel) if state is not None else None
         outputs: list[Output] = []
         if state is not None:
@@ -544,7 +545,7 @@ class PacingEngine:
         seen within the dedupe window, recording it; False for a repeat. Operator commands
         use it so a producer retry of, say, ``reallocate`` does not move budget twice."""
         ts = aware(now, what="now").timestamp()
-        _check_id(input_id, f"{kind} id")
+        check_id(input_id, f"{kind} id")
         key = f"{kind}:{input_id}"
         if state.dedupe.seen(key, ts):
             return False
@@ -1049,13 +1050,6 @@ def _from_activation(result: StrategyResult, day: LocalDay, active_from: float) 
     return dataclass_replace(result, weights=tuple(weights))
 
 
-def _check_id(value: object, what: str) -> None:
-    if not isinstance(value, str):
-        raise WrongType(f"{what} must be a string, got {type(value).__name__}")
-    if not value or len(value) > 256:
-        raise InvalidArgument(f"{what} must be 1-256 characters, got {len(value)}")
-
-
 #: How a retried request whose reservation has ended is answered.
 _ENDED: Mapping[AnswerStatus, tuple[Code, str]] = {
     AnswerStatus.SETTLED: (
@@ -1104,8 +1098,8 @@ def _check_totals(ch: ChannelState, hour: int, event: SpendEvent, today: bool) -
 
 
 def _check_spend(event: SpendEvent) -> None:
-    _check_id(event.event_id, "event_id")
-    _check_id(event.campaign_id, "campaign_id")
+    check_id(event.event_id, "event_id")
+    check_campaign_id(event.campaign_id)
     if not isinstance(event.channel, ChannelType):
         raise WrongType(f"channel must be a ChannelType, got {event.channel!r}")
     check_micros(event.amount_micros, what="amount_micros")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from pacer_stream.core.validation import validate_thresholds
+
 
 class ChannelType(StrEnum):
     """Marketing channels (values as in the original Budget Pacer)."""
@@ -95,7 +97,6 @@ class BreakerCause(StrEnum):
     OVERSPEND_AHEAD_OF_PLAN = "overspend_ahead_of_plan"
     RUNAWAY_VELOCITY = "runaway_velocity"
     REPEATED_OVERSPEND = "repeated_overspend"
-    PERFORMANCE_FLOOR = "performance_floor"
     EMERGENCY_STOP = "emergency_stop"
     FORCED = "forced"
     COOLDOWN_ELAPSED = "cooldown_elapsed"
@@ -175,8 +176,6 @@ class Thresholds:
     max_future_skew_s: int = 300
 
     def __post_init__(self) -> None:
-        from pacer_stream.core.validation import validate_thresholds
-
         validate_thresholds(self)
 
 

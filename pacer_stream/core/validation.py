@@ -1,15 +1,16 @@
-"""Argument checks shared by the core and the adapters; each error says what was wrong."""
+"""Argument checks shared by the core and the adapters; each error says what was wrong.
+
+It imports nothing of the core, so ``types`` can use it at import time (no cycle): the
+threshold check reads the fields by name from any object that has them.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
-
-if TYPE_CHECKING:
-    from pacer_stream.core.types import Thresholds
 
 _FRACTIONS = (
     "max_hourly_spend_pct",
@@ -55,7 +56,8 @@ _NON_NEGATIVE_INTS = (
 )
 
 
-def validate_thresholds(t: Thresholds) -> None:
+def validate_thresholds(t: Any) -> None:
+    """Check the fields of a ``types.Thresholds`` (ranges, types, cross-field rules)."""
     for name in _FRACTIONS:
         value = getattr(t, name)
         _number(name, value)

@@ -21,9 +21,12 @@ Semantics:
   and restart loops during an outage only add rebalances.
 * **readyz** answers "is this worker doing its job now?": started and not stopping, a
   partition assignment received since start and no rebalance/recovery in progress
-  (tables recovered), and, when Redis is configured, a successful Redis round trip within
-  ``redis_stale_after_s``. A worker with zero partitions after a completed rebalance is
-  ready: with more workers than partitions that is a normal standby, not a fault.
+  (tables recovered), when the broker is probed a metadata round trip within
+  ``kafka_stale_after_s`` (a worker cut off from its broker keeps its assignment but can
+  neither read nor reply: it must not look ready), and, when Redis is configured, a
+  successful Redis round trip within ``redis_stale_after_s``. A worker with zero
+  partitions after a completed rebalance is ready: with more workers than partitions
+  that is a normal standby, not a fault.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ class WorkerStatus:
     assigned_partitions: int = 0
     redis_ok_at: float | None = None
     redis_error: str | None = None
+    #: Whether the worker probes its broker (see ``streams/broker_probe.py``); when it
+    #: does, a metadata round trip must have succeeded within ``kafka_stale_after_s``.
+    kafka_probed: bool = False
+    kafka_stale_after_s: float = 6.0
+    kafka_ok_at: float | None = None
+    kafka_error: str | None = None
     #: Free-form extra facts shown in the readiness body (e.g. app id, version).
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -102,12 +111,44 @@ class WorkerStatus:
         """A Redis command failed; readiness fails once the last success is stale."""
         self.redis_error = error
 
+    def on_kafka_ok(self, now: float) -> None:
+        """The broker answered a metadata request at monotonic time ``now``."""
+        self.kafka_probed = True
+        self.kafka_ok_at = now
+        self.kafka_error = None
+
+    def on_kafka_error(self, error: str) -> None:
+        """The broker did not answer; readiness fails at once (the probe already waited
+        for its own timeout, so one failure is a real outage, not a blip)."""
+        self.kafka_probed = True
+        self.kafka_error = error
+
 
 def healthz(status: WorkerStatus) -> tuple[int, dict[str, Any]]:
     """Return ``(http_status, body)`` for the liveness probe."""
     if status.fatal_error is not None:
         return UNAVAILABLE, {"status": "fatal", "error": status.fatal_error}
     return OK, {"status": "ok"}
+
+
+def _kafka_check(status: WorkerStatus, now: float) -> dict[str, Any]:
+    """Judge the broker: an assignment received and, when probed, a recent answer."""
+    check: dict[str, Any] = {
+        "ok": status.assignment_received,
+        "assignment_received": status.assignment_received,
+        "assigned_partitions": status.assigned_partitions,
+    }
+    if status.kafka_probed:
+        age = None if status.kafka_ok_at is None else max(0.0, now - status.kafka_ok_at)
+        reachable = (
+            status.kafka_error is None and age is not None and age <= status.kafka_stale_after_s
+        )
+        check["ok"] = check["ok"] and reachable
+        check["broker_reachable"] = reachable
+        check["last_ok_age_s"] = age
+        if status.kafka_error is not None:
+            check["error"] = status.kafka_error
+    return check
 
 
 def _redis_check(status: WorkerStatus, now: float) -> dict[str, Any]:
@@ -134,11 +175,7 @@ def readyz(status: WorkerStatus, now: float) -> tuple[int, dict[str, Any]]:
             "started": status.started,
             "stopping": status.stopping,
         },
-        "kafka": {
-            "ok": status.assignment_received,
-            "assignment_received": status.assignment_received,
-            "assigned_partitions": status.assigned_partitions,
-        },
+        "kafka": _kafka_check(status, now),
         "tables": {"ok": status.assignment_received and not status.recovering},
         "redis": _redis_check(status, now),
     }

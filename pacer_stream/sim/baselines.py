@@ -1,7 +1,7 @@
 """The comparison: simple controllers on the same traffic and faults, and the oracle.
 
 These are *not* pacer-stream (which only ever runs through the core engine, see
-``sim.pacer``); they are the yardsticks QUALITY.md asks for, each a few lines, vectorised
+``sim.pacer``); they are the yardsticks of docs/targets.md, each a few lines, vectorised
 over every campaign/channel at once so a day costs a fraction of a second.
 
 What every gate shares with pacer-stream's bid engine: it sees the minute's auction

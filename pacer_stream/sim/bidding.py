@@ -1,4 +1,4 @@
-"""Issue 8: a bid engine that applies pacer-stream's pacing multiplier.
+"""A bid engine that applies pacer-stream's pacing multiplier.
 
 The default bid engine of the simulator takes or skips each offered batch (like every
 baseline). This one scales its bids by the multiplier ``m`` of the latest can-spend

@@ -1,4 +1,4 @@
-"""Issue 8 scenario: one channel's conversion rate collapses mid-day.
+"""Scenario: one channel's conversion rate collapses mid-day.
 
 On each campaign's channel with the lowest normal conversion rate (see
 :class:`~pacer_stream.sim.scenario.Collapse` for why that one), every batch from

@@ -1,4 +1,4 @@
-"""``pacer-stream simulate``: the pacing-quality report (QUALITY.md section 1).
+"""``pacer-stream simulate``: the pacing-quality report (targets: docs/targets.md).
 
 Imported by ``pacer_stream.cli`` at start-up, so this module only imports typer at the
 top; numpy, the engine, rich and matplotlib are imported inside the command.

@@ -1,4 +1,4 @@
-"""The metrics of QUALITY.md section 1, computed the same way for every strategy.
+"""The pacing-quality metrics of docs/targets.md, computed the same way for every strategy.
 
 Per seed (one simulated day, all campaigns):
 

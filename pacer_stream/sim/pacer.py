@@ -17,7 +17,7 @@ earlier history, so the hybrid's data coverage is 0 and it plans like EVEN (fron
 protection and the 15% hour cap included); everything after that (rollover, velocity,
 breakers, reallocation) is the engine's own behaviour.
 
-Issue 8 options (off by default, so the default run is unchanged): a bid engine that
+Optional scenarios (off by default, so the default run is unchanged): a bid engine that
 applies the pacing multiplier of each decision (``sim.bidding``), per-campaign
 thresholds (the collapse scenario's performance floor) and a watch on one channel per
 campaign that records when the engine throttled, denied and alerted on it.
@@ -141,7 +141,7 @@ class _Campaign:
         self.counters = trace.counters
         self.latency = traffic.scenario.latency_s
         self.state: CampaignState
-        # Issue 8 options (set by run_pacer).
+        # Optional scenarios (set by run_pacer).
         self.bidder: BidEngine | None = None
         self.thresholds: Thresholds | None = None
         self.perf: PerfOutcome | None = None

@@ -5,7 +5,7 @@ y}}}}`` with every SPEC metric for every strategy (``null`` where a metric does 
 exist on that run, e.g. runaway metrics with faults off), plus extra keys: extra
 metrics per strategy (``conversions``, ``utilisation_p5``, ...), ``extra_strategies``
 (``pacer-stream-static``: the same engine with reallocation off), ``targets``
-(QUALITY.md targets and whether pacer-stream met them), ``scenario``, ``per_seed``,
+(the targets of docs/targets.md and whether pacer-stream met them), ``scenario``, ``per_seed``,
 ``counters`` (engine decisions, alerts and breaker transitions) and ``timing``.
 """
 
@@ -20,11 +20,11 @@ from pacer_stream.sim.scenario import METRICS, STRATEGIES
 
 #: Terminal label of the extra row: pacer-stream with reallocation off.
 STATIC_LABEL = "  (static split)"
-#: Issue 8 extra row (``--multiplier``): the bid engine applies the pacing multiplier.
+#: Optional extra row (``--multiplier``): the bid engine applies the pacing multiplier.
 MULTIPLIER_ROW = "pacer-stream-multiplier"
 MULTIPLIER_LABEL = "  (multiplier)"
 
-#: QUALITY.md section 1 targets for pacer-stream: (metric, statistic, op, bound, note).
+#: Pacing-quality targets for pacer-stream (docs/targets.md): (metric, statistic, op, bound, note).
 TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("utilisation", "mean", ">=", 0.99, "utilisation >= 0.99"),
     ("overspend_beyond_one_event", "worst", "<=", 0.0, "no overspend beyond one event"),
@@ -123,7 +123,7 @@ def render(report: dict[str, Any]) -> Any:
             ]
             table.add_row(name, *cells)
         parts.append(table)
-    targets = Table(title="QUALITY.md targets for pacer-stream", box=box.SIMPLE_HEAD)
+    targets = Table(title="targets for pacer-stream (docs/targets.md)", box=box.SIMPLE_HEAD)
     for col in ("target", "measured", "result"):
         targets.add_column(col)
     for t in report.get("targets", []):

@@ -33,7 +33,7 @@ KINDS = (
     "pacer",
     "pacer-static",
     "baselines",
-    # Issue 8 extras (only with Scenario.multiplier / Scenario.collapse):
+    # Optional extras (only with Scenario.multiplier / Scenario.collapse):
     "pacer-multiplier",
     "collapse-off",
     "collapse-on",
@@ -63,7 +63,7 @@ class TaskResult:
     static: dict[str, dict[str, Any]] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     chart: dict[str, Any] = field(default_factory=dict)
-    #: Issue 8: metrics of extra rows, and the collapse run's summary.
+    #: Optional scenarios: metrics of extra rows, and the collapse run's summary.
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
     collapse: dict[str, Any] = field(default_factory=dict)
 
@@ -332,7 +332,7 @@ def describe(scenario: Scenario, seeds: Sequence[int]) -> dict[str, Any]:
             "late": f.late,
         },
     }
-    # Issue 8 extras appear only when enabled (the default report is unchanged).
+    # Optional extras appear only when enabled (the default report is unchanged).
     if scenario.multiplier:
         out["multiplier_bid_elasticity"] = BID_ELASTICITY
     if scenario.collapse is not None:

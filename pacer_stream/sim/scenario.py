@@ -124,7 +124,7 @@ class Faults:
 
 @dataclass(frozen=True, slots=True)
 class Collapse:
-    """Issue 8 scenario: one channel's conversion rate collapses mid-day.
+    """Scenario: one channel's conversion rate collapses mid-day.
 
     On each campaign's channel with the lowest normal conversion rate, conversions fall
     to ``factor`` of normal from ``start_minute`` (local). Performance thresholds are
@@ -146,7 +146,7 @@ class Collapse:
             raise ValueError("floor_share must be in (0, 1]")
 
 
-#: Bid landscape of the bid engine that applies the pacing multiplier (issue 8): a bid
+#: Bid landscape of the bid engine that applies the pacing multiplier: a bid
 #: scaled by m wins m ** ELASTICITY times the clicks at m ** (1 - ELASTICITY) times the
 #: cost per click, so its spend scales by m.
 BID_ELASTICITY = 0.5
@@ -163,7 +163,7 @@ class Scenario:
     reallocate_every: int = 15
     #: Delivery latency of a spend event in seconds (platform -> Kafka -> worker).
     latency_s: float = 1.0
-    #: Issue 8 extras (off by default; they add runs, never change the default ones):
+    #: Optional extras (off by default; they add runs, never change the default ones):
     #: pacer-stream with a bid engine that applies the pacing multiplier, and the
     #: conversion-collapse scenario.
     multiplier: bool = False

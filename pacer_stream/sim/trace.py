@@ -42,7 +42,7 @@ class Timeline:
 
 @dataclass(slots=True)
 class PerfOutcome:
-    """Issue 8 collapse scenario, one campaign: when the engine reacted on the watched
+    """Collapse scenario, one campaign: when the engine reacted on the watched
     (collapsed) channel. Times are seconds from local midnight, None = never."""
 
     campaign: int

@@ -65,7 +65,7 @@ BASE_CPC: dict[ChannelType, float] = {
     ChannelType.SHOPPING: 1.0,
 }
 
-#: Cost-per-acquisition ratios of a campaign's channels (QUALITY.md: about 1 : 1.5 : 3).
+#: Cost-per-acquisition ratios of a campaign's channels (docs/targets.md: about 1 : 1.5 : 3).
 CPA_RATIOS: tuple[float, ...] = (1.0, 1.5, 3.0)
 
 BURST_QUALITY = 0.7

@@ -1,4 +1,4 @@
-"""Kafka connection options and idempotent topic creation (``pacer-stream topics create``).
+"""Idempotent topic creation (``pacer-stream topics create``).
 
 Why here: the worker, the CLI, the client and the benchmarks all connect to the same
 cluster with the same security settings (SASL/SCRAM, TLS), and every topic of
@@ -9,36 +9,17 @@ what exists makes the command safe to run on every deploy.
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pacer_stream import topics
+from pacer_stream.connection import kafka_options
 from pacer_stream.streams.names import TopicNames
 
 #: Kafka error code of CreateTopics for a topic that already exists.
 _TOPIC_ALREADY_EXISTS = 36
-
-
-def kafka_options(settings: Any) -> dict[str, Any]:
-    """aiokafka client options (bootstrap servers + security) from the settings."""
-    opts: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers}
-    proto = str(settings.kafka_security_protocol).upper()
-    if proto == "PLAINTEXT":
-        return opts
-    opts["security_protocol"] = proto
-    if proto in ("SSL", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
-        if settings.kafka_ssl_certfile:
-            ctx.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
-        opts["ssl_context"] = ctx
-    if proto.startswith("SASL"):
-        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        opts["sasl_plain_username"] = settings.kafka_sasl_username
-        opts["sasl_plain_password"] = settings.kafka_sasl_password
-    return opts
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,9 +317,9 @@ async def _tail_alerts(from_beginning: bool, limit: int, timeout: float) -> None
     from aiokafka import AIOKafkaConsumer
 
     from pacer_stream import records, topics
+    from pacer_stream.connection import kafka_options
     from pacer_stream.errors import InvalidRecord
     from pacer_stream.settings import get_settings
-    from pacer_stream.streams.admin import kafka_options
 
     s = get_settings()
     topic = s.topic_prefix + topics.ALERTS

@@ -2,7 +2,7 @@
 
 Kept apart from ``app.py`` so it can be tested without a faust app. The event loop only
 copies each channel's hourly history (a few hundred rows) and hands it to the
-:class:`~pacer_stream.forecast_runner.ForecastRunner`, which trains in its executor and
+:class:`~pacer_stream.adapters.forecast_runner.ForecastRunner`, which trains in its executor and
 swaps the model in; nothing here waits for a training.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.core.forecast.service import snapshots_of
-from pacer_stream.forecast_runner import ForecastRunner
 from pacer_stream.streams.stored import Stored
 
 

@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pacer_stream import records, topics
+from pacer_stream import records, signing, topics
 from pacer_stream.adapters import keys as fastpath_keys
 from pacer_stream.core import serde
 from pacer_stream.core.calendar import from_ts as _from_ts
@@ -58,7 +58,6 @@ from pacer_stream.records import (
     CommandType,
     SpendRecord,
 )
-from pacer_stream.streams import auth
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
@@ -87,6 +86,17 @@ class Message:
     unordered: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One input record as read from Kafka (``topic`` is the actual topic name)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
 @dataclass(slots=True)
 class Result:
     """What handling one record (or one timer step) asks the caller to do."""
@@ -106,6 +116,7 @@ class Result:
 
 
 Lookup = Callable[[str], Stored | None]
+R = TypeVar("R", SpendRecord, CanSpendRequest, BudgetRecord, CommandRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +152,13 @@ class Processor:
         self.require_signed = require_signed
         self.max_payload_bytes = max_payload_bytes
         self.quota = quota or CampaignQuota(DEFAULT_MAX_UNBUDGETED_CAMPAIGNS)
+        #: Logical input topic -> its handler (each takes one :class:`Input`).
+        self._handlers: dict[str, Callable[[Input, Lookup, datetime], Result]] = {
+            topics.SPEND: self._spend,
+            topics.CAN_SPEND_REQUESTS: self._request,
+            topics.BUDGETS: self._budget,
+            topics.COMMANDS: self._command,
+        }
         self.alert_limiter = alert_limiter or AlertLimiter()
         #: Recent decisions, breaker transitions and alerts per campaign for the operator
         #: page (observability only: nothing here is read back by a rule).
@@ -154,7 +172,7 @@ class Processor:
             engine=engine,
             names=TopicNames.from_settings(settings),
             clock=clock or WallClock(float(settings.clock_offset_s)),
-            command_keys=auth.parse_keys(settings.command_keys),
+            command_keys=signing.parse_keys(settings.command_keys),
             require_signed=bool(settings.require_signed_commands),
             max_payload_bytes=int(settings.max_payload_bytes),
             quota=CampaignQuota(int(settings.max_unbudgeted_campaigns)),
@@ -176,17 +194,12 @@ class Processor:
         """Handle one input record read from ``topic`` (actual name). Never raises for
         any input: failures become a DLQ record."""
         now = self.clock.now()
-        logical = self.names.logical(topic)
+        record = Input(topic, partition, offset, key, value)
+        handler = self._handlers.get(self.names.logical(topic) or "")
         try:
-            if logical == topics.SPEND:
-                return self._spend(topic, partition, offset, key, value, lookup, now)
-            if logical == topics.CAN_SPEND_REQUESTS:
-                return self._request(topic, partition, offset, key, value, lookup, now)
-            if logical == topics.BUDGETS:
-                return self._budget(topic, partition, offset, key, value, lookup, now)
-            if logical == topics.COMMANDS:
-                return self._command(topic, partition, offset, key, value, lookup, now)
-            raise InvalidRecord("unknown_topic", f"not an input topic: {topic!r}")
+            if handler is None:
+                raise InvalidRecord("unknown_topic", f"not an input topic: {topic!r}")
+            return handler(record, lookup, now)
         except PacerError as exc:
             return self.dead_letter(topic, partition, offset, key, value, exc.code, exc.message)
         except Exception as exc:  # a bug must not stop the partition: park the record
@@ -194,6 +207,13 @@ class Processor:
             return self.dead_letter(
                 topic, partition, offset, key, value, INTERNAL_ERROR, f"{type(exc).__name__}"
             )
+
+    def _decode(self, cls: type[R], record: Input, now: datetime | None) -> R:
+        """The prologue of every handler: strict decode (size cap, time window when
+        ``now`` is given) and the record key must name the payload's campaign."""
+        rec = records.decode_as(cls, record.value, now=now, max_bytes=self.max_payload_bytes)
+        records.check_key(rec, record.key)
+        return rec
 
     def dead_letter(
         self,
@@ -215,20 +235,11 @@ class Processor:
         log.info("dead_lettered", topic=topic, partition=partition, offset=offset, error_code=code)
         return Result([Message(self.names.dlq, key, payload)], status="dlq")
 
-    def _spend(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        lookup: Lookup,
-        now: datetime,
-    ) -> Result:
+    def _spend(self, record: Input, lookup: Lookup, now: datetime) -> Result:
         # No time window in decode: the engine judges event times with the campaign's
         # own thresholds (history_days, max_future_skew_s) and the same codes.
-        rec = records.decode_as(SpendRecord, value, max_bytes=self.max_payload_bytes)
-        records.check_key(rec, key)
+        rec = self._decode(SpendRecord, record, None)
+        partition, offset = record.partition, record.offset
         stored = lookup(rec.campaign_id)
         if stored is None:  # spend without a budget is still a fact: record it ...
             if not self.quota.admit(rec.campaign_id):  # ... up to a quota of such campaigns
@@ -287,19 +298,10 @@ class Processor:
             _breakers(res.outputs),
         )
 
-    def _request(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        lookup: Lookup,
-        now: datetime,
-    ) -> Result:
+    def _request(self, record: Input, lookup: Lookup, now: datetime) -> Result:
         started = time.perf_counter()
-        rec = records.decode_as(CanSpendRequest, value, now=now, max_bytes=self.max_payload_bytes)
-        records.check_key(rec, key)
+        rec = self._decode(CanSpendRequest, record, now)
+        offset = record.offset
         reply_topic = self.names.reply_topic(rec.reply_to)
         stored = lookup(rec.campaign_id)
         state = stored.state if stored is not None else None
@@ -350,22 +352,13 @@ class Processor:
         dirty = [(rec.campaign_id, rec.channel)] if store is not None else []
         return Result(messages, store, dirty, status, _breakers(outputs))
 
-    def _budget(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        lookup: Lookup,
-        now: datetime,
-    ) -> Result:
-        rec = records.decode_as(BudgetRecord, value, now=now, max_bytes=self.max_payload_bytes)
-        records.check_key(rec, key)
+    def _budget(self, record: Input, lookup: Lookup, now: datetime) -> Result:
+        rec = self._decode(BudgetRecord, record, now)
+        partition, offset = record.partition, record.offset
         stored = lookup(rec.campaign_id)
         nonces = dict(stored.nonces) if stored is not None else {}
         if self.require_signed:
-            self._authenticate(rec, "budget", nonces, now, topic, partition, offset)
+            self._authenticate(rec, "budget", nonces, now, record)
         if stored is not None and stored.state.offsets.get(topics.BUDGETS, -1) >= offset:
             return Result(status="replayed")
         config = rec.to_core()
@@ -392,25 +385,16 @@ class Processor:
         dirty = [(rec.campaign_id, c) for c in state.channels]
         return Result(self.emit(outputs), stored, dirty, "applied", _breakers(outputs))
 
-    def _command(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        lookup: Lookup,
-        now: datetime,
-    ) -> Result:
-        rec = records.decode_as(CommandRecord, value, now=now, max_bytes=self.max_payload_bytes)
-        records.check_key(rec, key)
+    def _command(self, record: Input, lookup: Lookup, now: datetime) -> Result:
+        rec = self._decode(CommandRecord, record, now)
+        partition, offset = record.partition, record.offset
         command = rec.command.value
         stored = lookup(rec.campaign_id)
         nonces = dict(stored.nonces) if stored is not None else {}
         if self.require_signed:
             try:
-                self._authenticate(rec, command, nonces, now, topic, partition, offset)
-            except auth.CommandRejected:
+                self._authenticate(rec, command, nonces, now, record)
+            except signing.CommandRejected:
                 metrics.observe_command(command, "rejected")
                 raise
         if stored is not None and stored.state.offsets.get(topics.COMMANDS, -1) >= offset:
@@ -418,7 +402,7 @@ class Processor:
         if stored is None:
             if rec.command not in (CommandType.EMERGENCY_STOP, CommandType.FORCE_BREAKER):
                 metrics.observe_command(command, "accepted")
-                self._audit(rec, "accepted", "unknown campaign: nothing to do", topic, offset)
+                self._audit(rec, "accepted", "unknown campaign: nothing to do", record)
                 return Result(status="ignored")
             # A stop for a campaign not seen yet must hold once its budget arrives.
             stored = Stored(self.engine.new_campaign(rec.campaign_id), partition)
@@ -426,7 +410,7 @@ class Processor:
         else:
             state = _copy_state(stored)
         if not self.engine.first_time(state, "command", rec.command_id, now):
-            self._audit(rec, "duplicate", "command_id already applied", topic, offset)
+            self._audit(rec, "duplicate", "command_id already applied", record)
             return Result(status="duplicate")
         outputs = self._apply_command(state, rec, now)
         state.offsets[topics.COMMANDS] = offset
@@ -434,7 +418,7 @@ class Processor:
         stored.partition = partition
         stored.nonces = nonces
         metrics.observe_command(command, "accepted")
-        self._audit(rec, "accepted", "", topic, offset)
+        self._audit(rec, "accepted", "", record)
         dirty = [(rec.campaign_id, c) for c in state.channels]
         return Result(self.emit(outputs), stored, dirty, "accepted", _breakers(outputs))
 
@@ -459,13 +443,11 @@ class Processor:
         what: str,
         nonces: dict[str, float],
         now: datetime,
-        topic: str,
-        partition: int,
-        offset: int,
+        record: Input,
     ) -> None:
         try:
-            auth.verify(rec, self.command_keys, now, nonces)
-        except auth.CommandRejected as exc:
+            signing.verify(rec, self.command_keys, now, nonces)
+        except signing.CommandRejected as exc:
             audit.warning(
                 "command_rejected",
                 command=what,
@@ -474,13 +456,13 @@ class Processor:
                 nonce=rec.nonce,
                 error_code=exc.code,
                 reason=exc.message,
-                topic=topic,
-                partition=partition,
-                offset=offset,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
             )
             raise
 
-    def _audit(self, rec: CommandRecord, result: str, note: str, topic: str, offset: int) -> None:
+    def _audit(self, rec: CommandRecord, result: str, note: str, record: Input) -> None:
         audit.info(
             "command",
             result=result,
@@ -493,8 +475,8 @@ class Processor:
             key_id=rec.key_id,
             signed=rec.signature is not None,
             note=note,
-            topic=topic,
-            offset=offset,
+            topic=record.topic,
+            offset=record.offset,
         )
 
     # ------------------------------------------------------------------ outputs

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -75,6 +75,8 @@ class Publisher(Protocol):
 
     def known_epoch(self, campaign_id: str, channel: ChannelType | str) -> str | None: ...
 
+    def retain(self, campaign_ids: Collection[str]) -> int: ...
+
 
 class RedisSync:
     """Coalescing publisher of allowances and breaker states (see module docstring)."""
@@ -104,6 +106,13 @@ class RedisSync:
         self._dirty: dict[Key, None] = {}
         self._breakers: dict[Key, CircuitBreakerState] = {}
         self._wake = asyncio.Event()
+
+    def retain(self, campaign_ids: Collection[str]) -> None:
+        """Keep per-campaign publishing state only for ``campaign_ids`` (what this
+        worker owns now); the rest would only grow as partitions move."""
+        self.publisher.retain(campaign_ids)
+        for k in [k for k in self._dirty if k[0] not in campaign_ids]:
+            del self._dirty[k]
 
     def mark(self, keys: Iterable[Key]) -> None:
         """Allowances of these campaign/channels changed: publish them soon."""

@@ -19,6 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from pacer_stream import topics
+from pacer_stream.core.ids import MAX_ID_BYTES, MAX_TOKEN_BYTES
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
     AlertType,
@@ -31,14 +32,21 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 
-MAX_ID_LENGTH: Final = 256
 MAX_TEXT_LENGTH: Final = 4096
 MAX_DEADLINE_MS: Final = 86_400_000
 MAX_PARTITION: Final = 2**31 - 1
 _MICROS_NOTE: Final = "Integer micros (1 unit = 1,000,000), written without fraction or exponent."
 _TIME_NOTE: Final = "RFC 3339 with an explicit offset (Z or +HH:MM)."
 #: Non-blank, no C0/C1 control characters.
-ID_PATTERN: Final = "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+_ID_CHARS: Final = (
+    "\\u0000-\\u001f\\u007f-\\u00a0\\u00ad\\u1680\\u180e\\u2000-\\u200f"
+    "\\u2028-\\u202f\\u205f-\\u206f\\u3000\\ufeff"
+)
+#: Non-blank, no control, format or non-ASCII space characters (``core.ids`` checks the
+#: byte length and is the rule; the schema states it in characters).
+ID_PATTERN: Final = f"^(?=.*\\S)[^{_ID_CHARS}]+$"
+#: Campaign ids also refuse braces (they would change the Redis hash tag).
+CAMPAIGN_ID_PATTERN: Final = f"^(?=.*\\S)[^{_ID_CHARS}{{}}]+$"
 #: Free text: tabs and newlines allowed, other C0 controls and DEL not.
 TEXT_PATTERN: Final = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 TIME_PATTERN: Final = (
@@ -68,7 +76,12 @@ def _d(text: str) -> Meta:
 
 # Field types shared by the topics; a field adds its description with ``_d``.
 Version = Annotated[Literal[1], _d("Wire format version; only 1 exists.")]
-Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_BYTES, pattern=ID_PATTERN)]
+CampaignId = Annotated[
+    str, Meta(min_length=1, max_length=MAX_ID_BYTES, pattern=CAMPAIGN_ID_PATTERN)
+]
+#: Ids the worker composes from others (alert ids, reservation ids) may be longer.
+Token = Annotated[str, Meta(min_length=1, max_length=MAX_TOKEN_BYTES, pattern=ID_PATTERN)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT_LENGTH, pattern=TEXT_PATTERN)]
 Count = Annotated[int, Meta(ge=0, le=MAX_MICROS)]
 Micros = Annotated[int, Meta(ge=0, le=MAX_MICROS)]
@@ -129,7 +142,7 @@ class SpendWire(InputRecord, frozen=True, kw_only=True):
     about = "One spend fact reported by an ad platform; key campaign_id."
 
     event_id: Annotated[Id, _d("Producer-assigned unique id; duplicates are ignored.")]
-    campaign_id: Annotated[Id, _d("Campaign (also the record key).")]
+    campaign_id: Annotated[CampaignId, _d("Campaign (also the record key).")]
     channel: Annotated[ChannelType, _d("Channel.")]
     amount_micros: Annotated[
         Micros, _m("Amount spent; 0 for click/conversion-only events.")
@@ -139,7 +152,7 @@ class SpendWire(InputRecord, frozen=True, kw_only=True):
     conversions: Annotated[Count, _d("Conversions in this event.")]
     impressions: Annotated[Count, _d("Impressions in this event.")] | None = None
     revenue_micros: Annotated[Micros, _m("Conversion value.")] | None = None
-    reservation_id: Annotated[Id, _d("Reservation this spend settles.")] | None = None
+    reservation_id: Annotated[Token, _d("Reservation this spend settles.")] | None = None
     source: Annotated[Id, _d("Name of the reporter; informational.")] | None = None
 
 
@@ -233,7 +246,7 @@ class BudgetWire(InputRecord, frozen=True, kw_only=True):
         "key campaign_id, compacted (the latest record wins)."
     )
 
-    campaign_id: Annotated[Id, _d("Campaign (also the record key).")]
+    campaign_id: Annotated[CampaignId, _d("Campaign (also the record key).")]
     timezone: Annotated[str, Meta(min_length=1), _d("IANA time zone of the campaign's day.")]
     strategy: Annotated[PacingStrategy, _d("Default pacing strategy.")]
     channels: Annotated[
@@ -266,7 +279,7 @@ class CommandWire(InputRecord, frozen=True, kw_only=True):
     }
 
     command_id: Annotated[Id, _d("Unique id of the command.")]
-    campaign_id: Annotated[Id, _d("Campaign (also the record key).")]
+    campaign_id: Annotated[CampaignId, _d("Campaign (also the record key).")]
     command: Annotated[CommandType, _d("What to do.")]
     channel: Annotated[ChannelType, _d("Channel the command applies to.")] | None = None
     state: Annotated[CircuitBreakerState, _d("Breaker state to force.")] | None = None
@@ -284,7 +297,7 @@ class CanSpendRequestWire(InputRecord, frozen=True, kw_only=True):
     about = "A bid engine asks whether it may spend amount_micros; key campaign_id."
 
     request_id: Annotated[Id, _d("Correlation id, echoed in the reply.")]
-    campaign_id: Annotated[Id, _d("Campaign (also the record key).")]
+    campaign_id: Annotated[CampaignId, _d("Campaign (also the record key).")]
     channel: Annotated[ChannelType, _d("Channel.")]
     amount_micros: Annotated[PositiveMicros, _m("Amount to reserve; must be positive.")]
     requested_at: Annotated[Time, _t("When the request was sent (only for the deadline).")]
@@ -304,12 +317,12 @@ class CanSpendReplyWire(OutputRecord, frozen=True, kw_only=True):
     about = "The decision for one can-spend request; key campaign_id."
 
     request_id: Annotated[Id, _d("The request's id.")]
-    campaign_id: Annotated[Id, _d("Campaign.")]
+    campaign_id: Annotated[CampaignId, _d("Campaign.")]
     channel: Annotated[ChannelType, _d("Channel.")]
     allowed: Annotated[bool, _d("Whether the amount may be spent (and is reserved).")]
     code: Annotated[Code, _d("Stable machine code of the decision.")]
     reason: Annotated[Text, _d("Human-readable reason.")]
-    reservation_id: Annotated[Id, _d("Reservation to name in the spend event.")] | None = None
+    reservation_id: Annotated[Token, _d("Reservation to name in the spend event.")] | None = None
     expires_at: Annotated[
         Time, _t("When the reservation is released if not settled.")
     ] | None = None
@@ -330,8 +343,8 @@ class AlertWire(OutputRecord, frozen=True, kw_only=True):
         "key campaign_id."
     )
 
-    alert_id: Annotated[Id, _d("Unique event id of the alert (stable across replays).")]
-    campaign_id: Annotated[Id, _d("Campaign.")]
+    alert_id: Annotated[Token, _d("Unique event id of the alert (stable across replays).")]
+    campaign_id: Annotated[CampaignId, _d("Campaign.")]
     channel: Annotated[ChannelType, _d("Channel, absent for campaign-wide alerts.")] | None = (
         None
     )
@@ -360,7 +373,7 @@ class BreakerWire(OutputRecord, frozen=True, kw_only=True):
         "compacted."
     )
 
-    campaign_id: Annotated[Id, _d("Campaign.")]
+    campaign_id: Annotated[CampaignId, _d("Campaign.")]
     channel: Annotated[ChannelType, _d("Channel.")]
     state: Annotated[CircuitBreakerState, _d("Breaker state.")]
     cause: Annotated[BreakerCause, _d("Why the breaker is in this state.")]
@@ -375,7 +388,7 @@ class PaceWire(OutputRecord, frozen=True, kw_only=True):
     title = "Pace snapshot"
     about = "Periodic pace snapshot of one campaign/channel for dashboards; key campaign_id."
 
-    campaign_id: Annotated[Id, _d("Campaign.")]
+    campaign_id: Annotated[CampaignId, _d("Campaign.")]
     channel: Annotated[ChannelType, _d("Channel.")]
     at: Annotated[Time, _t("Snapshot time.")]
     budget_micros: Annotated[Micros, _m("Daily budget.")]

@@ -114,7 +114,8 @@ class RedisServer:
 
     def answers(self) -> bool:
         """True once the server answers PING with any RESP reply (+PONG, or -NOAUTH when
-        the default user is disabled); TLS is handshaken without verification."""
+        the default user is disabled); TLS is handshaken without verification, and a TLS
+        alert counts as an answer."""
         try:
             raw = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
         except OSError:
@@ -129,6 +130,10 @@ class RedisServer:
             conn.sendall(b"PING\r\n")
             reply = conn.recv(64)
             return reply[:1] in (b"+", b"-")
+        except ssl.SSLError:
+            # A TLS alert (e.g. "certificate required" from a server that demands client
+            # certificates) is an answer: the server is up and speaking TLS.
+            return True
         except OSError:
             return False
         finally:

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pacer_stream import records, topics
+from pacer_stream import records, signing, topics
 from pacer_stream.core import serde
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -32,7 +32,8 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 from pacer_stream.records import CommandRecord, CommandType
-from pacer_stream.streams import auth
+from pacer_stream.settings import Settings
+from pacer_stream.streams import app as app_module
 from pacer_stream.streams.clock import ManualClock
 
 GOOGLE = ChannelType.GOOGLE_ADS
@@ -52,18 +53,29 @@ class Out:
         return data
 
 
-class Worker:
-    """The app module plus helpers to read what it produced."""
+class CapturingWorker(app_module.Worker):
+    """A worker that owns partition 0 and keeps the replies it would hand to the Kafka
+    producer (there is no broker in these tests), built from settings like ``main``."""
 
-    def __init__(self, module: Any, clock: ManualClock) -> None:
-        self.m = module
-        self.clock = clock
-        self.names = module.names
-        #: Replies handed straight to the Kafka producer (not through faust's buffer).
+    def __init__(self, settings: Settings, clock: ManualClock) -> None:
+        super().__init__(settings, clock)
         self.direct: list[Out] = []
+        self.partitions = {0}
+
+    def active_partitions(self) -> set[int]:
+        return self.partitions
 
     async def send_unordered(self, messages: list[Any]) -> None:
         self.direct.extend(Out(m.topic, m.key, m.value) for m in messages)
+
+
+class Harness:
+    """A worker plus helpers to read what it produced."""
+
+    def __init__(self, worker: CapturingWorker, clock: ManualClock) -> None:
+        self.m = worker
+        self.clock = clock
+        self.names = worker.names
 
     def drain(self) -> list[Out]:
         """Every record produced since the last drain (outputs and changelog)."""
@@ -73,8 +85,8 @@ class Worker:
             fut = queue.get_nowait()
             msg = fut.message
             out.append(Out(msg.channel.get_topic_name(), msg.key, msg.value))
-        out.extend(self.direct)
-        self.direct.clear()
+        out.extend(self.m.direct)
+        self.m.direct.clear()
         return out
 
     def on(self, outs: list[Out], logical: str) -> list[Out]:
@@ -99,17 +111,24 @@ class Worker:
         return stored.state if stored is not None else None
 
 
-@pytest.fixture
-def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
-    from pacer_stream.streams import app as module
-
+def _harness(tmp_path: Any, **settings: Any) -> Harness:
     clock = ManualClock(NOON)
-    monkeypatch.setattr(module.processor, "clock", clock)
-    monkeypatch.setattr(module, "redis_sync", None)
-    monkeypatch.setattr(module, "_active_partitions", lambda: {0})
-    monkeypatch.setattr(module.status, "recovering", False)
-    w = Worker(module, clock)
-    monkeypatch.setattr(module, "_send_unordered", w.send_unordered)
+    built = CapturingWorker(
+        Settings(
+            app_id=f"pacer-test-{uuid.uuid4().hex[:8]}",
+            redis_publish_enabled=False,
+            worker_data_dir=str(tmp_path / "data"),
+            **settings,
+        ),
+        clock,
+    )
+    built.status.on_recovered()  # no table recovery without a broker
+    return Harness(built, clock)
+
+
+@pytest.fixture
+def worker(tmp_path: Any) -> Iterator[Harness]:
+    w = _harness(tmp_path)
     w.drain()
     yield w
     w.drain()
@@ -141,12 +160,12 @@ def _request(cid: str, rid: str, amount: int, when: datetime, **kw: Any) -> byte
     return records.encode(req)
 
 
-async def _configure(w: Worker, cid: str, **thresholds: Any) -> None:
+async def _configure(w: Harness, cid: str, **thresholds: Any) -> None:
     async with w.m.budgets.test_context() as agent:
         await w.put(agent, _budget(cid, **thresholds), key=cid.encode())
 
 
-async def test_budget_configures_campaign_and_writes_changelog(worker: Worker, cid: str) -> None:
+async def test_budget_configures_campaign_and_writes_changelog(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     outs = worker.drain()
     state = worker.state(cid)
@@ -154,11 +173,11 @@ async def test_budget_configures_campaign_and_writes_changelog(worker: Worker, c
     assert state.offsets == {topics.BUDGETS: 0}
     log = worker.changelog(outs)
     assert [o.key for o in log] == [cid.encode()]
-    restored = worker.m.StoredCodec()._loads(log[0].value)
+    restored = app_module.StoredCodec()._loads(log[0].value)
     assert restored.state == state  # the changelog value is the exact state
 
 
-async def test_spend_is_applied_once_by_event_id_and_offset(worker: Worker, cid: str) -> None:
+async def test_spend_is_applied_once_by_event_id_and_offset(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
         await worker.put(agent, _spend(cid, "e1", 3_000_000, NOON), key=cid.encode())  # offset 0
@@ -175,7 +194,7 @@ async def test_spend_is_applied_once_by_event_id_and_offset(worker: Worker, cid:
     assert "e-replayed" not in state.dedupe.expiry
 
 
-async def test_late_event_lands_in_its_own_hour(worker: Worker, cid: str) -> None:
+async def test_late_event_lands_in_its_own_hour(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
         await worker.put(
@@ -189,7 +208,7 @@ async def test_late_event_lands_in_its_own_hour(worker: Worker, cid: str) -> Non
     assert sum(b[0] for b in ch.history.buckets.values()) == 11_000_000
 
 
-async def test_spend_without_budget_is_recorded_and_alerts(worker: Worker, cid: str) -> None:
+async def test_spend_without_budget_is_recorded_and_alerts(worker: Harness, cid: str) -> None:
     async with worker.m.spend_events.test_context() as agent:
         await worker.put(agent, _spend(cid, "e1", 1_000_000, NOON), key=cid.encode())
     outs = worker.drain()
@@ -208,7 +227,7 @@ async def test_spend_without_budget_is_recorded_and_alerts(worker: Worker, cid: 
     ],
 )
 async def test_malformed_spend_goes_to_dlq_and_changes_nothing(
-    worker: Worker, cid: str, payload: bytes, code: str
+    worker: Harness, cid: str, payload: bytes, code: str
 ) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
@@ -229,7 +248,7 @@ async def test_malformed_spend_goes_to_dlq_and_changes_nothing(
     assert dlq.key == cid.encode()
 
 
-async def test_core_time_errors_go_to_dlq_with_their_code(worker: Worker, cid: str) -> None:
+async def test_core_time_errors_go_to_dlq_with_their_code(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     async with worker.m.spend_events.test_context() as agent:
         await worker.put(
@@ -244,7 +263,7 @@ async def test_core_time_errors_go_to_dlq_with_their_code(worker: Worker, cid: s
     assert worker.state(cid).channels[GOOGLE].spent_total == 0
 
 
-async def test_can_spend_reserves_and_replies(worker: Worker, cid: str) -> None:
+async def test_can_spend_reserves_and_replies(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     async with worker.m.can_spend.test_context() as agent:
@@ -270,7 +289,7 @@ async def test_can_spend_reserves_and_replies(worker: Worker, cid: str) -> None:
     assert all(o.key == cid.encode() for o in worker.on(outs, topics.CAN_SPEND_REPLIES))
 
 
-async def test_can_spend_uses_worker_clock_and_deadline(worker: Worker, cid: str) -> None:
+async def test_can_spend_uses_worker_clock_and_deadline(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     async with worker.m.can_spend.test_context() as agent:
@@ -288,7 +307,7 @@ async def test_can_spend_uses_worker_clock_and_deadline(worker: Worker, cid: str
     assert worker.state("nobody") is None
 
 
-async def test_emergency_stop_and_resume_publish_breaker_states(worker: Worker, cid: str) -> None:
+async def test_emergency_stop_and_resume_publish_breaker_states(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "runaway bidder", NOON)
@@ -310,7 +329,7 @@ async def test_emergency_stop_and_resume_publish_breaker_states(worker: Worker, 
     assert worker.state(cid).emergency_stopped is False
 
 
-async def test_a_retried_command_is_applied_once(worker: Worker, cid: str) -> None:
+async def test_a_retried_command_is_applied_once(worker: Harness, cid: str) -> None:
     """A producer retry (same command_id, new offset) is not applied again (a retried
     reallocate would otherwise move budget twice, a retried stop undo a later resume)."""
     await _configure(worker, cid)
@@ -325,7 +344,7 @@ async def test_a_retried_command_is_applied_once(worker: Worker, cid: str) -> No
     assert not worker.state(cid).emergency_stopped  # ignored: it was applied already
 
 
-async def test_stop_for_unknown_campaign_sticks(worker: Worker, cid: str) -> None:
+async def test_stop_for_unknown_campaign_sticks(worker: Harness, cid: str) -> None:
     stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "pre-emptive", NOON)
     async with worker.m.commands.test_context() as agent:
         await worker.put(agent, records.encode(stop), key=cid.encode())
@@ -334,7 +353,7 @@ async def test_stop_for_unknown_campaign_sticks(worker: Worker, cid: str) -> Non
     assert state.emergency_stopped and state.configured
 
 
-async def test_force_breaker_and_reallocate_commands(worker: Worker, cid: str) -> None:
+async def test_force_breaker_and_reallocate_commands(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     force = CommandRecord(
@@ -360,28 +379,29 @@ async def test_force_breaker_and_reallocate_commands(worker: Worker, cid: str) -
 class TestSignedCommands:
     KEY = ("ops-1", b"s3cret")
 
-    @pytest.fixture(autouse=True)
-    def _require(self, worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(worker.m.processor, "require_signed", True)
-        monkeypatch.setattr(worker.m.processor, "command_keys", {"ops-1": b"s3cret"})
+    @pytest.fixture
+    def worker(self, tmp_path: Any) -> Iterator[Harness]:
+        w = _harness(tmp_path, require_signed_commands=True, command_keys="ops-1:s3cret")
+        yield w
+        w.drain()
 
     def _stop(self, cid: str, **kw: Any) -> CommandRecord:
         return CommandRecord(uuid.uuid4().hex, cid, CommandType.EMERGENCY_STOP, "ops", NOON, **kw)
 
-    async def _put(self, worker: Worker, cid: str, rec: CommandRecord) -> list[Out]:
+    async def _put(self, worker: Harness, cid: str, rec: CommandRecord) -> list[Out]:
         async with worker.m.commands.test_context() as agent:
             await worker.put(agent, records.encode(rec), key=cid.encode())
         return worker.drain()
 
     async def test_unsigned_bad_expired_and_replayed_are_rejected(
-        self, worker: Worker, cid: str
+        self, worker: Harness, cid: str
     ) -> None:
-        signed = auth.sign(self._stop(cid), *self.KEY, now=NOON)
+        signed = signing.sign(self._stop(cid), *self.KEY, now=NOON)
         cases = {
             "unsigned": self._stop(cid),
-            "bad_signature": auth.sign(self._stop(cid), "ops-1", b"wrong", now=NOON),
-            "unknown_key_id": auth.sign(self._stop(cid), "ops-9", b"s3cret", now=NOON),
-            "expired": auth.sign(self._stop(cid), *self.KEY, now=NOON - timedelta(hours=1)),
+            "bad_signature": signing.sign(self._stop(cid), "ops-1", b"wrong", now=NOON),
+            "unknown_key_id": signing.sign(self._stop(cid), "ops-9", b"s3cret", now=NOON),
+            "expired": signing.sign(self._stop(cid), *self.KEY, now=NOON - timedelta(hours=1)),
         }
         for code, rec in cases.items():
             outs = await self._put(worker, cid, rec)
@@ -393,7 +413,7 @@ class TestSignedCommands:
         replay = await self._put(worker, cid, signed)  # same nonce, new offset
         assert [o.json()["error_code"] for o in worker.on(replay, topics.DLQ)] == ["replayed"]
 
-    async def test_unsigned_budget_is_rejected(self, worker: Worker, cid: str) -> None:
+    async def test_unsigned_budget_is_rejected(self, worker: Harness, cid: str) -> None:
         async with worker.m.budgets.test_context() as agent:
             await worker.put(agent, _budget(cid), key=cid.encode())
         outs = worker.drain()
@@ -401,7 +421,7 @@ class TestSignedCommands:
         assert worker.state(cid) is None
 
 
-async def test_breaker_trips_on_runaway_spend(worker: Worker, cid: str) -> None:
+async def test_breaker_trips_on_runaway_spend(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     async with worker.m.spend_events.test_context() as agent:
@@ -417,7 +437,7 @@ async def test_breaker_trips_on_runaway_spend(worker: Worker, cid: str) -> None:
 
 
 async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
-    worker: Worker, cid: str
+    worker: Harness, cid: str
 ) -> None:
     await _configure(worker, cid, breaker_cooldown_s=30, reservation_ttl_s=10)
     async with worker.m.can_spend.test_context() as agent:
@@ -441,40 +461,40 @@ async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
     assert worker.state(cid).channels[DISPLAY].breaker.state is CircuitBreakerState.OPEN
     worker.drain()
     worker.clock.advance(31)
-    assert await worker.m._sweep("tick") >= 1
+    assert await worker.m.tick_all() >= 1
     outs = worker.drain()
     assert [o.json()["state"] for o in worker.on(outs, topics.BREAKERS)] == ["half_open"]
     assert worker.changelog(outs), "a timer transition must reach the changelog"
     state = worker.state(cid)
     assert state.channels[GOOGLE].reserved_total == 0  # TTL 10 s elapsed
     # nothing due: no output, no changelog write
-    assert await worker.m._sweep("tick") >= 1
+    assert await worker.m.tick_all() >= 1
     assert worker.drain() == []
 
 
 async def test_timers_act_only_on_actively_owned_partitions(
-    worker: Worker, cid: str, monkeypatch: pytest.MonkeyPatch
+    worker: Harness, cid: str
 ) -> None:
     await _configure(worker, cid)
     worker.drain()
-    monkeypatch.setattr(worker.m, "_active_partitions", lambda: {5})  # standby only
-    assert await worker.m._sweep("snapshots") == 0
+    worker.m.partitions = {5}  # standby only
+    assert await worker.m.snapshot_all() == 0
     assert worker.drain() == []
-    monkeypatch.setattr(worker.m.status, "recovering", True)
-    monkeypatch.setattr(worker.m, "_active_partitions", lambda: {0})
-    assert await worker.m._sweep("snapshots") == 0  # never during recovery
+    worker.m.partitions = {0}
+    worker.m.status.on_rebalance_started()
+    assert await worker.m.snapshot_all() == 0  # never during recovery
 
 
-async def test_pace_snapshots_timer(worker: Worker, cid: str) -> None:
+async def test_pace_snapshots_timer(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
-    await worker.m._sweep("snapshots")
+    await worker.m.snapshot_all()
     mine = [o.json() for o in worker.on(worker.drain(), topics.PACE) if o.key == cid.encode()]
     assert {p["channel"] for p in mine} == {"google_ads", "display"}
     assert all(p["budget_micros"] > 0 and "pace_ratio" in p for p in mine)
 
 
-async def test_status_view_is_read_only(worker: Worker, cid: str) -> None:
+async def test_status_view_is_read_only(worker: Harness, cid: str) -> None:
     await _configure(worker, cid, reservation_ttl_s=10)
     async with worker.m.can_spend.test_context() as agent:
         await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())
@@ -509,7 +529,7 @@ async def test_status_view_is_read_only(worker: Worker, cid: str) -> None:
     ],
 )
 async def test_reply_to_must_name_an_allowed_reply_topic(
-    worker: Worker, cid: str, reply_to: str
+    worker: Harness, cid: str, reply_to: str
 ) -> None:
     await _configure(worker, cid)
     worker.drain()
@@ -524,7 +544,7 @@ async def test_reply_to_must_name_an_allowed_reply_topic(
     assert worker.state(cid).channels[GOOGLE].reserved_total == 0
 
 
-async def test_request_id_reuse_on_the_topic_path(worker: Worker, cid: str) -> None:
+async def test_request_id_reuse_on_the_topic_path(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
     async with worker.m.can_spend.test_context() as agent:
@@ -554,7 +574,7 @@ async def test_request_id_reuse_on_the_topic_path(worker: Worker, cid: str) -> N
 
 
 async def test_spend_that_would_overflow_a_total_is_dead_lettered(
-    worker: Worker, cid: str
+    worker: Harness, cid: str
 ) -> None:
     await _configure(worker, cid)
     top = 2**53 - 1
@@ -564,12 +584,12 @@ async def test_spend_that_would_overflow_a_total_is_dead_lettered(
     outs = worker.drain()
     assert [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)] == ["total_overflow"]
     assert worker.state(cid).channels[GOOGLE].spent_total == 2 * (top // 2)
-    last = worker.m.StoredCodec()._loads(worker.changelog(outs)[-1].value)
+    last = app_module.StoredCodec()._loads(worker.changelog(outs)[-1].value)
     assert last.state.channels[GOOGLE].spent_total == 2 * (top // 2)  # changelog agrees
 
 
 async def test_a_state_that_cannot_be_written_quarantines_the_campaign(
-    worker: Worker, cid: str
+    worker: Harness, cid: str
 ) -> None:
     """A value the codec cannot hold (here: a total corrupted past 64 bits, as a bug
     might) never crashes the agent: the record goes to the DLQ, nothing of it is
@@ -593,7 +613,7 @@ async def test_a_state_that_cannot_be_written_quarantines_the_campaign(
 
 
 async def test_fast_path_spend_is_reported_to_redis_only_where_the_core_counted_it(
-    worker: Worker, cid: str
+    worker: Harness, cid: str
 ) -> None:
     """The worker tells Redis how much fast-path spend the core has counted (so the
     allowance stops holding it back). Spend the engine files under an earlier day was
@@ -614,13 +634,9 @@ async def test_fast_path_spend_is_reported_to_redis_only_where_the_core_counted_
 
 
 # -- bounded resources -----------------------------------------------------------------------
-async def test_unbudgeted_campaigns_are_limited_per_worker(
-    worker: Worker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pacer_stream.streams.limits import CampaignQuota
-
-    quota = CampaignQuota(2)
-    monkeypatch.setattr(worker.m.processor, "quota", quota)
+async def test_unbudgeted_campaigns_are_limited_per_worker(tmp_path: Any) -> None:
+    worker = _harness(tmp_path, max_unbudgeted_campaigns=2)
+    quota = worker.m.processor.quota
     ids = [f"ghost-{uuid.uuid4().hex[:8]}" for _ in range(4)]
     async with worker.m.spend_events.test_context() as agent:
         for i, cid in enumerate(ids):
@@ -638,7 +654,7 @@ async def test_unbudgeted_campaigns_are_limited_per_worker(
 
 
 async def test_unbudgeted_campaigns_expire_after_the_history_horizon(
-    worker: Worker, cid: str
+    worker: Harness, cid: str
 ) -> None:
     async with worker.m.spend_events.test_context() as agent:
         await worker.put(agent, _spend(cid, "e1", 1_000, NOON), key=cid.encode())
@@ -646,10 +662,10 @@ async def test_unbudgeted_campaigns_expire_after_the_history_horizon(
     stored.partition = 0
     worker.drain()
     worker.clock.advance(27 * 86400)
-    await worker.m._sweep("tick")
+    await worker.m.tick_all()
     assert worker.state(cid) is not None  # within the 28-day horizon: kept
     worker.clock.advance(2 * 86400)
-    await worker.m._sweep("tick")
+    await worker.m.tick_all()
     assert worker.state(cid) is None
     tombstones = [o for o in worker.changelog(worker.drain()) if o.key == cid.encode()]
     assert [t.value for t in tombstones] == [None]

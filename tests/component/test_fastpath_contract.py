@@ -1,8 +1,8 @@
-"""One behavioural suite, two stores: MemoryStore and RedisStore must be indistinguishable.
+"""The allowance store's behaviour, against the real local Redis (the Lua scripts are
+the only implementation of the fast-path rules).
 
-Expiry is made deterministic without sleeping: allowances are published with an expiry
-stamp already at/behind store time (``_test_expires_in_ms``), reservations with a TTL of
-0 (they expire the moment they are taken, and the next call reclaims them).
+Reservations with a TTL of 0 expire the moment they are taken, and the next call
+reclaims them; rules that need time to pass are in ``test_fastpath_expiry.py``.
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ from typing import Any
 import pytest
 
 from pacer_stream.adapters import keys
-from pacer_stream.adapters.memory_store import ManualClock, MemoryStore
 from pacer_stream.adapters.redis_store import RedisStore
 from pacer_stream.adapters.store import (
     AllowanceStore,
     IdempotencyConflict,
+    PublishRequest,
     ReleaseStatus,
     SettleStatus,
 )
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import ChannelType, CircuitBreakerState, Code
 from pacer_stream.errors import InvalidAmount, InvalidArgument, UnknownChannel, WrongType
+
+from .test_fastpath_expiry import redis_time_passes
 
 CH = ChannelType.GOOGLE_ADS
 
@@ -42,29 +44,22 @@ def fail_closed() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def store(request: pytest.FixtureRequest, fail_closed: Recorder) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore(clock=ManualClock(), on_fail_closed=fail_closed)
-        return
-    url = request.getfixturevalue("redis_url")
-    s = RedisStore(url, timeout_s=2.0, on_fail_closed=fail_closed)
+@pytest.fixture
+async def store(redis_url: str, fail_closed: Recorder) -> AsyncIterator[Any]:
+    s = RedisStore(redis_url, timeout_s=2.0, on_fail_closed=fail_closed)
     yield s
     await s.aclose()
 
 
 async def drop_state(store: Any, cid: str, ch: ChannelType = CH) -> None:
     """Simulate Redis losing everything about one campaign/channel."""
-    if isinstance(store, MemoryStore):
-        store.drop_state(cid, ch)
-    else:
-        await store.redis.delete(*keys.channel_keys(cid, ch).all())
+    await store.redis.delete(*keys.channel_keys(cid, ch).all())
 
 
 async def publish(store: Any, cid: str, amount: int, **kw: Any) -> Any:
     state = kw.pop("state", CircuitBreakerState.CLOSED)
     ttl = kw.pop("ttl_s", 30)
-    return await store.publish(cid, CH, amount, state, ttl, **kw)
+    return await store.publish(PublishRequest(cid, CH, amount, state, ttl, **kw))
 
 
 # ------------------------------------------------------------------ basics
@@ -141,11 +136,11 @@ async def test_nothing_published_is_stale(
     assert fail_closed.calls == [Code.STATE_STALE, Code.STATE_STALE]
 
 
-@pytest.mark.parametrize("expires_in_ms", [0, -1, -60_000])
 async def test_expired_allowance_is_denied_as_stale(
-    store: Any, unique_id: str, fail_closed: Recorder, expires_in_ms: int
+    store: Any, unique_id: str, fail_closed: Recorder
 ) -> None:
-    await publish(store, unique_id, 1_000_000, _test_expires_in_ms=expires_in_ms)
+    await publish(store, unique_id, 1_000_000, ttl_s=0.05)
+    await redis_time_passes(store, 51)
     d = await store.reserve(unique_id, CH, 1, "a")
     assert not d.allowed and d.code is Code.STATE_STALE
     assert await store.breaker_state(unique_id, CH) is None
@@ -454,17 +449,17 @@ async def test_malformed_reservation_ids_raise(store: Any, rid: str) -> None:
 
 async def test_invalid_publish_arguments_raise(store: Any, unique_id: str) -> None:
     with pytest.raises(InvalidAmount):
-        await store.publish(unique_id, CH, -1, "closed", 30)
+        await store.publish(PublishRequest(unique_id, CH, -1, "closed", 30))
     with pytest.raises(WrongType):
-        await store.publish(unique_id, CH, 1.0, "closed", 30)
+        await store.publish(PublishRequest(unique_id, CH, 1.0, "closed", 30))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "ajar", 30)
+        await store.publish(PublishRequest(unique_id, CH, 1, "ajar", 30))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "closed", 0)
+        await store.publish(PublishRequest(unique_id, CH, 1, "closed", 0))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "closed", float("nan"))
+        await store.publish(PublishRequest(unique_id, CH, 1, "closed", float("nan")))
     with pytest.raises(InvalidArgument):
-        await store.publish(unique_id, CH, 1, "closed", 30, generation=0)
+        await store.publish(PublishRequest(unique_id, CH, 1, "closed", 30, generation=0))
 
 
 # ------------------------------------------------------------------ random walk
@@ -506,65 +501,3 @@ async def test_random_operations_keep_the_books_balanced(store: Any, unique_id: 
         assert u.outstanding_micros == sum(a for _, a in live.values()), step
 
 
-@pytest.mark.redis
-async def test_memory_and_redis_give_identical_answers(redis_url: str, unique_id: str) -> None:
-    """Same operation sequence against both stores: same decisions, same numbers."""
-    mem = MemoryStore(clock=ManualClock())
-    red = RedisStore(redis_url, timeout_s=2.0)
-    rng = random.Random(11)
-    issued: list[str] = []
-
-    def strip(result: Any) -> tuple[Any, ...]:
-        d = {k: getattr(result, k) for k in result.__slots__}
-        volatile = ("expires_at_ms", "reservation_id", "epoch", "quarantine_until_ms", "now_ms")
-        for name in volatile:
-            d.pop(name, None)
-        return tuple(sorted(d.items()))
-
-    try:
-        for _ in range(300):
-            op = rng.random()
-            if op < 0.05 or (not issued and op < 0.5):
-                amount = rng.randrange(0, 40_000)
-                results = [
-                    await s.publish(unique_id, CH, amount, "closed", 30, reported_micros=None)
-                    for s in (mem, red)
-                ]
-            elif op < 0.6:
-                rid, amount = f"r{rng.randrange(120)}", rng.randrange(1, 5_000)
-                results = []
-                for s in (mem, red):
-                    try:
-                        results.append(await s.reserve(unique_id, CH, amount, rid))
-                    except IdempotencyConflict:
-                        results.append("conflict")
-                if not isinstance(results[0], str) and results[0].allowed:
-                    issued.append(rid)
-            elif op < 0.8 and issued:
-                rid, actual = rng.choice(issued), rng.randrange(0, 6_000)
-                results = []
-                for s in (mem, red):
-                    epoch = (await s.usage(unique_id, CH)).epoch
-                    try:
-                        results.append(
-                            await s.settle(keys.reservation_id(unique_id, CH, epoch, rid), actual)
-                        )
-                    except IdempotencyConflict:
-                        results.append("conflict")
-            elif issued:
-                rid = rng.choice(issued)
-                results = []
-                for s in (mem, red):
-                    epoch = (await s.usage(unique_id, CH)).epoch
-                    results.append(await s.release(keys.reservation_id(unique_id, CH, epoch, rid)))
-            else:
-                continue
-            a, b = results
-            if isinstance(a, str) or isinstance(b, str):
-                assert a == b
-            else:
-                assert strip(a) == strip(b)
-            ua, ub = await mem.usage(unique_id, CH), await red.usage(unique_id, CH)
-            assert strip(ua) == strip(ub)
-    finally:
-        await red.aclose()

@@ -15,6 +15,7 @@ from redis.exceptions import ResponseError
 
 from pacer_stream.adapters import keys
 from pacer_stream.adapters.redis_store import SCRIPT_NAMES, RedisStore, script_source
+from pacer_stream.adapters.store import PublishRequest
 from pacer_stream.core.types import ChannelType
 
 pytestmark = pytest.mark.redis
@@ -179,7 +180,7 @@ async def test_scripts_are_called_by_sha_and_reloaded_after_script_flush(
     server = redis_server_factory()
     s = RedisStore(server.url, timeout_s=2.0)  # type: ignore[attr-defined]
     try:
-        await s.publish(unique_id, CH, 1_000, "closed", 30)
+        await s.publish(PublishRequest(unique_id, CH, 1_000, "closed", 30))
         assert (await s.reserve(unique_id, CH, 10, "a")).allowed
         shas = s.script_shas()
         assert all(await s.redis.script_exists(shas["publish"], shas["reserve"]))

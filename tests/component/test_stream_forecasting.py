@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.core.allocation.strategies import default_registry
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.forecast.service import ModelRegistry
@@ -15,7 +16,6 @@ from pacer_stream.core.types import (
     PacingStrategy,
     SpendEvent,
 )
-from pacer_stream.forecast_runner import ForecastRunner
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.stored import Stored
 

@@ -176,3 +176,30 @@ async def test_allowance_through_real_redis(redis_url: str) -> None:
             assert not more.allowed
     finally:
         await publisher.aclose()
+
+
+async def test_publisher_state_shrinks_to_what_the_worker_owns(redis_url: str) -> None:
+    """The publisher remembers each campaign/channel's ledger epoch; when campaigns move
+    to another worker or expire, ``retain`` drops them, so the map stays as large as
+    what this worker owns."""
+    from pacer_stream.adapters.redis_publisher import RedisPublisher
+
+    kept, moved = (f"sync-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    publisher = RedisPublisher(redis_url, ttl_s=30)
+    table: dict[str, Stored] = {}
+    processor = Processor()
+    sync = RedisSync(
+        publisher, processor, lookup=table.get, owned=lambda p: True,
+        apply=lambda r: None, slice_s=10,
+    )
+    try:
+        for cid in (kept, moved):
+            table[cid] = _stored(processor, cid)
+        sync.mark([(kept, GOOGLE), (moved, GOOGLE)])
+        assert await sync.flush() == 2
+        assert publisher.known_epoch(moved, GOOGLE) is not None
+        sync.retain({kept})
+        assert publisher.known_epoch(moved, GOOGLE) is None
+        assert publisher.known_epoch(kept, GOOGLE) is not None
+    finally:
+        await publisher.aclose()

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pacer_stream import records, topics
+from pacer_stream.core.ids import id_problem
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
     Alert,
@@ -186,7 +187,7 @@ def test_input_topics_reject_unknown_fields_in_nested_channel() -> None:
 
 
 def test_corpus_is_complete() -> None:
-    """QUALITY.md section 3 names these kinds of bad input; each is in the corpus."""
+    """docs/targets.md names these kinds of bad input; each is in the corpus."""
     codes = {case.code for case in CORPUS}
     for code in ["invalid_json", "non_finite_number", "number_out_of_range",
                  "float_not_allowed", "unknown_channel", "duplicate_key", "missing_field",
@@ -294,7 +295,7 @@ def test_nesting_limit() -> None:
     assert _code(topics.SPEND, _b(ok)) == "invalid_json"
     assert _code(topics.SPEND, b"[" * 60_000) == "invalid_json"
     # brackets inside strings do not count
-    text = _spend(source="{[" * 100 + '\\"' + "]}" * 3)
+    text = _spend(source="{[" * 50 + '\\"' + "]}" * 3)
     assert isinstance(decode(topics.SPEND, _b(text)), SpendRecord)
 
 
@@ -316,10 +317,31 @@ def _spend_text_with(name: str, literal: str) -> bytes:
 
 
 def test_ids() -> None:
-    decode(topics.SPEND, _b(_spend(event_id="e" * 256, campaign_id="Ünïcødé ✓ 広告")))
+    decode(topics.SPEND, _b(_spend(event_id="e" * 128, campaign_id="Ünïcødé ✓ 広告")))
+    assert _code(topics.SPEND, _b(_spend(event_id="e" * 129))) == "invalid_id"
     assert _code(topics.SPEND, _b(_spend(event_id="a\u0085b"))) == "invalid_id"
     assert _code(topics.SPEND, _b(_spend(event_id="\ud800"))) == "invalid_id"
     assert _code(topics.SPEND, _b(_spend(source=""))) == "empty_id"
+
+
+@pytest.mark.parametrize(
+    "campaign_id",
+    ["a{b}", "non\u00a0breaking", "é" * 200, "zero\u200bwidth", "line\u2028sep"],
+)
+def test_one_id_rule_for_the_wire_the_engine_and_redis(campaign_id: str) -> None:
+    """An id the Redis keys refuse is refused on the wire and by the engine too, with
+    the same code (before, such a campaign was accepted and never got an allowance)."""
+    from pacer_stream.adapters import keys
+    from pacer_stream.core.engine import PacingEngine
+    from pacer_stream.errors import InvalidArgument
+
+    assert _code(topics.SPEND, _b(_spend(campaign_id=campaign_id))) == "invalid_id"
+    with pytest.raises(InvalidArgument) as engine_error:
+        PacingEngine().new_campaign(campaign_id)
+    with pytest.raises(InvalidArgument) as keys_error:
+        keys.check_campaign_id(campaign_id)
+    assert engine_error.value.code == keys_error.value.code == "invalid_id"
+    assert "{" not in campaign_id or keys.check_id(campaign_id, "request_id")
 
 
 def test_budget_to_core() -> None:
@@ -621,7 +643,7 @@ def test_any_failure_can_be_dead_lettered(
 
 ids = st.text(
     st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
-).filter(lambda s: bool(s.strip()))
+).filter(lambda s: id_problem(s, campaign=True) is None)
 micros = st.integers(0, MAX_MICROS)
 times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),

@@ -91,9 +91,11 @@ class StreamRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     offset_s: float = field(default_factory=_noon_offset)
     redis: bool = False
+    #: The broker this run talks to (a test's own broker for fault and SASL tests).
+    bootstrap: str = BOOTSTRAP
     #: Bearer token the worker's campaign views require (None: open).
     web_token: str | None = None
-    #: More ``PACER_*`` settings for the worker.
+    #: More ``PACER_*`` settings for the worker (Redis URL, SASL credentials, ...).
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -115,7 +117,7 @@ class StreamRun:
         env = dict(os.environ)
         env.update(
             {
-                "PACER_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+                "PACER_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "PACER_TOPIC_PREFIX": self.prefix,
                 "PACER_APP_ID": self.app_id,
                 "PACER_TOPIC_PARTITIONS": str(PARTITIONS),
@@ -136,21 +138,31 @@ class StreamRun:
 
     def settings(self) -> Settings:
         return Settings(
-            kafka_bootstrap_servers=BOOTSTRAP,
+            kafka_bootstrap_servers=self.bootstrap,
             topic_prefix=self.prefix,
             topic_partitions=PARTITIONS,
             app_id=self.app_id,
         )
 
     def client(self) -> PacerClient:
-        return PacerClient(BOOTSTRAP, topic_prefix=self.prefix, clock=self.now)
+        return PacerClient(self.bootstrap, topic_prefix=self.prefix, clock=self.now)
 
 
 class WorkerProcess:
     """``python -m pacer_stream worker`` as a child process, with its web views."""
 
-    def __init__(self, run: StreamRun, name: str = "worker") -> None:
+    def __init__(
+        self,
+        run: StreamRun,
+        name: str = "worker",
+        *,
+        cwd: Path = REPO,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.run = run
+        self.cwd = cwd
+        #: The whole environment of the process (default: the run's, over this one's).
+        self.env = env
         self.port = _free_port()
         self.log_path = run.tmp / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -165,8 +177,8 @@ class WorkerProcess:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pacer_stream", "worker"],
-            cwd=REPO,
-            env=self.run.env(self.port),
+            cwd=self.cwd,
+            env=self.env if self.env is not None else self.run.env(self.port),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -248,9 +260,10 @@ class WorkerProcess:
 class Collector:
     """Reads one output topic from the beginning into memory (decoded records)."""
 
-    def __init__(self, topic: str, logical: str) -> None:
+    def __init__(self, topic: str, logical: str, bootstrap: str = BOOTSTRAP) -> None:
         self.topic = topic
         self.logical = logical
+        self.bootstrap = bootstrap
         self.items: list[tuple[bytes | None, Any]] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -258,7 +271,7 @@ class Collector:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=BOOTSTRAP,
+            bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -322,7 +335,7 @@ async def stream_run(tmp_path: Path, kafka_available: None) -> AsyncIterator[Str
 
 
 async def _delete_topics(run: StreamRun) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         names = [n for n in await admin.list_topics() if n.startswith((run.prefix, run.app_id))]
@@ -339,8 +352,8 @@ def workers(stream_run: StreamRun) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory of worker processes for the run; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def make(name: str = "worker") -> WorkerProcess:
-        w = WorkerProcess(stream_run, name)
+    def make(name: str = "worker", **kwargs: Any) -> WorkerProcess:
+        w = WorkerProcess(stream_run, name, **kwargs)
         started.append(w)
         return w
 
@@ -365,7 +378,7 @@ async def collect(stream_run: StreamRun) -> AsyncIterator[Callable[[str], Awaita
     running: list[Collector] = []
 
     async def make(logical: str) -> Collector:
-        c = Collector(stream_run.topic(logical), logical)
+        c = Collector(stream_run.topic(logical), logical, stream_run.bootstrap)
         await c.start()
         running.append(c)
         return c
@@ -376,3 +389,26 @@ async def collect(stream_run: StreamRun) -> AsyncIterator[Callable[[str], Awaita
 
 
 __all__ = ["BOOTSTRAP", "Collector", "StreamRun", "WorkerProcess", "poll", "topics"]
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path, kafka_available: None) -> Iterator[Callable[..., Any]]:
+    """Factory of private brokers (:class:`.brokers.PrivateKafka`), started; all are
+    stopped at the end. Needs the jars that ``scripts/services.sh start`` fetched, hence
+    ``kafka_available``."""
+    from .brokers import PrivateKafka
+
+    started: list[PrivateKafka] = []
+
+    def make(name: str = "kafka", scram_users: dict[str, str] | None = None) -> PrivateKafka:
+        broker = PrivateKafka(tmp_path / name, scram_users)
+        started.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in started:
+        try:
+            broker.stop()
+        except Exception:
+            broker.kill()

@@ -12,6 +12,15 @@ from typing import Any
 
 import pytest
 
+from pacer_stream.adapters.forecast_runner import (
+    BUSY,
+    FAILED,
+    INSTALLED,
+    SUPERSEDED,
+    TIMEOUT,
+    ForecastRunner,
+    process_executor,
+)
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.forecast.dataset import HistorySnapshot
 from pacer_stream.core.forecast.service import ModelRegistry, snapshot, snapshots_of
@@ -25,15 +34,6 @@ from pacer_stream.core.types import (
     SpendEvent,
 )
 from pacer_stream.forecast_eval import Market, synthetic_history
-from pacer_stream.forecast_runner import (
-    BUSY,
-    FAILED,
-    INSTALLED,
-    SUPERSEDED,
-    TIMEOUT,
-    ForecastRunner,
-    process_executor,
-)
 
 M = Market()
 KEY = ("camp", "google_ads")

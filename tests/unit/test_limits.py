@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pacer_stream import signing
 from pacer_stream.core.types import Alert, AlertType, ChannelType, Severity
 from pacer_stream.records import CommandRecord, CommandType
-from pacer_stream.streams import auth
 from pacer_stream.streams.limits import AlertLimiter
 from pacer_stream.streams.processor import Processor
 
@@ -20,19 +20,20 @@ KEYS = {"k1": b"secret"}
 def test_remembered_nonces_are_bounded_without_forgetting_a_live_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(auth, "MAX_NONCES", 5)
+    monkeypatch.setattr(signing, "MAX_NONCES", 5)
     nonces: dict[str, float] = {}
     cmd = CommandRecord("c1", "camp", CommandType.RESUME, "ops", NOW)
     for i in range(5):
-        auth.verify(auth.sign(cmd, "k1", b"secret", now=NOW, nonce=f"n{i}"), KEYS, NOW, nonces)
-    with pytest.raises(auth.CommandRejected) as info:
-        auth.verify(auth.sign(cmd, "k1", b"secret", now=NOW, nonce="n5"), KEYS, NOW, nonces)
-    assert info.value.code == auth.TOO_MANY_NONCES
-    with pytest.raises(auth.CommandRejected) as info:  # still a replay, still refused
-        auth.verify(auth.sign(cmd, "k1", b"secret", now=NOW, nonce="n0"), KEYS, NOW, nonces)
-    assert info.value.code == auth.REPLAYED
+        signed = signing.sign(cmd, "k1", b"secret", now=NOW, nonce=f"n{i}")
+        signing.verify(signed, KEYS, NOW, nonces)
+    with pytest.raises(signing.CommandRejected) as info:
+        signing.verify(signing.sign(cmd, "k1", b"secret", now=NOW, nonce="n5"), KEYS, NOW, nonces)
+    assert info.value.code == signing.TOO_MANY_NONCES
+    with pytest.raises(signing.CommandRejected) as info:  # still a replay, still refused
+        signing.verify(signing.sign(cmd, "k1", b"secret", now=NOW, nonce="n0"), KEYS, NOW, nonces)
+    assert info.value.code == signing.REPLAYED
     later = NOW + timedelta(seconds=301)  # the first five expired: room again
-    auth.verify(auth.sign(cmd, "k1", b"secret", now=later, nonce="n6"), KEYS, later, nonces)
+    signing.verify(signing.sign(cmd, "k1", b"secret", now=later, nonce="n6"), KEYS, later, nonces)
     assert set(nonces) == {"n6"}
 
 

@@ -1,4 +1,4 @@
-"""Performance analytics, the pacing multiplier and performance thresholds (issue 8)."""
+"""Performance analytics, the pacing multiplier and performance thresholds."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The simulator's traffic and fault model: seeded, shaped as documented, fault-stable.
 
-These check the model's own invariants (determinism, the shape QUALITY.md asks for),
+These check the model's own invariants (determinism, the shape docs/targets.md describes),
 never the report's figures.
 """
 

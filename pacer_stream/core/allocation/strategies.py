@@ -102,7 +102,7 @@ class PredictiveML:
     * 168 and more: full functionality (all candidate models, confidence up to 1).
 
     The forecaster only *uses* trained models (``core.forecast.service``); training runs
-    off the event path (``pacer_stream.forecast_runner``).
+    off the event path (``pacer_stream.adapters.forecast_runner``).
     """
 
     forecaster: Forecaster = field(default_factory=baseline_forecaster)

@@ -4,7 +4,7 @@
 model (single-threaded fits, fixed seeds). It never reads a clock of its own; a time
 budget is enforced through an injected monotonic ``clock`` callable, checked between
 candidate models (cheapest first), so a slow machine gets a simpler model instead of a
-late one. The adapter (``pacer_stream.forecast_runner``) runs it in an executor with a
+late one. The adapter (``pacer_stream.adapters.forecast_runner``) runs it in an executor with a
 hard timeout and installs the result in a :class:`~.service.ModelRegistry`.
 
 Method (see docs/forecasting.md):

@@ -1,4 +1,4 @@
-"""Issue 8 in the simulator: the bid engine that applies the pacing multiplier, and the
+"""The optional simulator scenarios: the bid engine that applies the pacing multiplier, and the
 conversion-collapse scenario with a performance floor.
 
 Small days keep this fast; behaviour is tested, not the report's figures.

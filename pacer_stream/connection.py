@@ -1,0 +1,30 @@
+"""Kafka connection options from the settings, for every process that connects.
+
+Why a module of its own: the worker, the CLI, the bid-engine and operator clients and the
+benchmarks all connect to the same cluster with the same security settings (SASL/SCRAM,
+TLS); a client must not have to import the worker to build them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+
+def kafka_options(settings: Any) -> dict[str, Any]:
+    """aiokafka client options (bootstrap servers + security) from the settings."""
+    opts: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers}
+    proto = str(settings.kafka_security_protocol).upper()
+    if proto == "PLAINTEXT":
+        return opts
+    opts["security_protocol"] = proto
+    if proto in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+        if settings.kafka_ssl_certfile:
+            ctx.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+        opts["ssl_context"] = ctx
+    if proto.startswith("SASL"):
+        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        opts["sasl_plain_username"] = settings.kafka_sasl_username
+        opts["sasl_plain_password"] = settings.kafka_sasl_password
+    return opts

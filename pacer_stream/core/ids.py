@@ -1,0 +1,65 @@
+"""The one rule for ids: what a campaign, event, request or command id may be.
+
+Every edge uses it -- the wire decoders (a refused id goes to the DLQ), the engine (a
+``BudgetPacer`` caller gets a typed error) and the Redis key layout -- so an id accepted
+anywhere is accepted everywhere. Before there was one rule, a campaign id such as
+``a{b}``, one with a non-breaking space or of 200 accented letters passed the wire and
+the engine but not the Redis keys, so its fast-path allowance was never published.
+
+An id is a string of 1 to :data:`MAX_ID_BYTES` bytes of UTF-8, not blank, made of
+printable characters only (``str.isprintable``: no control or format characters, no
+line or paragraph separators, no space other than the ASCII space). A campaign id is
+also the Redis Cluster hash tag of its keys, so it must not contain ``{`` or ``}``.
+Ids the pacer itself generates (reservation ids, which embed two ids) may be up to
+:data:`MAX_TOKEN_BYTES`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pacer_stream.errors import InvalidArgument, WrongType
+
+MAX_ID_BYTES: Final = 128
+MAX_TOKEN_BYTES: Final = 512
+#: Stable codes (the DLQ's ``error_code``, ``PacerError.code``).
+EMPTY_ID: Final = "empty_id"
+INVALID_ID: Final = "invalid_id"
+_HASH_TAG: Final = frozenset("{}")
+
+
+def id_problem(
+    value: str, *, campaign: bool = False, max_bytes: int = MAX_ID_BYTES
+) -> tuple[str, str] | None:
+    """``(code, why)`` when ``value`` is not a valid id, else None (``value`` is a str)."""
+    if not value.strip():
+        return EMPTY_ID, "must not be empty or blank"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return INVALID_ID, "is not valid Unicode text (lone surrogate)"
+    if size > max_bytes:
+        return INVALID_ID, f"is longer than {max_bytes} bytes of UTF-8 ({size})"
+    if not value.isprintable():
+        return INVALID_ID, "has a non-printable character (control, format, non-ASCII space)"
+    if campaign and not _HASH_TAG.isdisjoint(value):
+        return INVALID_ID, "must not contain '{' or '}' (it is the Redis hash tag)"
+    return None
+
+
+def check_id(
+    value: object, what: str, *, campaign: bool = False, max_bytes: int = MAX_ID_BYTES
+) -> str:
+    """``value`` if it is a valid id, else ``WrongType`` / ``InvalidArgument`` with the
+    rule's code."""
+    if not isinstance(value, str):
+        raise WrongType(f"{what} must be a string, got {type(value).__name__}")
+    problem = id_problem(value, campaign=campaign, max_bytes=max_bytes)
+    if problem is not None:
+        code, why = problem
+        raise InvalidArgument(f"{what} {why}", code=code)
+    return value
+
+
+def check_campaign_id(value: object, what: str = "campaign_id") -> str:
+    return check_id(value, what, campaign=True)

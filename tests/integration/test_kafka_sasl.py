@@ -1,0 +1,155 @@
+"""SASL/SCRAM-SHA-512 with ACLs, end to end, on a private broker.
+
+``scripts/services.sh`` starts a broker whose only client listener demands SCRAM
+credentials (users created by Kafka's storage tool) and whose authorizer denies what no
+ACL allows; ``deploy/kafka/acls.yaml`` is rendered for this run and applied with Kafka's
+own ``kafka-acls`` tool. Then the operator creates the topics and sets a budget, the
+worker runs under its user, the ad platform reports spend and a bid engine asks
+can-spend -- each with its own credentials. Without credentials, or with a wrong
+password, nobody gets in; with the wrong role's credentials a write is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from pacer_stream import records, topics
+from pacer_stream.client.kafka import PacerClient
+from pacer_stream.settings import Settings
+from pacer_stream.streams.acls import load
+from pacer_stream.streams.admin import create_topics, kafka_options
+
+from .conftest import StreamRun, WorkerProcess, poll
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ACL_FILE = REPO / "deploy" / "kafka" / "acls.yaml"
+UNIT = 1_000_000
+USERS = ("pacer-worker", "pacer-spend-producer", "pacer-bidder", "pacer-operator")
+
+
+def _sasl(user: str | None, password: str | None) -> dict[str, Any]:
+    s = Settings(
+        kafka_bootstrap_servers="unused:1",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username=user,
+        kafka_sasl_password=password,
+    )
+    opts = kafka_options(s)
+    opts.pop("bootstrap_servers")
+    return opts
+
+
+async def test_scram_users_and_role_acls(private_kafka: Any, tmp_path: Path) -> None:
+    pw = {u: secrets.token_urlsafe(12) for u in ("broker", *USERS)}
+    broker = private_kafka("sasl", scram_users=pw)
+    run = StreamRun(tmp_path, bootstrap=broker.bootstrap)
+    for acl in load(ACL_FILE, topic_prefix=run.prefix, app_id=run.app_id):
+        broker.kafka_acls(acl.kafka_acls_args())
+
+    def client(user: str | None, password: str | None = None) -> PacerClient:
+        security = {} if user is None else _sasl(user, password or pw[user])
+        return PacerClient(
+            broker.bootstrap,
+            topic_prefix=run.prefix,
+            clock=run.now,
+            request_timeout_ms=5000,
+            **security,
+        )
+
+    # Nobody gets in without credentials or with a wrong password.
+    for outsider in (client(None), client("pacer-operator", "wrong-password")):
+        with pytest.raises(KafkaConnectionError):
+            await outsider.start()
+        await outsider.close()
+
+    # The operator creates the topics under its own user (Create on the prefix).
+    operator_settings = run.settings().model_copy(
+        update={
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": "pacer-operator",
+            "kafka_sasl_password": pw["pacer-operator"],
+        }
+    )
+    outcomes = await create_topics(operator_settings)
+    assert {o.action for o in outcomes} == {"created"}
+
+    run.extra_env.update(
+        {
+            "PACER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "PACER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "PACER_KAFKA_SASL_USERNAME": "pacer-worker",
+            "PACER_KAFKA_SASL_PASSWORD": pw["pacer-worker"],
+        }
+    )
+    w = WorkerProcess(run, "sasl-worker")
+    operator = client("pacer-operator")
+    producer = client("pacer-spend-producer")
+    bidder = client("pacer-bidder")
+    try:
+        w.start()
+        await w.wait_ready(timeout=90)
+        for c in (operator, producer, bidder):
+            await c.start()
+        cid = f"sasl-{uuid.uuid4().hex[:8]}"
+        await operator.set_budget(cid, {"display": 500 * UNIT}, strategy="even_distribution")
+        await poll(lambda: w.status(cid), what="budget applied by the worker")
+        await producer.publish_spend(cid, "display", 3 * UNIT, event_id="e1")
+        await poll(
+            lambda: (w.channel(cid, "display") or {}).get("spent_micros") == 3 * UNIT,
+            what="spend applied",
+        )
+        reply = await bidder.can_spend(cid, "display", UNIT, timeout_s=30)
+        assert reply.allowed and reply.request_id
+
+        # Each role is confined to its own topics: a bid engine cannot set budgets, the
+        # spend producer cannot send commands, the operator cannot forge spend.
+        budget = _budget_payload(run, cid)
+        for who, topic, payload in (
+            (bidder, topics.BUDGETS, budget),
+            (producer, topics.COMMANDS, b"{}"),
+            (operator, topics.SPEND, b"{}"),
+        ):
+            with pytest.raises(KafkaError, match="TopicAuthorizationFailed"):
+                await who.send(run.topic(topic), cid.encode(), payload)
+        # A worker with a wrong password is refused by the broker: it logs the
+        # authentication failure and never consumes (the spend stays as it was).
+        rogue_run = StreamRun(tmp_path / "rogue", bootstrap=broker.bootstrap)
+        rogue_run.run_id, rogue_run.offset_s = run.run_id, run.offset_s
+        rogue_run.extra_env.update({**run.extra_env, "PACER_KAFKA_SASL_PASSWORD": "wrong"})
+        (tmp_path / "rogue").mkdir()
+        rogue = WorkerProcess(rogue_run, "rogue-worker")
+        rogue.start()
+        await poll(
+            lambda: "Authentication failed" in rogue.log_path.read_text(errors="replace"),
+            what="the broker refusing the worker's credentials",
+        )
+        assert rogue.get("/readyz")[0] != 200
+        rogue.stop(timeout=20)
+        ch = w.channel(cid, "display")
+        assert ch is not None and ch["spent_micros"] == 3 * UNIT
+    finally:
+        for c in (operator, producer, bidder):
+            await c.close()
+        w.stop(timeout=20)
+
+
+def _budget_payload(run: StreamRun, cid: str) -> bytes:
+    from pacer_stream.core.types import ChannelType, PacingStrategy
+    from pacer_stream.records import BudgetRecord, ChannelConfig
+
+    record = BudgetRecord(
+        campaign_id=cid,
+        timezone="UTC",
+        strategy=PacingStrategy.EVEN_DISTRIBUTION,
+        channels={ChannelType.DISPLAY: ChannelConfig(10_000 * UNIT)},
+        updated_at=run.now(),
+    )
+    return records.encode(record)
