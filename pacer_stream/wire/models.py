@@ -31,6 +31,7 @@ from pacer_stream.core.types import (
     Severity,
     Thresholds,
 )
+from pacer_stream.core.validation import FRACTIONS, POSITIVE, POSITIVE_INTS
 
 MAX_TEXT_LENGTH: Final = 4096
 MAX_DEADLINE_MS: Final = 86_400_000
@@ -161,55 +162,13 @@ class ChannelBudgetWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     strategy: Annotated[PacingStrategy, _d("Strategy for this channel.")] | None = None
 
 
-#: Bounds of the tunables (the core checks them again, with cross-field rules); a
-#: tunable not listed gets the default bounds of its type (see ``_threshold_type``).
+#: Bounds of the tunables, from the core's own range lists (the core checks them again,
+#: with cross-field rules); a tunable not listed gets the default bounds of its type
+#: (see ``_threshold_type``).
 THRESHOLD_BOUNDS: Final[dict[str, Meta]] = {
-    **{
-        name: Meta(ge=0, le=1)
-        for name in (
-            "max_hourly_spend_pct",
-            "frontload_factor",
-            "emergency_stop_threshold",
-            "emergency_ahead_pct",
-            "pace_min_planned_pct",
-            "underpacing_target",
-            "underpacing_min_elapsed",
-            "velocity_trip_min_pct",
-            "reallocation_gap",
-            "reallocation_share",
-            "performance_drop",
-            "performance_throttle",
-        )
-    },
-    **{
-        name: Meta(gt=0)
-        for name in (
-            "pace_warning_threshold",
-            "pace_critical_threshold",
-            "velocity_multiple",
-            "velocity_trip_multiple",
-            "multiplier_gain",
-            "max_multiplier",
-        )
-    },
-    **{
-        name: Meta(ge=1, le=MAX_MICROS)
-        for name in (
-            "velocity_window_s",
-            "overspend_events_to_trip",
-            "overspend_window_s",
-            "breaker_cooldown_s",
-            "breaker_max_cooldown_s",
-            "half_open_trial_spends",
-            "reservation_ttl_s",
-            "report_grace_s",
-            "max_cost_per_click_micros",
-            "performance_window_h",
-            "performance_grace_s",
-            "history_days",
-        )
-    },
-    "velocity_trip_min_events": Meta(ge=1),
+    **{name: Meta(ge=0, le=1) for name in FRACTIONS},
+    **{name: Meta(gt=0) for name in POSITIVE},
+    **{name: Meta(ge=1, le=MAX_MICROS) for name in (*POSITIVE_INTS, "max_cost_per_click_micros")},
 }
 
 
