@@ -5,6 +5,7 @@
   ``status``, ``alerts tail``       -> ``pacer_stream.streams.commands``
 * ``bench``                         -> ``pacer_stream.bench.command``
 * ``forecast-eval``                 -> ``pacer_stream.forecast_eval``
+* ``schemas export``                -> ``pacer_stream.wire.command``
 
 Heavy imports (faust, matplotlib, scikit-learn) happen inside the commands, so
 ``pacer-stream --help`` stays fast.
@@ -17,6 +18,7 @@ import typer
 from pacer_stream.bench.command import register as register_bench
 from pacer_stream.sim.command import register as register_simulate
 from pacer_stream.streams.commands import register as register_streams
+from pacer_stream.wire.command import register as register_schemas
 
 app = typer.Typer(
     name="pacer-stream",
@@ -27,6 +29,7 @@ app = typer.Typer(
 register_simulate(app)
 register_streams(app)
 register_bench(app)
+register_schemas(app)
 
 
 @app.command("forecast-eval")

@@ -6,6 +6,10 @@ strings of :class:`ErrorCode` (the worker sends such records to the DLQ with tha
 ``encode(record)`` is the inverse: compact JSON, integer micros, RFC 3339 UTC times
 (``...Z``), ``schema_version: 1`` first, no ``__faust`` metadata.
 
+Each topic's fields, which of them are required, and whether unknown fields are refused
+come from its wire model (:mod:`pacer_stream.wire.models`, also the source of the JSON
+Schemas).
+
 Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks; a
 well-formed spend record is read straight from bytes by msgspec instead, and anything
 else takes the strict path, so the codes are the same -- docs/streaming.md, "Wire
@@ -77,6 +81,21 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
+from pacer_stream.wire.models import (
+    MAX_DEADLINE_MS,
+    MAX_PARTITION,
+    MAX_TEXT_LENGTH,
+    AlertWire,
+    BreakerWire,
+    BudgetWire,
+    CanSpendReplyWire,
+    CanSpendRequestWire,
+    ChannelBudgetWire,
+    CommandType,
+    CommandWire,
+    DlqWire,
+    PaceWire,
+)
 
 SCHEMA_VERSION: Final = 1
 #: Largest accepted payload on every topic but the DLQ.
@@ -85,9 +104,6 @@ DEFAULT_MAX_PAYLOAD_BYTES: Final = 64 * 1024
 DLQ_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 #: ``encode_dlq`` keeps at most this many bytes of the original payload.
 DLQ_KEEP_BYTES: Final = 256 * 1024
-MAX_TEXT_LENGTH: Final = 4096
-MAX_DEADLINE_MS: Final = 86_400_000
-MAX_PARTITION: Final = 2**31 - 1
 #: Deepest accepted nesting of objects/arrays (the deepest record needs 3).
 MAX_DEPTH: Final = 32
 DEFAULT_HISTORY_DAYS: Final = 28
@@ -130,16 +146,21 @@ class ErrorCode(StrEnum):
     KEY_MISMATCH = "key_mismatch"  # record key differs from the payload's (check_key)
 
 
-class CommandType(StrEnum):
-    EMERGENCY_STOP = "emergency_stop"
-    RESUME = "resume"
-    REALLOCATE = "reallocate"
-    FORCE_BREAKER = "force_breaker"
-
-
 # --------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _same_named(target: type[_T], origin: object, /, **overrides: object) -> _T:
+    """A ``target`` from every field ``origin`` has under the same name, plus
+    ``overrides``: records and the core types share field names, so converting between
+    them is never a hand-kept field-by-field copy."""
+    names = {f.name for f in fields(target)}  # type: ignore[arg-type]
+    values = {n: getattr(origin, n) for n in names if hasattr(origin, n)}
+    return target(**{**values, **overrides})
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,34 +184,11 @@ class SpendRecord:
     source: str | None = None
 
     def to_core(self) -> SpendEvent:
-        return SpendEvent(
-            event_id=self.event_id,
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            amount_micros=self.amount_micros,
-            event_time=self.event_time,
-            clicks=self.clicks,
-            conversions=self.conversions,
-            impressions=self.impressions,
-            revenue_micros=self.revenue_micros,
-            reservation_id=self.reservation_id,
-        )
+        return _same_named(SpendEvent, self)
 
     @classmethod
     def from_core(cls, event: SpendEvent, *, source: str | None = None) -> SpendRecord:
-        return cls(
-            event_id=event.event_id,
-            campaign_id=event.campaign_id,
-            channel=event.channel,
-            amount_micros=event.amount_micros,
-            event_time=event.event_time,
-            clicks=event.clicks,
-            conversions=event.conversions,
-            impressions=event.impressions,
-            revenue_micros=event.revenue_micros,
-            reservation_id=event.reservation_id,
-            source=source,
-        )
+        return _same_named(cls, event, source=source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,30 +336,17 @@ class CanSpendReply:
     def from_decision(
         cls, request: CanSpendRequest, decision: Decision, *, decided_at: datetime
     ) -> CanSpendReply:
-        return cls(
+        return _same_named(
+            cls,
+            decision,
             request_id=request.request_id,
             campaign_id=request.campaign_id,
             channel=request.channel,
-            allowed=decision.allowed,
-            code=decision.code,
-            reason=decision.reason,
-            remaining_micros=decision.remaining_micros,
             decided_at=decided_at,
-            reservation_id=decision.reservation_id,
-            expires_at=decision.expires_at,
-            pacing_multiplier=decision.pacing_multiplier,
         )
 
     def to_core(self) -> Decision:
-        return Decision(
-            allowed=self.allowed,
-            code=self.code,
-            reason=self.reason,
-            remaining_micros=self.remaining_micros,
-            reservation_id=self.reservation_id,
-            expires_at=self.expires_at,
-            pacing_multiplier=self.pacing_multiplier or 0.0,
-        )
+        return _same_named(Decision, self, pacing_multiplier=self.pacing_multiplier or 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,38 +374,14 @@ class AlertRecord:
 
     @classmethod
     def from_core(cls, alert: Alert) -> AlertRecord:
-        return cls(
-            alert_id=alert.alert_id,
-            campaign_id=alert.campaign_id,
-            channel=alert.channel,
-            alert_type=alert.alert_type,
-            severity=alert.severity,
-            pace_ratio=alert.pace_ratio,
-            current_spend_micros=alert.current_spend_micros,
-            budget_consumed_pct=alert.budget_consumed_pct,
-            time_elapsed_pct=alert.time_elapsed_pct,
-            recommended_action=alert.recommended_action,
-            at=alert.at,
-            thresholds=dict(alert.thresholds),
-            budget_micros=alert.budget_micros,
-            projected_overspend_micros=alert.projected_overspend_micros,
-        )
+        return _same_named(cls, alert, thresholds=dict(alert.thresholds))
 
     def to_core(self) -> Alert:
-        return Alert(
-            alert_id=self.alert_id,
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            alert_type=self.alert_type,
-            severity=self.severity,
-            pace_ratio=self.pace_ratio,
-            current_spend_micros=self.current_spend_micros,
+        return _same_named(
+            Alert,
+            self,
             budget_micros=self.budget_micros or 0,
-            budget_consumed_pct=self.budget_consumed_pct,
-            time_elapsed_pct=self.time_elapsed_pct,
             projected_overspend_micros=self.projected_overspend_micros or 0,
-            recommended_action=self.recommended_action,
-            at=self.at,
             thresholds=dict(self.thresholds),
         )
 
@@ -444,28 +405,11 @@ class BreakerRecord:
 
     @classmethod
     def from_core(cls, transition: BreakerTransition) -> BreakerRecord:
-        return cls(
-            campaign_id=transition.campaign_id,
-            channel=transition.channel,
-            state=transition.state,
-            cause=transition.cause,
-            since=transition.since,
-            until=transition.until,
-            previous=transition.previous,
-            forced=transition.forced,
-        )
+        return _same_named(cls, transition)
 
     def to_core(self) -> BreakerTransition:
-        return BreakerTransition(
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            previous=self.previous if self.previous is not None else self.state,
-            state=self.state,
-            cause=self.cause,
-            since=self.since,
-            until=self.until,
-            forced=self.forced,
-        )
+        previous = self.previous if self.previous is not None else self.state
+        return _same_named(BreakerTransition, self, previous=previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,48 +440,12 @@ class PaceRecord:
 
     @classmethod
     def from_core(cls, snapshot: PaceSnapshot) -> PaceRecord:
-        return cls(
-            campaign_id=snapshot.campaign_id,
-            channel=snapshot.channel,
-            at=snapshot.at,
-            budget_micros=snapshot.budget_micros,
-            spent_micros=snapshot.spent_micros,
-            reserved_micros=snapshot.reserved_micros,
-            planned_micros=snapshot.planned_micros,
-            pace_ratio=snapshot.pace_ratio,
-            time_elapsed_pct=snapshot.time_elapsed_pct,
-            hour_allowance_micros=snapshot.hour_allowance_micros,
-            hour_spent_micros=snapshot.hour_spent_micros,
-            breaker=snapshot.breaker,
-            clicks=snapshot.clicks,
-            conversions=snapshot.conversions,
-            impressions=snapshot.impressions,
-            revenue_micros=snapshot.revenue_micros,
-            pacing_multiplier=snapshot.pacing_multiplier,
-            performance={k: dict(v) for k, v in snapshot.performance.items()},
-        )
+        performance = {k: dict(v) for k, v in snapshot.performance.items()}
+        return _same_named(cls, snapshot, performance=performance)
 
     def to_core(self) -> PaceSnapshot:
-        return PaceSnapshot(
-            campaign_id=self.campaign_id,
-            channel=self.channel,
-            at=self.at,
-            budget_micros=self.budget_micros,
-            spent_micros=self.spent_micros,
-            reserved_micros=self.reserved_micros,
-            planned_micros=self.planned_micros,
-            pace_ratio=self.pace_ratio,
-            time_elapsed_pct=self.time_elapsed_pct,
-            hour_allowance_micros=self.hour_allowance_micros,
-            hour_spent_micros=self.hour_spent_micros,
-            breaker=self.breaker,
-            clicks=self.clicks,
-            conversions=self.conversions,
-            impressions=self.impressions,
-            revenue_micros=self.revenue_micros,
-            pacing_multiplier=self.pacing_multiplier,
-            performance={k: dict(v) for k, v in self.performance.items()},
-        )
+        performance = {k: dict(v) for k, v in self.performance.items()}
+        return _same_named(PaceSnapshot, self, performance=performance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1033,57 +941,26 @@ class _Shape:
                 _fail(ErrorCode.MISSING_FIELD, f"{where}{name}", "required field is missing")
 
 
-def _shape(required: str, optional: str = "", *, strict: bool) -> _Shape:
-    names = tuple(required.split())
-    return _Shape(names, frozenset(names) | frozenset(optional.split()), strict)
+def _shape(model: type[msgspec.Struct]) -> _Shape:
+    """Required and allowed field names of a wire model, in its declaration order (the
+    first missing one is reported); strict when the model forbids unknown fields."""
+    info = msgspec.structs.fields(model)
+    return _Shape(
+        tuple(f.name for f in info if f.required),
+        frozenset(f.name for f in info),
+        bool(model.__struct_config__.forbid_unknown_fields),
+    )
 
 
-_SIGNED = "key_id nonce expires_at signature"
-_BUDGET = _shape(
-    "schema_version campaign_id timezone strategy channels updated_at",
-    f"thresholds {_SIGNED}",
-    strict=True,
-)
-_CHANNEL_BUDGET = _shape("daily_budget_micros", "strategy", strict=True)
-_COMMAND = _shape(
-    "schema_version command_id campaign_id command reason issued_at",
-    f"channel state {_SIGNED}",
-    strict=True,
-)
-_REQUEST = _shape(
-    "schema_version request_id campaign_id channel amount_micros requested_at deadline_ms",
-    "reply_to",
-    strict=True,
-)
-_REPLY = _shape(
-    "schema_version request_id campaign_id channel allowed code reason remaining_micros "
-    "decided_at",
-    "reservation_id expires_at pacing_multiplier",
-    strict=False,
-)
-_ALERT = _shape(
-    "schema_version alert_id campaign_id alert_type severity pace_ratio current_spend_micros "
-    "budget_consumed_pct time_elapsed_pct recommended_action at thresholds",
-    "channel budget_micros projected_overspend_micros",
-    strict=False,
-)
-_BREAKER = _shape(
-    "schema_version campaign_id channel state cause since",
-    "until previous forced",
-    strict=False,
-)
-_PACE = _shape(
-    "schema_version campaign_id channel at budget_micros spent_micros reserved_micros "
-    "planned_micros pace_ratio time_elapsed_pct hour_allowance_micros hour_spent_micros "
-    "breaker clicks conversions",
-    "impressions revenue_micros pacing_multiplier performance",
-    strict=False,
-)
-_DLQ = _shape(
-    "schema_version source_topic partition offset payload_b64 error_code error at",
-    "key_b64 payload_size payload_truncated",
-    strict=False,
-)
+_BUDGET = _shape(BudgetWire)
+_CHANNEL_BUDGET = _shape(ChannelBudgetWire)
+_COMMAND = _shape(CommandWire)
+_REQUEST = _shape(CanSpendRequestWire)
+_REPLY = _shape(CanSpendReplyWire)
+_ALERT = _shape(AlertWire)
+_BREAKER = _shape(BreakerWire)
+_PACE = _shape(PaceWire)
+_DLQ = _shape(DlqWire)
 
 
 def _opt(data: Mapping[str, object], name: str, reader: Callable[[object, str], T]) -> T | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
 
-_FRACTIONS = (
+FRACTIONS = (
     "max_hourly_spend_pct",
     "frontload_factor",
     "emergency_stop_threshold",
@@ -26,7 +26,7 @@ _FRACTIONS = (
     "performance_drop",
     "performance_throttle",
 )
-_POSITIVE = (
+POSITIVE = (
     "pace_warning_threshold",
     "pace_critical_threshold",
     "velocity_multiple",
@@ -34,7 +34,7 @@ _POSITIVE = (
     "max_multiplier",
     "multiplier_gain",
 )
-_POSITIVE_INTS = (
+POSITIVE_INTS = (
     "velocity_window_s",
     "overspend_events_to_trip",
     "velocity_trip_min_events",
@@ -58,17 +58,17 @@ _NON_NEGATIVE_INTS = (
 
 def validate_thresholds(t: Any) -> None:
     """Check the fields of a ``types.Thresholds`` (ranges, types, cross-field rules)."""
-    for name in _FRACTIONS:
+    for name in FRACTIONS:
         value = getattr(t, name)
         _number(name, value)
         if not 0.0 <= value <= 1.0:
             raise InvalidArgument(f"{name} must be between 0 and 1, got {value}")
-    for name in _POSITIVE:
+    for name in POSITIVE:
         value = getattr(t, name)
         _number(name, value)
         if value <= 0:
             raise InvalidArgument(f"{name} must be positive, got {value}")
-    for name in _POSITIVE_INTS:
+    for name in POSITIVE_INTS:
         value = getattr(t, name)
         _integer(name, value)
         if value <= 0:
