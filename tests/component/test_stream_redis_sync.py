@@ -185,7 +185,7 @@ async def test_publisher_state_shrinks_to_what_the_worker_owns(redis_url: str) -
     from pacer_stream.adapters.redis_publisher import RedisPublisher
 
     kept, moved = (f"sync-{uuid.uuid4().hex[:10]}" for _ in range(2))
-    publisher = RedisPublisher(redis_url, ttl_s=30)
+    publisher = RedisPublisher(redis_url, ttl_s=30, timeout_s=2.0)  # a loaded machine
     table: dict[str, Stored] = {}
     processor = Processor()
     sync = RedisSync(
