@@ -71,9 +71,15 @@ def _normalise(weights: Sequence[float]) -> list[float]:
     return [w / total for w in clean]
 
 
-def slot_caps(budget: int, weights: Sequence[float], t: Thresholds) -> list[int]:
-    """Per-slot ceilings: ``max_hourly_spend_pct`` of the day everywhere, and
-    ``frontload_factor`` of the slot's normal share in the first protected hours."""
+def slot_caps(
+    budget: int,
+    weights: Sequence[float],
+    t: Thresholds,
+    capacity: Sequence[int] | None = None,
+) -> list[int]:
+    """Per-slot ceilings: ``max_hourly_spend_pct`` of the day everywhere,
+    ``frontload_factor`` of the slot's normal share in the first protected hours, and
+    what the slot can absorb (``capacity``, see ``allocation.capacity``) when known."""
     shares = _normalise(weights)
     hour_cap = int(budget * t.max_hourly_spend_pct)
     caps = []
@@ -81,6 +87,8 @@ def slot_caps(budget: int, weights: Sequence[float], t: Thresholds) -> list[int]
         cap = hour_cap
         if i < t.frontload_protection_hours:
             cap = min(cap, int(budget * s * t.frontload_factor))
+        if capacity is not None and i < len(capacity):
+            cap = min(cap, max(0, capacity[i]))
         caps.append(cap)
     return caps
 
@@ -124,8 +132,15 @@ def waterfill(total: int, weights: Sequence[float], caps: Sequence[int]) -> list
     return alloc
 
 
-def shape_day(budget: int, result: StrategyResult, t: Thresholds) -> DayPlan:
-    """Frontload protection + per-hour maximum + exact split of the daily budget."""
-    caps = slot_caps(budget, result.weights, t)
+def shape_day(
+    budget: int,
+    result: StrategyResult,
+    t: Thresholds,
+    capacity: Sequence[int] | None = None,
+) -> DayPlan:
+    """Frontload protection + per-hour maximum + what each hour can absorb + exact split
+    of the daily budget (what a capped slot cannot take flows to the others by weight;
+    when every slot is full the rest is spread by weight on top, never lost)."""
+    caps = slot_caps(budget, result.weights, t, capacity)
     amounts = waterfill(budget, result.weights, caps)
     return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights))
