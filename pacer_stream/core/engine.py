@@ -462,7 +462,7 @@ class PacingEngine:
         expires = ts + t.reservation_ttl_s
         ch.reservations[rid] = Reservation(rid, amount, expires, ts)
         ch.reserved_total += amount
-        ch.breaker.admit_trial()
+        ch.breaker.admit_trial(amount)
         self._remember_answer(state, request_id, Answer(channel, amount, rid, ts), ts)
         m = pacing_multiplier(state, ch, ts)
         return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires), m), outputs
@@ -548,7 +548,7 @@ class PacingEngine:
         without a spend gives its trial back."""
         br = ch.breaker
         if br.state is CircuitBreakerState.HALF_OPEN and res.created_at >= br.since:
-            br.release_trial()
+            br.release_trial(res.amount)
 
     # ------------------------------------------------------------------ commands
     def first_time(self, state: CampaignState, kind: str, input_id: str, now: datetime) -> bool:

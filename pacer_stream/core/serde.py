@@ -195,6 +195,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
             br.forced,
             br.trials_admitted,
             br.trials_passed,
+            br.trial_amount,
         ],
         "pl": ch.pace_level,
         "aa": sorted(a.value for a in ch.active_alerts),
@@ -354,7 +355,9 @@ def _channel(c: JSON) -> ChannelState:
             version,
         )
     tot = c["tot"]
-    br_state, since, until, cause, trips, forced, admitted, passed = c["br"]
+    br_state, since, until, cause, trips, forced, admitted, passed = c["br"][:8]
+    # the trial amount was added later: absent in older values (no trial in flight)
+    trial_amount = _int(c["br"][8]) if len(c["br"]) > 8 else 0
     breaker = Breaker(
         state=CircuitBreakerState(br_state),
         since=float(since),
@@ -364,6 +367,7 @@ def _channel(c: JSON) -> ChannelState:
         forced=_bool(forced),
         trials_admitted=_int(admitted),
         trials_passed=_int(passed),
+        trial_amount=trial_amount,
     )
     velocity = _ring(c["vel"], "velocity")
     # Rings and times added to the state later are optional, so a changelog written by an
