@@ -628,7 +628,9 @@ class PacingEngine:
             perf[c] = ChannelPerformance(
                 budget=ch.budget,
                 spent=ch.spent_total,
-                reserved=ch.reserved_total,
+                # expired-but-unreported holds are money a late platform has probably
+                # spent: a donor must not give it away (it would overspend on arrival)
+                reserved=ch.reserved_total + ch.unreported_total,
                 conversions=ch.conversions_today + past[CONVERSIONS],
                 spend_for_efficiency=ch.spent_total + past[SPEND],
                 capacity=capacity,
