@@ -95,3 +95,13 @@ def test_engine_records_refused_demand_by_hour() -> None:
     d, _ = eng.reserve(state, ch_t, 5 * U, "big", now)
     assert d.code is Code.HOURLY_CAP
     assert state.channels[ch_t].unmet_hours.amounts == {int(now.timestamp() // 3600): 5 * U}
+
+
+def test_capacity_that_cannot_hold_the_budget_is_ignored() -> None:
+    """History of small spends (24 units a day) and a budget of 2400: the ceilings could
+    not hold it, so the plan is the one without them (hour cap intact)."""
+    budget = 2400 * U
+    t = Thresholds(frontload_protection_hours=0)
+    cap = absorb_capacity(_ctx(_history(3, {}, 1 * U)), {})
+    assert cap is not None and sum(cap) < budget
+    assert shape_day(budget, flat_result(24), t, cap) == shape_day(budget, flat_result(24), t)

@@ -79,7 +79,12 @@ def slot_caps(
 ) -> list[int]:
     """Per-slot ceilings: ``max_hourly_spend_pct`` of the day everywhere,
     ``frontload_factor`` of the slot's normal share in the first protected hours, and
-    what the slot can absorb (``capacity``, see ``allocation.capacity``) when known."""
+    what the slot can absorb (``capacity``, see ``allocation.capacity``) when known.
+
+    The capacity ceilings apply only when the slots together can absorb the budget: a
+    channel whose history shows less demand than its budget (a new or raised budget, a
+    history of small test spends) is planned by the other ceilings alone, as before,
+    rather than having the excess spread on top of every ceiling."""
     shares = _normalise(weights)
     hour_cap = int(budget * t.max_hourly_spend_pct)
     caps = []
@@ -87,9 +92,11 @@ def slot_caps(
         cap = hour_cap
         if i < t.frontload_protection_hours:
             cap = min(cap, int(budget * s * t.frontload_factor))
-        if capacity is not None and i < len(capacity):
-            cap = min(cap, max(0, capacity[i]))
         caps.append(cap)
+    if capacity is not None and len(capacity) == len(caps):
+        limited = [min(cap, max(0, c)) for cap, c in zip(caps, capacity, strict=True)]
+        if sum(limited) >= budget:
+            return limited
     return caps
 
 
