@@ -84,6 +84,12 @@ class Breaker:
             self.trials_admitted += 1
             self.trial_amount += amount
 
+    def settle_trial(self, amount: int) -> None:
+        """A trial's spend was reported: its amount no longer holds the bound (the trial
+        still counts toward ``half_open_trial_spends``), so the next trial may follow."""
+        if self.state is HALF_OPEN:
+            self.trial_amount = max(0, self.trial_amount - amount)
+
     def release_trial(self, amount: int = 0) -> None:
         """A trial reservation expired or was released unused: its slot is free again
         (otherwise unused trials would block HALF_OPEN for good)."""

@@ -244,6 +244,8 @@ class PacingEngine:
             if live is not None:
                 del ch.reservations[rid]
                 ch.reserved_total -= live.amount
+                if live.created_at >= ch.breaker.since:
+                    ch.breaker.settle_trial(live.amount)
             else:
                 del ch.unreported[rid]
                 ch.unreported_total -= authorised

@@ -354,4 +354,14 @@ def test_engine_half_open_refuses_a_second_large_trial_and_reopens_on_small_mone
     h.advance(seconds=h.state.thresholds.reservation_ttl_s + 1)
     h.tick()
     assert br.trial_amount == 0
-    assert h.reserve(5 * U).allowed
+    again = h.reserve(5 * U)
+    assert again.allowed
+    # a trial whose spend is reported frees its amount too, and the next trial follows,
+    # so enough good trials can close the breaker
+    h.engine.record_spend(h.state, h.event(5 * U, reservation_id=again.reservation_id), h.now)
+    assert br.trial_amount == 0 and br.state is HALF_OPEN
+    for _ in range(2):
+        d = h.reserve(1 * U)
+        assert d.allowed
+        h.engine.record_spend(h.state, h.event(1 * U, reservation_id=d.reservation_id), h.now)
+    assert br.state is CLOSED
