@@ -6,7 +6,10 @@
 
 * Cooldowns back off exponentially on repeated trips (base x 2^(trips-1), capped); the
   trip count resets after the breaker has stayed CLOSED for the maximum cooldown.
-* HALF_OPEN admits at most ``half_open_trial_spends`` trial spends; it closes only on
+* HALF_OPEN admits at most ``half_open_trial_spends`` trial spends, together at most
+  :data:`TRIAL_ALLOWANCE_SHARE` of the hour's allowance (while under that amount one
+  trial may cross it, as a lump must fit somewhere): a bidder that is still broken
+  re-opens the breaker on a small amount, not a second burst. It closes only on
   evidence (that many trial spends on pace), never merely because time passed.
 * A *forced* OPEN (emergency stop, operator command) never leaves OPEN by itself: only
   :meth:`Breaker.resume` (or an explicit force to another state) ends it.
@@ -20,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pacer_stream.core.types import BreakerCause, CircuitBreakerState, Thresholds
+
+#: Share of the current hour's allowance HALF_OPEN trials may hold together.
+TRIAL_ALLOWANCE_SHARE = 0.05
 
 CLOSED = CircuitBreakerState.CLOSED
 OPEN = CircuitBreakerState.OPEN
@@ -47,6 +53,8 @@ class Breaker:
     forced: bool = False
     trials_admitted: int = 0
     trials_passed: int = 0
+    #: Micros admitted by the current HALF_OPEN episode's trials (bounded, see above).
+    trial_amount: int = 0
 
     # -- queries --------------------------------------------------------------------
     def poll(self, now: float, t: Thresholds) -> Transition | None:
@@ -55,23 +63,39 @@ class Breaker:
             return self._go(HALF_OPEN, BreakerCause.COOLDOWN_ELAPSED, self.until, None)
         return None
 
-    def can_admit(self, t: Thresholds) -> bool:
-        """Whether a spend may pass (HALF_OPEN admits a bounded number of trials)."""
+    def can_admit(self, t: Thresholds, amount: int = 0, allowance: int | None = None) -> bool:
+        """Whether a spend may pass (HALF_OPEN admits a bounded number of trials, and,
+        given the hour's ``allowance``, a bounded amount)."""
         if self.state is CLOSED:
             return True
         if self.state is HALF_OPEN:
-            return self.trials_admitted < t.half_open_trial_spends
+            if self.trials_admitted >= t.half_open_trial_spends:
+                return False
+            if allowance is None:
+                return True
+            bound = max(1, int(allowance * TRIAL_ALLOWANCE_SHARE))
+            return self.trial_amount < bound and (
+                self.trial_amount + amount <= bound or self.trial_amount == 0
+            )
         return False
 
-    def admit_trial(self) -> None:
+    def admit_trial(self, amount: int = 0) -> None:
         if self.state is HALF_OPEN:
             self.trials_admitted += 1
+            self.trial_amount += amount
 
-    def release_trial(self) -> None:
+    def settle_trial(self, amount: int) -> None:
+        """A trial's spend was reported: its amount no longer holds the bound (the trial
+        still counts toward ``half_open_trial_spends``), so the next trial may follow."""
+        if self.state is HALF_OPEN:
+            self.trial_amount = max(0, self.trial_amount - amount)
+
+    def release_trial(self, amount: int = 0) -> None:
         """A trial reservation expired or was released unused: its slot is free again
         (otherwise unused trials would block HALF_OPEN for good)."""
         if self.state is HALF_OPEN and self.trials_admitted > 0:
             self.trials_admitted -= 1
+            self.trial_amount = max(0, self.trial_amount - amount)
 
     # -- events ---------------------------------------------------------------------
     def trip(self, now: float, cause: BreakerCause, t: Thresholds) -> Transition | None:
@@ -129,4 +153,5 @@ class Breaker:
         self.forced = forced
         self.trials_admitted = 0
         self.trials_passed = 0
+        self.trial_amount = 0
         return Transition(previous, state, cause, at, until, forced)

@@ -26,6 +26,7 @@ from pacer_stream.core.allocation import (
     shape_day,
 )
 from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
+from pacer_stream.core.allocation.capacity import absorb_capacity
 from pacer_stream.core.breaker import Transition
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
@@ -46,6 +47,7 @@ from pacer_stream.core.performance import (
     window,
 )
 from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
+from pacer_stream.core.report_lag import record_lag, report_grace
 from pacer_stream.core.state import (
     Answer,
     AnswerStatus,
@@ -104,6 +106,9 @@ UNMET_WINDOW_S = 900
 #: demand persists. Extrapolating further would move the same demand again at each run
 #: and strand budget on receivers (measured in the simulator: utilisation fell to 0.98).
 UNMET_HORIZON_S = 1800
+#: Refusals that are evidence of demand the hour could have absorbed (not breaker,
+#: stop or invalid-request ones).
+_DEMAND_CODES = frozenset({Code.HOURLY_CAP, Code.VELOCITY, Code.DAILY_CAP})
 #: No reallocation in the last three hours of the day: moved budget would be stranded.
 REALLOCATION_CUTOFF_S = 10800
 #: Bound on remembered request ids (idempotent reservation retries), by count ...
@@ -240,15 +245,22 @@ class PacingEngine:
             if live is not None:
                 del ch.reservations[rid]
                 ch.reserved_total -= live.amount
+                if live.created_at >= ch.breaker.since:
+                    ch.breaker.settle_trial(live.amount)
             else:
                 del ch.unreported[rid]
                 ch.unreported_total -= authorised
             self._mark_answer(state, rid, AnswerStatus.SETTLED)
+        if rid is not None:
+            reserved_at = hold.created_at if hold is not None else _reserved_at(state, rid, ch)
+            if reserved_at is not None:
+                record_lag(ch.report_lags, ts - reserved_at)
         ch.history.add(
             int(ets // 3600), amount, event.clicks, event.conversions, impressions, revenue
         )
         if not today:
             ch.baseline_cache = (-1, 0, 0)  # history before today changed
+            ch.capacity_cache = (-1, None)
             return SpendResult(True, False, "earlier_day", outputs)
         slot = day.slot_of(place_ts)
         ch.spent[slot] += amount
@@ -443,6 +455,8 @@ class PacingEngine:
             return Decision(False, v.code, v.reason, 0), outputs
         if v.code is Code.HOURLY_CAP or v.code is Code.VELOCITY:
             ch.unmet.add(ts, amount)
+        if v.code in _DEMAND_CODES:
+            ch.unmet_hours.add(int(ts // 3600), amount)
         if not v.allowed:
             m = pacing_multiplier(state, ch, ts)
             return Decision(False, v.code, v.reason, ch.remaining, pacing_multiplier=m), outputs
@@ -451,7 +465,7 @@ class PacingEngine:
         expires = ts + t.reservation_ttl_s
         ch.reservations[rid] = Reservation(rid, amount, expires, ts)
         ch.reserved_total += amount
-        ch.breaker.admit_trial()
+        ch.breaker.admit_trial(amount)
         self._remember_answer(state, request_id, Answer(channel, amount, rid, ts), ts)
         m = pacing_multiplier(state, ch, ts)
         return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires), m), outputs
@@ -537,7 +551,7 @@ class PacingEngine:
         without a spend gives its trial back."""
         br = ch.breaker
         if br.state is CircuitBreakerState.HALF_OPEN and res.created_at >= br.since:
-            br.release_trial()
+            br.release_trial(res.amount)
 
     # ------------------------------------------------------------------ commands
     def first_time(self, state: CampaignState, kind: str, input_id: str, now: datetime) -> bool:
@@ -617,7 +631,9 @@ class PacingEngine:
             perf[c] = ChannelPerformance(
                 budget=ch.budget,
                 spent=ch.spent_total,
-                reserved=ch.reserved_total,
+                # expired-but-unreported holds are money a late platform has probably
+                # spent: a donor must not give it away (it would overspend on arrival)
+                reserved=ch.reserved_total + ch.unreported_total,
                 conversions=ch.conversions_today + past[CONVERSIONS],
                 spend_for_efficiency=ch.spent_total + past[SPEND],
                 capacity=capacity,
@@ -824,7 +840,7 @@ class PacingEngine:
                 ch.reserved_total -= first.amount
                 self._unused_trial(ch, first)
                 self._mark_answer(state, first.reservation_id, AnswerStatus.EXPIRED)
-                grace = first.expires_at + state.thresholds.report_grace_s
+                grace = first.expires_at + report_grace(ch.report_lags, state.thresholds)
                 ch.unreported[first.reservation_id] = Unreported(
                     first.amount, grace, first.created_at
                 )
@@ -894,7 +910,7 @@ class PacingEngine:
         past = list(old.amounts[:slot])
         if sum(past) > budget:
             past = split_exact(budget, [float(a) for a in past])
-        caps = slot_caps(budget, old.weights, state.thresholds)
+        caps = slot_caps(budget, old.weights, state.thresholds, self._capacity(state, ch, day))
         future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
         self._set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
 
@@ -911,14 +927,29 @@ class PacingEngine:
         if day is None:
             return
         strategy = self.strategies[ch.strategy or state.strategy]
-        ctx = AllocationContext(
-            day, ch.history, int(day.start // 3600), (state.campaign_id, ch.channel.value)
-        )
+        ctx = self._context(state, ch, day)
         result = strategy.weigh(ctx)
         if ch.active_from is not None and ch.active_from > day.start:
             result = _from_activation(result, day, ch.active_from)
         ch.result = result
-        self._set_plan(ch, shape_day(ch.budget, result, state.thresholds))
+        capacity = self._capacity(state, ch, day)
+        self._set_plan(ch, shape_day(ch.budget, result, state.thresholds, capacity))
+
+    @staticmethod
+    def _context(state: CampaignState, ch: ChannelState, day: LocalDay) -> AllocationContext:
+        return AllocationContext(
+            day, ch.history, int(day.start // 3600), (state.campaign_id, ch.channel.value)
+        )
+
+    def _capacity(
+        self, state: CampaignState, ch: ChannelState, day: LocalDay
+    ) -> tuple[int, ...] | None:
+        """What each slot of ``day`` can absorb (cached per day: see ``capacity_cache``)."""
+        start = int(day.start // 3600)
+        if ch.capacity_cache[0] != start:
+            ctx = self._context(state, ch, day)
+            ch.capacity_cache = (start, absorb_capacity(ctx, ch.unmet_hours.amounts))
+        return ch.capacity_cache[1]
 
     def _pace_alerts(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
         t = state.thresholds
@@ -1048,6 +1079,16 @@ def _from_activation(result: StrategyResult, day: LocalDay, active_from: float) 
     if sum(weights) <= 0:
         return result
     return dataclass_replace(result, weights=tuple(weights))
+
+
+def _reserved_at(state: CampaignState, reservation_id: str, ch: ChannelState) -> float | None:
+    """When a reservation no longer held was made (its request's answer): a spend that
+    arrives after the grace dropped the hold is still a report lag to learn from, or the
+    grace could never grow past its starting value."""
+    answer = state.answered.get(reservation_id[4:]) if reservation_id.startswith("res-") else None
+    if answer is None or answer.reservation_id != reservation_id or answer.channel != ch.channel:
+        return None
+    return answer.answered_at
 
 
 #: How a retried request whose reservation has ended is answered.

@@ -77,3 +77,19 @@ class HourlyHistory:
                 for i in range(N_METRICS):
                     out[i] += b[i]
         return out
+
+
+@dataclass(slots=True)
+class HourlyAmounts:
+    """Sparse micros per epoch hour (requests a budget rule refused: unmet demand), over
+    the same horizon as :class:`HourlyHistory`. Bounded: older hours are pruned."""
+
+    horizon_hours: int = 29 * 24
+    amounts: dict[int, int] = field(default_factory=dict)
+
+    def add(self, epoch_hour: int, amount: int) -> None:
+        self.amounts[epoch_hour] = self.amounts.get(epoch_hour, 0) + amount
+        if len(self.amounts) > self.horizon_hours:
+            oldest = max(self.amounts) - self.horizon_hours
+            for h in [h for h in self.amounts if h < oldest]:
+                del self.amounts[h]

@@ -3,7 +3,8 @@
 Order (first failing rule decides):
  1. unknown campaign / channel without a budget
  2. emergency stop
- 3. circuit breaker OPEN (or HALF_OPEN with its trial spends used up)
+ 3. circuit breaker OPEN (or HALF_OPEN with its trial spends, or the small share of
+    the hour's allowance trials may hold, used up)
  4. invalid amount -> raises ``InvalidAmount`` (an error, not a denial); then the
     channel's held reservations (``MAX_HELD_RESERVATIONS``)
  5. daily cap: spent + reserved + expired-unreported + amount <= daily budget
@@ -79,12 +80,16 @@ def evaluate(
         )
     t = camp.thresholds
     br = ch.breaker
-    if br.state is not CircuitBreakerState.CLOSED and not br.can_admit(t):
+    trial_allowance = None
+    if br.state is CircuitBreakerState.HALF_OPEN and amount > 0:
+        trial_allowance = released_allowance(ch, ts, t)[1]
+    if br.state is not CircuitBreakerState.CLOSED and not br.can_admit(t, amount, trial_allowance):
         if br.state is CircuitBreakerState.HALF_OPEN:
             return Verdict(
                 False,
                 Code.BREAKER_TRIAL_LIMIT,
-                "circuit breaker half-open: trial spends in use, waiting for evidence",
+                "circuit breaker half-open: trial spends (or their bounded amount) in "
+                "use, waiting for evidence",
             )
         cause = br.cause.value if br.cause else "violation"
         return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")

@@ -33,7 +33,8 @@ import orjson
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
-from pacer_stream.core.history import HourlyHistory
+from pacer_stream.core.history import HourlyAmounts, HourlyHistory
+from pacer_stream.core.report_lag import new_lags
 from pacer_stream.core.state import (
     Answer,
     AnswerStatus,
@@ -183,6 +184,8 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "ot": list(ch.overspend_times),
         "ur": [[k, u.amount, u.drop_at, u.created_at] for k, u in ch.unreported.items()],
         "ut": list(ch.unauthorised_times),
+        "lag": list(ch.report_lags),
+        "umh": [list(ch.unmet_hours.amounts), list(ch.unmet_hours.amounts.values())],
         "br": [
             br.state.value,
             br.since,
@@ -192,6 +195,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
             br.forced,
             br.trials_admitted,
             br.trials_passed,
+            br.trial_amount,
         ],
         "pl": ch.pace_level,
         "aa": sorted(a.value for a in ch.active_alerts),
@@ -308,9 +312,7 @@ def _answered(obj: Any) -> dict[str, Answer]:
     for row in obj:
         k = _str(row[0])
         rid = _str(row[5]) if len(row) > 5 else "res-" + k
-        out[k] = Answer(
-            ChannelType(row[1]), _int(row[2]), rid, float(row[3]), AnswerStatus(row[4])
-        )
+        out[k] = Answer(ChannelType(row[1]), _int(row[2]), rid, float(row[3]), AnswerStatus(row[4]))
     return out
 
 
@@ -353,7 +355,9 @@ def _channel(c: JSON) -> ChannelState:
             version,
         )
     tot = c["tot"]
-    br_state, since, until, cause, trips, forced, admitted, passed = c["br"]
+    br_state, since, until, cause, trips, forced, admitted, passed = c["br"][:8]
+    # the trial amount was added later: absent in older values (no trial in flight)
+    trial_amount = _int(c["br"][8]) if len(c["br"]) > 8 else 0
     breaker = Breaker(
         state=CircuitBreakerState(br_state),
         since=float(since),
@@ -363,6 +367,7 @@ def _channel(c: JSON) -> ChannelState:
         forced=_bool(forced),
         trials_admitted=_int(admitted),
         trials_passed=_int(passed),
+        trial_amount=trial_amount,
     )
     velocity = _ring(c["vel"], "velocity")
     # Rings and times added to the state later are optional, so a changelog written by an
@@ -403,6 +408,8 @@ def _channel(c: JSON) -> ChannelState:
         },
         unreported_total=sum(_int(u[1]) for u in c.get("ur", ())),
         unauthorised_times=deque(float(x) for x in c.get("ut", ())),
+        report_lags=new_lags(float(x) for x in c.get("lag", ())),
+        unmet_hours=_unmet_hours(c.get("umh")),
         breaker=breaker,
         pace_level=_int(c["pl"]),
         active_alerts={AlertType(a) for a in c["aa"]},
@@ -414,6 +421,15 @@ def _channel(c: JSON) -> ChannelState:
         allowance_key=(_int(key[0]), _int(key[1]), _int(key[2])),
         allowance_value=_int(c["av"]),
     )
+
+
+def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
+    if value is None:  # written before unmet demand was kept by hour
+        return HourlyAmounts()
+    hours, amounts = value
+    if len(hours) != len(amounts):
+        raise SerdeError("unmet demand hours and amounts differ in length")
+    return HourlyAmounts(amounts={_int(h): _int(a) for h, a in zip(hours, amounts, strict=True)})
 
 
 def _ring(value: list[Any], what: str) -> MinuteRing:

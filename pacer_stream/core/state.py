@@ -14,7 +14,8 @@ from enum import StrEnum
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay
-from pacer_stream.core.history import HourlyHistory
+from pacer_stream.core.history import HourlyAmounts, HourlyHistory
+from pacer_stream.core.report_lag import new_lags
 from pacer_stream.core.types import (
     AlertType,
     ChannelType,
@@ -98,6 +99,9 @@ class ChannelState:
     #: platform that reports late has probably spent the money already.
     unreported: dict[str, Unreported] = field(default_factory=dict)
     unreported_total: int = 0
+    #: Recent report lags (seconds from reservation to the spend settling it): the
+    #: grace of expired reservations follows them (``core.report_lag``).
+    report_lags: deque[float] = field(default_factory=new_lags)
     velocity: MinuteRing = field(default_factory=MinuteRing)
     #: Spend nobody authorised (no reservation, or above the reserved amount): the
     #: breaker's runaway and repeated-overspend rules look only at this, so authorised
@@ -106,6 +110,9 @@ class ChannelState:
     #: Amounts requested but refused by the hourly or velocity line: unmet demand,
     #: the evidence that a channel could use more budget (reallocation receivers).
     unmet: MinuteRing = field(default_factory=MinuteRing)
+    #: The same refusals (and daily-cap ones) by epoch hour, over the history horizon:
+    #: with the spend history, the demand each hour offered (``allocation.capacity``).
+    unmet_hours: HourlyAmounts = field(default_factory=HourlyAmounts)
     #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
     #: so one odd event (however large) never trips the breaker on velocity alone.
     unauthorised_times: deque[float] = field(default_factory=deque)
@@ -125,14 +132,15 @@ class ChannelState:
     #: once per day, so recording a spend never re-sums the history (derived, not saved).
     baseline_cache: tuple[int, int, int] = field(default=(-1, 0, 0), compare=False)
     allowance_value: int = 0
+    #: (day start hour, capacity per slot) from ``allocation.capacity``: history before
+    #: today changes rarely, so a mid-day re-plan does not re-read it (derived, not saved).
+    capacity_cache: tuple[int, tuple[int, ...] | None] = field(default=(-1, None), compare=False)
 
     @property
     def remaining(self) -> int:
         """What is left of today's budget, never below 0 (spend nobody authorised can
         take the channel past its budget; "remaining" is then 0, not negative)."""
-        return max(
-            0, self.budget - self.spent_total - self.reserved_total - self.unreported_total
-        )
+        return max(0, self.budget - self.spent_total - self.reserved_total - self.unreported_total)
 
 
 @dataclass(slots=True)

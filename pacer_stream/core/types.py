@@ -147,7 +147,9 @@ class Thresholds:
     half_open_trial_spends: int = 3
     reservation_ttl_s: int = 60
     #: An expired, unreported reservation keeps counting against the daily cap this
-    #: long (late-reporting platforms), then is released.
+    #: long (late-reporting platforms), then is released. Once a channel has reported
+    #: enough spend, the grace follows its observed report lag instead
+    #: (``core.report_lag``); this is the grace until then.
     report_grace_s: int = 600
     #: Reallocation: a channel this much less efficient than the best gives budget.
     reallocation_gap: float = 0.20

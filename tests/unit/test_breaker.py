@@ -314,3 +314,54 @@ def test_reservations_from_before_half_open_are_not_trials() -> None:
         assert h.reserve(U).allowed
     assert h.engine.release(h.state, G, before.reservation_id, h.now)  # type: ignore[arg-type]
     assert h.reserve(U).code is Code.BREAKER_TRIAL_LIMIT
+
+
+# -- bounded HALF_OPEN trials ----------------------------------------------------------
+def test_half_open_trials_hold_a_bounded_share_of_the_hours_allowance() -> None:
+    from pacer_stream.core.breaker import TRIAL_ALLOWANCE_SHARE
+
+    b = Breaker()
+    b.trip(0.0, BreakerCause.RUNAWAY_VELOCITY, T)
+    b.poll(300.0, T)
+    allowance = 1000 * U
+    bound = int(allowance * TRIAL_ALLOWANCE_SHARE)
+    # the first trial may cross the bound once (a lump must fit somewhere) ...
+    assert b.can_admit(T, bound + 1, allowance)
+    b.admit_trial(bound + 1)
+    # ... after that nothing more, however small, until it settles or comes back
+    assert not b.can_admit(T, 1, allowance)
+    b.release_trial(bound + 1)
+    assert b.trial_amount == 0 and b.can_admit(T, bound // 2, allowance)
+    b.admit_trial(bound // 2)
+    assert b.can_admit(T, bound - bound // 2, allowance)
+    assert not b.can_admit(T, bound - bound // 2 + 1, allowance)
+
+
+def test_engine_half_open_refuses_a_second_large_trial_and_reopens_on_small_money() -> None:
+    h = Harness(thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12))
+    br = h.ch().breaker
+    br.trip(h.now.timestamp(), BreakerCause.RUNAWAY_VELOCITY, h.state.thresholds)
+    h.advance(seconds=T.breaker_cooldown_s)
+    h.tick()
+    assert br.state is HALF_OPEN
+    first = h.reserve(5 * U)
+    assert first.allowed
+    second = h.reserve(5 * U)
+    assert not second.allowed and second.code is Code.BREAKER_TRIAL_LIMIT
+    assert br.trial_amount == 5 * U
+    # the trial comes back unused: its amount is free again
+    h.advance(seconds=h.state.thresholds.reservation_ttl_s + 1)
+    h.tick()
+    assert br.trial_amount == 0
+    again = h.reserve(5 * U)
+    assert again.allowed
+    # a trial whose spend is reported frees its amount too, and the next trial follows,
+    # so enough good trials can close the breaker
+    h.engine.record_spend(h.state, h.event(5 * U, reservation_id=again.reservation_id), h.now)
+    assert br.trial_amount == 0 and br.state is HALF_OPEN
+    for _ in range(2):
+        d = h.reserve(1 * U)
+        assert d.allowed
+        h.engine.record_spend(h.state, h.event(1 * U, reservation_id=d.reservation_id), h.now)
+    assert br.state is CLOSED

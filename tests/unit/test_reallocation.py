@@ -209,3 +209,20 @@ def test_no_moves_in_the_last_hours_of_the_day() -> None:
     h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
     moves, _ = h.engine.reallocate(h.state, h.now)
     assert moves == {}
+
+
+def test_a_donor_keeps_the_money_of_expired_unreported_holds() -> None:
+    """A late platform has probably spent an expired hold's money: giving it away would
+    make the donor overspend when the report arrives."""
+    h = Harness({G: 100 * U, F: 100 * U})
+    h.at(DAY0 + timedelta(hours=20, minutes=55))
+    h.spend(80 * U, channel=G, when=DAY0 + timedelta(hours=19))
+    h.spend(50 * U, channel=F, conversions=50, when=DAY0 + timedelta(hours=19))
+    assert h.reserve(4 * U, G).allowed
+    h.advance(seconds=h.state.thresholds.reservation_ttl_s + 1)
+    h.tick()
+    assert h.ch(G).reserved_total == 0 and h.ch(G).unreported_total == 4 * U
+    assert h.reserve(30 * U, F).code is Code.HOURLY_CAP
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] == -8 * U  # half of 100 - 80 spent - 4 expired but unreported
+    assert h.ch(G).budget >= h.ch(G).spent_total + h.ch(G).unreported_total

@@ -340,3 +340,24 @@ def test_values_written_by_an_older_worker_still_load() -> None:
         assert ch.history == state.channels[channel].history
         assert ch.unmet.total(0.0, 900) == 0 and not any(ch.unmet.amounts)
         assert not ch.unauthorised_times
+
+
+def test_report_lags_and_unmet_demand_by_hour_roundtrip_and_are_optional() -> None:
+    state = _busy_state()
+    ch = state.channels[CHANNELS[0]]
+    ch.report_lags.extend([1.5, 300.0, 42.0])
+    ch.unmet_hours.add(490_000, 7_000_000)
+    ch.unmet_hours.add(490_001, 3)
+    copy = serde.loads(serde.dumps(state)).channels[CHANNELS[0]]
+    assert list(copy.report_lags) == [1.5, 300.0, 42.0]
+    assert copy.unmet_hours.amounts == {490_000: 7_000_000, 490_001: 3}
+    older = serde.to_dict(state)
+    for c in older["ch"]:
+        c.pop("lag")
+        c.pop("umh")
+    old = serde.from_dict(older).channels[CHANNELS[0]]
+    assert not old.report_lags and old.unmet_hours.amounts == {}
+    broken = serde.to_dict(state)
+    broken["ch"][0]["umh"] = [[1, 2], [3]]
+    with pytest.raises(serde.SerdeError):
+        serde.from_dict(broken)

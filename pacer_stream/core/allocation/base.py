@@ -71,9 +71,20 @@ def _normalise(weights: Sequence[float]) -> list[float]:
     return [w / total for w in clean]
 
 
-def slot_caps(budget: int, weights: Sequence[float], t: Thresholds) -> list[int]:
-    """Per-slot ceilings: ``max_hourly_spend_pct`` of the day everywhere, and
-    ``frontload_factor`` of the slot's normal share in the first protected hours."""
+def slot_caps(
+    budget: int,
+    weights: Sequence[float],
+    t: Thresholds,
+    capacity: Sequence[int] | None = None,
+) -> list[int]:
+    """Per-slot ceilings: ``max_hourly_spend_pct`` of the day everywhere,
+    ``frontload_factor`` of the slot's normal share in the first protected hours, and
+    what the slot can absorb (``capacity``, see ``allocation.capacity``) when known.
+
+    The capacity ceilings apply only when the slots together can absorb the budget: a
+    channel whose history shows less demand than its budget (a new or raised budget, a
+    history of small test spends) is planned by the other ceilings alone, as before,
+    rather than having the excess spread on top of every ceiling."""
     shares = _normalise(weights)
     hour_cap = int(budget * t.max_hourly_spend_pct)
     caps = []
@@ -82,6 +93,10 @@ def slot_caps(budget: int, weights: Sequence[float], t: Thresholds) -> list[int]
         if i < t.frontload_protection_hours:
             cap = min(cap, int(budget * s * t.frontload_factor))
         caps.append(cap)
+    if capacity is not None and len(capacity) == len(caps):
+        limited = [min(cap, max(0, c)) for cap, c in zip(caps, capacity, strict=True)]
+        if sum(limited) >= budget:
+            return limited
     return caps
 
 
@@ -124,8 +139,15 @@ def waterfill(total: int, weights: Sequence[float], caps: Sequence[int]) -> list
     return alloc
 
 
-def shape_day(budget: int, result: StrategyResult, t: Thresholds) -> DayPlan:
-    """Frontload protection + per-hour maximum + exact split of the daily budget."""
-    caps = slot_caps(budget, result.weights, t)
+def shape_day(
+    budget: int,
+    result: StrategyResult,
+    t: Thresholds,
+    capacity: Sequence[int] | None = None,
+) -> DayPlan:
+    """Frontload protection + per-hour maximum + what each hour can absorb + exact split
+    of the daily budget (what a capped slot cannot take flows to the others by weight;
+    when every slot is full the rest is spread by weight on top, never lost)."""
+    caps = slot_caps(budget, result.weights, t, capacity)
     amounts = waterfill(budget, result.weights, caps)
     return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights))

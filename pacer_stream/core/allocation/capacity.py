@@ -1,0 +1,68 @@
+"""What each hour of the planned day can absorb, read from the channel's own history.
+
+A strategy that moves budget toward hours it predicts to be good must not move more
+than those hours can spend: money planned into an evening that offers too little
+traffic rolls forward to the last hours of the day and is lost at midnight (measured:
+PREDICTIVE_ML spent 88% of its budget). The demand an hour offered on a past day is what
+was bought in it (spend) plus what a budget rule refused in it (unmet demand): the hour
+could have absorbed both. Per local hour of day the capacity is the mean demand over the
+observed days, with the level of the planned weekday (same-weekday days, when known),
+times :data:`CAPACITY_MARGIN` (traffic varies from day to day).
+
+The shared shaping (:func:`~pacer_stream.core.allocation.base.slot_caps`) uses the
+capacity as a further per-slot ceiling, so every strategy benefits and what a slot
+cannot take flows to the others by weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pacer_stream.core.allocation.base import AllocationContext
+from pacer_stream.core.calendar import local_hour_at
+from pacer_stream.core.history import SPEND
+
+#: Days of history read (two weeks: recent enough to follow drift, long enough for a level).
+CAPACITY_DAYS = 14
+#: Fewer observed days than this: capacity unknown (no ceiling). One day already says
+#: which hours are dead; the margin covers its noise.
+MIN_CAPACITY_DAYS = 1
+#: Share of the mean observed demand planned at most (day-to-day traffic noise).
+CAPACITY_MARGIN = 0.9
+
+
+def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[int, ...] | None:
+    """Per slot of ``ctx.day``: micros the slot is expected to absorb, or None when the
+    history is too short to say (then no slot is limited)."""
+    lo = ctx.day_start_hour - CAPACITY_DAYS * 24
+    hi = ctx.day_start_hour
+    demand: dict[int, int] = {}
+    for h, bucket in ctx.history.before(hi):
+        if h >= lo and bucket[SPEND] > 0:
+            demand[h] = bucket[SPEND]
+    for h, amount in unmet.items():
+        if lo <= h < hi and amount > 0:
+            demand[h] = demand.get(h, 0) + amount
+    if not demand:
+        return None
+    tz = ctx.day.tz
+    by_hour = [0.0] * 24
+    days: set[int] = set()
+    same_total = 0.0
+    same_days: set[int] = set()
+    for h, amount in demand.items():
+        weekday, hod = local_hour_at(tz, h * 3600.0)
+        day_key = (h - hod + 12) // 24  # the local day the hour belongs to
+        by_hour[hod] += amount
+        days.add(day_key)
+        if weekday == ctx.day.weekday:
+            same_total += amount
+            same_days.add(day_key)
+    if len(days) < MIN_CAPACITY_DAYS:
+        return None
+    per_day = [v / len(days) for v in by_hour]
+    level = 1.0
+    day_total = sum(per_day)
+    if same_days and day_total > 0:
+        level = (same_total / len(same_days)) / day_total
+    return tuple(int(per_day[h] * level * CAPACITY_MARGIN) for h in ctx.day.hours_of_day)
