@@ -79,7 +79,7 @@ def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     )
     for name in STRATEGIES:
         d = charts.get(name, {}).get("incident")
-        if d is None or name == "oracle":
+        if d is None or name.startswith("oracle"):
             continue
         xs = [(lo + i) / 60.0 for i in range(len(d["spend_per_minute"]))]
         ys = [100.0 * v / budget for v in d["spend_per_minute"]]

@@ -24,7 +24,6 @@ from pacer_stream.core.types import (
     PacingStrategy,
     SpendEvent,
 )
-from pacer_stream.forecast_eval import Market, synthetic_history
 from pacer_stream.forecast_runner import (
     BUSY,
     FAILED,
@@ -34,6 +33,8 @@ from pacer_stream.forecast_runner import (
     ForecastRunner,
     process_executor,
 )
+
+from .forecast_market import Market, synthetic_history
 
 M = Market()
 KEY = ("camp", "google_ads")
