@@ -5,7 +5,12 @@
   against pacer-stream's planned curve and the even line.
 * ``runaway.png``: the first runaway incident of the first seed: spend rate on the
   runaway channel per strategy, and pacer-stream's breaker state and alerts over time.
-* ``charts.json``: the data of both charts, for other renderings.
+* ``conversions_per_unit.png``: conversions per currency unit spent by row (mean over
+  seeds and evaluation days).
+* ``hour_weights.png``: for a learning strategy on the last evaluation day, the
+  conversion rate by local hour it planned with against the true one (each over its
+  mean), per channel of the sample campaign.
+* ``charts.json``: the data of the charts, for other renderings.
 """
 
 from __future__ import annotations
@@ -36,7 +41,64 @@ def draw(charts: dict[str, Any], out: Path) -> list[Path]:
         written.append(_spend_vs_plan(plt, charts, out / "spend_vs_plan.png"))
     if "incident" in charts.get("pacer-stream", {}):
         written.append(_runaway(plt, charts, out / "runaway.png"))
+    if charts.get("conversions_per_unit"):
+        written.append(_conversions(plt, charts["conversions_per_unit"], out))
+    if charts.get("hour_weights"):
+        written.append(_hour_weights(plt, charts["hour_weights"], out / "hour_weights.png"))
     return written
+
+
+def _conversions(plt: Any, per_row: dict[str, float], out: Path) -> Path:
+    path = out / "conversions_per_unit.png"
+    names = [n for n in STRATEGIES if per_row.get(n) is not None]
+    values = [per_row[n] for n in names]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    colors = [
+        "tab:blue" if n == "pacer-stream" or "_" in n else
+        "tab:grey" if n.startswith("oracle") else "tab:orange"
+        for n in names
+    ]  # fmt: skip
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    for y, v in enumerate(values[::-1]):
+        ax.annotate(f"{v:.4f}", (v, y), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=8)  # fmt: skip
+    ax.set_xlabel("conversions per currency unit spent (mean over seeds)")
+    ax.set_title("Conversions per unit by strategy (blue: product, orange: baselines)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
+    rows = list(per_row.items())
+    n_ch = max(len(ch) for _, ch in rows)
+    fig, axes = plt.subplots(1, n_ch, figsize=(4.2 * n_ch, 3.8), squeeze=False, sharey=True)
+    hours = list(range(24))
+    for i in range(n_ch):
+        ax = axes[0][i]
+        drawn_true = False
+        for name, channels in rows:
+            items = list(channels.items())
+            if i >= len(items):
+                continue
+            channel, d = items[i]
+            if not drawn_true:
+                ax.plot(hours, d["true"], "k-", linewidth=2.2, label="true")
+                drawn_true = True
+            ax.plot(hours, d["learned"], "--", linewidth=1.4, label=f"{name} (learned)")
+            ax.set_title(channel, fontsize=9)
+        ax.set_xlabel("local hour")
+        ax.set_xticks(range(0, 25, 4))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("conversion rate / its daily mean")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Learned vs true conversion rate by hour (sample campaign, last day)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _spend_vs_plan(plt: Any, charts: dict[str, Any], path: Path) -> Path:

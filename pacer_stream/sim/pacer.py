@@ -26,7 +26,7 @@ campaign that records when the engine throttled, denied and alerted on it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pacer_stream.core.allocation import default_registry
@@ -116,13 +116,15 @@ def run_pacer_days(
     timeline_campaign: int | None = None,
     name: str | None = None,
     train_seed: int = 0,
+    on_campaign: Callable[[int, CampaignState], None] | None = None,
 ) -> list[Trace]:
     """Run every campaign over consecutive local days with one strategy; one trace per day.
 
     Engine state (history, rollover, breakers, reallocated budgets) and events in flight
     carry over from day to day. Before each local day starts, forecasts are retrained
     the way the worker does it (:func:`retrain`): the engine plans the new day with them
-    when the day rolls over.
+    when the day rolls over. ``on_campaign(c, state)`` sees each campaign's engine state
+    after its last day (e.g. for the learned-weights chart).
     """
     registry = ModelRegistry()
     learning = strategy in LEARNING
@@ -153,6 +155,8 @@ def run_pacer_days(
             if camp.timeline is not None:
                 traces[d].timeline = camp.timeline
                 camp.timeline = None
+        if on_campaign is not None:
+            on_campaign(c, camp.state)
     return traces
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import PacingStrategy
 from pacer_stream.sim.baselines import GATES, run_gate, run_oracle
 from pacer_stream.sim.collapse import aggregate as aggregate_collapse
@@ -29,6 +30,7 @@ from pacer_stream.sim.pacer import run_pacer, run_pacer_days
 from pacer_stream.sim.scenario import (
     BID_ELASTICITY,
     DEFAULT_STRATEGY,
+    LEARNING,
     MINUTES,
     ORACLE_FREE,
     ORACLE_SPLIT,
@@ -164,6 +166,27 @@ def _strategy_of(kind: str) -> PacingStrategy:
     return PacingStrategy(kind.removeprefix(STRATEGY_KIND))
 
 
+def hour_weights(state: CampaignState, traffic: Traffic, c: int) -> dict[str, Any]:
+    """Per channel of campaign ``c`` on the last day: the conversion rate by local hour
+    the engine planned with (its strategy's prediction) against the true one, each as a
+    share of its mean (what the plan weights by). Empty on a day that is not 24 hours."""
+    out: dict[str, Any] = {}
+    for h, channel in enumerate(traffic.channels):
+        result = state.channels[channel].result
+        if result is None or len(result.predicted_conversion_rate) != 24:
+            continue
+        learned = np.asarray(result.predicted_conversion_rate, dtype=float)
+        true = traffic.cvr[c, h] * traffic.true_hour_quality[c, h]
+        if learned.mean() <= 0:
+            continue
+        out[channel.value] = {
+            "learned": (learned / learned.mean()).tolist(),
+            "true": (true / true.mean()).tolist(),
+            "model": result.model_version,
+        }
+    return out
+
+
 def run_task(task: Task) -> TaskResult:
     """One task of one seed (runs in a worker process)."""
     t0 = time.perf_counter()
@@ -176,12 +199,20 @@ def run_task(task: Task) -> TaskResult:
         strategy = _strategy_of(task.kind)
         realloc = task.kind != "pacer-static"
         first = plan.runaways[0].campaign if plan.runaways and task.charts else None
+        sample = sample_campaign(traffic, plan)
+        weights: dict[str, Any] = {}
+
+        def learned(c: int, state: CampaignState) -> None:
+            if task.charts and c == sample:
+                weights.update(hour_weights(state, traffic, c))
+
         traces = run_pacer_days(
             days,
             strategy=strategy,
             reallocate=realloc,
             timeline_campaign=first,
             train_seed=task.seed,
+            on_campaign=learned,
         )[scenario.warmup_days :]
         name = "pacer-stream" if strategy is DEFAULT_STRATEGY else row_name(strategy)
         figures = combine_days(
@@ -196,6 +227,8 @@ def run_task(task: Task) -> TaskResult:
                 acc[k] = acc.get(k, 0) + v
         if task.charts and realloc:
             res.chart[name] = _chart_data(traces[-1], traffic, plan)
+            if weights and strategy in LEARNING:
+                res.chart.setdefault("hour_weights", {})[name] = weights
     elif task.kind == "baselines":
         for name in GATES:
             per_day = []
@@ -333,6 +366,9 @@ def assemble(
                 )
     everything = aggregate(per_seed)
     strategies = {name: everything[name] for name in STRATEGIES if name in everything}
+    charts["conversions_per_unit"] = {
+        name: row["conversions_per_unit"]["mean"] for name, row in strategies.items()
+    }
     extra = {name: row for name, row in everything.items() if name not in strategies}
     report: dict[str, Any] = {
         "seeds": len(seeds),
