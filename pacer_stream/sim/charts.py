@@ -65,10 +65,7 @@ def _conversions(plt: Any, per_row: dict[str, float], out: Path) -> Path:
     ax.set_xlabel("conversions per currency unit spent (mean over seeds)")
     ax.set_title("Conversions per unit by strategy (blue: product, orange: baselines)")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
@@ -95,10 +92,7 @@ def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
     axes[0][0].set_ylabel("conversion rate / its daily mean")
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Learned vs true conversion rate by hour (sample campaign, last day)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _spend_vs_plan(plt: Any, charts: dict[str, Any], path: Path) -> Path:
@@ -126,10 +120,7 @@ def _spend_vs_plan(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"Sample campaign {any_data['sample_campaign']}: cumulative spend vs plan")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
@@ -183,6 +174,10 @@ def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     ax2.set_ylim(-0.2, 1.6)
     ax2.set_xlabel("local hour")
     ax2.grid(alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,7 +15,7 @@ from pacer_stream.sim.baselines import GATES
 from pacer_stream.sim.command import register
 from pacer_stream.sim.metrics import aggregate, trace_metrics
 from pacer_stream.sim.report import check_targets, write_json
-from pacer_stream.sim.runner import run_seeds
+from pacer_stream.sim.runner import combine_days, run_seeds
 from pacer_stream.sim.scenario import (
     DEFAULT_STRATEGY,
     DST_DAY,
@@ -173,3 +173,18 @@ def test_multi_day_report_covers_the_evaluation_days_only() -> None:
         report["strategies"]["oracle-free"]["conversions"]["mean"]
         != one_day["strategies"]["oracle-free"]["conversions"]["mean"]
     )
+
+
+def test_a_seed_of_many_days_is_the_mean_of_its_days_with_worst_and_sums() -> None:
+    days = [
+        {"utilisation": 0.98, "runaway_detect_minutes_max": 1.0, "double_counted_micros": 0.0,
+         "overspend_beyond_one_event": 1, "runaway_excess_share": None},
+        {"utilisation": 1.00, "runaway_detect_minutes_max": 3.0, "double_counted_micros": 5.0,
+         "overspend_beyond_one_event": 2, "runaway_excess_share": None},
+    ]  # fmt: skip
+    seed = combine_days(days)
+    assert seed["utilisation"] == pytest.approx(0.99)
+    assert seed["runaway_detect_minutes_max"] == 3.0
+    assert seed["double_counted_micros"] == 5.0
+    assert seed["overspend_beyond_one_event"] == 3.0
+    assert seed["runaway_excess_share"] is None
