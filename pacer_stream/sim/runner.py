@@ -346,7 +346,11 @@ def assemble(
         for r in mine:
             metrics.update(r.metrics)
             static.update(r.static)
-            charts.update(r.chart)
+            for key, value in r.chart.items():
+                if key == "hour_weights":  # one entry per learning row, from two tasks
+                    charts.setdefault(key, {}).update(value)
+                else:
+                    charts[key] = value
             for k, v in r.counters.items():
                 acc = counters.setdefault(k, {})
                 for name, n in v.items():

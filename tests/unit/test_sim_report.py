@@ -15,7 +15,7 @@ from pacer_stream.sim.baselines import GATES
 from pacer_stream.sim.command import register
 from pacer_stream.sim.metrics import aggregate, trace_metrics
 from pacer_stream.sim.report import check_targets, write_json
-from pacer_stream.sim.runner import combine_days, run_seeds
+from pacer_stream.sim.runner import TaskResult, assemble, combine_days, run_seeds
 from pacer_stream.sim.scenario import (
     DEFAULT_STRATEGY,
     DST_DAY,
@@ -188,3 +188,21 @@ def test_a_seed_of_many_days_is_the_mean_of_its_days_with_worst_and_sums() -> No
     assert seed["double_counted_micros"] == 5.0
     assert seed["overspend_beyond_one_event"] == 3.0
     assert seed["runaway_excess_share"] is None
+
+
+def test_learned_weights_of_both_learning_rows_reach_the_charts(tiny_report: dict) -> None:  # type: ignore[type-arg]
+    """Each learning row's task brings its own hour weights; assembling keeps both."""
+    scenario = Scenario(campaigns=3, channels=2)
+    weights = {"google_ads": {"learned": [1.0] * 24, "true": [1.0] * 24, "model": "m"}}
+    base = TaskResult(0, "baselines", 0.0)
+    base.metrics = {n: dict(tiny_report["per_seed"][0]["strategies"][n]) for n in GATES}
+    for n in ("oracle-free", "oracle-split"):
+        base.metrics[n] = {**tiny_report["per_seed"][0]["strategies"][n], "conversions": 10}
+    for n in GATES:
+        base.metrics[n]["conversions"] = 5
+    hybrid = TaskResult(0, "pacer", 0.0, chart={"hour_weights": {"pacer-stream": weights}})
+    ml = TaskResult(
+        0, "strategy:PREDICTIVE_ML", 0.0, chart={"hour_weights": {"predictive_ml": weights}}
+    )
+    report = assemble([0], scenario, [hybrid, ml, base], 1.0, 1)
+    assert set(report["_charts"]["hour_weights"]) == {"pacer-stream", "predictive_ml"}
