@@ -21,6 +21,8 @@ from typing import Any
 
 from pacer_stream.sim.scenario import STRATEGIES
 
+#: Upper limit of the hour-weights chart's y axis.
+HOUR_WEIGHT_YMAX = 3.0
 _BREAKER_LEVEL = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
 
@@ -69,29 +71,27 @@ def _conversions(plt: Any, per_row: dict[str, float], out: Path) -> Path:
 
 
 def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
-    rows = list(per_row.items())
-    n_ch = max(len(ch) for _, ch in rows)
-    fig, axes = plt.subplots(1, n_ch, figsize=(4.2 * n_ch, 3.8), squeeze=False, sharey=True)
+    channels = list(dict.fromkeys(ch for row in per_row.values() for ch in row))
+    fig, axes = plt.subplots(
+        1, len(channels), figsize=(4.2 * len(channels), 3.8), squeeze=False, sharey=True
+    )
     hours = list(range(24))
-    for i in range(n_ch):
-        ax = axes[0][i]
-        drawn_true = False
-        for name, channels in rows:
-            items = list(channels.items())
-            if i >= len(items):
-                continue
-            channel, d = items[i]
-            if not drawn_true:
-                ax.plot(hours, d["true"], "k-", linewidth=2.2, label="true")
-                drawn_true = True
-            ax.plot(hours, d["learned"], "--", linewidth=1.4, label=f"{name} (learned)")
-            ax.set_title(channel, fontsize=9)
+    for ax, channel in zip(axes[0], channels, strict=True):
+        true = next(row[channel]["true"] for row in per_row.values() if channel in row)
+        ax.plot(hours, true, "k-", linewidth=2.2, label="true")
+        for name, row in per_row.items():
+            if channel in row:
+                ax.plot(hours, row[channel]["learned"], "--", linewidth=1.4, label=name)
+        ax.set_title(channel, fontsize=9)
         ax.set_xlabel("local hour")
         ax.set_xticks(range(0, 25, 4))
+        # A channel with almost no conversions can predict one spike: keep the scale
+        # readable (the data is in charts.json).
+        ax.set_ylim(0, HOUR_WEIGHT_YMAX)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("conversion rate / its daily mean")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Learned vs true conversion rate by hour (sample campaign, last day)")
+    fig.suptitle("Learned (dashed) vs true conversion rate by hour, sample campaign, last day")
     return _save(plt, fig, path)
 
 
