@@ -77,6 +77,8 @@ def simulate(
 
     if warmup_days >= days:
         raise typer.BadParameter("must be smaller than --days", param_hint="--warmup-days")
+    if bootstrap is not None and days > 1:
+        raise typer.BadParameter("drives one day through a worker", param_hint="--bootstrap")
 
     def pick(flag: bool | None) -> bool:
         return faults if flag is None else flag

@@ -206,3 +206,15 @@ def test_learned_weights_of_both_learning_rows_reach_the_charts(tiny_report: dic
     )
     report = assemble([0], scenario, [hybrid, ml, base], 1.0, 1)
     assert set(report["_charts"]["hour_weights"]) == {"pacer-stream", "predictive_ml"}
+
+
+def test_simulate_refuses_a_warm_up_as_long_as_the_run(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(
+        app, ["simulate", "--days", "2", "--warmup-days", "2", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert "--warmup-days" in result.output
+    assert not (tmp_path / "report.json").exists()
