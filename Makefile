@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/pacer-stream simulate --out out/demo
+	$(BIN)/pacer-stream simulate --out out/demo --seeds 1 --campaigns 8 --days 3 --warmup-days 2
 
 tools: venv
 	bash scripts/install-tools.sh

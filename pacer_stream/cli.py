@@ -4,7 +4,6 @@
 * ``worker``, ``topics create``, ``budget set``, ``can-spend``, ``stop``, ``resume``,
   ``status``, ``alerts tail``       -> ``pacer_stream.streams.commands``
 * ``bench``                         -> ``pacer_stream.bench.command``
-* ``forecast-eval``                 -> ``pacer_stream.forecast_eval``
 * ``schemas export``                -> ``pacer_stream.wire.command``
 
 Heavy imports (faust, matplotlib, scikit-learn) happen inside the commands, so
@@ -30,19 +29,6 @@ register_simulate(app)
 register_streams(app)
 register_bench(app)
 register_schemas(app)
-
-
-@app.command("forecast-eval")
-def forecast_eval(
-    days: int = typer.Option(14, help="simulated days (>= 14 shows weekly seasonality)"),
-    seeds: int = typer.Option(3, help="seeds to average over"),
-    out: str = typer.Option("out/forecast", help="folder for forecast_report.json"),
-) -> None:
-    """Compare PREDICTIVE_ML and ADAPTIVE_HYBRID with EVEN and HISTORICAL_PATTERN over a
-    multi-day market, and each forecast model with seasonal-naive baselines."""
-    from pacer_stream import forecast_eval as fe
-
-    fe.run(days, seeds, out)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ Wiring it into the stream worker (what the stream layer does)::
 
 ``registry.forecaster()`` finds a context's model through ``AllocationContext.key``
 (``(campaign_id, channel value)``), which the engine passes when it plans; or use one engine per
-campaign/channel with ``registry.bound(key)``, as ``pacer_stream.forecast_eval`` does.
+campaign/channel with ``registry.bound(key)``, as a single-campaign test would.
 
 A new model takes effect at the next re-plan (day roll-over or budget change): a day's
 plan is not rewritten mid-day by a model swap. Train before the local midnight (``due``

@@ -5,7 +5,12 @@
   against pacer-stream's planned curve and the even line.
 * ``runaway.png``: the first runaway incident of the first seed: spend rate on the
   runaway channel per strategy, and pacer-stream's breaker state and alerts over time.
-* ``charts.json``: the data of both charts, for other renderings.
+* ``conversions_per_unit.png``: conversions per currency unit spent by row (mean over
+  seeds and evaluation days).
+* ``hour_weights.png``: for a learning strategy on the last evaluation day, the
+  conversion rate by local hour it planned with against the true one (each over its
+  mean), per channel of the sample campaign.
+* ``charts.json``: the data of the charts, for other renderings.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 
 from pacer_stream.sim.scenario import STRATEGIES
 
+#: Upper limit of the hour-weights chart's y axis.
+HOUR_WEIGHT_YMAX = 3.0
 _BREAKER_LEVEL = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
 
@@ -36,7 +43,56 @@ def draw(charts: dict[str, Any], out: Path) -> list[Path]:
         written.append(_spend_vs_plan(plt, charts, out / "spend_vs_plan.png"))
     if "incident" in charts.get("pacer-stream", {}):
         written.append(_runaway(plt, charts, out / "runaway.png"))
+    if charts.get("conversions_per_unit"):
+        written.append(_conversions(plt, charts["conversions_per_unit"], out))
+    if charts.get("hour_weights"):
+        written.append(_hour_weights(plt, charts["hour_weights"], out / "hour_weights.png"))
     return written
+
+
+def _conversions(plt: Any, per_row: dict[str, float], out: Path) -> Path:
+    path = out / "conversions_per_unit.png"
+    names = [n for n in STRATEGIES if per_row.get(n) is not None]
+    values = [per_row[n] for n in names]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    colors = [
+        "tab:blue" if n == "pacer-stream" or "_" in n else
+        "tab:grey" if n.startswith("oracle") else "tab:orange"
+        for n in names
+    ]  # fmt: skip
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    for y, v in enumerate(values[::-1]):
+        ax.annotate(f"{v:.4f}", (v, y), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=8)  # fmt: skip
+    ax.set_xlabel("conversions per currency unit spent (mean over seeds)")
+    ax.set_title("Conversions per unit by strategy (blue: product, orange: baselines)")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
+    channels = list(dict.fromkeys(ch for row in per_row.values() for ch in row))
+    fig, axes = plt.subplots(
+        1, len(channels), figsize=(4.2 * len(channels), 3.8), squeeze=False, sharey=True
+    )
+    hours = list(range(24))
+    for ax, channel in zip(axes[0], channels, strict=True):
+        true = next(row[channel]["true"] for row in per_row.values() if channel in row)
+        ax.plot(hours, true, "k-", linewidth=2.2, label="true")
+        for name, row in per_row.items():
+            if channel in row:
+                ax.plot(hours, row[channel]["learned"], "--", linewidth=1.4, label=name)
+        ax.set_title(channel, fontsize=9)
+        ax.set_xlabel("local hour")
+        ax.set_xticks(range(0, 25, 4))
+        # A channel with almost no conversions can predict one spike: keep the scale
+        # readable (the data is in charts.json).
+        ax.set_ylim(0, HOUR_WEIGHT_YMAX)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("conversion rate / its daily mean")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Learned (dashed) vs true conversion rate by hour, sample campaign, last day")
+    return _save(plt, fig, path)
 
 
 def _spend_vs_plan(plt: Any, charts: dict[str, Any], path: Path) -> Path:
@@ -64,10 +120,7 @@ def _spend_vs_plan(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"Sample campaign {any_data['sample_campaign']}: cumulative spend vs plan")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
@@ -79,7 +132,7 @@ def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     )
     for name in STRATEGIES:
         d = charts.get(name, {}).get("incident")
-        if d is None or name == "oracle":
+        if d is None or name.startswith("oracle"):
             continue
         xs = [(lo + i) / 60.0 for i in range(len(d["spend_per_minute"]))]
         ys = [100.0 * v / budget for v in d["spend_per_minute"]]
@@ -121,6 +174,10 @@ def _runaway(plt: Any, charts: dict[str, Any], path: Path) -> Path:
     ax2.set_ylim(-0.2, 1.6)
     ax2.set_xlabel("local hour")
     ax2.grid(alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

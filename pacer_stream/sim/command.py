@@ -13,7 +13,18 @@ import typer
 
 
 def simulate(
-    seeds: Annotated[int, typer.Option(min=1, help="number of seeded days (README: 20)")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, help="number of seeds (README: 20)")] = 3,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="consecutive local days per seed (engine state, history and forecasts "
+            "carry over; a multi-day run crosses a DST switch)",
+        ),
+    ] = 1,
+    warmup_days: Annotated[
+        int, typer.Option(min=0, help="first days that only build history (not reported)")
+    ] = 0,
     out: Annotated[Path, typer.Option(help="folder for report.json and charts")] = Path("out/sim"),
     campaigns: Annotated[int, typer.Option(min=1, help="campaigns per day")] = 100,
     channels: Annotated[int, typer.Option(min=1, max=8, help="channels per campaign")] = 3,
@@ -52,7 +63,8 @@ def simulate(
         ),
     ] = False,
 ) -> None:
-    """Simulate seeded days; compare pacer-stream with the baselines and the oracle."""
+    """Simulate seeded campaigns over one or more local days; compare the product's
+    strategies with the baselines and two oracles."""
     import time
 
     from rich.console import Console
@@ -62,6 +74,11 @@ def simulate(
     from pacer_stream.sim.report import check_targets, render, render_streaming, write_json
     from pacer_stream.sim.runner import TaskResult, run_seeds, tasks_for
     from pacer_stream.sim.scenario import Collapse, Faults, Scenario
+
+    if warmup_days >= days:
+        raise typer.BadParameter("must be smaller than --days", param_hint="--warmup-days")
+    if bootstrap is not None and days > 1:
+        raise typer.BadParameter("drives one day through a worker", param_hint="--bootstrap")
 
     def pick(flag: bool | None) -> bool:
         return faults if flag is None else flag
@@ -75,6 +92,8 @@ def simulate(
         faults=chosen,
         multiplier=multiplier,
         collapse=Collapse() if collapse else None,
+        days=days,
+        warmup_days=warmup_days,
     )
     seed_list = list(range(seed_base, seed_base + seeds))
     console = Console()

@@ -21,11 +21,11 @@ random stream, so switching a fault off never changes the traffic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 
-from pacer_stream.sim.scenario import CHUNKS, MINUTES, SIM_DATE, Faults
+from pacer_stream.sim.scenario import CHUNKS, MINUTES, Faults
 from pacer_stream.sim.traffic import MICROS, Traffic, rngs
 
 #: Runaway incidents start between 09:00 and 18:00 local time.
@@ -97,12 +97,14 @@ class FaultPlan:
 
 def plan_faults(traffic: Traffic, faults: Faults) -> FaultPlan:
     """Draw the day's faults for ``traffic`` (deterministic per seed)."""
-    _, rng, _ = rngs(traffic.seed)
+    _, rng, _ = rngs(traffic.seed, traffic.day)
     n_c, n_h = traffic.n_campaigns, traffic.n_channels
     duplicate = rng.random((n_c, n_h, MINUTES, CHUNKS)) < faults.duplicate_share
     duplicate_delay = rng.uniform(*DUPLICATE_DELAY_S, (n_c, n_h, MINUTES, CHUNKS))
     late = rng.random((n_c, n_h)) < faults.late_share
-    stall_at = _utc_stall(faults.stall_utc_hour) - traffic.day_start
+    stall_at = (
+        _utc_stall(traffic.scenario.date_of(traffic.day), faults.stall_utc_hour) - traffic.day_start
+    )
     stall_start = stall_at
     stall_end = stall_at + 60.0 * faults.stall_minutes
     runaways = _runaways(traffic, faults, rng, late, stall_start)
@@ -123,8 +125,8 @@ def plan_faults(traffic: Traffic, faults: Faults) -> FaultPlan:
     )
 
 
-def _utc_stall(hour: int) -> float:
-    return datetime(SIM_DATE.year, SIM_DATE.month, SIM_DATE.day, hour, tzinfo=UTC).timestamp()
+def _utc_stall(d: date, hour: int) -> float:
+    return datetime(d.year, d.month, d.day, hour, tzinfo=UTC).timestamp()
 
 
 def _runaways(

@@ -18,7 +18,8 @@ Per seed (one simulated day, all campaigns):
   99% of the budget spent and at least one channel neither blocked by a breaker nor out
   of budget).
 * ``conversions_per_unit``: conversions / currency units spent (all campaigns).
-* ``oracle_share``: conversions / the oracle's conversions on the same day.
+* ``oracle_share``: conversions / the free oracle's (``oracle-free``) conversions on the
+  same days.
 * ``runaway_detect_minutes``: mean minutes from a runaway's start until its spend was
   stopped (15 = never stopped during the incident).
 * ``runaway_excess_share``: mean unauthorised runaway spend as a share of the affected
@@ -26,8 +27,12 @@ Per seed (one simulated day, all campaigns):
 * ``double_counted_micros``: spend in the controller's books minus the spend of the
   unique events (pacer-stream: every micro the engine recorded, late ones included).
 * ``reallocation_gain``: conversions with reallocation / conversions of the same
-  controller with the static split - 1 (pacer-stream run twice; oracle with and without
-  moving budget between channels; 0 for the gates, which never reallocate).
+  controller with the static split - 1 (pacer-stream run twice; ``oracle-free`` over
+  ``oracle-split``; 0 for the gates, which never reallocate).
+
+Multi-day runs: every figure is computed per evaluation day (warm-up days excluded) and
+a seed's figure is the mean over those days (``*_max`` extras: the largest; counts and
+double-counted micros: the sum).
 
 Over seeds each metric is reported as ``mean`` and ``worst`` (the worst seed in the
 metric's bad direction).
@@ -41,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from pacer_stream.sim.scenario import HIGHER_IS_BETTER, METRICS, MINUTES
+from pacer_stream.sim.baselines import GATES
+from pacer_stream.sim.scenario import HIGHER_IS_BETTER, METRICS, MINUTES, ORACLE_FREE, ORACLE_SPLIT
 from pacer_stream.sim.trace import Trace
 from pacer_stream.sim.traffic import MICROS, Traffic
 
@@ -134,7 +140,7 @@ def seed_metrics(
     ``oracle`` (budget kept per channel). The result also has a row
     ``pacer-stream-static`` (an extra, not a SPEC strategy) when that run exists.
     """
-    oracle_conv = per_strategy["oracle"]["conversions"]
+    oracle_conv = per_strategy[ORACLE_FREE]["conversions"]
     even_cpu = per_strategy["even-gate"]["conversions_per_unit"]
     out: dict[str, dict[str, Any]] = {}
     for name, m in per_strategy.items():
@@ -143,7 +149,9 @@ def seed_metrics(
             base = static[name]["conversions"]
             row["reallocation_gain"] = m["conversions"] / base - 1.0 if base else None
         else:
-            row["reallocation_gain"] = 0.0
+            # Gates and the split-bound oracle never move budget; a product strategy run
+            # only with reallocation has no measured gain.
+            row["reallocation_gain"] = 0.0 if name in _STATIC_ONLY else None
         out[name] = row
     if "pacer-stream" in static:
         row = _cross(static["pacer-stream"], oracle_conv, even_cpu)
@@ -153,6 +161,7 @@ def seed_metrics(
 
 
 STATIC_ROW = "pacer-stream-static"
+_STATIC_ONLY = frozenset({*GATES, ORACLE_SPLIT})
 
 
 def _cross(m: Mapping[str, Any], oracle_conv: int, even_cpu: float) -> dict[str, Any]:

@@ -26,10 +26,13 @@ campaign that records when the engine throttled, denied and alerted on it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from pacer_stream.core.allocation import default_registry
 from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.forecast.service import ModelRegistry, snapshots_of
+from pacer_stream.core.forecast.training import train
 from pacer_stream.core.pacing import planned_at
 from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import (
@@ -45,9 +48,10 @@ from pacer_stream.core.types import (
     SpendEvent,
     Thresholds,
 )
+from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.sim.bidding import BidEngine
 from pacer_stream.sim.faults import FaultPlan, Runaway
-from pacer_stream.sim.scenario import CHUNKS, MINUTES
+from pacer_stream.sim.scenario import CHUNKS, LEARNING, MINUTES
 from pacer_stream.sim.trace import PerfOutcome, RunawayOutcome, Timeline, Trace, empty_trace
 from pacer_stream.sim.traffic import Traffic
 
@@ -104,6 +108,77 @@ def run_pacer(
     return trace
 
 
+def run_pacer_days(
+    days: Sequence[tuple[Traffic, FaultPlan]],
+    *,
+    strategy: PacingStrategy = STRATEGY,
+    reallocate: bool = True,
+    timeline_campaign: int | None = None,
+    name: str | None = None,
+    train_seed: int = 0,
+    on_campaign: Callable[[int, CampaignState], None] | None = None,
+) -> list[Trace]:
+    """Run every campaign over consecutive local days with one strategy; one trace per day.
+
+    Engine state (history, rollover, breakers, reallocated budgets) and events in flight
+    carry over from day to day. Before each local day starts, forecasts are retrained
+    the way the worker does it (:func:`retrain`): the engine plans the new day with them
+    when the day rolls over. ``on_campaign(c, state)`` sees each campaign's engine state
+    after its last day (e.g. for the learned-weights chart).
+    """
+    registry = ModelRegistry()
+    learning = strategy in LEARNING
+    engine = (
+        PacingEngine(strategies=default_registry(registry.forecaster()))
+        if learning
+        else PacingEngine()
+    )
+    runner = ForecastRunner(registry, seed=train_seed) if learning else None
+    first, _ = days[0]
+    n_c, n_h = first.n_campaigns, first.n_channels
+    if name is None:
+        name = "pacer-stream" if reallocate else "pacer-stream-static"
+    traces = [empty_trace(name, n_c, n_h, MINUTES, t.budget) for t, _ in days]
+    for c in range(n_c):
+        camp = _Campaign(engine, first, days[0][1], traces[0], c, reallocate, False)
+        camp.strategy = strategy
+        camp.configure()
+        for d, (traffic, plan) in enumerate(days):
+            if d:
+                camp.next_day(traffic, plan, traces[d])
+                if runner is not None:
+                    retrain(runner, camp.state, _dt(camp.start))
+            if c == timeline_campaign and d == len(days) - 1 and camp.runaways:
+                r = next(iter(camp.runaways.values()))
+                camp.timeline = Timeline(c, r.channel, r.start_minute * 60.0, r.end_minute * 60.0)
+            camp.run_day(last=d == len(days) - 1)
+            if camp.timeline is not None:
+                traces[d].timeline = camp.timeline
+                camp.timeline = None
+        if on_campaign is not None:
+            on_campaign(c, camp.state)
+    return traces
+
+
+def retrain(runner: ForecastRunner, state: CampaignState, now: datetime) -> int:
+    """What the worker's training timer does at local midnight, synchronously (the
+    simulated clock stands still while it runs, so it is off the hot path by
+    construction): every due campaign/channel is trained on its history snapshot and
+    the model installed. The soft time budget is disabled (a frozen clock) so a run is
+    reproducible on any machine. Returns how many models were installed."""
+    installed = 0
+    for key, snap in snapshots_of(state, now):
+        if runner.due(key, snap):
+            model = train(snap, now, seed=runner.seed, clock=_frozen_clock)
+            if runner.registry.install(key, model) is not None:
+                installed += 1
+    return installed
+
+
+def _frozen_clock() -> float:
+    return 0.0
+
+
 class _Campaign:
     """One campaign's day: an event queue, the engine state and the bid engine."""
 
@@ -147,19 +222,50 @@ class _Campaign:
         self.perf: PerfOutcome | None = None
         self.watch_from_minute = 0
         self.last_since: list[float | None] = [None] * len(self.channels)
+        self.strategy = STRATEGY
+        #: (trace, local day start, local day end) of every day played (for _finish).
+        self.days: list[tuple[Trace, float, float]] = []
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
-        eng = self.engine
+        """One day from a fresh campaign; every event in flight is applied at the end."""
+        self.configure()
+        self.run_day(last=True)
+
+    def configure(self) -> None:
         config = CampaignConfig(
             self.cid,
-            {ch: ChannelConfig(b) for ch, b in zip(self.channels, self.budgets, strict=True)},
-            STRATEGY,
+            {
+                ch: ChannelConfig(b, self.strategy)
+                for ch, b in zip(self.channels, self.budgets, strict=True)
+            },
+            self.strategy,
             self.traffic.zones[self.c],
             **({"thresholds": self.thresholds} if self.thresholds is not None else {}),
         )
-        self.state, outs = eng.configure(None, config, _dt(self.start))
+        self.state, outs = self.engine.configure(None, config, _dt(self.start))
         self._outputs(outs, 0.0)
+
+    def next_day(self, traffic: Traffic, plan: FaultPlan, trace: Trace) -> None:
+        """Move to the following local day: same engine state and event queue (events
+        still in flight arrive early in the new day), new traffic, faults and trace."""
+        shift = float(traffic.day_start[self.c]) - self.start
+        self.queue = [(due - shift, seq, h, e, first) for due, seq, h, e, first in self.queue]
+        heapq.heapify(self.queue)
+        self.traffic, self.plan, self.trace = traffic, plan, trace
+        self.start = float(traffic.day_start[self.c])
+        self.spent = [0] * len(self.channels)
+        self.runaways = {r.channel: r for r in plan.runaway_at(self.c)}
+        self.outcomes = {}
+        self.counters = trace.counters
+
+    def run_day(self, *, last: bool) -> None:
+        """Play the current local day; ``last``: apply every event still in flight."""
+        eng = self.engine
+        c = self.c
+        self.days.append(
+            (self.trace, self.start, self.start + 60.0 * int(self.traffic.day_minutes[c]))
+        )
         stall = set(self.plan.stall_minutes(self.c))
         cost = self.traffic.cost[self.c].tolist()
         clicks = self.traffic.clicks[self.c].tolist()
@@ -169,7 +275,8 @@ class _Campaign:
         every = self.traffic.scenario.reallocate_every
         trace, c = self.trace, self.c
         chs = [self.state.channels[ch] for ch in self.channels]
-        for m in range(MINUTES):
+        n_minutes = min(MINUTES, int(self.traffic.day_minutes[c]))
+        for m in range(n_minutes):
             rel = 60.0 * m
             t0 = self.start + rel
             if m in stall:
@@ -197,7 +304,7 @@ class _Campaign:
                     x = costs[k]
                     if not x:
                         continue
-                    rid = f"{self.cid}/{h}/{m}/{k}"
+                    rid = f"{self.cid}/{self.traffic.day}/{h}/{m}/{k}"
                     decision, outs = eng.reserve(self.state, ch, x, rid, now)
                     if outs:
                         self._outputs(outs, rel)
@@ -225,11 +332,14 @@ class _Campaign:
                     self._runaway(h, r, m)
         # The plan ends at the whole (reallocated) budget; read it before the events
         # still in flight are applied after midnight (which rolls the engine's day).
-        trace.plan[c, MINUTES] = float(sum(ch.budget for ch in chs))
+        trace.plan[c, n_minutes:] = float(sum(ch.budget for ch in chs))
+        if n_minutes < MINUTES:  # a 23-hour local day: the grid's last hour is not in it
+            trace.able[c, :, n_minutes:] = trace.able[c, :, n_minutes - 1 : n_minutes]
         for h, ch in enumerate(chs):
             trace.budget[c, h] = ch.budget
-        self._drain(float("inf"))
-        self._finish()
+        if last:
+            self._drain(float("inf"))
+        self._finish(last)
 
     # ------------------------------------------------------------------ pieces
     def _bid(
@@ -253,7 +363,7 @@ class _Campaign:
             if bought is None:
                 continue
             amount, n_clicks, n_conv = bought
-            rid = f"{self.cid}/{h}/{m}/{k}"
+            rid = f"{self.cid}/{self.traffic.day}/{h}/{m}/{k}"
             decision, outs = eng.reserve(self.state, ch, amount, rid, now)
             if outs:
                 self._outputs(outs, rel)
@@ -382,7 +492,7 @@ class _Campaign:
                 continue
             out.excess_micros += amount
             event = SpendEvent(
-                event_id=f"{self.cid}/{h}/runaway/{i}",
+                event_id=f"{self.cid}/{self.traffic.day}/{h}/runaway/{i}",
                 campaign_id=self.cid,
                 channel=self.channels[h],
                 amount_micros=amount,
@@ -417,12 +527,18 @@ class _Campaign:
                 if tl is not None and o.channel == self.channels[tl.channel]:
                     tl.breaker.append((o.since.timestamp() - self.start, o.state.value))
 
-    def _finish(self) -> None:
+    def _finish(self, last: bool) -> None:
         trace = self.trace
-        recorded = 0
-        for ch in self.state.channels.values():
-            recorded += sum(b[0] for b in ch.history.buckets.values())
-        trace.recorded_micros += recorded
+        if last:
+            # Every micro the engine recorded, by the local day its event belongs to
+            # (history is bucketed by event hour; late events land in their own day).
+            for day_trace, lo, hi in self.days:
+                recorded = 0
+                for ch in self.state.channels.values():
+                    recorded += sum(
+                        b[0] for hour, b in ch.history.buckets.items() if lo <= hour * 3600 < hi
+                    )
+                day_trace.recorded_micros += recorded
         trace.runaways.extend(self.outcomes.values())
         if self.timeline is not None:
             trace.timeline = self.timeline

@@ -19,13 +19,27 @@ from typing import Any
 
 import numpy as np
 
+from pacer_stream.core.state import CampaignState
+from pacer_stream.core.types import PacingStrategy
 from pacer_stream.sim.baselines import GATES, run_gate, run_oracle
 from pacer_stream.sim.collapse import aggregate as aggregate_collapse
 from pacer_stream.sim.collapse import apply_collapse, floor_thresholds, run_summary, seed_figures
 from pacer_stream.sim.faults import FaultPlan, plan_faults
-from pacer_stream.sim.metrics import aggregate, seed_metrics, trace_metrics
-from pacer_stream.sim.pacer import run_pacer
-from pacer_stream.sim.scenario import BID_ELASTICITY, MINUTES, STRATEGIES, Collapse, Scenario
+from pacer_stream.sim.metrics import STATIC_ROW, aggregate, seed_metrics, trace_metrics
+from pacer_stream.sim.pacer import run_pacer, run_pacer_days
+from pacer_stream.sim.scenario import (
+    BID_ELASTICITY,
+    DEFAULT_STRATEGY,
+    LEARNING,
+    MINUTES,
+    ORACLE_FREE,
+    ORACLE_SPLIT,
+    PRODUCT_STRATEGIES,
+    STRATEGIES,
+    Collapse,
+    Scenario,
+    row_name,
+)
 from pacer_stream.sim.trace import Trace
 from pacer_stream.sim.traffic import Traffic, generate
 
@@ -40,6 +54,8 @@ KINDS = (
     "collapse-multiplier-off",
     "collapse-multiplier-on",
 )
+#: Task kind prefix of a product strategy other than the default (``strategy:VALUE``).
+STRATEGY_KIND = "strategy:"
 #: Extra row: pacer-stream whose bid engine applies the pacing multiplier.
 MULTIPLIER_ROW = "pacer-stream-multiplier"
 #: Minutes shown around a runaway incident in the chart.
@@ -112,32 +128,126 @@ def _chart_data(trace: Trace, traffic: Traffic, plan: FaultPlan) -> dict[str, An
     return data
 
 
+def seed_days(seed: int, scenario: Scenario) -> list[tuple[Traffic, FaultPlan]]:
+    """Every local day of a seed with its faults (deterministic: each task redraws them)."""
+    out = []
+    for d in range(scenario.days):
+        traffic = generate(seed, scenario, d)
+        out.append((traffic, plan_faults(traffic, scenario.faults)))
+    return out
+
+
+def combine_days(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One seed's figures from its evaluation days' figures: the mean over days, except
+    worst-case extras (``*_max``: the largest) and counts (summed)."""
+    out: dict[str, Any] = {}
+    for key in days[0]:
+        nums = [d[key] for d in days if isinstance(d.get(key), int | float)]
+        if not nums:
+            out[key] = None
+        elif key.endswith("_max"):
+            out[key] = float(max(nums))
+        elif key in _SUMMED:
+            out[key] = float(sum(nums))
+        else:
+            out[key] = float(np.mean(nums))
+    return out
+
+
+#: Per-day figures that add up over the evaluation days.
+_SUMMED = frozenset(
+    {"overspend_beyond_one_event", "runaways", "runaways_stopped", "double_counted_micros"}
+)
+
+
+def _strategy_of(kind: str) -> PacingStrategy:
+    if kind in ("pacer", "pacer-static"):
+        return DEFAULT_STRATEGY
+    return PacingStrategy(kind.removeprefix(STRATEGY_KIND))
+
+
+def hour_weights(state: CampaignState, traffic: Traffic, c: int) -> dict[str, Any]:
+    """Per channel of campaign ``c`` on the last day: the conversion rate by local hour
+    the engine planned with (its strategy's prediction) against the true one, each as a
+    share of its mean (what the plan weights by). Empty on a day that is not 24 hours."""
+    out: dict[str, Any] = {}
+    for h, channel in enumerate(traffic.channels):
+        result = state.channels[channel].result
+        if result is None or len(result.predicted_conversion_rate) != 24:
+            continue
+        learned = np.asarray(result.predicted_conversion_rate, dtype=float)
+        true = traffic.cvr[c, h] * traffic.true_hour_quality[c, h]
+        if learned.mean() <= 0:
+            continue
+        out[channel.value] = {
+            "learned": (learned / learned.mean()).tolist(),
+            "true": (true / true.mean()).tolist(),
+            "model": result.model_version,
+        }
+    return out
+
+
 def run_task(task: Task) -> TaskResult:
     """One task of one seed (runs in a worker process)."""
     t0 = time.perf_counter()
-    traffic = generate(task.seed, task.scenario)
-    plan = plan_faults(traffic, task.scenario.faults)
+    scenario = task.scenario
+    days = seed_days(task.seed, scenario)
+    evaluation = days[scenario.warmup_days :]
+    traffic, plan = days[-1]
     res = TaskResult(task.seed, task.kind, 0.0)
-    if task.kind in ("pacer", "pacer-static"):
-        realloc = task.kind == "pacer"
+    if task.kind in ("pacer", "pacer-static") or task.kind.startswith(STRATEGY_KIND):
+        strategy = _strategy_of(task.kind)
+        realloc = task.kind != "pacer-static"
         first = plan.runaways[0].campaign if plan.runaways and task.charts else None
-        trace = run_pacer(traffic, plan, reallocate=realloc, timeline_campaign=first)
+        sample = sample_campaign(traffic, plan)
+        weights: dict[str, Any] = {}
+
+        def learned(c: int, state: CampaignState) -> None:
+            if task.charts and c == sample:
+                weights.update(hour_weights(state, traffic, c))
+
+        traces = run_pacer_days(
+            days,
+            strategy=strategy,
+            reallocate=realloc,
+            timeline_campaign=first,
+            train_seed=task.seed,
+            on_campaign=learned,
+        )[scenario.warmup_days :]
+        name = "pacer-stream" if strategy is DEFAULT_STRATEGY else row_name(strategy)
+        figures = combine_days(
+            [trace_metrics(tr, t) for tr, (t, _) in zip(traces, evaluation, strict=True)]
+        )
         target = res.metrics if realloc else res.static
-        target["pacer-stream"] = trace_metrics(trace, traffic)
-        res.counters["pacer-stream" if realloc else "pacer-stream-static"] = dict(trace.counters)
+        target[name] = figures
+        counter_name = name if realloc else STATIC_ROW
+        for tr in traces:
+            acc = res.counters.setdefault(counter_name, {})
+            for k, v in tr.counters.items():
+                acc[k] = acc.get(k, 0) + v
         if task.charts and realloc:
-            res.chart["pacer-stream"] = _chart_data(trace, traffic, plan)
+            res.chart[name] = _chart_data(traces[-1], traffic, plan)
+            if weights and strategy in LEARNING:
+                res.chart.setdefault("hour_weights", {})[name] = weights
     elif task.kind == "baselines":
         for name in GATES:
-            trace = run_gate(name, traffic, plan)
-            res.metrics[name] = trace_metrics(trace, traffic)
+            per_day = []
+            for t, p in evaluation:
+                trace = run_gate(name, t, p)
+                per_day.append(trace_metrics(trace, t))
+            res.metrics[name] = combine_days(per_day)
             if task.charts:
                 res.chart[name] = _chart_data(trace, traffic, plan)
-        oracle = run_oracle(traffic)
-        res.metrics["oracle"] = trace_metrics(oracle, traffic)
-        res.static["oracle"] = trace_metrics(run_oracle(traffic, per_channel=True), traffic)
+        free = [(run_oracle(t), t) for t, _ in evaluation]
+        res.metrics[ORACLE_FREE] = combine_days([trace_metrics(o, t) for o, t in free])
+        split = combine_days(
+            [trace_metrics(run_oracle(t, per_channel=True), t) for t, _ in evaluation]
+        )
+        res.metrics[ORACLE_SPLIT] = split
+        # The free oracle's reallocation gain: over the one bound to the split.
+        res.static[ORACLE_FREE] = split
         if task.charts:
-            res.chart["oracle"] = _chart_data(oracle, traffic, plan)
+            res.chart[ORACLE_FREE] = _chart_data(free[-1][0], traffic, plan)
     elif task.kind == "pacer-multiplier":
         trace = run_pacer(traffic, plan, apply_multiplier=True, name=MULTIPLIER_ROW)
         res.extra[MULTIPLIER_ROW] = trace_metrics(trace, traffic)
@@ -168,13 +278,18 @@ def tasks_for(seeds: Sequence[int], scenario: Scenario) -> list[Task]:
     """Slow tasks first, so the last ones to finish are short."""
     first = seeds[0] if seeds else None
     kinds = ["pacer", "pacer-static"]
+    kinds += [STRATEGY_KIND + s.value for s in PRODUCT_STRATEGIES if s is not DEFAULT_STRATEGY]
     if scenario.multiplier:
         kinds.append("pacer-multiplier")
     if scenario.collapse is not None:
         kinds += ["collapse-on", "collapse-off"]
         if scenario.multiplier:
             kinds += ["collapse-multiplier-on", "collapse-multiplier-off"]
-    slow = [Task(s, k, scenario, s == first and k in KINDS[:3]) for s in seeds for k in kinds]
+    slow = [
+        Task(s, k, scenario, s == first and (k in KINDS[:3] or k.startswith(STRATEGY_KIND)))
+        for s in seeds
+        for k in kinds
+    ]
     fast = [Task(s, "baselines", scenario, s == first) for s in seeds]
     return slow + fast
 
@@ -231,7 +346,11 @@ def assemble(
         for r in mine:
             metrics.update(r.metrics)
             static.update(r.static)
-            charts.update(r.chart)
+            for key, value in r.chart.items():
+                if key == "hour_weights":  # one entry per learning row, from two tasks
+                    charts.setdefault(key, {}).update(value)
+                else:
+                    charts[key] = value
             for k, v in r.counters.items():
                 acc = counters.setdefault(k, {})
                 for name, n in v.items():
@@ -251,9 +370,14 @@ def assemble(
                 )
     everything = aggregate(per_seed)
     strategies = {name: everything[name] for name in STRATEGIES if name in everything}
+    charts["conversions_per_unit"] = {
+        name: row["conversions_per_unit"]["mean"] for name, row in strategies.items()
+    }
     extra = {name: row for name, row in everything.items() if name not in strategies}
     report: dict[str, Any] = {
         "seeds": len(seeds),
+        "days": scenario.days,
+        "warmup_days": scenario.warmup_days,
         "strategies": strategies,
         "extra_strategies": extra,
         "scenario": describe(scenario, seeds),
@@ -268,8 +392,7 @@ def assemble(
             "cpus": _cpus(),
             "task_seconds": {
                 k: float(np.mean([r.seconds for r in results if r.kind == k]))
-                for k in KINDS
-                if any(r.kind == k for r in results)
+                for k in dict.fromkeys(r.kind for r in results)
             },
         },
         "_charts": charts,
@@ -284,7 +407,7 @@ def extra_row(m: dict[str, Any], ordered: dict[str, dict[str, Any]]) -> dict[str
     rows have (``reallocation_gain`` does not exist for it: None) and its conversions
     against the plain pacer-stream run of the same seed."""
     row = dict(m)
-    oracle = ordered.get("oracle", {}).get("conversions")
+    oracle = ordered.get(ORACLE_FREE, {}).get("conversions")
     even = ordered.get("even-gate", {}).get("conversions_per_unit")
     base = ordered.get("pacer-stream", {}).get("conversions")
     row["oracle_share"] = m["conversions"] / oracle if oracle else None
@@ -321,6 +444,10 @@ def describe(scenario: Scenario, seeds: Sequence[int]) -> dict[str, Any]:
     f = scenario.faults
     out: dict[str, Any] = {
         "campaigns": scenario.campaigns,
+        "first_day": scenario.start.isoformat(),
+        "evaluation_days": [
+            scenario.date_of(d).isoformat() for d in range(scenario.warmup_days, scenario.days)
+        ],
         "channels": scenario.channels,
         "seed_values": list(seeds),
         "reallocate_every_minutes": scenario.reallocate_every,

@@ -8,9 +8,9 @@ the simulation code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 
-from pacer_stream.core.types import ChannelType
+from pacer_stream.core.types import ChannelType, PacingStrategy
 
 #: A Tuesday with no DST transition in any of the zones below: every campaign's local
 #: day has exactly 24 hourly slots (DST days are the core's unit tests' business).
@@ -39,20 +39,50 @@ CHANNELS: tuple[ChannelType, ...] = (
     ChannelType.SHOPPING,
 )
 
+#: Multi-day runs (``--days N``) start so that the second evaluation day is the US
+#: spring-forward day (a 23-hour local day in America/New_York and Los_Angeles): every
+#: multi-day report crosses a DST switch.
+DST_DAY = date(2026, 3, 8)
+
 MINUTES = 1440
 #: Opportunity batches per campaign/channel/minute: the bid engine asks for (and the
 #: platform reports) auctions in up to this many batches a minute. Four keeps one batch
 #: well under 1% of a channel budget while one day stays a few hundred thousand calls.
 CHUNKS = 4
 
+#: The product's strategies, each run through the engine (row name: the value in lower
+#: case). ``pacer-stream`` is the row of the default one (ADAPTIVE_HYBRID).
+PRODUCT_STRATEGIES: tuple[PacingStrategy, ...] = (
+    PacingStrategy.EVEN_DISTRIBUTION,
+    PacingStrategy.HISTORICAL_PATTERN,
+    PacingStrategy.PERFORMANCE_WEIGHTED,
+    PacingStrategy.PREDICTIVE_ML,
+    PacingStrategy.ADAPTIVE_HYBRID,
+)
+DEFAULT_STRATEGY = PacingStrategy.ADAPTIVE_HYBRID
+#: Strategies whose plans use a trained forecast (retrained every local midnight).
+LEARNING: frozenset[PacingStrategy] = frozenset(
+    {PacingStrategy.PREDICTIVE_ML, PacingStrategy.ADAPTIVE_HYBRID}
+)
+ORACLE_FREE = "oracle-free"
+ORACLE_SPLIT = "oracle-split"
+
+
+def row_name(strategy: PacingStrategy) -> str:
+    """Report row of a product strategy."""
+    return strategy.value.lower()
+
+
 STRATEGIES: tuple[str, ...] = (
     "pacer-stream",
+    *(row_name(s) for s in PRODUCT_STRATEGIES if s is not DEFAULT_STRATEGY),
     "asap",
     "even-gate",
     "traffic-gate",
     "original-rules",
     "throttle",
-    "oracle",
+    ORACLE_SPLIT,
+    ORACLE_FREE,
 )
 
 METRICS: tuple[str, ...] = (
@@ -168,12 +198,29 @@ class Scenario:
     #: conversion-collapse scenario.
     multiplier: bool = False
     collapse: Collapse | None = None
+    #: Consecutive local days per seed, and how many of the first ones only build
+    #: history (the report covers the other ``days - warmup_days``).
+    days: int = 1
+    warmup_days: int = 0
 
     def __post_init__(self) -> None:
+        if self.days < 1 or not 0 <= self.warmup_days < self.days:
+            raise ValueError("need days >= 1 and 0 <= warmup_days < days")
         if self.campaigns < 1:
             raise ValueError("campaigns must be >= 1")
         if not 1 <= self.channels <= len(CHANNELS):
             raise ValueError(f"channels must be between 1 and {len(CHANNELS)}")
+
+    @property
+    def start(self) -> date:
+        """The first local day: SIM_DATE for one day, else the second evaluation day is
+        the DST switch."""
+        if self.days == 1:
+            return SIM_DATE
+        return DST_DAY - timedelta(days=self.warmup_days + min(1, self.days - self.warmup_days - 1))
+
+    def date_of(self, day: int) -> date:
+        return self.start + timedelta(days=day)
 
     def with_faults(self, faults: Faults) -> Scenario:
         return replace(self, faults=faults)

@@ -11,7 +11,14 @@ byte-identical traffic, and every strategy sees exactly the same opportunities):
 * Clicks arrive as a Poisson process per minute with a diurnal curve in the campaign's
   local time (evening peak / night trough = 4 : 1), shifted per channel, plus random
   bursts (2-5x for 10-40 minutes, converting at 0.7x: burst traffic is lower quality).
-  Conversion quality also varies by hour (log-normal, sigma 0.15).
+  Conversion quality follows a per campaign/channel pattern by local hour of day (a
+  peak hour, +-``HOUR_AMPLITUDE``) and by weekday (weekend level), which a learner can
+  find in the history and which drifts slowly (the peak moves ``DRIFT_H_PER_DAY`` hours a
+  day: about an hour over a week), times hourly noise (log-normal, sigma
+  ``HOUR_NOISE``). Campaign parameters are the same every day of a seed; the day's
+  traffic, bursts and noise are drawn per day.
+* A DST day has 23 (or 25) local hours: minutes past the local day's end carry no
+  auctions (every strategy sees the same, shorter day).
 * Over the day the traffic offers 1.5-3x each channel's budget (uniform per channel), so
   pacing has real choices to make.
 * A minute's auctions come in ``CHUNKS`` batches (the unit a bid engine asks for and a
@@ -24,13 +31,13 @@ byte-identical traffic, and every strategy sees exactly the same opportunities):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from pacer_stream.core.calendar import zone
 from pacer_stream.core.types import ChannelType
-from pacer_stream.sim.scenario import CHANNELS, CHUNKS, MINUTES, SIM_DATE, ZONES, Scenario
+from pacer_stream.sim.scenario import CHANNELS, CHUNKS, MINUTES, ZONES, Scenario
 
 MICROS = 1_000_000
 
@@ -69,6 +76,12 @@ BASE_CPC: dict[ChannelType, float] = {
 CPA_RATIOS: tuple[float, ...] = (1.0, 1.5, 3.0)
 
 BURST_QUALITY = 0.7
+#: Learnable conversion pattern: log-amplitude of the hour-of-day cosine (peak/trough
+#: = e^(2 x 0.35) = 2), weekend level range, drift of the peak hour per day, noise.
+HOUR_AMPLITUDE = 0.35
+WEEKEND_LEVEL = (0.7, 1.3)
+DRIFT_H_PER_DAY = 0.15
+HOUR_NOISE = 0.08
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +90,16 @@ class Traffic:
 
     seed: int
     scenario: Scenario
+    #: Day index within the seed's run (0 = first day) and its local date.
+    day: int
     channels: tuple[ChannelType, ...]
     zones: tuple[str, ...]
     #: Epoch seconds of each campaign's local midnight.
     day_start: np.ndarray
+    #: Minutes in each campaign's local day (1440, or 1380/1500 on a DST day).
+    day_minutes: np.ndarray
+    #: True conversion-rate multiplier by local hour (pattern x weekday, no noise) [C, H, 24].
+    true_hour_quality: np.ndarray
     #: Channel daily budgets, micros [C, H].
     budget: np.ndarray
     cpc: np.ndarray
@@ -113,16 +132,19 @@ class Traffic:
         return f"sim-{self.seed}-{c:04d}"
 
 
-def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+def rngs(
+    seed: int, day: int = 0
+) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
     """Independent streams for traffic, faults and extras: switching faults off never
-    changes the traffic of a seed."""
-    ss = np.random.SeedSequence(seed)
+    changes the traffic of a seed. Day 0 uses the seed alone (campaign parameters come
+    from its traffic stream); later days get their own streams."""
+    ss = np.random.SeedSequence(seed if day == 0 else [seed, day])
     a, b, c = ss.spawn(3)
     return np.random.default_rng(a), np.random.default_rng(b), np.random.default_rng(c)
 
 
-def _local_midnight(tz: str) -> float:
-    return datetime(SIM_DATE.year, SIM_DATE.month, SIM_DATE.day, tzinfo=zone(tz)).timestamp()
+def _local_midnight(tz: str, d: date) -> float:
+    return datetime(d.year, d.month, d.day, tzinfo=zone(tz)).timestamp()
 
 
 def diurnal_curve(shift_h: np.ndarray) -> np.ndarray:
@@ -136,13 +158,16 @@ def diurnal_curve(shift_h: np.ndarray) -> np.ndarray:
     return hours[i] * (1 - frac) + hours[i + 1] * frac
 
 
-def generate(seed: int, scenario: Scenario) -> Traffic:
-    """Draw the day for ``seed`` (deterministic)."""
+def generate(seed: int, scenario: Scenario, day: int = 0) -> Traffic:
+    """Draw day ``day`` of ``seed`` (deterministic)."""
     rng, _, _ = rngs(seed)
     n_c, n_h, n_m, n_k = scenario.campaigns, scenario.channels, MINUTES, CHUNKS
     channels = CHANNELS[:n_h]
     zones = tuple(ZONES[i] for i in rng.integers(0, len(ZONES), n_c))
-    day_start = np.array([_local_midnight(z) for z in zones])
+    today = scenario.date_of(day)
+    day_start = np.array([_local_midnight(z, today) for z in zones])
+    day_end = np.array([_local_midnight(z, today + timedelta(days=1)) for z in zones])
+    day_minutes = np.round((day_end - day_start) / 60.0).astype(np.int64)
 
     total = np.clip(rng.lognormal(np.log(1000.0), 0.8, n_c), 50.0, 50_000.0)
     shares = rng.dirichlet([3.0] * n_h, n_c) if n_h > 1 else np.ones((n_c, 1))
@@ -165,6 +190,17 @@ def generate(seed: int, scenario: Scenario) -> Traffic:
     shape = diurnal_curve(shift.reshape(-1)).reshape(n_c, n_h, n_m)
     shape /= shape.mean(axis=2, keepdims=True)
     forecast_cum = np.concatenate([np.zeros((n_c, n_h, 1)), np.cumsum(shape, axis=2) / n_m], axis=2)
+    peak_h = rng.uniform(0.0, 24.0, (n_c, n_h))
+    weekend = rng.uniform(*WEEKEND_LEVEL, (n_c, n_h))
+    if day:
+        rng, _, _ = rngs(seed, day)
+    hod = np.arange(24) + 0.5
+    peak = peak_h + DRIFT_H_PER_DAY * day
+    pattern = np.exp(
+        HOUR_AMPLITUDE * np.cos(2 * np.pi * (hod[None, None, :] - peak[..., None]) / 24)
+    )
+    level = weekend if today.weekday() >= 5 else np.ones((n_c, n_h))
+    true_q = pattern * level[..., None]
 
     burst = np.ones((n_c, n_h, n_m))
     burst_q = np.ones((n_c, n_h, n_m))
@@ -176,12 +212,14 @@ def generate(seed: int, scenario: Scenario) -> Traffic:
                 end = min(n_m, start + int(rng.integers(10, 41)))
                 burst[c, h, start:end] *= rng.uniform(2.0, 5.0)
                 burst_q[c, h, start:end] = BURST_QUALITY
-    hourly_q = rng.lognormal(0.0, 0.15, (n_c, n_h, 24))
+    hourly_q = true_q * rng.lognormal(0.0, HOUR_NOISE, (n_c, n_h, 24))
     quality = np.repeat(hourly_q, 60, axis=2) * burst_q
 
     clicks_day = offered_ratio * (budget / MICROS) / cpc
     clicks_rate = clicks_day[:, :, None] * shape / n_m * burst
 
+    past_end = np.arange(n_m)[None, :] >= day_minutes[:, None]
+    clicks_rate = np.where(past_end[:, None, :], 0.0, clicks_rate)
     lam = np.repeat(clicks_rate[..., None] / n_k, n_k, axis=3)
     clicks = rng.poisson(lam).astype(np.int32)
     noise = rng.lognormal(0.0, 0.15, clicks.shape)
@@ -192,9 +230,12 @@ def generate(seed: int, scenario: Scenario) -> Traffic:
     return Traffic(
         seed=seed,
         scenario=scenario,
+        day=day,
         channels=channels,
         zones=zones,
         day_start=day_start,
+        day_minutes=day_minutes,
+        true_hour_quality=true_q,
         budget=budget,
         cpc=cpc,
         cvr=cvr,

@@ -33,7 +33,8 @@ from pacer_stream.core.types import (
     PacingStrategy,
     SpendEvent,
 )
-from pacer_stream.forecast_eval import Market, synthetic_history
+
+from .forecast_market import Market, synthetic_history
 
 M = Market()
 KEY = ("camp", "google_ads")

@@ -38,7 +38,8 @@ from pacer_stream.core.types import (
     PacingStrategy,
     Thresholds,
 )
-from pacer_stream.forecast_eval import Market, synthetic_history
+
+from .forecast_market import Market, synthetic_history
 
 NY = "America/New_York"
 KEY = ("camp", "google_ads")

@@ -26,7 +26,8 @@ from pacer_stream.core.forecast.training import (
     train,
 )
 from pacer_stream.core.history import HourlyHistory
-from pacer_stream.forecast_eval import Market, synthetic_history
+
+from .forecast_market import Market, synthetic_history
 
 M = Market()
 

@@ -10,11 +10,24 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pacer_stream.core.types import PacingStrategy
+from pacer_stream.sim.baselines import GATES
 from pacer_stream.sim.command import register
 from pacer_stream.sim.metrics import aggregate, trace_metrics
 from pacer_stream.sim.report import check_targets, write_json
-from pacer_stream.sim.runner import run_seeds
-from pacer_stream.sim.scenario import METRICS, MINUTES, STRATEGIES, Faults, Scenario
+from pacer_stream.sim.runner import TaskResult, assemble, combine_days, run_seeds
+from pacer_stream.sim.scenario import (
+    DEFAULT_STRATEGY,
+    DST_DAY,
+    METRICS,
+    MINUTES,
+    PRODUCT_STRATEGIES,
+    STRATEGIES,
+    Faults,
+    Scenario,
+    row_name,
+)
+from pacer_stream.sim.targets import TARGETS
 from pacer_stream.sim.trace import empty_trace
 from pacer_stream.sim.traffic import generate
 
@@ -67,7 +80,12 @@ def test_report_has_every_strategy_and_metric(tiny_report: dict) -> None:  # typ
     assert set(tiny_report["extra_strategies"]) == {"pacer-stream-static"}
     pacer = tiny_report["strategies"]["pacer-stream"]
     assert pacer["double_counted_micros"]["worst"] == 0.0
-    assert tiny_report["strategies"]["oracle"]["oracle_share"]["mean"] == pytest.approx(1.0)
+    free = tiny_report["strategies"]["oracle-free"]
+    assert free["oracle_share"]["mean"] == pytest.approx(1.0)
+    # Bound to the operator's split, the oracle cannot beat the free one.
+    split = tiny_report["strategies"]["oracle-split"]
+    assert split["oracle_share"]["mean"] <= 1.0 + 1e-9
+    assert free["reallocation_gain"]["mean"] >= -1e-9
 
 
 def test_report_json_is_strict(tiny_report: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
@@ -75,12 +93,16 @@ def test_report_json_is_strict(tiny_report: dict, tmp_path: Path) -> None:  # ty
     data = json.loads(path.read_text())
     assert data["seeds"] == 1
     assert "_charts" not in data
+    cpu = tiny_report["_charts"]["conversions_per_unit"]
+    assert cpu["pacer-stream"] == tiny_report["strategies"]["pacer-stream"][
+        "conversions_per_unit"
+    ]["mean"]
     assert set(data["strategies"]) == set(STRATEGIES)
 
 
 def test_targets_are_judged(tiny_report: dict) -> None:  # type: ignore[type-arg]
     targets = check_targets(tiny_report, faults=True)
-    assert len(targets) == 12
+    assert len(targets) == len(TARGETS)
     assert all(t["met"] in (True, False, None) for t in targets)
     tracking = next(t for t in targets if t["metric"] == "tracking_error")
     assert tracking["bound"] == 0.03
@@ -116,3 +138,83 @@ def test_no_faults_reports_no_runaway_metrics() -> None:
     row = report["strategies"]["pacer-stream"]
     assert row["runaway_detect_minutes"] == {"mean": None, "worst": None}
     assert row["utilisation"]["mean"] > 0.5
+
+
+def test_product_rows_are_named_by_strategy_value() -> None:
+    assert "pacer-stream" in STRATEGIES
+    for s in PRODUCT_STRATEGIES:
+        if s is not DEFAULT_STRATEGY:
+            assert row_name(s) in STRATEGIES
+    assert row_name(PacingStrategy.PREDICTIVE_ML) == "predictive_ml"
+    assert {"oracle-free", "oracle-split"} <= set(STRATEGIES)
+
+
+def test_multi_day_scenario_crosses_the_dst_day() -> None:
+    scenario = Scenario(campaigns=1, days=4, warmup_days=2)
+    dates = [scenario.date_of(d) for d in range(4)]
+    assert dates[scenario.warmup_days + 1] == DST_DAY
+    with pytest.raises(ValueError):
+        Scenario(days=2, warmup_days=2)
+
+
+def test_multi_day_report_covers_the_evaluation_days_only() -> None:
+    scenario = Scenario(campaigns=2, channels=2, days=3, warmup_days=2, faults=Faults.none())
+    report = run_seeds([3], scenario, workers=1)
+    assert report["days"] == 3 and report["warmup_days"] == 2
+    assert report["scenario"]["evaluation_days"] == [scenario.date_of(2).isoformat()]
+    assert list(report["strategies"]) == list(STRATEGIES)
+    for name, row in report["strategies"].items():
+        # Every campaign spends most of its budget on the evaluation day; a report that
+        # summed warm-up days as well would show utilisation near 3.
+        assert 0.5 < row["utilisation"]["mean"] < 1.2, name
+        assert row["double_counted_micros"]["worst"] in (None, 0.0) or name in GATES, name
+    one_day = run_seeds([3], Scenario(campaigns=2, channels=2, faults=Faults.none()), workers=1)
+    assert (
+        report["strategies"]["oracle-free"]["conversions"]["mean"]
+        != one_day["strategies"]["oracle-free"]["conversions"]["mean"]
+    )
+
+
+def test_a_seed_of_many_days_is_the_mean_of_its_days_with_worst_and_sums() -> None:
+    days = [
+        {"utilisation": 0.98, "runaway_detect_minutes_max": 1.0, "double_counted_micros": 0.0,
+         "overspend_beyond_one_event": 1, "runaway_excess_share": None},
+        {"utilisation": 1.00, "runaway_detect_minutes_max": 3.0, "double_counted_micros": 5.0,
+         "overspend_beyond_one_event": 2, "runaway_excess_share": None},
+    ]  # fmt: skip
+    seed = combine_days(days)
+    assert seed["utilisation"] == pytest.approx(0.99)
+    assert seed["runaway_detect_minutes_max"] == 3.0
+    assert seed["double_counted_micros"] == 5.0
+    assert seed["overspend_beyond_one_event"] == 3.0
+    assert seed["runaway_excess_share"] is None
+
+
+def test_learned_weights_of_both_learning_rows_reach_the_charts(tiny_report: dict) -> None:  # type: ignore[type-arg]
+    """Each learning row's task brings its own hour weights; assembling keeps both."""
+    scenario = Scenario(campaigns=3, channels=2)
+    weights = {"google_ads": {"learned": [1.0] * 24, "true": [1.0] * 24, "model": "m"}}
+    base = TaskResult(0, "baselines", 0.0)
+    base.metrics = {n: dict(tiny_report["per_seed"][0]["strategies"][n]) for n in GATES}
+    for n in ("oracle-free", "oracle-split"):
+        base.metrics[n] = {**tiny_report["per_seed"][0]["strategies"][n], "conversions": 10}
+    for n in GATES:
+        base.metrics[n]["conversions"] = 5
+    hybrid = TaskResult(0, "pacer", 0.0, chart={"hour_weights": {"pacer-stream": weights}})
+    ml = TaskResult(
+        0, "strategy:PREDICTIVE_ML", 0.0, chart={"hour_weights": {"predictive_ml": weights}}
+    )
+    report = assemble([0], scenario, [hybrid, ml, base], 1.0, 1)
+    assert set(report["_charts"]["hour_weights"]) == {"pacer-stream", "predictive_ml"}
+
+
+def test_simulate_refuses_a_warm_up_as_long_as_the_run(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(
+        app, ["simulate", "--days", "2", "--warmup-days", "2", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert "--warmup-days" in result.output
+    assert not (tmp_path / "report.json").exists()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pacer_stream.sim.faults import RUNAWAY_WINDOW, plan_faults
-from pacer_stream.sim.scenario import CHUNKS, MINUTES, Faults, Scenario
+from pacer_stream.sim.scenario import CHUNKS, DST_DAY, MINUTES, Faults, Scenario
 from pacer_stream.sim.traffic import DIURNAL, diurnal_curve, generate
 
 SMALL = Scenario(campaigns=12, channels=3)
@@ -113,3 +113,42 @@ def test_scenario_validates_sizes() -> None:
         Scenario(campaigns=0)
     with pytest.raises(ValueError):
         Scenario(channels=9)
+
+
+# ---------------------------------------------------------------- multi-day
+MULTI = Scenario(campaigns=20, channels=2, days=9, warmup_days=7)
+
+
+def test_days_share_the_campaigns_but_not_the_dice() -> None:
+    a, b = generate(5, MULTI, 0), generate(5, MULTI, 1)
+    assert np.array_equal(a.budget, b.budget) and a.zones == b.zones
+    assert np.allclose(a.cvr, b.cvr)
+    assert not np.array_equal(a.clicks, b.clicks)
+    assert (b.day_start - a.day_start >= 23 * 3600).all()
+
+
+def test_conversion_pattern_is_learnable_from_history() -> None:
+    """Hourly conversion quality over a week of days correlates with the true hour
+    pattern (the noise does not hide it), and the pattern drifts day by day."""
+    days = [generate(6, MULTI, d) for d in range(7)]
+    observed = np.mean([d.quality[:, :, ::60] for d in days], axis=0)
+    truth = np.mean([d.true_hour_quality for d in days], axis=0)
+    corr = np.corrcoef(np.log(observed).ravel(), np.log(truth).ravel())[0, 1]
+    assert corr > 0.8
+    def shape(q: np.ndarray) -> np.ndarray:  # hour pattern without the weekday level
+        return np.log(q / q.mean(axis=2, keepdims=True)).ravel()
+
+    first, last = shape(days[0].true_hour_quality), shape(days[-1].true_hour_quality)
+    assert not np.allclose(first, last)
+    # Slow drift: a week later the hour pattern is still close to the old one.
+    assert np.corrcoef(first, last)[0, 1] > 0.9
+
+
+def test_dst_day_has_no_auctions_past_its_end() -> None:
+    dst = generate(7, MULTI, MULTI.warmup_days + 1)
+    assert dst.scenario.date_of(dst.day) == DST_DAY
+    short = dst.day_minutes < MINUTES
+    assert short.any() and (dst.day_minutes[short] == 23 * 60).all()
+    for c in np.flatnonzero(short):
+        assert dst.cost[c, :, 23 * 60 :].sum() == 0
+        assert dst.cost[c, :, : 23 * 60].sum() > 0

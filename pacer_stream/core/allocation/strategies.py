@@ -109,7 +109,7 @@ class PredictiveML:
     name: PacingStrategy = PacingStrategy.PREDICTIVE_ML
     #: Exponent on the traffic profile. The profile is learned from the channel's own
     #: purchases, so under a binding budget it mirrors yesterday's plan; at full strength
-    #: (1.0) the multipliers would compound day over day (measured in forecast_eval:
+    #: (1.0) the multipliers would compound day over day (measured in the multi-day simulation:
     #: utilisation fell to 85%). The square root damps that feedback.
     traffic_exponent: float = 0.5
 
