@@ -29,6 +29,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.core.allocation import default_registry
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.forecast.service import ModelRegistry, snapshots_of
@@ -48,7 +49,6 @@ from pacer_stream.core.types import (
     SpendEvent,
     Thresholds,
 )
-from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.sim.bidding import BidEngine
 from pacer_stream.sim.faults import FaultPlan, Runaway
 from pacer_stream.sim.scenario import CHUNKS, LEARNING, MINUTES

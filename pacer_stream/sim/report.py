@@ -5,7 +5,8 @@ y}}}}`` with every SPEC metric for every strategy (``null`` where a metric does 
 exist on that run, e.g. runaway metrics with faults off), plus extra keys: extra
 metrics per strategy (``conversions``, ``utilisation_p5``, ...), ``extra_strategies``
 (``pacer-stream-static``: the same engine with reallocation off), ``targets``
-(the targets of :data:`TARGETS`, docs/targets.md, and whether they were met), ``scenario``, ``per_seed``,
+(the targets of :data:`TARGETS`, docs/targets.md, and whether they were met),
+``scenario``, ``per_seed``,
 ``counters`` (engine decisions, alerts and breaker transitions) and ``timing``.
 """
 
@@ -116,7 +117,8 @@ def render(report: dict[str, Any]) -> Any:
             ]
             table.add_row(name, *cells)
         parts.append(table)
-    targets = Table(title="targets (pacer-stream: the default strategy; docs/targets.md)", box=box.SIMPLE_HEAD)
+    title = "targets (pacer-stream: the default strategy; docs/targets.md)"
+    targets = Table(title=title, box=box.SIMPLE_HEAD)
     for col in ("target", "measured", "result"):
         targets.add_column(col)
     for t in report.get("targets", []):
