@@ -347,13 +347,11 @@ class Worker:
                     "the campaign's new state could not be written to the changelog; "
                     "the campaign is quarantined until the worker restarts",
                 )
-            for m in result.messages:
-                if m.unordered:
-                    direct.append(m)
-                else:
-                    self._out_topic(m.topic).send_soon(
-                        key=m.key, value=m.value, key_serializer="raw", value_serializer="raw"
-                    )
+            # Outputs follow the changelog writes (``send_unordered`` waits for those to
+            # be delivered first): a breaker state or alert never reaches its topic
+            # ahead of the state that produced it, so a crash cannot leave the breakers
+            # topic showing a transition the recovered state never made.
+            direct.extend(result.messages)
             self._mark(result)
         self.events_processed += len(events)
         return direct
@@ -404,13 +402,21 @@ class Worker:
         campaign instead of stopping the agent."""
         producer = self.app.producer
         changelog = self.campaigns.changelog_topic.get_topic_name()
+        written = []
         for m in messages:
+            if m.topic != changelog:
+                continue
             try:
-                await producer.send(m.topic, m.key, m.value, m.partition, None, None)
+                sent = await producer.send(m.topic, m.key, m.value, m.partition, None, None)
+                written.append(sent)
             except Exception as exc:
-                if m.topic != changelog or m.key is None:
-                    raise
+                assert m.key is not None
                 self._quarantine(m.key.decode(), m.partition or 0, exc)
+        if written:
+            await asyncio.gather(*written, return_exceptions=True)
+        for m in messages:
+            if m.topic != changelog:
+                await producer.send(m.topic, m.key, m.value, m.partition, None, None)
 
     def lookup(self, campaign_id: str) -> Stored | None:
         if campaign_id in self.quarantined:
