@@ -271,25 +271,25 @@ class Worker:
         async def spend_events(stream: faust.Stream[bytes]) -> None:
             """Spend events -> engine.record_spend (idempotent) -> alerts, breakers."""
             async for events in stream.take_events(*SPEND_BATCH):
-                await self.send_unordered(self.process(events))
+                await self.send_batch(self.process(events))
 
         @app.agent(self._raw_topic(names.budgets), name="budgets")  # type: ignore[arg-type]
         async def budgets(stream: faust.Stream[bytes]) -> None:
             """Campaign configuration -> engine.configure (same table: same partition)."""
             async for event in stream.events():
-                await self.send_unordered(self.process([event]))
+                await self.send_batch(self.process([event]))
 
         @app.agent(self._raw_topic(names.commands), name="commands")  # type: ignore[arg-type]
         async def commands(stream: faust.Stream[bytes]) -> None:
             """emergency_stop / resume / reallocate / force_breaker (signed if required)."""
             async for event in stream.events():
-                await self.send_unordered(self.process([event]))
+                await self.send_batch(self.process([event]))
 
         @app.agent(self._raw_topic(names.requests), name="can-spend")  # type: ignore[arg-type]
         async def can_spend(stream: faust.Stream[bytes]) -> None:
             """Can-spend requests -> engine.reserve -> a reply on the replies topic."""
             async for events in stream.take_events(*REQUEST_BATCH):
-                await self.send_unordered(self.process(events))
+                await self.send_batch(self.process(events))
 
         self.spend_events, self.budgets = spend_events, budgets
         self.commands, self.can_spend = commands, can_spend
@@ -300,13 +300,13 @@ class Worker:
 
         Synchronous on purpose: nothing else runs on the event loop between reading a
         campaign's value and queueing its changelog write, so no other agent or timer
-        can interleave. Outputs and changelog writes go through faust's producer, which
-        is flushed before the batch's input offsets are committed (``take_events`` acks
-        the events only after this returns), so a crash replays the whole batch and the
-        offset high-water marks make the replay a no-op.
+        can interleave. The agent hands what this returns to :meth:`send_batch` before
+        ``take_events`` acks the events, and the offset commit flushes the producer, so a
+        crash replays the whole batch and the offset high-water marks make the replay a
+        no-op.
 
-        Returns the records whose order does not matter (replies) for
-        :meth:`send_unordered`.
+        Returns the batch's records to produce: the changelog writes first, then every
+        output (replies, alerts, breaker states) in order.
         """
         touched: dict[str, Stored] = {}
         handled: list[tuple[Any, Result]] = []
@@ -347,7 +347,7 @@ class Worker:
                     "the campaign's new state could not be written to the changelog; "
                     "the campaign is quarantined until the worker restarts",
                 )
-            # Outputs follow the changelog writes (``send_unordered`` waits for those to
+            # Outputs follow the changelog writes (``send_batch`` waits for those to
             # be delivered first): a breaker state or alert never reaches its topic
             # ahead of the state that produced it, so a crash cannot leave the breakers
             # topic showing a transition the recovered state never made.
@@ -394,12 +394,12 @@ class Worker:
             return False
         return True
 
-    async def send_unordered(self, messages: list[Message]) -> None:
-        """Hand a batch's changelog writes and replies straight to the Kafka client
-        (awaited before the batch is acked, so the offset commit's flush covers them),
-        skipping faust's buffer and its per-message bookkeeping. A changelog write the
-        client refuses (e.g. a value above the topic's size limit) quarantines its
-        campaign instead of stopping the agent."""
+    async def send_batch(self, messages: list[Message]) -> None:
+        """Hand a batch's records straight to the Kafka client (awaited before the batch
+        is acked, so the offset commit's flush covers them), skipping faust's buffer:
+        the changelog writes first, their delivery awaited, then the outputs in order.
+        A changelog write the client refuses (e.g. a value above the topic's size limit)
+        quarantines its campaign instead of stopping the agent."""
         producer = self.app.producer
         changelog = self.campaigns.changelog_topic.get_topic_name()
         written = []

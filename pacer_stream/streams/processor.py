@@ -80,10 +80,6 @@ class Message:
     topic: str
     key: bytes | None
     value: bytes
-    #: True for records whose order does not matter (can-spend replies: each stands
-    #: alone), which the worker may hand to the producer on a faster path. Breaker
-    #: states, alerts and the changelog keep their order.
-    unordered: bool = False
     #: Partition to write to (the changelog: the campaign's own); None = by key.
     partition: int | None = None
 
@@ -344,7 +340,7 @@ class Processor:
         status: str,
     ) -> Result:
         payload = records.encode_reply(rec, decision, decided_at=now, validate=False)
-        reply = Message(reply_topic, rec.campaign_id.encode(), payload, unordered=True)
+        reply = Message(reply_topic, rec.campaign_id.encode(), payload)
         messages = [*self.emit(outputs), reply]
         metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
         if self.activity is not None:

@@ -65,7 +65,7 @@ class CapturingWorker(app_module.Worker):
     def active_partitions(self) -> set[int]:
         return self.partitions
 
-    async def send_unordered(self, messages: list[Any]) -> None:
+    async def send_batch(self, messages: list[Any]) -> None:
         self.direct.extend(Out(m.topic, m.key, m.value) for m in messages)
 
 
