@@ -49,7 +49,7 @@ import json
 import math
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
@@ -82,6 +82,8 @@ from pacer_stream.core.types import (
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
 from pacer_stream.wire.models import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
     MAX_DEADLINE_MS,
     MAX_PARTITION,
     MAX_TEXT_LENGTH,
@@ -95,6 +97,7 @@ from pacer_stream.wire.models import (
     CommandWire,
     DlqWire,
     PaceWire,
+    SpendBatchWire,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -144,6 +147,8 @@ class ErrorCode(StrEnum):
     INVALID_TOPIC_NAME = "invalid_topic_name"
     INVALID_BASE64 = "invalid_base64"
     KEY_MISMATCH = "key_mismatch"  # record key differs from the payload's (check_key)
+    EMPTY_BATCH = "empty_batch"  # a batch spend record with no events
+    TOO_MANY_EVENTS = "too_many_events"  # a batch spend record over MAX_BATCH_EVENTS
 
 
 # --------------------------------------------------------------------------------------
@@ -189,6 +194,38 @@ class SpendRecord:
     @classmethod
     def from_core(cls, event: SpendEvent, *, source: str | None = None) -> SpendRecord:
         return _same_named(cls, event, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """One malformed event of a batch spend record (the rest of the batch still applies)."""
+
+    #: Position in the batch's ``events`` list.
+    index: int
+    #: A stable :class:`ErrorCode` value: the code a single spend record would get.
+    code: str
+    message: str
+    #: This event's own JSON object, re-encoded (what its DLQ entry keeps).
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpendBatchRecord:
+    """``pacer.spend.v1`` batch: up to :data:`MAX_BATCH_EVENTS` events of one campaign.
+
+    ``events`` are the well-formed events in batch order and ``indexes`` their positions
+    in the batch; ``rejected`` the others. Duplicates are kept (the engine de-duplicates
+    by ``event_id``). ``source`` is the batch's reporter, already given to every event
+    that does not name its own.
+    """
+
+    topic: ClassVar[str] = topics.SPEND
+
+    campaign_id: str
+    events: tuple[SpendRecord, ...]
+    indexes: tuple[int, ...]
+    rejected: tuple[RejectedEvent, ...] = ()
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,10 +506,13 @@ class DlqRecord:
     key: bytes | None = None
     payload_size: int | None = None
     payload_truncated: bool = False
+    #: Position of the rejected event in its batch spend record (None: a whole record).
+    batch_index: int | None = None
 
 
 Record = (
     SpendRecord
+    | SpendBatchRecord
     | BudgetRecord
     | CommandRecord
     | CanSpendRequest
@@ -1016,8 +1056,65 @@ def _typed(d: Mapping[str, Any], cls: type[S]) -> S:
         _fail(code, where, message)
 
 
-def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord:
+def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord | SpendBatchRecord:
+    if "events" in d:
+        return _decode_batch(d, ctx)
     return _finish_spend(_typed(d, _SpendTyped), ctx)
+
+
+_BATCH = _shape(SpendBatchWire)
+
+
+def _decode_batch(d: Mapping[str, Any], ctx: _Context) -> SpendBatchRecord:
+    """The envelope is judged whole (any problem refuses the record); then each event on
+    its own, with the checks and codes of a single spend record."""
+    _BATCH.check(d)
+    campaign_id = _id(d["campaign_id"], "campaign_id")
+    source = _opt(d, "source", _id)
+    events = d["events"]
+    if not isinstance(events, list):
+        _fail(ErrorCode.WRONG_TYPE, "events", f"must be an array, got {_json_type(events)}")
+    if not events:
+        _fail(ErrorCode.EMPTY_BATCH, "events", "a batch needs at least one event")
+    if len(events) > MAX_BATCH_EVENTS:
+        _fail(
+            ErrorCode.TOO_MANY_EVENTS,
+            "events",
+            f"{len(events)} events > {MAX_BATCH_EVENTS} in one batch",
+        )
+    good: list[SpendRecord] = []
+    indexes: list[int] = []
+    rejected: list[RejectedEvent] = []
+    for index, event in enumerate(events):
+        try:
+            good.append(_batch_event(event, campaign_id, source, ctx))
+            indexes.append(index)
+        except InvalidRecord as exc:
+            message = f"events[{index}].{exc.message}"
+            rejected.append(RejectedEvent(index, exc.code, message, _ANY_ENCODE(event)))
+    return SpendBatchRecord(campaign_id, tuple(good), tuple(indexes), tuple(rejected), source)
+
+
+def _batch_event(
+    event: object, campaign_id: str, source: str | None, ctx: _Context
+) -> SpendRecord:
+    if not isinstance(event, dict):
+        _fail(ErrorCode.WRONG_TYPE, "", f"an event must be an object, got {_json_type(event)}")
+    if "schema_version" in event:
+        _fail(ErrorCode.UNKNOWN_FIELD, "schema_version", "unknown field in a batch's event")
+    own = event.get("campaign_id")
+    if own is not None and own != campaign_id:
+        _fail(
+            ErrorCode.KEY_MISMATCH,
+            "campaign_id",
+            f"{_show(own)} differs from the batch's {_show(campaign_id)}",
+        )
+    typed = _typed({**event, "schema_version": SCHEMA_VERSION, "campaign_id": campaign_id},
+                   _SpendTyped)
+    record = _finish_spend(typed, ctx)
+    return record if record.source is not None or source is None else replace(
+        record, source=source
+    )
 
 
 def _finish_spend(typed: _SpendTyped, ctx: _Context) -> SpendRecord:
@@ -1039,6 +1136,7 @@ def _finish_spend(typed: _SpendTyped, ctx: _Context) -> SpendRecord:
 
 _SPEND_JSON: Final = msgspec.json.Decoder(_SpendTyped)
 _ANY_JSON: Final = msgspec.json.Decoder()
+_ANY_ENCODE: Final = msgspec.json.Encoder().encode
 
 
 def _fast_spend(payload: bytes) -> _SpendTyped | None:
@@ -1065,6 +1163,64 @@ def _fast_spend(payload: bytes) -> _SpendTyped | None:
     if keys != len(_ANY_JSON.decode(payload)):
         return None
     return typed
+
+
+def _plain(value: object) -> bool:
+    """A JSON scalar the strict parser accepts (no nesting, integers within 2**53 - 1,
+    finite floats)."""
+    if isinstance(value, dict | list):
+        return False
+    if type(value) is int:
+        return abs(value) <= MAX_MICROS
+    return type(value) is not float or math.isfinite(value)
+
+
+def _fast_batch(payload: bytes) -> dict[str, Any] | None:
+    """A batch's JSON object in one msgspec pass (the hot path for batches), or None
+    when the strict parser must judge the bytes: a backslash escape, a value msgspec
+    reads but the strict rules refuse (deep nesting, a big integer), or a repeated key
+    (counted as in :func:`_fast_spend`: an event holds only scalars, so the colons
+    outside strings are exactly the keys of the envelope and of its events)."""
+    if b"\\" in payload:
+        return None
+    try:
+        data = _ANY_JSON.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(events := data.get("events"), list):
+        return None
+    keys = len(data)
+    if not all(_plain(v) for k, v in data.items() if k != "events"):
+        return None
+    for event in events:
+        if not isinstance(event, dict) or not all(_plain(v) for v in event.values()):
+            return None
+        keys += len(event)
+    if keys != b"".join(payload.split(b'"')[::2]).count(b":"):
+        return None
+    return data
+
+
+def _decode_spend_bytes(
+    payload: bytes | bytearray | memoryview | None,
+    ctx: _Context,
+    max_bytes: int,
+    max_batch_bytes: int,
+) -> Record:
+    """A spend payload that is not a plain single record: a batch (up to
+    ``max_batch_bytes``) or a record the strict path must judge."""
+    if isinstance(payload, memoryview | bytearray):
+        payload = bytes(payload)
+    size = len(payload) if isinstance(payload, bytes) else 0
+    batch_like = isinstance(payload, bytes) and b'"events"' in payload
+    limit = max(max_bytes, max_batch_bytes) if batch_like else max_bytes
+    data = (_fast_batch(payload) if batch_like and size <= limit else None) or _load(
+        payload, limit
+    )
+    allowed = max_batch_bytes if "events" in data else max_bytes
+    if size > allowed:
+        _fail(ErrorCode.PAYLOAD_TOO_LARGE, "", f"payload is {size} bytes > {allowed}")
+    return _decode_obj(topics.SPEND, data, ctx)
 
 
 def _decode_channel_budgets(value: object, where: str) -> dict[ChannelType, ChannelConfig]:
@@ -1240,7 +1396,12 @@ def _decode_dlq(d: Mapping[str, Any], ctx: _Context) -> DlqRecord:
         key=_opt(d, "key_b64", _b64),
         payload_size=_opt(d, "payload_size", _int),
         payload_truncated=_opt(d, "payload_truncated", _bool) or False,
+        batch_index=_opt(d, "batch_index", _batch_index),
     )
+
+
+def _batch_index(value: object, where: str) -> int:
+    return _int(value, where, hi=MAX_BATCH_EVENTS - 1)
 
 
 _DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
@@ -1290,13 +1451,16 @@ def decode(
     *,
     now: datetime | None = None,
     max_bytes: int | None = None,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
     history_days: int = DEFAULT_HISTORY_DAYS,
     max_future_skew_s: int = DEFAULT_MAX_FUTURE_SKEW_S,
 ) -> Record:
     """Decode ``payload`` read from ``topic`` into its typed record.
 
     ``now`` (aware) enables the time-window checks (see the module docstring); the worker
-    passes its clock. ``max_bytes`` defaults to 64 KiB (1 MiB on the DLQ topic). Raises
+    passes its clock. ``max_bytes`` defaults to 64 KiB (1 MiB on the DLQ topic);
+    ``max_batch_bytes`` limits a batch spend record (a :class:`SpendBatchRecord`, whose
+    malformed events are returned as :attr:`SpendBatchRecord.rejected`). Raises
     :class:`InvalidRecord` with a stable :class:`ErrorCode` value as ``code``; nothing
     else for any payload (a naive ``now`` is a caller error: ``ValueError``).
     """
@@ -1309,6 +1473,8 @@ def decode(
         typed = _fast_spend(payload)
         if typed is not None:
             return _finish_spend(typed, ctx)
+    if topic == topics.SPEND:
+        return _decode_spend_bytes(payload, ctx, max_bytes, max_batch_bytes)
     return _decode_obj(topic, _load(payload, max_bytes), ctx)
 
 
@@ -1349,8 +1515,8 @@ def decode_as(
         history_days=history_days,
         max_future_skew_s=max_future_skew_s,
     )
-    if not isinstance(record, cls):  # pragma: no cover - RECORD_TYPES and _DECODERS agree
-        raise TypeError(f"{cls.topic} decoded to {type(record).__name__}")
+    if not isinstance(record, cls):  # a single spend record where a batch was expected
+        _fail(ErrorCode.WRONG_TYPE, "", f"expected {cls.__name__}, got {type(record).__name__}")
     return record
 
 
@@ -1456,6 +1622,10 @@ def to_dict(record: Record) -> dict[str, object]:
         _put(out, "impressions", record.impressions)
         _put(out, "revenue_micros", record.revenue_micros)
         _put(out, "reservation_id", record.reservation_id)
+        _put(out, "source", record.source)
+    elif isinstance(record, SpendBatchRecord):
+        out["campaign_id"] = record.campaign_id
+        out["events"] = [_batch_event_dict(record, event) for event in record.events]
         _put(out, "source", record.source)
     elif isinstance(record, BudgetRecord):
         out.update(
@@ -1579,8 +1749,21 @@ def to_dict(record: Record) -> dict[str, object]:
         )
         _put(out, "payload_size", record.payload_size)
         out["payload_truncated"] = record.payload_truncated
+        _put(out, "batch_index", record.batch_index)
     else:
         _fail(ErrorCode.UNKNOWN_TOPIC, "", f"not a record: {type(record).__name__}")
+    return out
+
+
+def _batch_event_dict(batch: SpendBatchRecord, event: SpendRecord) -> dict[str, object]:
+    """An event as a batch carries it: no version; its campaign and source only where
+    they differ from the batch's (a differing campaign is refused on validation)."""
+    out = to_dict(event)
+    del out["schema_version"]
+    if event.campaign_id == batch.campaign_id:
+        del out["campaign_id"]
+    if event.source is not None and event.source == batch.source:
+        del out["source"]
     return out
 
 
@@ -1622,7 +1805,19 @@ def encode(record: Record, *, validate: bool = True) -> bytes:
     """
     data = to_dict(record)
     if validate:
-        _decode_obj(record.topic, data, _NO_CONTEXT)
+        checked = _decode_obj(record.topic, data, _NO_CONTEXT)
+        if isinstance(checked, SpendBatchRecord):
+            if checked.rejected:
+                first = checked.rejected[0]
+                raise InvalidRecord(first.code, first.message)
+            encoded = _dumps(data)
+            if len(encoded) > MAX_BATCH_BYTES:
+                _fail(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    "",
+                    f"batch is {len(encoded)} bytes > {MAX_BATCH_BYTES}",
+                )
+            return encoded
     return _dumps(data)
 
 
@@ -1634,6 +1829,22 @@ def _signing_bytes(record: BudgetRecord | CommandRecord) -> bytes:
 
 def encode_spend(event: SpendEvent, *, source: str | None = None) -> bytes:
     return encode(SpendRecord.from_core(event, source=source))
+
+
+def encode_spend_batch(
+    campaign_id: str, events: Sequence[SpendEvent], *, source: str | None = None
+) -> bytes:
+    """One batch spend record of ``events`` (all of ``campaign_id``; publish it with key
+    ``campaign_id``). Raises :class:`InvalidRecord` for an event a decoder would reject,
+    no events, more than :data:`MAX_BATCH_EVENTS`, or more than :data:`MAX_BATCH_BYTES`."""
+    return encode(
+        SpendBatchRecord(
+            campaign_id,
+            tuple(SpendRecord.from_core(event) for event in events),
+            tuple(range(len(events))),
+            source=source,
+        )
+    )
 
 
 def encode_budget(config: CampaignConfig, *, updated_at: datetime) -> bytes:
@@ -1681,13 +1892,15 @@ def encode_dlq(
     at: datetime,
     *,
     keep_bytes: int = DLQ_KEEP_BYTES,
+    batch_index: int | None = None,
 ) -> bytes:
     """A DLQ entry for a record that failed (publish it with the original ``key``).
 
     Keeps the original key and the first ``keep_bytes`` of the payload (base64), its size,
     and the error; control characters in ``error`` are replaced and it is cut to
     :data:`MAX_TEXT_LENGTH`, so any failure can be recorded. ``partition``/``offset``
-    may be -1 when unknown.
+    may be -1 when unknown. ``batch_index`` names the rejected event of a batch spend
+    record (``payload`` is then that event's own JSON object).
     """
     original = bytes(payload) if payload is not None else b""
     kept = original[:keep_bytes]
@@ -1705,6 +1918,7 @@ def encode_dlq(
             key=bytes(key) if key is not None else None,
             payload_size=len(original),
             payload_truncated=len(kept) < len(original),
+            batch_index=batch_index,
         )
     )
 
@@ -1713,6 +1927,8 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DLQ_KEEP_BYTES",
     "DLQ_MAX_PAYLOAD_BYTES",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_EVENTS",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "THRESHOLD_KINDS",
@@ -1727,6 +1943,8 @@ __all__ = [
     "ErrorCode",
     "PaceRecord",
     "Record",
+    "RejectedEvent",
+    "SpendBatchRecord",
     "SpendRecord",
     "breaker_key",
     "check_key",
@@ -1740,6 +1958,7 @@ __all__ = [
     "encode_pace",
     "encode_reply",
     "encode_spend",
+    "encode_spend_batch",
     "format_time",
     "from_dict",
     "parse_breaker_key",

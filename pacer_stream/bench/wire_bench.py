@@ -299,15 +299,16 @@ def cost_us(decoder: Decoder, payload: bytes = VALID, n: int = 50_000, repeat: i
 
 
 def spend_corpus(path: Path | None = None) -> list[tuple[str, Code, bytes]]:
-    """``(name, expected code, payload)`` of the corpus's spend-topic cases; none when
-    the corpus is not there (an installed package without the repository's tests)."""
+    """``(name, expected code, payload)`` of the corpus's single-record spend cases (the
+    batch envelope cases, ``batch_*``, are not a candidate's business); none when the
+    corpus is not there (an installed package without the repository's tests)."""
     cases: list[tuple[str, Code, bytes]] = []
     path = path or CORPUS
     if not path.exists():
         return cases
     for line in path.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line) if line.strip() else None
-        if entry is None or entry["topic"] != topics.SPEND:
+        if entry is None or entry["topic"] != topics.SPEND or entry["name"].startswith("batch_"):
             continue
         if "payload_b64" in entry:
             payload = base64.b64decode(entry["payload_b64"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from enum import Enum, StrEnum
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal, get_type_hints
 
 import msgspec
 from msgspec import Meta
@@ -36,6 +36,10 @@ from pacer_stream.core.validation import FRACTIONS, POSITIVE, POSITIVE_INTS
 MAX_TEXT_LENGTH: Final = 4096
 MAX_DEADLINE_MS: Final = 86_400_000
 MAX_PARTITION: Final = 2**31 - 1
+#: Most events one batch spend record may carry.
+MAX_BATCH_EVENTS: Final = 1000
+#: Largest accepted batch spend record in bytes (single records keep their own limit).
+MAX_BATCH_BYTES: Final = 256 * 1024
 _MICROS_NOTE: Final = "Integer micros (1 unit = 1,000,000), written without fraction or exponent."
 _TIME_NOTE: Final = "RFC 3339 with an explicit offset (Z or +HH:MM)."
 #: Non-blank, no C0/C1 control characters.
@@ -155,6 +159,49 @@ class SpendWire(InputRecord, frozen=True, kw_only=True):
     revenue_micros: Annotated[Micros, _m("Conversion value.")] | None = None
     reservation_id: Annotated[Token, _d("Reservation this spend settles.")] | None = None
     source: Annotated[Id, _d("Name of the reporter; informational.")] | None = None
+
+
+def _batch_event(model: type[msgspec.Struct]) -> Any:
+    """One event of a batch: ``model``'s fields without ``schema_version``, with
+    ``campaign_id`` optional (an event may repeat the batch's, and only that)."""
+    hints = get_type_hints(model, include_extras=True)
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(model):
+        if f.name == "campaign_id":
+            spec.append((f.name, hints[f.name] | None, None))
+        elif f.name != "schema_version":
+            spec.append((f.name, hints[f.name]) if f.required else (f.name, hints[f.name], None))
+    return msgspec.defstruct(
+        "SpendEventWire", spec, kw_only=True, frozen=True, forbid_unknown_fields=True
+    )
+
+
+#: An event of a batch spend record (see :class:`SpendBatchWire`).
+SpendEventWire: Any = _batch_event(SpendWire)
+SpendEventWire.__doc__ = (
+    "One spend event of a batch: the fields of a single spend record without "
+    "schema_version; campaign_id may be omitted and, when present, must equal the batch's."
+)
+
+
+class SpendBatchWire(InputRecord, frozen=True, kw_only=True):
+    topic = topics.SPEND
+    title = "SpendTransaction batch"
+    about = (
+        f"Up to {MAX_BATCH_EVENTS} spend events of one campaign in one record "
+        f"(at most {MAX_BATCH_BYTES // 1024} KiB); key campaign_id. Each event is judged "
+        "on its own: a malformed one is dead-lettered with its index, the others apply."
+    )
+
+    campaign_id: Annotated[CampaignId, _d("Campaign of every event (also the record key).")]
+    events: Annotated[
+        list[SpendEventWire],
+        Meta(min_length=1, max_length=MAX_BATCH_EVENTS),
+        _d("The events, in the order they apply."),
+    ]
+    source: Annotated[
+        Id, _d("Name of the reporter, for the events that do not name their own.")
+    ] | None = None
 
 
 class ChannelBudgetWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -401,6 +448,11 @@ class DlqWire(OutputRecord, frozen=True, kw_only=True):
     ]
     error: Annotated[Text, _d("Human-readable error.")]
     at: Annotated[Time, _t("When the record was rejected.")]
+    batch_index: Annotated[
+        int,
+        Meta(ge=0, le=MAX_BATCH_EVENTS - 1),
+        _d("Position of the rejected event in its batch record (absent for a whole record)."),
+    ] | None = None
 
 
 #: Topic name -> its model.
@@ -418,3 +470,5 @@ MODELS: Final[dict[str, type[WireRecord]]] = {
         DlqWire,
     )
 }
+#: Topic name -> the other record shapes it accepts (the schema is a ``oneOf``).
+VARIANTS: Final[dict[str, tuple[type[WireRecord], ...]]] = {topics.SPEND: (SpendBatchWire,)}

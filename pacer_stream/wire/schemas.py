@@ -28,7 +28,7 @@ from pacer_stream.core.types import (
     PacingStrategy,
     Severity,
 )
-from pacer_stream.wire.models import MODELS, CommandType, InputRecord, WireRecord
+from pacer_stream.wire.models import MODELS, VARIANTS, CommandType, InputRecord, WireRecord
 
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 _STRICT: Final = "Unknown fields are rejected."
@@ -121,9 +121,27 @@ def topic_schema(model: type[WireRecord]) -> dict[str, Any]:
     }
 
 
+def document(topic: str) -> dict[str, Any]:
+    """``topic``'s schema: its model's, or a ``oneOf`` of every shape the topic accepts
+    (``pacer.spend.v1``: a single event or a batch)."""
+    main = topic_schema(MODELS[topic])
+    variants = VARIANTS.get(topic, ())
+    if not variants:
+        return main
+    shapes = [main, *(topic_schema(v) for v in variants)]
+    head = {k: main[k] for k in ("$schema", "$id")}
+    return {
+        **head,
+        "title": " | ".join(s["title"] for s in shapes),
+        "description": "One of: " + " ".join(f"({i}) {s['title']}." for i, s in
+                                             enumerate(shapes, 1)),
+        "oneOf": [{k: v for k, v in s.items() if k not in head} for s in shapes],
+    }
+
+
 def render(topic: str) -> str:
     """The file text of ``topic``'s schema (2-space indent, trailing newline)."""
-    return json.dumps(topic_schema(MODELS[topic]), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(document(topic), indent=2, ensure_ascii=False) + "\n"
 
 
 def export(directory: Path | None = None) -> list[Path]:

@@ -176,6 +176,7 @@ def full_samples() -> list[Record]:
             key=b"cmp-1",
             payload_size=11,
             payload_truncated=False,
+            batch_index=7,
         ),
     ]
 
