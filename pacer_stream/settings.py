@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     forecast_interval_s: float = 900.0
     forecast_timeout_s: float = 10.0
     max_payload_bytes: int = 64 * 1024
+    #: Size cap of one batched spend record (at most 1,000 events each).
+    max_batch_payload_bytes: int = 256 * 1024
     #: Campaigns without a budget that spend may create on one worker (then DLQ
     #: ``unbudgeted_campaign_limit``); they expire after the history horizon.
     max_unbudgeted_campaigns: int = 10_000

@@ -5,14 +5,15 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
 1. **Throughput on a backlog.** ``n_events`` spend events for ``n_campaigns`` configured
    campaigns are produced while no consumer runs; then the consumer starts and the
    events/s between the first and the last *applied* event is measured. "Applied" is
-   read from each consumer's changelog: every applied event writes the campaign's table
-   value, whose offset high-water mark names the spend record it applied, and the
-   changelog record's timestamp is when it was written. The faust worker is a real
-   ``python -m pacer_stream worker`` subprocess (restarted after the budgets were
-   applied, so its table is recovered from the changelog first -- the restart time is
-   reported too). The baseline is a plain aiokafka consume -> ``Processor.handle`` ->
-   produce-changelog-and-outputs -> commit loop in this process: the same decoding,
-   engine work, serialisation and produce per event, minus faust.
+   read from each consumer's changelog: a batch of input records writes each touched
+   campaign's table value once, whose offset high-water mark names the campaign's last
+   spend record in the batch (so it covers that campaign's earlier records on the
+   partition too), and the changelog record's timestamp is when it was written. The
+   faust worker is a real ``python -m pacer_stream worker`` subprocess (restarted after
+   the budgets were applied, so its table is recovered from the changelog first -- the
+   restart time is reported too). The baseline is a plain aiokafka consume ->
+   ``Processor.handle`` -> produce-changelog-and-outputs -> commit loop in this process:
+   the same decoding, engine work, serialisation and produce per event, minus faust.
 2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
    for ``live_seconds``; lag = changelog write time - produce time, per event; p50/p99.
 3. **Can-spend round trip.** ``PacerClient.can_spend`` through the worker at a fixed
@@ -20,6 +21,12 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    (request produced, decided, reply consumed), timeouts counted. Target p99 <= 20 ms.
    Grants are never settled; the campaigns' reservation TTL is 5 s so the number of live
    holds stays steady (every hold is part of the campaign's changelog value).
+
+4. **Batched records.** After the peers, ``batch_events`` spend events published through
+   :class:`~pacer_stream.client.publisher.SpendPublisher` (per campaign, 5 ms linger,
+   the wire limits) as a backlog for the worker (events/s, each record weighted by the
+   events it carries), then at ``batch_live_rate`` events/s for the lag (per record,
+   plus the linger as the bound of an event's wait for its batch).
 
 Timestamps are Kafka ``CreateTime`` values set by the producing clients on this machine
 (millisecond resolution), so lags under ~1 ms read as 0-1 ms.
@@ -52,6 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pacer_stream import records, topics
+from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
     ChannelConfig,
@@ -178,13 +186,22 @@ def _spend_payloads(campaigns: list[str], n: int, tag: str) -> list[tuple[bytes,
     return out
 
 
+#: A produced spend record: (partition, offset, key). Keys matter because the worker
+#: writes a campaign's value once per batch of input records, so the value's offset
+#: high-water mark names only the last record of that campaign in the batch; every
+#: earlier record of the campaign on that partition was applied by the same write.
+RecordId = tuple[int, int, bytes]
+
+
 async def _produce_all(
     producer: AIOKafkaProducer, topic: str, items: Iterable[tuple[bytes, bytes]]
-) -> dict[tuple[int, int], int]:
-    """Produce as fast as possible; returns (partition, offset) -> CreateTime (ms)."""
-    futs = [await producer.send(topic, value, key=key) for key, value in items]
+) -> dict[RecordId, int]:
+    """Produce as fast as possible; returns record id -> CreateTime (ms)."""
+    keyed = list(items)
+    futs = [await producer.send(topic, value, key=key) for key, value in keyed]
     metas = await asyncio.gather(*futs)
-    return {(m.partition, m.offset): m.timestamp for m in metas}
+    pairs = zip(keyed, metas, strict=True)
+    return {(m.partition, m.offset, key): m.timestamp for (key, _), m in pairs}
 
 
 async def _produce_at_rate(
@@ -192,7 +209,7 @@ async def _produce_at_rate(
     topic: str,
     items: list[tuple[bytes, bytes]],
     rate: float,
-) -> dict[tuple[int, int], int]:
+) -> dict[RecordId, int]:
     """Produce ``items`` at ``rate`` per second (schedule-driven, no drift)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -204,14 +221,21 @@ async def _produce_at_rate(
             await asyncio.sleep(delay)
         futs.append(await producer.send(topic, value, key=key))
     metas = await asyncio.gather(*futs)
-    return {(m.partition, m.offset): m.timestamp for m in metas}
+    pairs = zip(items, metas, strict=True)
+    return {(m.partition, m.offset, key): m.timestamp for (key, _), m in pairs}
 
 
 async def _applied_times(
-    bootstrap: str, changelog: str, produced: dict[tuple[int, int], int], timeout: float
-) -> dict[tuple[int, int], int]:
+    bootstrap: str, changelog: str, produced: dict[RecordId, int], timeout: float
+) -> dict[RecordId, int]:
     """Read a changelog until every produced spend record is seen applied; returns
-    (partition, offset) of the spend record -> changelog CreateTime (ms)."""
+    record id -> CreateTime (ms) of the first changelog write that covers it (same
+    partition and campaign, offset high-water mark at or past the record's offset)."""
+    pending: dict[tuple[int, bytes], list[int]] = {}
+    for partition, offset, key in produced:
+        pending.setdefault((partition, key), []).append(offset)
+    for offsets in pending.values():
+        offsets.sort(reverse=True)  # pop() takes the lowest
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -220,7 +244,7 @@ async def _applied_times(
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
-    applied: dict[tuple[int, int], int] = {}
+    applied: dict[RecordId, int] = {}
     try:
         consumer.subscribe([changelog])
         deadline = time.monotonic() + timeout
@@ -229,22 +253,24 @@ async def _applied_times(
                 raise TimeoutError(f"changelog {changelog} not found")
             await asyncio.sleep(0.05)
         await consumer.seek_to_beginning(*consumer.assignment())
-        wanted = set(produced)
-        while not wanted <= applied.keys():
+        while len(applied) < len(produced):
             if time.monotonic() > deadline:
-                missing = len(wanted - applied.keys())
+                missing = len(produced) - len(applied)
                 raise TimeoutError(f"{missing} events not applied within {timeout}s")
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, msgs in batches.items():
                 for m in msgs:
-                    if m.value is None:
+                    if m.value is None or m.key is None:
                         continue
                     hwm = _spend_hwm(m.value)
-                    if hwm is not None:
-                        applied.setdefault((tp.partition, hwm), m.timestamp)
+                    offsets = pending.get((tp.partition, m.key))
+                    if hwm is None or not offsets:
+                        continue
+                    while offsets and offsets[-1] <= hwm:
+                        applied[(tp.partition, offsets.pop(), m.key)] = m.timestamp
     finally:
         await consumer.stop()
-    return {k: applied[k] for k in produced}
+    return applied
 
 
 def _spend_hwm(value: bytes) -> int | None:
@@ -254,14 +280,63 @@ def _spend_hwm(value: bytes) -> int | None:
     return int(hwm) if hwm is not None else None
 
 
-def _throughput(applied: dict[tuple[int, int], int]) -> float:
+def _throughput(applied: dict[RecordId, int]) -> float:
     times = sorted(applied.values())
     span_s = max((times[-1] - times[0]) / 1000.0, 1e-3)
     return len(times) / span_s
 
 
-def _lags(produced: dict[tuple[int, int], int], applied: dict[tuple[int, int], int]) -> list[float]:
+def _lags(produced: dict[RecordId, int], applied: dict[RecordId, int]) -> list[float]:
     return [float(applied[k] - produced[k]) for k in produced]
+
+
+async def _publish_batched(
+    producer: AIOKafkaProducer,
+    topic: str,
+    campaigns: list[str],
+    n: int,
+    tag: str,
+    rate: float | None = None,
+    linger_s: float = 0.005,
+) -> tuple[dict[RecordId, int], dict[RecordId, int]]:
+    """Publish ``n`` spend events through :class:`SpendPublisher` (the client's batching:
+    per campaign, ``linger_s``, wire limits), as fast as possible or at ``rate`` events/s.
+
+    Returns (partition, offset) of each batched record -> its CreateTime (ms), and ->
+    the number of events it carries."""
+    created: dict[RecordId, int] = {}
+    sizes: dict[RecordId, int] = {}
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        meta = await (await producer.send(topic, value, key=key))
+        created[(meta.partition, meta.offset, key)] = meta.timestamp
+        # Our own encoder writes the field name once per event (a string value cannot
+        # contain it unescaped), so this counts the record's events without decoding.
+        sizes[(meta.partition, meta.offset, key)] = value.count(b'"event_id":')
+
+    publisher = SpendPublisher(send, topic, linger_s=linger_s)
+    now = datetime.now(UTC)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(n):
+        if rate is not None:
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        cid = campaigns[i % len(campaigns)]
+        publisher.publish(
+            SpendEvent(f"{tag}-{i}", cid, CHANNELS[i % len(CHANNELS)], 1_000 + i % 997, now)
+        )
+    await publisher.flush()
+    return created, sizes
+
+
+def _weighted_throughput(applied: dict[RecordId, int], sizes: dict[RecordId, int]) -> float:
+    """Events/s between the first and the last applied record, each record counted by
+    the events it carries."""
+    times = sorted(applied.values())
+    span_s = max((times[-1] - times[0]) / 1000.0, 1e-3)
+    return sum(sizes[k] for k in applied) / span_s
 
 
 class PlainLoop:
@@ -402,6 +477,8 @@ async def run(
     live_seconds: float = 5.0,
     request_rates: tuple[float, ...] = (250.0, 1_000.0),
     request_seconds: float = 5.0,
+    batch_events: int = 200_000,
+    batch_live_rate: float = 5_000.0,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the stream benchmark on ``bootstrap``; returns the figures (see module doc).
@@ -419,6 +496,8 @@ async def run(
             live_seconds=live_seconds,
             request_rates=request_rates,
             request_seconds=request_seconds,
+            batch_events=batch_events,
+            batch_live_rate=batch_live_rate,
             workdir=workdir,
         )
 
@@ -449,6 +528,8 @@ async def _run(
     live_seconds: float,
     request_rates: tuple[float, ...],
     request_seconds: float,
+    batch_events: int,
+    batch_live_rate: float,
     workdir: Path | None,
 ) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
@@ -566,6 +647,53 @@ async def _run(
             round(faust_rate / trivial, 3) if isinstance(trivial, float) and trivial else None
         )
         result["target_faust_vs_trivial_agent"] = 0.8
+
+        # --- our worker on batched records from our client -------------------------------
+        # After the peers (they read single-event records only): a backlog of batched
+        # records, then a fixed-rate run for the lag. Lag is per record (changelog write
+        # - CreateTime) plus the publisher's linger, an upper bound of how long an event
+        # waited for its batch.
+        linger_s = 0.005
+        batch_created, batch_sizes = await _publish_batched(
+            producer, names.spend, campaigns, batch_events, "bb", linger_s=linger_s
+        )
+        t0 = worker.start()
+        await worker.wait_ready()
+        batch_restart_s = time.monotonic() - t0
+        applied_batches = await _applied_times(
+            bootstrap, f"{app_id}-campaigns-changelog", batch_created, timeout=600
+        )
+        batch_rate = _weighted_throughput(applied_batches, batch_sizes)
+        live_created, _ = await _publish_batched(
+            producer,
+            names.spend,
+            campaigns,
+            int(batch_live_rate * live_seconds),
+            "bl",
+            rate=batch_live_rate,
+            linger_s=linger_s,
+        )
+        applied_live_batches = await _applied_times(
+            bootstrap, f"{app_id}-campaigns-changelog", live_created, timeout=600
+        )
+        batch_lags = [lag + linger_s * 1000 for lag in _lags(live_created, applied_live_batches)]
+        result["faust_worker_batched"] = {
+            "events": batch_events,
+            "records": len(batch_created),
+            "events_per_record": round(batch_events / max(1, len(batch_created)), 1),
+            "events_per_s": round(batch_rate, 1),
+            "restart_to_ready_s": round(batch_restart_s, 2),
+            "live_rate_per_s": batch_live_rate,
+            "lag": _summary_ms(batch_lags),
+            "target_events_per_s": 30_000,
+            "target_lag_p99_ms": 50.0,
+        }
+        quix = peers["quix"].get("events_per_s")
+        result["batched_vs_quixstreams"] = (
+            round(batch_rate / quix, 2) if isinstance(quix, float) and quix else None
+        )
+        result["worker_rss_mib_batched"] = _rss_mib(worker)
+        worker.stop()
     finally:
         worker.stop()
         await producer.stop()

@@ -16,6 +16,7 @@ from pacer_stream.adapters.store import (
 )
 from pacer_stream.client.fastpath import FastPathClient
 from pacer_stream.client.kafka import BreakerFollower, PacerClient
+from pacer_stream.client.publisher import SpendPublisher
 
 __all__ = [
     "BreakerFollower",
@@ -26,5 +27,6 @@ __all__ = [
     "Reservation",
     "SettleStatus",
     "Settlement",
+    "SpendPublisher",
     "StoreUnavailable",
 ]

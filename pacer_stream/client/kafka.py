@@ -48,6 +48,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pacer_stream import records, topics
+from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
     ChannelConfig,
@@ -66,7 +67,7 @@ from pacer_stream.records import (
     CommandType,
 )
 
-__all__ = ["BreakerFollower", "PacerClient"]
+__all__ = ["BreakerFollower", "PacerClient", "SpendPublisher"]
 
 
 def _now() -> datetime:
@@ -96,6 +97,7 @@ class PacerClient:
         reply_to: str | None = None,
         signing_key: tuple[str, bytes] | None = None,
         clock: Callable[[], datetime] = _now,
+        spend_linger_ms: float = 5.0,
         **kafka_options: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -110,6 +112,15 @@ class PacerClient:
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[CanSpendReply]] = {}
         self._replies_lock = asyncio.Lock()
+        if spend_linger_ms < 0:
+            raise ValueError("spend_linger_ms must be >= 0")
+        #: Spend events are packed per campaign into batched records by this publisher
+        #: (None when ``spend_linger_ms`` is 0: one record per event).
+        self._publisher: SpendPublisher | None = (
+            SpendPublisher(self.send, self._topic(topics.SPEND), linger_s=spend_linger_ms / 1000)
+            if spend_linger_ms > 0
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> PacerClient:
@@ -137,7 +148,11 @@ class PacerClient:
         self._producer = producer
 
     async def close(self) -> None:
-        """Close the Kafka clients (pending can-spend calls fail with ``CancelledError``)."""
+        """Send the spend events still lingering, then close the Kafka clients (pending
+        can-spend calls fail with ``CancelledError``)."""
+        if self._publisher is not None and self._producer is not None:
+            with contextlib.suppress(Exception):  # each event's future carries its error
+                await self._publisher.flush()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -163,6 +178,14 @@ class PacerClient:
     def _topic(self, logical: str) -> str:
         return self.prefix + logical
 
+    @property
+    def spend_publisher(self) -> SpendPublisher:
+        """The batching publisher behind :meth:`publish_spend`, for producers that queue
+        many events without awaiting each (``publish(event)`` then ``flush()``)."""
+        if self._publisher is None:
+            raise RuntimeError("spend batching is off (spend_linger_ms=0)")
+        return self._publisher
+
     async def send(self, topic: str, key: bytes | None, value: bytes | None) -> tuple[int, int]:
         """Produce one raw record, wait for the broker's acknowledgement and return its
         ``(partition, offset)``."""
@@ -187,8 +210,11 @@ class PacerClient:
         reservation_id: str | None = None,
         source: str | None = None,
     ) -> str:
-        """Publish one spend event; returns its ``event_id`` (generated when not given:
-        pass your own to make producer retries idempotent)."""
+        """Publish one spend event and wait for the broker's acknowledgement; returns
+        its ``event_id`` (generated when not given: pass your own to make producer
+        retries idempotent). Events of a campaign published within the linger
+        (``spend_linger_ms``, default 5 ms) by concurrent callers travel in one batched
+        record; with ``spend_linger_ms=0`` each event is its own record."""
         event = SpendEvent(
             event_id=event_id or uuid.uuid4().hex,
             campaign_id=campaign_id,
@@ -201,11 +227,14 @@ class PacerClient:
             revenue_micros=revenue_micros,
             reservation_id=reservation_id,
         )
-        await self.send(
-            self._topic(topics.SPEND),
-            campaign_id.encode(),
-            records.encode_spend(event, source=source),
-        )
+        if self._publisher is not None and source is None:
+            await self._publisher.publish(event)
+        else:  # a per-event source needs its own record (a batch has one source)
+            await self.send(
+                self._topic(topics.SPEND),
+                campaign_id.encode(),
+                records.encode_spend(event, source=source),
+            )
         return event.event_id
 
     async def set_budget(

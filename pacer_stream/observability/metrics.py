@@ -369,8 +369,9 @@ def observe_spend_event(
     channel: ChannelType | str | None = None,
     amount_micros: int = 0,
     lag_seconds: float | None = None,
+    count: int = 1,
 ) -> None:
-    """Count one processed spend event.
+    """Count ``count`` processed spend events (several: a replayed or refused batch).
 
     ``result`` is one of :data:`SPEND_RESULTS`. For ``applied`` and ``late`` results the
     ``amount_micros`` is added to ``pacer_spend_applied_micros_total{channel}`` (it is
@@ -378,7 +379,7 @@ def observe_spend_event(
     given, is the event-time lag observed into ``pacer_event_processing_lag_seconds``.
     """
     r = _choice("result", result, SPEND_RESULTS)
-    SPEND_EVENTS.labels(result=r).inc()
+    SPEND_EVENTS.labels(result=r).inc(count)
     if r in ("applied", "late") and amount_micros:
         if channel is None:
             raise ValueError("channel is required to count applied spend")

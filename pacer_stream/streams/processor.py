@@ -35,7 +35,7 @@ from pacer_stream import records, signing, topics
 from pacer_stream.adapters import keys as fastpath_keys
 from pacer_stream.core import serde
 from pacer_stream.core.calendar import from_ts as _from_ts
-from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.engine import PacingEngine, SpendResult
 from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import (
     Alert,
@@ -56,6 +56,7 @@ from pacer_stream.records import (
     CanSpendRequest,
     CommandRecord,
     CommandType,
+    SpendBatchRecord,
     SpendRecord,
 )
 from pacer_stream.streams.activity import ActivityLog
@@ -140,6 +141,7 @@ class Processor:
         command_keys: Mapping[str, bytes] | None = None,
         require_signed: bool = False,
         max_payload_bytes: int = records.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_batch_bytes: int = records.MAX_BATCH_BYTES,
         quota: CampaignQuota | None = None,
         alert_limiter: AlertLimiter | None = None,
     ) -> None:
@@ -149,6 +151,7 @@ class Processor:
         self.command_keys = dict(command_keys or {})
         self.require_signed = require_signed
         self.max_payload_bytes = max_payload_bytes
+        self.max_batch_bytes = max_batch_bytes
         self.quota = quota or CampaignQuota(DEFAULT_MAX_UNBUDGETED_CAMPAIGNS)
         #: Logical input topic -> its handler (each takes one :class:`Input`).
         self._handlers: dict[str, Callable[[Input, Lookup, datetime], Result]] = {
@@ -173,6 +176,7 @@ class Processor:
             command_keys=signing.parse_keys(settings.command_keys),
             require_signed=bool(settings.require_signed_commands),
             max_payload_bytes=int(settings.max_payload_bytes),
+            max_batch_bytes=int(settings.max_batch_payload_bytes),
             quota=CampaignQuota(int(settings.max_unbudgeted_campaigns)),
             alert_limiter=AlertLimiter(
                 int(settings.alert_burst), float(settings.alert_burst_window_s)
@@ -222,47 +226,122 @@ class Processor:
         value: bytes | None,
         code: str,
         message: str,
+        *,
+        batch_index: int | None = None,
     ) -> Result:
-        """A DLQ record for a refused input (original key and bytes kept)."""
+        """A DLQ record for a refused input (original key and bytes kept); for one event
+        of a batch, that event's bytes and its ``batch_index``."""
         now = self.clock.now()
         logical = self.names.logical(topic) or topic
         metrics.observe_dlq(logical, code)
         if logical == topics.SPEND:
             metrics.observe_spend_event("dlq")
-        payload = records.encode_dlq(topic, partition, offset, key, value, code, message, now)
+        payload = records.encode_dlq(
+            topic, partition, offset, key, value, code, message, now, batch_index=batch_index
+        )
         log.info("dead_lettered", topic=topic, partition=partition, offset=offset, error_code=code)
         return Result([Message(self.names.dlq, key, payload)], status="dlq")
 
     def _spend(self, record: Input, lookup: Lookup, now: datetime) -> Result:
         # No time window in decode: the engine judges event times with the campaign's
         # own thresholds (history_days, max_future_skew_s) and the same codes.
-        rec = self._decode(SpendRecord, record, None)
-        partition, offset = record.partition, record.offset
-        stored = lookup(rec.campaign_id)
-        if stored is None:  # spend without a budget is still a fact: record it ...
-            if not self.quota.admit(rec.campaign_id):  # ... up to a quota of such campaigns
-                raise InvalidRecord(
-                    UNBUDGETED_CAMPAIGN_LIMIT,
-                    f"this worker already holds {self.quota.limit} campaigns without a "
-                    "budget; spend for another one is not recorded",
-                )
-            stored = Stored(self.engine.new_campaign(rec.campaign_id), partition)
+        rec = records.decode(
+            topics.SPEND,
+            record.value,
+            max_bytes=self.max_payload_bytes,
+            max_batch_bytes=self.max_batch_bytes,
+        )
+        assert isinstance(rec, SpendRecord | SpendBatchRecord)
+        records.check_key(rec, record.key)
+        stored = self._spend_target(rec.campaign_id, record.partition, lookup)
         state = stored.state
-        if state.offsets.get(topics.SPEND, -1) >= offset:
-            metrics.observe_spend_event("duplicate")
+        if state.offsets.get(topics.SPEND, -1) >= record.offset:
+            metrics.observe_spend_event("duplicate", count=_event_count(rec))
             return Result(status="replayed")
-        event = rec.to_core()
-        try:
-            res = self.engine.record_spend(state, event, now)
-        except PacerError:
-            if not state.configured and not state.channels:
-                self.quota.budgeted(rec.campaign_id)  # nothing was created after all
-            raise
-        state.offsets[topics.SPEND] = offset
-        stored.partition = partition
+        if isinstance(rec, SpendRecord):
+            try:
+                res = self._apply_spend(stored, rec, now)
+            except PacerError:
+                self._forget_if_empty(stored)
+                raise
+            state.offsets[topics.SPEND] = record.offset
+            stored.partition = record.partition
+            if res is None:
+                return Result(store=stored, status="duplicate")
+            return Result(
+                self.emit(res.outputs),
+                stored,
+                [(rec.campaign_id, rec.channel)],
+                "late" if self._is_late(rec, res, now) else "applied",
+                _breakers(res.outputs),
+            )
+        return self._spend_batch(rec, record, stored, now)
+
+    def _spend_batch(
+        self, batch: SpendBatchRecord, record: Input, stored: Stored, now: datetime
+    ) -> Result:
+        """Every event of a batch is judged on its own: a refused one goes to the DLQ
+        alone (its own bytes and its index in the batch) and the rest apply; the batch
+        is one input offset, so the high-water mark covers all of it at once."""
+        messages: list[Message] = []
+        outputs: list[Output] = []
+        dirty: dict[tuple[str, ChannelType], None] = {}
+        applied = 0
+        refused = [(r.index, r.code, r.message, r.payload) for r in batch.rejected]
+        for index, rec in zip(batch.indexes, batch.events, strict=True):
+            try:
+                res = self._apply_spend(stored, rec, now)
+            except PacerError as exc:
+                refused.append((index, exc.code, exc.message, records.encode_spend(
+                    rec.to_core(), source=rec.source)))
+                continue
+            if res is not None:
+                applied += 1
+                outputs.extend(res.outputs)
+                dirty[(rec.campaign_id, rec.channel)] = None
+        for index, code, message, payload in sorted(refused):
+            messages.extend(
+                self.dead_letter(
+                    record.topic, record.partition, record.offset, record.key, payload,
+                    code, message, batch_index=index,
+                ).messages
+            )
+        if not applied and not dirty:
+            self._forget_if_empty(stored)
+        stored.state.offsets[topics.SPEND] = record.offset
+        stored.partition = record.partition
+        messages[:0] = self.emit(outputs)
+        status = "applied" if applied else ("dlq" if refused else "duplicate")
+        return Result(messages, stored, list(dirty), status, _breakers(outputs))
+
+    def _spend_target(self, campaign_id: str, partition: int, lookup: Lookup) -> Stored:
+        """The campaign's value; spend without a budget is still a fact: it creates the
+        campaign, up to a quota of such campaigns."""
+        stored = lookup(campaign_id)
+        if stored is not None:
+            return stored
+        if not self.quota.admit(campaign_id):
+            raise InvalidRecord(
+                UNBUDGETED_CAMPAIGN_LIMIT,
+                f"this worker already holds {self.quota.limit} campaigns without a "
+                "budget; spend for another one is not recorded",
+            )
+        return Stored(self.engine.new_campaign(campaign_id), partition)
+
+    def _forget_if_empty(self, stored: Stored) -> None:
+        state = stored.state
+        if not state.configured and not state.channels:
+            self.quota.budgeted(state.campaign_id)  # nothing was created after all
+
+    def _apply_spend(
+        self, stored: Stored, rec: SpendRecord, now: datetime
+    ) -> SpendResult | None:
+        """One event through ``engine.record_spend``; None for a duplicate. Raises the
+        engine's :class:`PacerError` for an event it refuses (state unchanged)."""
+        res = self.engine.record_spend(stored.state, rec.to_core(), now)
         if res.duplicate:
             metrics.observe_spend_event("duplicate")
-            return Result(store=stored, status="duplicate")
+            return None
         rid = rec.reservation_id
         # Fast-path spend the core counted today is "reported" to Redis, which then
         # stops holding it back from the allowance; spend the engine filed under an
@@ -280,21 +359,18 @@ class Processor:
             if epoch:
                 stored.add_fastpath_spend(rec.channel.value, epoch, rec.amount_micros)
         now_ts = now.timestamp()
-        event_ts = rec.event_time.timestamp()
-        late = res.placement != "today" or int(event_ts // 3600) < int(now_ts // 3600)
         metrics.observe_spend_event(
-            "late" if late else "applied",
+            "late" if self._is_late(rec, res, now) else "applied",
             channel=rec.channel,
             amount_micros=rec.amount_micros,
-            lag_seconds=now_ts - event_ts,
+            lag_seconds=now_ts - rec.event_time.timestamp(),
         )
-        return Result(
-            self.emit(res.outputs),
-            stored,
-            [(rec.campaign_id, rec.channel)],
-            "late" if late else "applied",
-            _breakers(res.outputs),
-        )
+        return res
+
+    @staticmethod
+    def _is_late(rec: SpendRecord, res: SpendResult, now: datetime) -> bool:
+        hour = int(rec.event_time.timestamp() // 3600)
+        return bool(res.placement != "today" or hour < int(now.timestamp() // 3600))
 
     def _request(self, record: Input, lookup: Lookup, now: datetime) -> Result:
         started = time.perf_counter()
@@ -660,6 +736,12 @@ class Processor:
 
 
 _LIMIT_CODES = frozenset({Code.DAILY_CAP, Code.HOURLY_CAP, Code.VELOCITY})
+
+
+def _event_count(rec: SpendRecord | SpendBatchRecord) -> int:
+    if isinstance(rec, SpendRecord):
+        return 1
+    return len(rec.events) + len(rec.rejected)
 
 
 def _breakers(outputs: Iterable[Output]) -> list[tuple[str, ChannelType, CircuitBreakerState]]:
