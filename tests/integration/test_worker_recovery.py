@@ -59,6 +59,33 @@ class Ledger:
             self.spend[key] = self.spend.get(key, 0) + amount
 
 
+    async def spend_batch(
+        self,
+        client: PacerClient,
+        run: StreamRun,
+        cid: str,
+        events: list[tuple[str, str, int]],
+    ) -> None:
+        """One batched record of ``(channel, event_id, amount)`` events of ``cid``."""
+        from pacer_stream import records
+        from pacer_stream.core.types import ChannelType, SpendEvent
+
+        payload = records.encode_spend_batch(
+            cid,
+            [
+                SpendEvent(eid, cid, ChannelType(ch), amount, run.now(), clicks=1)
+                for ch, eid, amount in events
+            ],
+        )
+        _, offset = await client.send(run.topic(topics.SPEND), cid.encode(), payload)
+        self.last_offset[cid] = max(offset, self.last_offset.get(cid, -1))
+        for channel, event_id, amount in events:
+            if event_id not in self.unique:
+                self.unique[event_id] = amount
+                key = (cid, channel)
+                self.spend[key] = self.spend.get(key, 0) + amount
+
+
 def _view(worker: WorkerProcess, cid: str) -> dict[str, Any] | None:
     body = worker.status(cid)
     if body is None:
@@ -189,3 +216,57 @@ async def test_restart_graceful_and_kill9_exact_totals(
     total_unique = sum(ledger.spend.values())
     assert total_unique > 0
     print(f"recovery after kill -9 (ready + caught up): {recovery_s:.1f} s")
+
+
+async def test_kill9_with_batched_records_exact_totals(
+    stream_run: StreamRun,
+    workers: Callable[..., WorkerProcess],
+    client: PacerClient,
+) -> None:
+    """Batched records (duplicates inside a batch, across batches and whole batches
+    delivered twice) while the worker is killed -9: every unique event counts once."""
+    rng = random.Random(11)
+    ledger = Ledger()
+    cids = [f"b-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
+    w1 = workers("w1")
+    w1.start()
+    await w1.wait_ready()
+    for cid in cids:
+        await client.set_budget(
+            cid, {c: 1_000_000 * UNIT for c in CHANNELS}, strategy="even_distribution"
+        )
+    await poll(lambda: all(w1.status(c) for c in cids), what="campaigns configured")
+    done = asyncio.Event()
+    ids = [f"bev-{i}" for i in range(3000)]
+
+    async def produce() -> None:
+        for n in range(120):
+            cid = rng.choice(cids)
+            events = []
+            for _ in range(rng.randint(1, 40)):
+                i = rng.randrange(len(ids))  # ids repeat within and across batches
+                # the same id always carries the same channel and amount, as a retry does
+                events.append((CHANNELS[i % 2], f"{cid}-{ids[i]}", (i % 50 + 1) * 10_000))
+            await ledger.spend_batch(client, stream_run, cid, events)
+            if n % 9 == 0:  # the whole record delivered again
+                await ledger.spend_batch(client, stream_run, cid, events)
+            if n % 10 == 0:
+                await asyncio.sleep(0.01)  # let the worker interleave (not a timing wait)
+        done.set()
+
+    producer = asyncio.create_task(produce())
+
+    def progressed() -> bool:
+        bodies = [w1.status(cid) for cid in cids]
+        return all(bodies) and sum(b["offsets"].get(topics.SPEND, 0) for b in bodies) > 40  # type: ignore[index]
+
+    await poll(progressed, what="worker applying batches")
+    assert not done.is_set(), "the kill must happen while batches are still flowing"
+    w1.kill()
+    w2 = workers("w2")
+    w2.start()
+    await w2.wait_ready()
+    await producer
+    await poll(lambda: _caught_up(w2, ledger, cids), what="all batches after kill -9")
+    _assert_exact(w2, ledger, cids)
+    assert sum(ledger.spend.values()) > 0
