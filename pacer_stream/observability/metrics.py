@@ -378,16 +378,20 @@ def observe_spend_event(
     ignored for duplicates and DLQ records, which change no state). ``lag_seconds``, when
     given, is the event-time lag observed into ``pacer_event_processing_lag_seconds``.
     """
-    r = _choice("result", result, SPEND_RESULTS)
-    SPEND_EVENTS.labels(result=r).inc(count)
+    r = _value(result)
+    events = _SPEND_EVENTS_BY_RESULT.get(r)
+    if events is None:
+        raise ValueError(f"invalid result label value {r!r}")
+    events.inc(count)
     if r in ("applied", "late") and amount_micros:
         if channel is None:
             raise ValueError("channel is required to count applied spend")
         if amount_micros < 0:
             raise ValueError("amount_micros must be >= 0")
-        SPEND_APPLIED_MICROS.labels(channel=_choice("channel", channel, _CHANNELS)).inc(
-            amount_micros
-        )
+        applied = _SPEND_MICROS_BY_CHANNEL.get(_value(channel))
+        if applied is None:
+            raise ValueError(f"invalid channel label value {_value(channel)!r}")
+        applied.inc(amount_micros)
     if lag_seconds is not None:
         observe_event_lag(lag_seconds)
 
@@ -502,6 +506,14 @@ def set_worker_info(version: str, app_id: str) -> None:
 def render_latest() -> tuple[bytes, str]:
     """Return the exposition body and its content type for a ``/metrics`` view."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+#: The spend counters' children by label value: spend is counted once per event, and
+#: ``labels()`` (a lock and a dict lookup) would cost more than the increment itself.
+_SPEND_EVENTS_BY_RESULT: Final = {r: SPEND_EVENTS.labels(result=r) for r in SPEND_RESULTS}
+_SPEND_MICROS_BY_CHANNEL: Final = {
+    ch: SPEND_APPLIED_MICROS.labels(channel=ch) for ch in _CHANNELS
+}
 
 
 def _initialise_series() -> None:
