@@ -1,4 +1,4 @@
-"""Kafka connection options from the settings, for every process that connects.
+"""Kafka and Redis connection options from the settings, for every process that connects.
 
 Why a module of its own: the worker, the CLI, the bid-engine and operator clients and the
 benchmarks all connect to the same cluster with the same security settings (SASL/SCRAM,
@@ -28,3 +28,19 @@ def kafka_options(settings: Any) -> dict[str, Any]:
         opts["sasl_plain_username"] = settings.kafka_sasl_username
         opts["sasl_plain_password"] = settings.kafka_sasl_password
     return opts
+
+
+def redis_options(settings: Any) -> dict[str, Any]:
+    """Keyword options of the Redis fast-path clients (``RedisStore``, ``FastPathClient``)
+    from the settings: timeout, ACL user, TLS CA, client certificate, cluster mode."""
+    return {
+        "timeout_s": settings.redis_timeout_s,
+        "username": settings.redis_username,
+        "password": settings.redis_password,
+        "ssl_ca_certs": settings.redis_ssl_ca_certs,
+        # Mutual TLS: without these a deployment that configured a client certificate
+        # would silently connect without one.
+        "ssl_certfile": settings.redis_ssl_certfile,
+        "ssl_keyfile": settings.redis_ssl_keyfile,
+        "cluster": settings.redis_cluster,
+    }

@@ -51,6 +51,7 @@ from pacer_stream.adapters.store import (
     new_epoch,
     seconds_to_ms,
 )
+from pacer_stream.connection import redis_options
 from pacer_stream.core.types import ChannelType, CircuitBreakerState, Code
 from pacer_stream.errors import InvalidAmount, InvalidArgument
 
@@ -183,18 +184,7 @@ class RedisStore:
             from pacer_stream.settings import get_settings
 
             settings = get_settings()
-        kwargs: dict[str, Any] = {
-            "timeout_s": settings.redis_timeout_s,
-            "username": settings.redis_username,
-            "password": settings.redis_password,
-            "ssl_ca_certs": settings.redis_ssl_ca_certs,
-            # Mutual TLS: without these a deployment that configured a client
-            # certificate would silently connect without one.
-            "ssl_certfile": settings.redis_ssl_certfile,
-            "ssl_keyfile": settings.redis_ssl_keyfile,
-            "cluster": settings.redis_cluster,
-        }
-        kwargs.update(overrides)
+        kwargs = {**redis_options(settings), **overrides}
         return cls(settings.redis_url, **kwargs)
 
     # ------------------------------------------------------------------ plumbing
