@@ -225,9 +225,16 @@ async def _produce_at_rate(
     return {(m.partition, m.offset, key): m.timestamp for (key, _), m in pairs}
 
 
+class Applied(dict[RecordId, int]):
+    """Record id -> CreateTime (ms) of the changelog write that applied it, plus the
+    bytes (key + value) of the changelog writes that applied at least one of them."""
+
+    changelog_bytes: int = 0
+
+
 async def _applied_times(
     bootstrap: str, changelog: str, produced: dict[RecordId, int], timeout: float
-) -> dict[RecordId, int]:
+) -> Applied:
     """Read a changelog until every produced spend record is seen applied; returns
     record id -> CreateTime (ms) of the first changelog write that covers it (same
     partition and campaign, offset high-water mark at or past the record's offset)."""
@@ -244,7 +251,7 @@ async def _applied_times(
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
-    applied: dict[RecordId, int] = {}
+    applied = Applied()
     try:
         consumer.subscribe([changelog])
         deadline = time.monotonic() + timeout
@@ -266,6 +273,8 @@ async def _applied_times(
                     offsets = pending.get((tp.partition, m.key))
                     if hwm is None or not offsets:
                         continue
+                    if offsets[-1] <= hwm:
+                        applied.changelog_bytes += len(m.key) + len(m.value)
                     while offsets and offsets[-1] <= hwm:
                         applied[(tp.partition, offsets.pop(), m.key)] = m.timestamp
     finally:
@@ -603,6 +612,7 @@ async def _run(
         )
         result["faust_worker"] = {
             "events_per_s": round(faust_rate, 1),
+            "changelog_bytes_per_event": round(applied.changelog_bytes / len(produced), 1),
             "restart_to_ready_s": round(restart_s, 2),
             "live_rate_per_s": live_rate,
             "lag": _summary_ms(_lags(produced_live, applied_live)),
@@ -682,6 +692,9 @@ async def _run(
             "records": len(batch_created),
             "events_per_record": round(batch_events / max(1, len(batch_created)), 1),
             "events_per_s": round(batch_rate, 1),
+            "changelog_bytes_per_event": round(
+                applied_batches.changelog_bytes / max(1, batch_events), 1
+            ),
             "restart_to_ready_s": round(batch_restart_s, 2),
             "live_rate_per_s": batch_live_rate,
             "lag": _summary_ms(batch_lags),
