@@ -695,48 +695,65 @@ _SORTED_ENCODER: Final = msgspec.json.Encoder(order="sorted")
 
 
 class _Odd(Exception):
-    """A parsed value the strict JSON rules refuse (see :func:`_keys`)."""
+    """A parsed value the strict JSON rules refuse (see :func:`_check_values`)."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _keys(value: object, depth: int = 0, *, floats: bool = True) -> int:
-    """How many object keys ``value`` holds at any depth. Raises :class:`_Odd` for what
-    the strict parser refuses in a parsed value: nesting deeper than :data:`MAX_DEPTH`, an
-    integer beyond 2**53 - 1, a non-finite float (unless not ``floats``)."""
-    if isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
-            raise _Odd(ErrorCode.INVALID_JSON, f"JSON nests deeper than {MAX_DEPTH} levels")
-        items = value.values() if isinstance(value, dict) else value
-        return (len(value) if isinstance(value, dict) else 0) + sum(
-            _keys(item, depth + 1, floats=floats) for item in items
-        )
-    if type(value) is int and abs(value) > MAX_MICROS:
-        raise _Odd(ErrorCode.NUMBER_OUT_OF_RANGE, f"integer {_show(value)} is beyond 2**53 - 1")
-    if floats and type(value) is float and not math.isfinite(value):
-        raise _Odd(ErrorCode.NON_FINITE_NUMBER, f"{value} is not allowed: numbers must be finite")
-    return 0
+def _check_values(value: object, depth: int = 0, *, floats: bool = True) -> None:
+    """Raise :class:`_Odd` for what the strict parser refuses in a parsed value: nesting
+    deeper than :data:`MAX_DEPTH`, an integer beyond 2**53 - 1, a non-finite float
+    (unless not ``floats``)."""
+    if depth >= MAX_DEPTH:
+        raise _Odd(ErrorCode.INVALID_JSON, f"JSON nests deeper than {MAX_DEPTH} levels")
+    for item in value.values() if isinstance(value, dict) else value:  # type: ignore[attr-defined]
+        if isinstance(item, dict | list):
+            _check_values(item, depth + 1, floats=floats)
+        elif type(item) is int and abs(item) > MAX_MICROS:
+            raise _Odd(ErrorCode.NUMBER_OUT_OF_RANGE, f"integer {_show(item)} beyond 2**53 - 1")
+        elif floats and isinstance(item, float) and not math.isfinite(item):
+            raise _Odd(ErrorCode.NON_FINITE_NUMBER, f"{item} is not allowed: must be finite")
+
+
+def _count_keys(value: dict[str, Any] | list[Any]) -> int:
+    """Object keys in ``value`` at any depth."""
+    inner = value.values() if isinstance(value, dict) else value
+    return (len(value) if isinstance(value, dict) else 0) + sum(
+        _count_keys(item) for item in inner if isinstance(item, dict | list)
+    )
+
+
+#: Outside strings, with every digit made 0: what the fast parse leaves to the strict
+#: one -- an integer that may pass 2**53 - 1, any exponent (it may overflow a double).
+_DIGITS: Final = bytes.maketrans(b"123456789E+", b"000000000e-")
 
 
 def _fast_load(payload: bytes) -> dict[str, Any] | None:
     """``payload``'s object in one msgspec pass (the hot path), or None when the strict
     parser must judge the bytes: msgspec refuses them (it reports NaN or bad UTF-8 under
-    other codes), a backslash escape, a value the strict rules refuse, or a repeated key
-    (msgspec keeps the last one silently). Without escapes every ``"`` delimits a string,
-    so the colons outside strings count the keys at every depth; more of them than the
-    parsed object holds means a key repeats."""
+    other codes), a backslash escape, a value the strict rules may refuse (big number,
+    deep nesting), or a repeated key (msgspec keeps the last one silently). Without
+    escapes every ``"`` delimits a string, so the colons outside strings count the keys
+    at every depth; more of them than the parsed object holds means a key repeats."""
     if b"\\" in payload:
+        return None
+    outside = b"".join(payload.split(b'"')[::2])
+    shape = outside.translate(_DIGITS)
+    if b"0000000000000000" in shape or b"e0" in shape or b"e-" in shape:
+        return None
+    brackets = outside.count(b"{") + outside.count(b"[")
+    if brackets > MAX_DEPTH and _too_deep(outside.decode("utf-8", "replace")):
         return None
     try:
         data = _ANY_JSON.decode(payload)
-        colons = b"".join(payload.split(b'"')[::2]).count(b":")
-        if isinstance(data, dict) and _keys(data) == colons:
-            return data
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, _Odd):
-        pass
-    return None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    keys = len(data) if brackets == 1 else _count_keys(data)
+    return data if keys == outside.count(b":") else None
 
 
 # --------------------------------------------------------------------------------------
@@ -886,7 +903,7 @@ def _error(text: str, data: object) -> InvalidRecord:
 def _convert(data: Mapping[str, Any], model: type[S]) -> S:
     """``data`` as ``model`` (strict types) or :class:`InvalidRecord`."""
     try:
-        return msgspec.convert(dict(data), model, strict=True)
+        return msgspec.convert(data if isinstance(data, dict) else dict(data), model, strict=True)
     except msgspec.ValidationError as exc:
         raise _error(str(exc), data) from None
 
@@ -902,19 +919,31 @@ def _id(value: object, where: str, *, campaign: bool = False, max_bytes: int = i
     return value
 
 
+def _checked(model: type[msgspec.Struct]) -> tuple[tuple[str, _StrRule], ...]:
+    """The fields of ``model`` checked after msgspec: ids and times."""
+    return tuple(
+        (f.name, rule)
+        for f in msgspec.structs.fields(model)
+        if (rule := _STR_RULES.get(f.name)) and rule.code in (None, ErrorCode.INVALID_TIME)
+    )
+
+
+_CHECKED: Final = {model: _checked(model) for model in MODELS.values()}
+
+
 def _fields(wire: msgspec.Struct) -> dict[str, Any]:
     """A converted model's fields for its record: the ids checked by the one id rule
     (msgspec's pattern states it in characters, the rule counts bytes), the times parsed
     by the RFC 3339 rule, ``schema_version`` dropped."""
     out = msgspec.structs.asdict(wire)
-    out.pop("schema_version", None)
-    for name, value in out.items():
-        rule = _STR_RULES.get(name)
-        if rule is None or value is None or not isinstance(value, str):
+    del out["schema_version"]
+    for name, rule in _CHECKED[type(wire)]:
+        value = out[name]
+        if value is None:
             continue
         if rule.code is None:
             _id(value, name, campaign=rule.campaign, max_bytes=rule.max_bytes)
-        elif rule.code is ErrorCode.INVALID_TIME:
+        else:
             out[name] = parse_time(value, name)
     return out
 
@@ -1255,9 +1284,9 @@ def from_dict(
     if not isinstance(data, Mapping):
         _fail(ErrorCode.INVALID_JSON, "", f"must be a JSON object, got {_json_type(data)}")
     try:
-        _keys(dict(data), floats=False)  # a non-finite float: the field's type first
+        _check_values(dict(data), floats=False)  # a non-finite float: the field's type first
         record = _decode_obj(topic, data, _context(now, history_days, max_future_skew_s))
-        _keys(dict(data))
+        _check_values(dict(data))
     except _Odd as exc:
         _fail(exc.code, "", str(exc))
     return record
