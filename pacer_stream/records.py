@@ -6,14 +6,17 @@ strings of :class:`ErrorCode` (the worker sends such records to the DLQ with tha
 ``encode(record)`` is the inverse: compact JSON, integer micros, RFC 3339 UTC times
 (``...Z``), ``schema_version: 1`` first, no ``__faust`` metadata.
 
-Each topic's fields, which of them are required, and whether unknown fields are refused
-come from its wire model (:mod:`pacer_stream.wire.models`, also the source of the JSON
-Schemas).
+Each topic's fields, types, bounds, which of them are required, and whether unknown
+fields are refused are its wire model's (:mod:`pacer_stream.wire.models`, also the source
+of the JSON Schemas). Decoding is two steps: the bytes are parsed by one msgspec pass
+(anything it cannot vouch for -- a backslash escape, a repeated key, NaN, a big integer
+-- is parsed by the stdlib ``json`` with strict hooks instead, which give those faults
+their codes), then ``msgspec.convert`` checks the object against the model, and
+:func:`_error` maps msgspec's validation message to the stable code. What a model cannot
+say is checked after it: the one id rule (bytes, not characters), the RFC 3339 rule,
+IANA zones, threshold and command cross-field rules, the clock window.
 
-Strictness (one parsing pass with the stdlib ``json`` hooks, then typed field checks; a
-well-formed spend record is read straight from bytes by msgspec instead, and anything
-else takes the strict path, so the codes are the same -- docs/streaming.md, "Wire
-models"):
+Strictness:
 
 - payload: non-empty bytes, at most ``max_bytes`` (64 KiB; 1 MiB for the DLQ topic),
   UTF-8, one JSON *object*; no duplicate keys; no ``NaN``/``Infinity``; every integer
@@ -50,14 +53,13 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, ClassVar, Final, NoReturn, TypeVar
+from typing import Any, ClassVar, Final, NoReturn, TypeVar, get_args, get_type_hints
 
 import msgspec
-import orjson
 
 from pacer_stream import topics
 from pacer_stream.core import ids
@@ -82,22 +84,27 @@ from pacer_stream.core.types import (
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
 from pacer_stream.wire.models import (
+    B64_PATTERN,
+    CAMPAIGN_ID_PATTERN,
+    ID_PATTERN,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
-    MAX_DEADLINE_MS,
-    MAX_PARTITION,
     MAX_TEXT_LENGTH,
+    MODELS,
+    TEXT_PATTERN,
+    TIME_PATTERN,
+    TOPIC_PATTERN,
     AlertWire,
     BreakerWire,
     BudgetWire,
     CanSpendReplyWire,
     CanSpendRequestWire,
-    ChannelBudgetWire,
     CommandType,
     CommandWire,
     DlqWire,
     PaceWire,
     SpendBatchWire,
+    SpendWire,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -537,7 +544,7 @@ RECORD_TYPES: Final[Mapping[str, type[Record]]] = {
 
 
 # --------------------------------------------------------------------------------------
-# Parsing: one stdlib json pass with strict hooks
+# Strict parse: one stdlib json pass with hooks (for what the fast parse leaves)
 # --------------------------------------------------------------------------------------
 
 
@@ -594,7 +601,7 @@ _JSON: Final = json.JSONDecoder(
 )
 
 
-def _load(payload: object, max_bytes: int) -> dict[str, Any]:
+def _payload_bytes(payload: object) -> bytes:
     if payload is None:
         _fail(ErrorCode.EMPTY_PAYLOAD, "", "no payload (tombstone)")
     if isinstance(payload, memoryview | bytearray):
@@ -603,6 +610,13 @@ def _load(payload: object, max_bytes: int) -> dict[str, Any]:
         _fail(ErrorCode.WRONG_TYPE, "", f"payload must be bytes, got {type(payload).__name__}")
     if not payload:
         _fail(ErrorCode.EMPTY_PAYLOAD, "", "empty payload")
+    return payload
+
+
+def _load(payload: object, max_bytes: int) -> dict[str, Any]:
+    """The strict parse: stdlib ``json`` with hooks that give every byte-level fault its
+    code (duplicate key, NaN, integer range, nesting)."""
+    payload = _payload_bytes(payload)
     if len(payload) > max_bytes:
         _fail(
             ErrorCode.PAYLOAD_TOO_LARGE, "", f"payload is {len(payload)} bytes > {max_bytes}"
@@ -672,116 +686,266 @@ def _json_type(value: object) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Field readers (shared by decode and by encode's validation)
+# Fast parse: one msgspec pass, for documents the strict rules accept as they are
 # --------------------------------------------------------------------------------------
 
-T = TypeVar("T")
-E = TypeVar("E", bound=Enum)
+_ANY_JSON: Final = msgspec.json.Decoder()
+_ENCODER: Final = msgspec.json.Encoder()
+_SORTED_ENCODER: Final = msgspec.json.Encoder(order="sorted")
+
+
+class _Odd(Exception):
+    """A parsed value the strict JSON rules refuse (see :func:`_check_values`)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _check_values(value: object, depth: int = 0, *, floats: bool = True) -> None:
+    """Raise :class:`_Odd` for what the strict parser refuses in a parsed value: nesting
+    deeper than :data:`MAX_DEPTH`, an integer beyond 2**53 - 1, a non-finite float
+    (unless not ``floats``)."""
+    if depth >= MAX_DEPTH:
+        raise _Odd(ErrorCode.INVALID_JSON, f"JSON nests deeper than {MAX_DEPTH} levels")
+    for item in value.values() if isinstance(value, dict) else value:  # type: ignore[attr-defined]
+        if isinstance(item, dict | list):
+            _check_values(item, depth + 1, floats=floats)
+        elif type(item) is int and abs(item) > MAX_MICROS:
+            raise _Odd(ErrorCode.NUMBER_OUT_OF_RANGE, f"integer {_show(item)} beyond 2**53 - 1")
+        elif floats and isinstance(item, float) and not math.isfinite(item):
+            raise _Odd(ErrorCode.NON_FINITE_NUMBER, f"{item} is not allowed: must be finite")
+
+
+def _count_keys(value: dict[str, Any] | list[Any]) -> int:
+    """Object keys in ``value`` at any depth."""
+    inner = value.values() if isinstance(value, dict) else value
+    return (len(value) if isinstance(value, dict) else 0) + sum(
+        _count_keys(item) for item in inner if isinstance(item, dict | list)
+    )
+
+
+#: Outside strings, with every digit made 0: what the fast parse leaves to the strict
+#: one -- an integer that may pass 2**53 - 1, any exponent (it may overflow a double).
+_DIGITS: Final = bytes.maketrans(b"123456789E+", b"000000000e-")
+
+
+def _fast_load(payload: bytes) -> dict[str, Any] | None:
+    """``payload``'s object in one msgspec pass (the hot path), or None when the strict
+    parser must judge the bytes: msgspec refuses them (it reports NaN or bad UTF-8 under
+    other codes), a backslash escape, a value the strict rules may refuse (big number,
+    deep nesting), or a repeated key (msgspec keeps the last one silently). Without
+    escapes every ``"`` delimits a string, so the colons outside strings count the keys
+    at every depth; more of them than the parsed object holds means a key repeats."""
+    if b"\\" in payload:
+        return None
+    outside = b"".join(payload.split(b'"')[::2])
+    shape = outside.translate(_DIGITS)
+    if b"0000000000000000" in shape or b"e0" in shape or b"e-" in shape:
+        return None
+    brackets = outside.count(b"{") + outside.count(b"[")
+    if brackets > MAX_DEPTH and _too_deep(outside.decode("utf-8", "replace")):
+        return None
+    try:
+        data = _ANY_JSON.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    keys = len(data) if brackets == 1 else _count_keys(data)
+    return data if keys == outside.count(b":") else None
+
+
+# --------------------------------------------------------------------------------------
+# Typed layer: msgspec converts to the wire model; its errors map to stable codes
+# --------------------------------------------------------------------------------------
+
 S = TypeVar("S", bound=msgspec.Struct)
 
-_TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
 )
 
 
-def _id(value: object, where: str, *, max_bytes: int = ids.MAX_ID_BYTES) -> str:
+def _metas(annotation: object) -> list[msgspec.Meta]:
+    """The constraints of a field type (``Annotated`` metadata, also inside ``X | None``)."""
+    found = [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, msgspec.Meta)]
+    for arg in get_args(annotation):
+        found += _metas(arg)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _StrRule:
+    """What a constrained string field of the wire models is: an id (checked by the one id
+    rule, whose code a failed pattern or length gets), a time, or other text."""
+
+    code: ErrorCode | None  # None: an id
+    campaign: bool = False
+    max_bytes: int = ids.MAX_ID_BYTES
+
+
+_PATTERN_CODES: Final[Mapping[str, ErrorCode]] = {
+    TIME_PATTERN: ErrorCode.INVALID_TIME,
+    TOPIC_PATTERN: ErrorCode.INVALID_TOPIC_NAME,
+    B64_PATTERN: ErrorCode.INVALID_BASE64,
+    TEXT_PATTERN: ErrorCode.INVALID_TEXT,
+}
+
+
+def _str_rules(*models: type[msgspec.Struct]) -> dict[str, _StrRule]:
+    """Field name -> rule, for every constrained string field of ``models``."""
+    rules: dict[str, _StrRule] = {"timezone": _StrRule(ErrorCode.INVALID_TIMEZONE)}
+    for model in models:
+        for name, annotation in get_type_hints(model, include_extras=True).items():
+            meta = next((m for m in _metas(annotation) if m.pattern is not None), None)
+            if meta is None or name in rules:
+                continue
+            if meta.pattern in (ID_PATTERN, CAMPAIGN_ID_PATTERN):
+                campaign = meta.pattern == CAMPAIGN_ID_PATTERN
+                rules[name] = _StrRule(None, campaign, meta.max_length or ids.MAX_ID_BYTES)
+            else:
+                rules[name] = _StrRule(_PATTERN_CODES[meta.pattern])
+    return rules
+
+
+_STR_RULES: Final = _str_rules(*MODELS.values(), SpendBatchWire)
+#: An unknown value of these enumerations has its own code; of the others unknown_value.
+_ENUM_CODES: Final[Mapping[str, ErrorCode]] = {
+    "channel": ErrorCode.UNKNOWN_CHANNEL,
+    "channels": ErrorCode.UNKNOWN_CHANNEL,
+    "strategy": ErrorCode.UNKNOWN_STRATEGY,
+    "command": ErrorCode.UNKNOWN_COMMAND,
+}
+#: A value within 0 .. 2**53 - 1 that a field's bound still refuses gets the field's code.
+_BOUND_CODES: Final[Mapping[str, ErrorCode]] = {
+    "amount_micros": ErrorCode.INVALID_AMOUNT,
+    "daily_budget_micros": ErrorCode.INVALID_BUDGET,
+    "channels": ErrorCode.INVALID_BUDGET,
+    "thresholds": ErrorCode.INVALID_THRESHOLD,
+}
+_MESSAGE: Final = re.compile(r"(.*?)(?: - at (`key` in )?`\$\.?([^`]*)`)?", re.S)
+_BOUND: Final = re.compile(r"Expected `(?:int|float)` ([<>]=?) (\S+)")
+_NAMES: Final = re.compile(r"[A-Za-z_]\w*")
+
+
+def _at(data: object, path: str) -> list[object]:
+    """The values at a msgspec path (``a.b[3]``; ``[...]`` stands for every dict value)."""
+    found = [data]
+    for part in re.findall(r"\.?([A-Za-z_]\w*)|\[(\d+|\.\.\.)\]", path):
+        name, index = part
+        step: list[object] = []
+        for value in found:
+            if name and isinstance(value, dict) and name in value:
+                step.append(value[name])
+            elif index == "..." and isinstance(value, dict):
+                step.extend(value.values())
+            elif index.isdigit() and isinstance(value, list) and int(index) < len(value):
+                step.append(value[int(index)])
+        found = step
+    return found
+
+
+def _violates(value: object, op: str, bound: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not {">=": value >= bound, ">": value > bound, "<=": value <= bound}.get(
+        op, value < bound
+    )
+
+
+def _error(text: str, data: object) -> InvalidRecord:
+    """msgspec's validation error as :class:`InvalidRecord` with a stable code. Its errors
+    carry a sentence and a ``$.path``, no machine-readable kind: the sentence picks the
+    kind, the field names on the path the code (msgspec is pinned; the corpus, the wire
+    tests and a property test pin this mapping)."""
+    match = _MESSAGE.fullmatch(text)
+    what, is_key, path = match.groups() if match else (text, None, "")
+    path = path or ""
+    names = _NAMES.findall(path)
+    field, top = (names[-1], names[0]) if names else ("", "")
+    code = ErrorCode.WRONG_TYPE
+    if what.startswith("Object contains unknown field"):
+        code = ErrorCode.UNKNOWN_THRESHOLD if top == "thresholds" else ErrorCode.UNKNOWN_FIELD
+    elif what.startswith("Object missing required field"):
+        code = ErrorCode.MISSING_FIELD
+    elif what.startswith("Invalid enum value"):
+        code = _ENUM_CODES.get(field, ErrorCode.UNKNOWN_VALUE)
+    elif re.match(r"Expected `int( \| null)?`, got `float`", what):
+        code = ErrorCode.FLOAT_NOT_ALLOWED
+    elif bound := _BOUND.match(what):
+        op, limit = bound.group(1), float(bound.group(2))
+        culprit = next((v for v in _at(data, path) if _violates(v, op, limit)), -1)
+        assert isinstance(culprit, int | float)
+        code = ErrorCode.NUMBER_OUT_OF_RANGE
+        if not math.isfinite(culprit):
+            code = ErrorCode.NON_FINITE_NUMBER
+        elif 0 <= culprit <= MAX_MICROS:
+            code = _BOUND_CODES.get(top if top == "thresholds" else field, code)
+    elif what.startswith("Expected `object` of length"):
+        code = _BOUND_CODES.get(field, ErrorCode.WRONG_TYPE)
+    elif what.startswith("Expected `str` ") and not is_key and field in _STR_RULES:
+        rule = _STR_RULES[field]
+        code = rule.code or ErrorCode.INVALID_ID
+        for value in _at(data, path):
+            problem = isinstance(value, str) and ids.id_problem(
+                value, campaign=rule.campaign, max_bytes=rule.max_bytes
+            )
+            if rule.code is None and problem:
+                code = ErrorCode(problem[0])
+    elif what.startswith("Expected `str` "):
+        code = ErrorCode.INVALID_TEXT
+    where = f"{path} key" if is_key else path
+    return InvalidRecord(code.value, f"{where}: {what}" if where else what)
+
+
+def _convert(data: Mapping[str, Any], model: type[S]) -> S:
+    """``data`` as ``model`` (strict types) or :class:`InvalidRecord`."""
+    try:
+        return msgspec.convert(data if isinstance(data, dict) else dict(data), model, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _error(str(exc), data) from None
+
+
+def _id(value: object, where: str, *, campaign: bool = False, max_bytes: int = ids.MAX_ID_BYTES
+        ) -> str:
     """An id by the one id rule (``core.ids``); campaign ids also refuse braces."""
     if not isinstance(value, str):
         _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    campaign = where in ("campaign_id", "key")
     problem = ids.id_problem(value, campaign=campaign, max_bytes=max_bytes)
     if problem is not None:
         _fail(ErrorCode(problem[0]), where, f"{problem[1]}: {_show(value)}")
     return value
 
 
-def _token(value: object, where: str) -> str:
-    """An id the pacer generated (a reservation id embeds two ids)."""
-    return _id(value, where, max_bytes=ids.MAX_TOKEN_BYTES)
+def _checked(model: type[msgspec.Struct]) -> tuple[tuple[str, _StrRule], ...]:
+    """The fields of ``model`` checked after msgspec: ids and times."""
+    return tuple(
+        (f.name, rule)
+        for f in msgspec.structs.fields(model)
+        if (rule := _STR_RULES.get(f.name)) and rule.code in (None, ErrorCode.INVALID_TIME)
+    )
 
 
-def _text(value: object, where: str, max_length: int = MAX_TEXT_LENGTH) -> str:
-    if not isinstance(value, str):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    if len(value) > max_length:
-        _fail(ErrorCode.INVALID_TEXT, where, f"longer than {max_length} characters")
-    if _TEXT_BAD.search(value):
-        _fail(ErrorCode.INVALID_TEXT, where, f"contains control characters: {_show(value)}")
-    return value
+_CHECKED: Final = {model: _checked(model) for model in MODELS.values()}
 
 
-def _int(
-    value: object,
-    where: str,
-    *,
-    lo: int = 0,
-    hi: int = MAX_MICROS,
-    zero: ErrorCode | None = None,
-) -> int:
-    """An integer in [lo, hi]; ``zero`` is the code when 0 is not acceptable."""
-    if type(value) is not int:
-        if isinstance(value, float):
-            _fail(
-                ErrorCode.FLOAT_NOT_ALLOWED,
-                where,
-                f"must be an integer without fraction or exponent, got {_show(value)}",
-            )
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be an integer, got {_json_type(value)}")
-    if value < lo or value > hi:
-        _fail(ErrorCode.NUMBER_OUT_OF_RANGE, where, f"{value} is outside [{lo}, {hi}]")
-    if value == 0 and zero is not None:
-        _fail(zero, where, "must be positive, got 0")
-    return value
-
-
-def _number(value: object, where: str) -> float:
-    """A finite, non-negative JSON number (integer or float)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be a number, got {_json_type(value)}")
-    if isinstance(value, int) and abs(value) > MAX_MICROS:
-        _fail(ErrorCode.NUMBER_OUT_OF_RANGE, where, f"{value} is too large")
-    number = float(value)
-    if not math.isfinite(number):
-        _fail(ErrorCode.NON_FINITE_NUMBER, where, f"must be finite, got {number}")
-    if number < 0:
-        _fail(ErrorCode.NUMBER_OUT_OF_RANGE, where, f"must not be negative, got {number}")
-    return number
-
-
-def _bool(value: object, where: str) -> bool:
-    if not isinstance(value, bool):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be true or false, got {_json_type(value)}")
-    return value
-
-
-def _enum(value: object, where: str, cls: type[E], code: ErrorCode) -> E:
-    if not isinstance(value, str):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in cls)
-        _fail(code, where, f"unknown value {_show(value)} (allowed: {allowed})")
-
-
-def _channel(value: object, where: str) -> ChannelType:
-    return _enum(value, where, ChannelType, ErrorCode.UNKNOWN_CHANNEL)
-
-
-def _strategy(value: object, where: str) -> PacingStrategy:
-    return _enum(value, where, PacingStrategy, ErrorCode.UNKNOWN_STRATEGY)
-
-
-def _state(value: object, where: str) -> CircuitBreakerState:
-    return _enum(value, where, CircuitBreakerState, ErrorCode.UNKNOWN_VALUE)
-
-
-def _object(value: object, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be an object, got {_json_type(value)}")
-    return value
+def _fields(wire: msgspec.Struct) -> dict[str, Any]:
+    """A converted model's fields for its record: the ids checked by the one id rule
+    (msgspec's pattern states it in characters, the rule counts bytes), the times parsed
+    by the RFC 3339 rule, ``schema_version`` dropped."""
+    out = msgspec.structs.asdict(wire)
+    del out["schema_version"]
+    for name, rule in _CHECKED[type(wire)]:
+        value = out[name]
+        if value is None:
+            continue
+        if rule.code is None:
+            _id(value, name, campaign=rule.campaign, max_bytes=rule.max_bytes)
+        else:
+            out[name] = parse_time(value, name)
+    return out
 
 
 def parse_time(value: object, where: str = "time") -> datetime:
@@ -824,31 +988,6 @@ def _known_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
 
 
-def _timezone(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    if value not in _known_zones():
-        _fail(ErrorCode.INVALID_TIMEZONE, where, f"{_show(value)} is not an IANA time zone")
-    return value
-
-
-def _topic_name(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
-    if not topics.is_valid_topic_name(value):
-        _fail(ErrorCode.INVALID_TOPIC_NAME, where, f"{_show(value)} is not a Kafka topic name")
-    return value
-
-
-def _b64(value: object, where: str) -> bytes:
-    if not isinstance(value, str):
-        _fail(ErrorCode.WRONG_TYPE, where, f"must be a base64 string, got {_json_type(value)}")
-    try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        _fail(ErrorCode.INVALID_BASE64, where, f"not valid base64 ({exc})")
-
-
 def _threshold_kind(annotation: object) -> tuple[type, bool]:
     """(int or float, nullable) of a Thresholds field annotation ("int", "float | None")."""
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
@@ -875,57 +1014,6 @@ def _make_thresholds(values: Mapping[str, ThresholdValue], where: str) -> Thresh
         return replace(Thresholds(), **changes)
     except (PacerError, ValueError, TypeError) as exc:
         _fail(ErrorCode.INVALID_THRESHOLD, where, str(exc))
-
-
-def _thresholds(value: object, where: str) -> dict[str, ThresholdValue]:
-    """Threshold overrides by name: integers for integer tunables, numbers otherwise,
-    ``null`` for the optional ones (switched off)."""
-    obj = _object(value, where)
-    result: dict[str, ThresholdValue] = {}
-    for name, raw in obj.items():
-        kind = THRESHOLD_KINDS.get(name)
-        if kind is None:
-            _fail(ErrorCode.UNKNOWN_THRESHOLD, f"{where}.{_show(name, 40)}", "unknown threshold")
-        number_type, nullable = kind
-        if raw is None and nullable:
-            result[name] = None
-        elif number_type is int:
-            result[name] = _int(raw, f"{where}.{name}")
-        else:
-            result[name] = _number(raw, f"{where}.{name}")
-    _make_thresholds(result, where)
-    return result
-
-
-def _metric(value: object, where: str) -> int | float | None:
-    """A derived metric: null, an integer, or a finite number (may be negative)."""
-    if value is None or (type(value) is int and abs(value) <= MAX_MICROS):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            _fail(ErrorCode.NON_FINITE_NUMBER, where, f"must be finite, got {value}")
-        return value
-    if type(value) is int:
-        _fail(ErrorCode.NUMBER_OUT_OF_RANGE, where, f"{value} is too large")
-    _fail(ErrorCode.WRONG_TYPE, where, f"must be a number or null, got {_json_type(value)}")
-
-
-def _performance(value: object, where: str) -> dict[str, dict[str, int | float | None]]:
-    return {
-        _text(window, f"{where} key", 64): {
-            _text(name, f"{where}.{window} key", 64): _metric(raw, f"{where}.{window}.{name}")
-            for name, raw in _object(metrics, f"{where}.{window}").items()
-        }
-        for window, metrics in _object(value, where).items()
-    }
-
-
-def _fired_thresholds(value: object, where: str) -> dict[str, float]:
-    obj = _object(value, where)
-    return {
-        _text(name, f"{where} key", 64): _number(raw, f"{where}.{name}")
-        for name, raw in obj.items()
-    }
 
 
 # --------------------------------------------------------------------------------------
@@ -959,118 +1047,50 @@ class _Context:
 
 
 _NO_CONTEXT: Final = _Context(None, timedelta(days=DEFAULT_HISTORY_DAYS), timedelta(0))
+_R = TypeVar("_R")
 
 
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    required: tuple[str, ...]
-    allowed: frozenset[str]
-    strict: bool
-
-    def check(self, data: Mapping[str, object], where: str = "") -> None:
-        if self.strict:
-            for name in data:
-                if name not in self.allowed:
-                    _fail(
-                        ErrorCode.UNKNOWN_FIELD,
-                        f"{where}{_show(name, 40)}",
-                        "unknown field (not part of schema_version 1)",
-                    )
-        for name in self.required:
-            if name not in data:
-                _fail(ErrorCode.MISSING_FIELD, f"{where}{name}", "required field is missing")
+def _record(cls: type[_R], values: dict[str, Any]) -> _R:
+    """A record of ``values``; an absent optional wire field takes the record's default."""
+    kept = {k: v for k, v in values.items() if v is not None or k not in _DEFAULTED[cls]}
+    return cls(**kept)
 
 
-def _shape(model: type[msgspec.Struct]) -> _Shape:
-    """Required and allowed field names of a wire model, in its declaration order (the
-    first missing one is reported); strict when the model forbids unknown fields."""
-    info = msgspec.structs.fields(model)
-    return _Shape(
-        tuple(f.name for f in info if f.required),
-        frozenset(f.name for f in info),
-        bool(model.__struct_config__.forbid_unknown_fields),
+def _defaulted(cls: type) -> frozenset[str]:
+    """Record fields whose default is a value, not None (absent on the wire: that value)."""
+    return frozenset(
+        f.name
+        for f in fields(cls)
+        if f.default_factory is not MISSING or f.default not in (MISSING, None)
     )
 
 
-_BUDGET = _shape(BudgetWire)
-_CHANNEL_BUDGET = _shape(ChannelBudgetWire)
-_COMMAND = _shape(CommandWire)
-_REQUEST = _shape(CanSpendRequestWire)
-_REPLY = _shape(CanSpendReplyWire)
-_ALERT = _shape(AlertWire)
-_BREAKER = _shape(BreakerWire)
-_PACE = _shape(PaceWire)
-_DLQ = _shape(DlqWire)
-
-
-def _opt(data: Mapping[str, object], name: str, reader: Callable[[object, str], T]) -> T | None:
-    value = data.get(name)
-    return None if value is None else reader(value, name)
-
-
-_Micros = Annotated[int, msgspec.Meta(ge=0, le=MAX_MICROS)]
-
-
-class _SpendTyped(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The typed layer of ``pacer.spend.v1``, checked by msgspec (field set, types,
-    integer micros, channel); ids and the time keep the rules msgspec does not have (the
-    one id rule, RFC 3339 with ``T``, sub-microsecond digits truncated)."""
-
-    schema_version: int
-    event_id: str
-    campaign_id: str
-    channel: ChannelType
-    amount_micros: _Micros
-    event_time: str
-    clicks: _Micros
-    conversions: _Micros
-    impressions: _Micros | None = None
-    revenue_micros: _Micros | None = None
-    reservation_id: str | None = None
-    source: str | None = None
-
-
-#: msgspec's validation message -> stable code (its errors carry a message and a
-#: ``$.path``, no machine-readable kind; msgspec is pinned and the corpus guards this).
-_MSGSPEC_CODES: Final = (
-    ("unknown field", ErrorCode.UNKNOWN_FIELD),
-    ("missing required field", ErrorCode.MISSING_FIELD),
-    ("Expected `int`, got `float`", ErrorCode.FLOAT_NOT_ALLOWED),
-    ("Expected `int` >=", ErrorCode.NUMBER_OUT_OF_RANGE),
-    ("Expected `int` <=", ErrorCode.NUMBER_OUT_OF_RANGE),
-    ("Invalid enum value", ErrorCode.UNKNOWN_CHANNEL),
-)
-_MSGSPEC_PATH: Final = re.compile(r"(?: - at `\$\.?(.*)`)?$")
-
-
-def _typed(d: Mapping[str, Any], cls: type[S]) -> S:
-    """``d`` converted to ``cls`` by msgspec; its errors become :class:`InvalidRecord`."""
-    try:
-        return msgspec.convert(d, cls, strict=True)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _MSGSPEC_PATH.search(text)
-        where = (match.group(1) or "") if match else ""
-        message = text[: match.start()] if match else text
-        code = next((c for part, c in _MSGSPEC_CODES if part in text), ErrorCode.WRONG_TYPE)
-        _fail(code, where, message)
+_DEFAULTED: Final = {cls: _defaulted(cls) for cls in RECORD_TYPES.values()}
 
 
 def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord | SpendBatchRecord:
     if "events" in d:
         return _decode_batch(d, ctx)
-    return _finish_spend(_typed(d, _SpendTyped), ctx)
+    record = SpendRecord(**_fields(_convert(d, SpendWire)))
+    ctx.not_too_old(record.event_time, "event_time")
+    ctx.not_in_future(record.event_time, "event_time")
+    return record
 
 
-_BATCH = _shape(SpendBatchWire)
+_BATCH_FIELDS: Final = tuple(f.name for f in msgspec.structs.fields(SpendBatchWire))
 
 
 def _decode_batch(d: Mapping[str, Any], ctx: _Context) -> SpendBatchRecord:
     """The envelope is judged whole (any problem refuses the record); then each event on
     its own, with the checks and codes of a single spend record."""
-    _BATCH.check(d)
-    campaign_id = _id(d["campaign_id"], "campaign_id")
-    source = _opt(d, "source", _id)
+    for name in d:
+        if name not in _BATCH_FIELDS:
+            _fail(ErrorCode.UNKNOWN_FIELD, _show(name, 40), "unknown field of a batch")
+    for name in ("campaign_id", "events"):
+        if name not in d:
+            _fail(ErrorCode.MISSING_FIELD, name, "required field is missing")
+    campaign_id = _id(d["campaign_id"], "campaign_id", campaign=True)
+    source = None if d.get("source") is None else _id(d["source"], "source")
     events = d["events"]
     if not isinstance(events, list):
         _fail(ErrorCode.WRONG_TYPE, "events", f"must be an array, got {_json_type(events)}")
@@ -1091,7 +1111,7 @@ def _decode_batch(d: Mapping[str, Any], ctx: _Context) -> SpendBatchRecord:
             indexes.append(index)
         except InvalidRecord as exc:
             message = f"events[{index}].{exc.message}"
-            rejected.append(RejectedEvent(index, exc.code, message, _ANY_ENCODE(event)))
+            rejected.append(RejectedEvent(index, exc.code, message, _ENCODER.encode(event)))
     return SpendBatchRecord(campaign_id, tuple(good), tuple(indexes), tuple(rejected), source)
 
 
@@ -1109,173 +1129,35 @@ def _batch_event(
             "campaign_id",
             f"{_show(own)} differs from the batch's {_show(campaign_id)}",
         )
-    typed = _typed({**event, "schema_version": SCHEMA_VERSION, "campaign_id": campaign_id},
-                   _SpendTyped)
-    record = _finish_spend(typed, ctx)
-    return record if record.source is not None or source is None else replace(
-        record, source=source
+    record = _decode_spend(
+        {**event, "schema_version": SCHEMA_VERSION, "campaign_id": campaign_id}, ctx
     )
-
-
-def _finish_spend(typed: _SpendTyped, ctx: _Context) -> SpendRecord:
-    """The checks msgspec does not make (the one id rule, the RFC 3339 rule, the clock
-    window), in the order the hand-written decoder made them."""
-    _id(typed.event_id, "event_id")
-    _id(typed.campaign_id, "campaign_id")
-    if typed.reservation_id is not None:
-        _token(typed.reservation_id, "reservation_id")
-    if typed.source is not None:
-        _id(typed.source, "source")
-    fields_ = msgspec.structs.asdict(typed)
-    del fields_["schema_version"]
-    fields_["event_time"] = event_time = parse_time(typed.event_time, "event_time")
-    ctx.not_too_old(event_time, "event_time")
-    ctx.not_in_future(event_time, "event_time")
-    return SpendRecord(**fields_)
-
-
-_SPEND_JSON: Final = msgspec.json.Decoder(_SpendTyped)
-_ANY_JSON: Final = msgspec.json.Decoder()
-_ANY_ENCODE: Final = msgspec.json.Encoder().encode
-
-
-def _fast_spend(payload: bytes) -> _SpendTyped | None:
-    """The spend record straight from bytes (the hot path), or None when anything is off.
-
-    msgspec alone accepts duplicate keys and reports NaN, non-UTF-8 or a version of the
-    wrong type under other codes, so any failure -- and any payload with a backslash
-    escape or a repeated key -- returns None and goes through the strict path, which
-    gives the exact code. Only well-formed records are decided here.
-
-    Repeated keys: without escapes every ``"`` delimits a string, so the colons outside
-    strings (even pieces of a split on ``"``) count the keys (spend values are flat);
-    more keys than the decoded object has means one repeats.
-    """
-    if b"\\" in payload:
-        return None
-    try:
-        typed = _SPEND_JSON.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    if typed.schema_version != SCHEMA_VERSION or type(typed.schema_version) is not int:
-        return None
-    keys = b"".join(payload.split(b'"')[::2]).count(b":")
-    if keys != len(_ANY_JSON.decode(payload)):
-        return None
-    return typed
-
-
-def _plain(value: object) -> bool:
-    """A JSON scalar the strict parser accepts (no nesting, integers within 2**53 - 1,
-    finite floats)."""
-    if isinstance(value, dict | list):
-        return False
-    if type(value) is int:
-        return abs(value) <= MAX_MICROS
-    return type(value) is not float or math.isfinite(value)
-
-
-def _fast_batch(payload: bytes) -> dict[str, Any] | None:
-    """A batch's JSON object in one msgspec pass (the hot path for batches), or None
-    when the strict parser must judge the bytes: a backslash escape, a value msgspec
-    reads but the strict rules refuse (deep nesting, a big integer), or a repeated key
-    (counted as in :func:`_fast_spend`: an event holds only scalars, so the colons
-    outside strings are exactly the keys of the envelope and of its events)."""
-    if b"\\" in payload:
-        return None
-    try:
-        data = _ANY_JSON.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or not isinstance(events := data.get("events"), list):
-        return None
-    keys = len(data)
-    if not all(_plain(v) for k, v in data.items() if k != "events"):
-        return None
-    for event in events:
-        if not isinstance(event, dict) or not all(_plain(v) for v in event.values()):
-            return None
-        keys += len(event)
-    if keys != b"".join(payload.split(b'"')[::2]).count(b":"):
-        return None
-    return data
-
-
-def _decode_spend_bytes(
-    payload: bytes | bytearray | memoryview | None,
-    ctx: _Context,
-    max_bytes: int,
-    max_batch_bytes: int,
-) -> Record:
-    """A spend payload that is not a plain single record: a batch (up to
-    ``max_batch_bytes``) or a record the strict path must judge."""
-    if isinstance(payload, memoryview | bytearray):
-        payload = bytes(payload)
-    size = len(payload) if isinstance(payload, bytes) else 0
-    batch_like = isinstance(payload, bytes) and b'"events"' in payload
-    limit = max(max_bytes, max_batch_bytes) if batch_like else max_bytes
-    data = (_fast_batch(payload) if batch_like and size <= limit else None) or _load(
-        payload, limit
-    )
-    allowed = max_batch_bytes if "events" in data else max_bytes
-    if size > allowed:
-        _fail(ErrorCode.PAYLOAD_TOO_LARGE, "", f"payload is {size} bytes > {allowed}")
-    return _decode_obj(topics.SPEND, data, ctx)
-
-
-def _decode_channel_budgets(value: object, where: str) -> dict[ChannelType, ChannelConfig]:
-    obj = _object(value, where)
-    if not obj:
-        _fail(ErrorCode.INVALID_BUDGET, where, "a campaign needs at least one channel")
-    result: dict[ChannelType, ChannelConfig] = {}
-    for name, raw in obj.items():
-        channel = _channel(name, f"{where} key")
-        path = f"{where}.{channel.value}"
-        entry = _object(raw, path)
-        _CHANNEL_BUDGET.check(entry, f"{path}.")
-        strategy = entry.get("strategy")
-        result[channel] = ChannelConfig(
-            daily_budget_micros=_int(
-                entry["daily_budget_micros"],
-                f"{path}.daily_budget_micros",
-                zero=ErrorCode.INVALID_BUDGET,
-            ),
-            strategy=None if strategy is None else _strategy(strategy, f"{path}.strategy"),
-        )
-    return result
+    assert isinstance(record, SpendRecord)
+    if record.source is None and source is not None:
+        return replace(record, source=source)
+    return record
 
 
 def _decode_budget(d: Mapping[str, Any], ctx: _Context) -> BudgetRecord:
-    _BUDGET.check(d)
-    return BudgetRecord(
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        timezone=_timezone(d["timezone"], "timezone"),
-        strategy=_strategy(d["strategy"], "strategy"),
-        channels=_decode_channel_budgets(d["channels"], "channels"),
-        updated_at=parse_time(d["updated_at"], "updated_at"),
-        thresholds=_opt(d, "thresholds", _thresholds) or {},
-        key_id=_opt(d, "key_id", _id),
-        nonce=_opt(d, "nonce", _id),
-        expires_at=_opt(d, "expires_at", parse_time),
-        signature=_opt(d, "signature", lambda v, w: _text(v, w, 1024)),
-    )
+    wire = _convert(d, BudgetWire)
+    values = _fields(wire)
+    if wire.timezone not in _known_zones():
+        _fail(ErrorCode.INVALID_TIMEZONE, "timezone", f"{_show(wire.timezone)} is not an IANA "
+              "time zone")
+    values["channels"] = {
+        channel: _same_named(ChannelConfig, config) for channel, config in wire.channels.items()
+    }
+    if wire.thresholds is not None:
+        values["thresholds"] = {
+            k: v for k, v in msgspec.structs.asdict(wire.thresholds).items()
+            if v is not msgspec.UNSET
+        }
+        _make_thresholds(values["thresholds"], "thresholds")
+    return _record(BudgetRecord, values)
 
 
 def _decode_command(d: Mapping[str, Any], ctx: _Context) -> CommandRecord:
-    _COMMAND.check(d)
-    record = CommandRecord(
-        command_id=_id(d["command_id"], "command_id"),
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        command=_enum(d["command"], "command", CommandType, ErrorCode.UNKNOWN_COMMAND),
-        reason=_text(d["reason"], "reason"),
-        issued_at=parse_time(d["issued_at"], "issued_at"),
-        channel=_opt(d, "channel", _channel),
-        state=_opt(d, "state", _state),
-        key_id=_opt(d, "key_id", _id),
-        nonce=_opt(d, "nonce", _id),
-        expires_at=_opt(d, "expires_at", parse_time),
-        signature=_opt(d, "signature", lambda v, w: _text(v, w, 1024)),
-    )
+    record = CommandRecord(**_fields(_convert(d, CommandWire)))
     if record.command is CommandType.FORCE_BREAKER:
         if record.channel is None:
             _fail(ErrorCode.MISSING_FIELD, "channel", "force_breaker needs a channel")
@@ -1288,120 +1170,28 @@ def _decode_command(d: Mapping[str, Any], ctx: _Context) -> CommandRecord:
 
 
 def _decode_request(d: Mapping[str, Any], ctx: _Context) -> CanSpendRequest:
-    _REQUEST.check(d)
-    record = CanSpendRequest(
-        request_id=_id(d["request_id"], "request_id"),
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_channel(d["channel"], "channel"),
-        amount_micros=_int(d["amount_micros"], "amount_micros", zero=ErrorCode.INVALID_AMOUNT),
-        requested_at=parse_time(d["requested_at"], "requested_at"),
-        deadline_ms=_int(
-            d["deadline_ms"],
-            "deadline_ms",
-            hi=MAX_DEADLINE_MS,
-            zero=ErrorCode.NUMBER_OUT_OF_RANGE,
-        ),
-        reply_to=_opt(d, "reply_to", _topic_name),
-    )
+    record = CanSpendRequest(**_fields(_convert(d, CanSpendRequestWire)))
     ctx.not_too_old(record.requested_at, "requested_at")
     ctx.not_in_future(record.requested_at, "requested_at")
     return record
 
 
-def _decode_reply(d: Mapping[str, Any], ctx: _Context) -> CanSpendReply:
-    _REPLY.check(d)
-    return CanSpendReply(
-        request_id=_id(d["request_id"], "request_id"),
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_channel(d["channel"], "channel"),
-        allowed=_bool(d["allowed"], "allowed"),
-        code=_enum(d["code"], "code", Code, ErrorCode.UNKNOWN_VALUE),
-        reason=_text(d["reason"], "reason"),
-        remaining_micros=_int(d["remaining_micros"], "remaining_micros"),
-        decided_at=parse_time(d["decided_at"], "decided_at"),
-        reservation_id=_opt(d, "reservation_id", _token),
-        expires_at=_opt(d, "expires_at", parse_time),
-        pacing_multiplier=_opt(d, "pacing_multiplier", _number),
-    )
-
-
-def _decode_alert(d: Mapping[str, Any], ctx: _Context) -> AlertRecord:
-    _ALERT.check(d)
-    return AlertRecord(
-        alert_id=_token(d["alert_id"], "alert_id"),
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_opt(d, "channel", _channel),
-        alert_type=_enum(d["alert_type"], "alert_type", AlertType, ErrorCode.UNKNOWN_VALUE),
-        severity=_enum(d["severity"], "severity", Severity, ErrorCode.UNKNOWN_VALUE),
-        pace_ratio=_number(d["pace_ratio"], "pace_ratio"),
-        current_spend_micros=_int(d["current_spend_micros"], "current_spend_micros"),
-        budget_consumed_pct=_number(d["budget_consumed_pct"], "budget_consumed_pct"),
-        time_elapsed_pct=_number(d["time_elapsed_pct"], "time_elapsed_pct"),
-        recommended_action=_text(d["recommended_action"], "recommended_action"),
-        at=parse_time(d["at"], "at"),
-        thresholds=_fired_thresholds(d["thresholds"], "thresholds"),
-        budget_micros=_opt(d, "budget_micros", _int),
-        projected_overspend_micros=_opt(d, "projected_overspend_micros", _int),
-    )
-
-
-def _decode_breaker(d: Mapping[str, Any], ctx: _Context) -> BreakerRecord:
-    _BREAKER.check(d)
-    return BreakerRecord(
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_channel(d["channel"], "channel"),
-        state=_state(d["state"], "state"),
-        cause=_enum(d["cause"], "cause", BreakerCause, ErrorCode.UNKNOWN_VALUE),
-        since=parse_time(d["since"], "since"),
-        until=_opt(d, "until", parse_time),
-        previous=_opt(d, "previous", _state),
-        forced=_opt(d, "forced", _bool) or False,
-    )
-
-
-def _decode_pace(d: Mapping[str, Any], ctx: _Context) -> PaceRecord:
-    _PACE.check(d)
-    return PaceRecord(
-        campaign_id=_id(d["campaign_id"], "campaign_id"),
-        channel=_channel(d["channel"], "channel"),
-        at=parse_time(d["at"], "at"),
-        budget_micros=_int(d["budget_micros"], "budget_micros"),
-        spent_micros=_int(d["spent_micros"], "spent_micros"),
-        reserved_micros=_int(d["reserved_micros"], "reserved_micros"),
-        planned_micros=_int(d["planned_micros"], "planned_micros"),
-        pace_ratio=_number(d["pace_ratio"], "pace_ratio"),
-        time_elapsed_pct=_number(d["time_elapsed_pct"], "time_elapsed_pct"),
-        hour_allowance_micros=_int(d["hour_allowance_micros"], "hour_allowance_micros"),
-        hour_spent_micros=_int(d["hour_spent_micros"], "hour_spent_micros"),
-        breaker=_state(d["breaker"], "breaker"),
-        clicks=_int(d["clicks"], "clicks"),
-        conversions=_int(d["conversions"], "conversions"),
-        impressions=_opt(d, "impressions", _int) or 0,
-        revenue_micros=_opt(d, "revenue_micros", _int) or 0,
-        pacing_multiplier=_opt(d, "pacing_multiplier", _number) or 0.0,
-        performance=_opt(d, "performance", _performance) or {},
-    )
-
-
 def _decode_dlq(d: Mapping[str, Any], ctx: _Context) -> DlqRecord:
-    _DLQ.check(d)
-    return DlqRecord(
-        source_topic=_topic_name(d["source_topic"], "source_topic"),
-        partition=_int(d["partition"], "partition", lo=-1, hi=MAX_PARTITION),
-        offset=_int(d["offset"], "offset", lo=-1),
-        payload=_b64(d["payload_b64"], "payload_b64"),
-        error_code=_text(d["error_code"], "error_code", 64),
-        error=_text(d["error"], "error"),
-        at=parse_time(d["at"], "at"),
-        key=_opt(d, "key_b64", _b64),
-        payload_size=_opt(d, "payload_size", _int),
-        payload_truncated=_opt(d, "payload_truncated", _bool) or False,
-        batch_index=_opt(d, "batch_index", _batch_index),
-    )
+    values = _fields(_convert(d, DlqWire))
+    for name in ("payload", "key"):
+        text = values.pop(f"{name}_b64")
+        try:
+            values[name] = None if text is None else base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            _fail(ErrorCode.INVALID_BASE64, f"{name}_b64", f"not valid base64 ({exc})")
+    return _record(DlqRecord, values)
 
 
-def _batch_index(value: object, where: str) -> int:
-    return _int(value, where, hi=MAX_BATCH_EVENTS - 1)
+def _output(
+    model: type[msgspec.Struct], cls: type[_R]
+) -> Callable[[Mapping[str, Any], _Context], _R]:
+    """The decoder of an output topic: its model's fields are its record's."""
+    return lambda d, ctx: _record(cls, _fields(_convert(d, model)))
 
 
 _DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
@@ -1409,10 +1199,10 @@ _DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] 
     topics.BUDGETS: _decode_budget,
     topics.COMMANDS: _decode_command,
     topics.CAN_SPEND_REQUESTS: _decode_request,
-    topics.CAN_SPEND_REPLIES: _decode_reply,
-    topics.ALERTS: _decode_alert,
-    topics.BREAKERS: _decode_breaker,
-    topics.PACE: _decode_pace,
+    topics.CAN_SPEND_REPLIES: _output(CanSpendReplyWire, CanSpendReply),
+    topics.ALERTS: _output(AlertWire, AlertRecord),
+    topics.BREAKERS: _output(BreakerWire, BreakerRecord),
+    topics.PACE: _output(PaceWire, PaceRecord),
     topics.DLQ: _decode_dlq,
 }
 
@@ -1469,13 +1259,16 @@ def decode(
     ctx = _context(now, history_days, max_future_skew_s)
     if max_bytes is None:
         max_bytes = DLQ_MAX_PAYLOAD_BYTES if topic == topics.DLQ else DEFAULT_MAX_PAYLOAD_BYTES
-    if topic == topics.SPEND and isinstance(payload, bytes) and 0 < len(payload) <= max_bytes:
-        typed = _fast_spend(payload)
-        if typed is not None:
-            return _finish_spend(typed, ctx)
+    raw = _payload_bytes(payload)
+    limit = max_bytes
+    if topic == topics.SPEND and b'"events"' in raw:  # only a batch may be larger
+        limit = max(max_bytes, max_batch_bytes)
+    data = (_fast_load(raw) if len(raw) <= limit else None) or _load(raw, limit)
     if topic == topics.SPEND:
-        return _decode_spend_bytes(payload, ctx, max_bytes, max_batch_bytes)
-    return _decode_obj(topic, _load(payload, max_bytes), ctx)
+        allowed = max_batch_bytes if "events" in data else max_bytes
+        if len(raw) > allowed:
+            _fail(ErrorCode.PAYLOAD_TOO_LARGE, "", f"payload is {len(raw)} bytes > {allowed}")
+    return _decode_obj(topic, data, ctx)
 
 
 def from_dict(
@@ -1490,7 +1283,13 @@ def from_dict(
     byte-level ones: size, UTF-8, duplicate keys)."""
     if not isinstance(data, Mapping):
         _fail(ErrorCode.INVALID_JSON, "", f"must be a JSON object, got {_json_type(data)}")
-    return _decode_obj(topic, data, _context(now, history_days, max_future_skew_s))
+    try:
+        _check_values(dict(data), floats=False)  # a non-finite float: the field's type first
+        record = _decode_obj(topic, data, _context(now, history_days, max_future_skew_s))
+        _check_values(dict(data))
+    except _Odd as exc:
+        _fail(exc.code, "", str(exc))
+    return record
 
 
 R = TypeVar("R", bound=Record)
@@ -1536,7 +1335,10 @@ def parse_breaker_key(key: bytes) -> tuple[str, ChannelType]:
         campaign_id, _, channel = key.decode("utf-8").rpartition(":")
     except UnicodeDecodeError:
         _fail(ErrorCode.KEY_MISMATCH, "key", "breaker key is not UTF-8")
-    return _id(campaign_id, "key"), _channel(channel, "key")
+    try:
+        return _id(campaign_id, "key", campaign=True), ChannelType(channel)
+    except ValueError:
+        _fail(ErrorCode.UNKNOWN_CHANNEL, "key", f"unknown channel {_show(channel)}")
 
 
 def record_key(record: Record) -> bytes | None:
@@ -1589,169 +1391,66 @@ def format_time(value: datetime) -> str:
     return _fmt_time(value)
 
 
-def _t(value: object) -> object:
-    return _fmt_time(value) if isinstance(value, datetime) else value
+def _wire_value(value: object, where: str) -> object:
+    """A record's value as JSON data: enums by value, UTC times, base64 bytes, finite
+    floats (msgspec would write NaN as null: refused here, always), mappings and the
+    core's dataclasses (``ChannelConfig``) as objects without their ``None`` fields."""
+    if value is None or isinstance(value, str | int):
+        return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            _fail(ErrorCode.NON_FINITE_NUMBER, where, f"cannot encode {value}")
+        return value
+    if isinstance(value, datetime):
+        return _fmt_time(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return {
+            str(_wire_value(k, where)): _wire_value(v, f"{where}.{k}") for k, v in value.items()
+        }
+    if is_dataclass(value):
+        return {
+            f.name: _wire_value(v, f"{where}.{f.name}")
+            for f in fields(value)
+            if (v := getattr(value, f.name)) is not None
+        }
+    _fail(ErrorCode.WRONG_TYPE, where, f"cannot encode {type(value).__name__}")
 
 
-def _v(value: object) -> object:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _put(out: dict[str, object], name: str, value: object) -> None:
-    if value is not None:
-        out[name] = value
-
-
-def _b64s(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
+#: Wire field -> record attribute, where the two differ (the DLQ's base64 fields).
+_ATTRIBUTES: Final = {"payload_b64": "payload", "key_b64": "key"}
+#: Per topic: (wire field, record attribute, whether an empty value is left out).
+_LAYOUT: Final = {
+    topic: tuple(
+        (f.name, _ATTRIBUTES.get(f.name, f.name), not f.required)
+        for f in msgspec.structs.fields(model)
+        if f.name != "schema_version"
+    )
+    for topic, model in MODELS.items()
+}
 
 
 def to_dict(record: Record) -> dict[str, object]:
-    """The JSON object of ``record`` (what :func:`encode` serialises), unvalidated."""
+    """The JSON object of ``record`` (what :func:`encode` serialises), unvalidated: its
+    topic model's fields in order, ``schema_version`` first, absent ``None`` values and
+    empty optional mappings."""
     out: dict[str, object] = {"schema_version": SCHEMA_VERSION}
-    if isinstance(record, SpendRecord):
-        out.update(
-            event_id=record.event_id,
-            campaign_id=record.campaign_id,
-            channel=_v(record.channel),
-            amount_micros=record.amount_micros,
-            event_time=_t(record.event_time),
-            clicks=record.clicks,
-            conversions=record.conversions,
-        )
-        _put(out, "impressions", record.impressions)
-        _put(out, "revenue_micros", record.revenue_micros)
-        _put(out, "reservation_id", record.reservation_id)
-        _put(out, "source", record.source)
-    elif isinstance(record, SpendBatchRecord):
+    if isinstance(record, SpendBatchRecord):
         out["campaign_id"] = record.campaign_id
         out["events"] = [_batch_event_dict(record, event) for event in record.events]
-        _put(out, "source", record.source)
-    elif isinstance(record, BudgetRecord):
-        out.update(
-            campaign_id=record.campaign_id,
-            timezone=record.timezone,
-            strategy=_v(record.strategy),
-            channels={
-                str(_v(channel)): _channel_budget_dict(cfg)
-                for channel, cfg in record.channels.items()
-            },
-            updated_at=_t(record.updated_at),
-        )
-        if record.thresholds:
-            out["thresholds"] = dict(record.thresholds)
-        _put_signature(out, record)
-    elif isinstance(record, CommandRecord):
-        out.update(
-            command_id=record.command_id,
-            campaign_id=record.campaign_id,
-            command=_v(record.command),
-        )
-        _put(out, "channel", _v(record.channel))
-        _put(out, "state", _v(record.state))
-        out.update(reason=record.reason, issued_at=_t(record.issued_at))
-        _put_signature(out, record)
-    elif isinstance(record, CanSpendRequest):
-        out.update(
-            request_id=record.request_id,
-            campaign_id=record.campaign_id,
-            channel=_v(record.channel),
-            amount_micros=record.amount_micros,
-            requested_at=_t(record.requested_at),
-            deadline_ms=record.deadline_ms,
-        )
-        _put(out, "reply_to", record.reply_to)
-    elif isinstance(record, CanSpendReply):
-        out.update(
-            request_id=record.request_id,
-            campaign_id=record.campaign_id,
-            channel=_v(record.channel),
-            allowed=record.allowed,
-            code=_v(record.code),
-            reason=record.reason,
-        )
-        _put(out, "reservation_id", record.reservation_id)
-        _put(out, "expires_at", _t(record.expires_at))
-        out.update(remaining_micros=record.remaining_micros, decided_at=_t(record.decided_at))
-        if record.pacing_multiplier is not None:
-            out["pacing_multiplier"] = _float(record.pacing_multiplier, "pacing_multiplier")
-    elif isinstance(record, AlertRecord):
-        out.update(alert_id=record.alert_id, campaign_id=record.campaign_id)
-        _put(out, "channel", _v(record.channel))
-        out.update(
-            alert_type=_v(record.alert_type),
-            severity=_v(record.severity),
-            pace_ratio=_float(record.pace_ratio, "pace_ratio"),
-            current_spend_micros=record.current_spend_micros,
-            budget_consumed_pct=_float(record.budget_consumed_pct, "budget_consumed_pct"),
-            time_elapsed_pct=_float(record.time_elapsed_pct, "time_elapsed_pct"),
-            recommended_action=record.recommended_action,
-            at=_t(record.at),
-            thresholds={
-                name: _float(value, f"thresholds.{name}")
-                for name, value in record.thresholds.items()
-            },
-        )
-        _put(out, "budget_micros", record.budget_micros)
-        _put(out, "projected_overspend_micros", record.projected_overspend_micros)
-    elif isinstance(record, BreakerRecord):
-        out.update(
-            campaign_id=record.campaign_id,
-            channel=_v(record.channel),
-            state=_v(record.state),
-            cause=_v(record.cause),
-            since=_t(record.since),
-        )
-        _put(out, "until", _t(record.until))
-        _put(out, "previous", _v(record.previous))
-        out["forced"] = record.forced
-    elif isinstance(record, PaceRecord):
-        out.update(
-            campaign_id=record.campaign_id,
-            channel=_v(record.channel),
-            at=_t(record.at),
-            budget_micros=record.budget_micros,
-            spent_micros=record.spent_micros,
-            reserved_micros=record.reserved_micros,
-            planned_micros=record.planned_micros,
-            pace_ratio=_float(record.pace_ratio, "pace_ratio"),
-            time_elapsed_pct=_float(record.time_elapsed_pct, "time_elapsed_pct"),
-            hour_allowance_micros=record.hour_allowance_micros,
-            hour_spent_micros=record.hour_spent_micros,
-            breaker=_v(record.breaker),
-            clicks=record.clicks,
-            conversions=record.conversions,
-            impressions=record.impressions,
-            revenue_micros=record.revenue_micros,
-            pacing_multiplier=_float(record.pacing_multiplier, "pacing_multiplier"),
-        )
-        if record.performance:
-            out["performance"] = {
-                window: {
-                    name: _float(value, f"performance.{window}.{name}")
-                    for name, value in metrics.items()
-                }
-                for window, metrics in record.performance.items()
-            }
-    elif isinstance(record, DlqRecord):
-        out.update(
-            source_topic=record.source_topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
-        if record.key is not None:
-            out["key_b64"] = _b64s(record.key)
-        out.update(
-            payload_b64=_b64s(record.payload),
-            error_code=record.error_code,
-            error=record.error,
-            at=_t(record.at),
-        )
-        _put(out, "payload_size", record.payload_size)
-        out["payload_truncated"] = record.payload_truncated
-        _put(out, "batch_index", record.batch_index)
-    else:
+        if record.source is not None:
+            out["source"] = record.source
+        return out
+    layout = _LAYOUT.get(getattr(record, "topic", ""))
+    if layout is None or type(record) is not RECORD_TYPES[record.topic]:
         _fail(ErrorCode.UNKNOWN_TOPIC, "", f"not a record: {type(record).__name__}")
+    for name, attribute, optional in layout:
+        value = _wire_value(getattr(record, attribute), name)
+        if value is not None and not (optional and value == {}):
+            out[name] = value
     return out
 
 
@@ -1767,33 +1466,6 @@ def _batch_event_dict(batch: SpendBatchRecord, event: SpendRecord) -> dict[str, 
     return out
 
 
-def _channel_budget_dict(cfg: ChannelConfig) -> dict[str, object]:
-    out: dict[str, object] = {"daily_budget_micros": cfg.daily_budget_micros}
-    _put(out, "strategy", _v(cfg.strategy))
-    return out
-
-
-def _put_signature(out: dict[str, object], record: BudgetRecord | CommandRecord) -> None:
-    _put(out, "key_id", record.key_id)
-    _put(out, "nonce", record.nonce)
-    _put(out, "expires_at", _t(record.expires_at))
-    _put(out, "signature", record.signature)
-
-
-def _float(value: object, where: str) -> object:
-    # orjson would silently write NaN/Infinity as null: refuse them here, always.
-    if isinstance(value, float) and not math.isfinite(value):
-        _fail(ErrorCode.NON_FINITE_NUMBER, where, f"cannot encode {value}")
-    return value
-
-
-def _dumps(data: Mapping[str, object], *, sort_keys: bool = False) -> bytes:
-    try:
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
-    except orjson.JSONEncodeError as exc:
-        _fail(ErrorCode.WRONG_TYPE, "", f"cannot encode record: {exc}")
-
-
 def encode(record: Record, *, validate: bool = True) -> bytes:
     """Compact JSON bytes of ``record``.
 
@@ -1804,27 +1476,23 @@ def encode(record: Record, *, validate: bool = True) -> bytes:
     non-finite-float and naive-time checks stay).
     """
     data = to_dict(record)
-    if validate:
-        checked = _decode_obj(record.topic, data, _NO_CONTEXT)
-        if isinstance(checked, SpendBatchRecord):
-            if checked.rejected:
-                first = checked.rejected[0]
-                raise InvalidRecord(first.code, first.message)
-            encoded = _dumps(data)
-            if len(encoded) > MAX_BATCH_BYTES:
-                _fail(
-                    ErrorCode.PAYLOAD_TOO_LARGE,
-                    "",
-                    f"batch is {len(encoded)} bytes > {MAX_BATCH_BYTES}",
-                )
-            return encoded
-    return _dumps(data)
+    if not validate:
+        return _ENCODER.encode(data)
+    checked = _decode_obj(record.topic, data, _NO_CONTEXT)
+    encoded = _ENCODER.encode(data)
+    if isinstance(checked, SpendBatchRecord):
+        if checked.rejected:
+            raise InvalidRecord(checked.rejected[0].code, checked.rejected[0].message)
+        if len(encoded) > MAX_BATCH_BYTES:
+            size = f"batch is {len(encoded)} bytes > {MAX_BATCH_BYTES}"
+            _fail(ErrorCode.PAYLOAD_TOO_LARGE, "", size)
+    return encoded
 
 
 def _signing_bytes(record: BudgetRecord | CommandRecord) -> bytes:
     data = to_dict(record)
     data.pop("signature", None)
-    return _dumps(data, sort_keys=True)
+    return _SORTED_ENCODER.encode(data)
 
 
 def encode_spend(event: SpendEvent, *, source: str | None = None) -> bytes:

@@ -335,10 +335,30 @@ def corpus_misses(decoder: Decoder) -> list[tuple[str, Code, Code]]:
     return misses
 
 
+def batch_payload(events: int = records.MAX_BATCH_EVENTS) -> bytes:
+    """A batch spend record of ``events`` copies of :data:`VALID`'s event (ids differ)."""
+    event = json.loads(VALID)
+    del event["schema_version"], event["campaign_id"]
+    batch = [{**event, "event_id": f"evt-{i}"} for i in range(events)]
+    return json.dumps(
+        {"schema_version": 1, "campaign_id": "camp-42", "events": batch}, separators=(",", ":")
+    ).encode()
+
+
+def batch_cost_us(events: int = records.MAX_BATCH_EVENTS) -> float:
+    """Cost per event of ``records.decode`` on one batch of ``events`` events."""
+    payload = batch_payload(events)
+    return cost_us(decode_shipped, payload, n=max(1, 20_000 // events)) / events
+
+
 def run() -> dict[str, Any]:
     """Cost and corpus agreement of every candidate, as one report."""
     total = len(spend_corpus())
-    report: dict[str, Any] = {"spend_corpus_cases": total, "candidates": {}}
+    report: dict[str, Any] = {
+        "spend_corpus_cases": total,
+        "candidates": {},
+        "batch_us_per_event": round(batch_cost_us(), 2),
+    }
     for label, decoder in CANDIDATES.items():
         decoder(VALID)  # the valid record decodes under every candidate
         misses = corpus_misses(decoder)
@@ -363,6 +383,10 @@ def show(report: dict[str, Any], out: Callable[[str], object] = print) -> None:
         )
         for name, expected, got in row["misses"]:
             out(f"    {name}: expected {expected}, got {got}")
+    out(
+        f"{'records.decode, batch of ' + str(records.MAX_BATCH_EVENTS):32} "
+        f"{report['batch_us_per_event']:6.2f} us/event"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ _ID_CHARS: Final = (
 ID_PATTERN: Final = f"^(?=.*\\S)[^{_ID_CHARS}]+$"
 #: Campaign ids also refuse braces (they would change the Redis hash tag).
 CAMPAIGN_ID_PATTERN: Final = f"^(?=.*\\S)[^{_ID_CHARS}{{}}]+$"
-#: Free text: tabs and newlines allowed, other C0 controls and DEL not.
-TEXT_PATTERN: Final = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+#: Free text: tabs and newlines allowed, other C0 controls, DEL and lone surrogates not.
+TEXT_PATTERN: Final = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f\\ud800-\\udfff]*$"
 TIME_PATTERN: Final = (
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?"
     "([Zz]|[+-][0-9]{2}:[0-9]{2})$"
@@ -412,7 +412,7 @@ class PaceWire(OutputRecord, frozen=True, kw_only=True):
     revenue_micros: Annotated[Micros, _m("Conversion value today.")] | None = None
     pacing_multiplier: Annotated[Ratio, _d("Bid/throttle multiplier.")] | None = None
     performance: Annotated[
-        dict[MetricName, dict[MetricName, float | None]],
+        dict[MetricName, dict[MetricName, int | float | None]],
         _d(
             "Derived metrics by window (today, 7 days, baseline, ...): "
             "name -> number or null."

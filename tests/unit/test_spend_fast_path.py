@@ -87,17 +87,17 @@ def test_fast_path_decides_as_the_strict_path(payload: bytes) -> None:
 
 def test_a_clean_record_takes_the_fast_path() -> None:
     payload = json.dumps(BASE).encode()
-    assert records._fast_spend(payload) is not None
+    assert records._fast_load(payload) is not None
     assert outcome(fast, payload) == outcome(strict, payload)
 
 
 def test_a_repeated_key_is_left_to_the_strict_path() -> None:
     payload = json.dumps(BASE).encode()[:-1] + b', "clicks": 2}'
-    assert records._fast_spend(payload) is None
+    assert records._fast_load(payload) is None
     assert outcome(fast, payload) == "duplicate_key"
 
 
 def test_an_escaped_key_is_left_to_the_strict_path() -> None:
     payload = json.dumps(BASE).encode()[:-1] + b', "\\u0063licks": 2}'
-    assert records._fast_spend(payload) is None
+    assert records._fast_load(payload) is None
     assert outcome(fast, payload) == "duplicate_key"

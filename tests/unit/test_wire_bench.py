@@ -64,7 +64,7 @@ def test_msgspec_carries_the_id_rule_code_in_its_message() -> None:
 
 
 def test_report_lists_cost_and_agreement_per_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wire_bench, "cost_us", lambda decoder: 1.0)
+    monkeypatch.setattr(wire_bench, "cost_us", lambda decoder, *args, **kw: 1.0)
     report = wire_bench.run()
     rows = report["candidates"]
     assert set(rows) == set(wire_bench.CANDIDATES)
@@ -74,13 +74,23 @@ def test_report_lists_cost_and_agreement_per_candidate(monkeypatch: pytest.Monke
     lines: list[str] = []
     wire_bench.show(report, lines.append)
     assert any("duplicate_key: expected duplicate_key, got accepted" in line for line in lines)
+    assert report["batch_us_per_event"] == round(1.0 / records.MAX_BATCH_EVENTS, 2)
+    assert any("batch of 1000" in line and "us/event" in line for line in lines)
+
+
+def test_the_batch_measured_is_a_full_well_formed_batch() -> None:
+    batch = records.decode(records.topics.SPEND, wire_bench.batch_payload(), now=wire_bench.NOW)
+    assert isinstance(batch, records.SpendBatchRecord)
+    assert len(batch.events) == records.MAX_BATCH_EVENTS
+    assert batch.rejected == ()
+    assert len({e.event_id for e in batch.events}) == records.MAX_BATCH_EVENTS
 
 
 def test_without_the_corpus_only_the_cost_is_reported(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(wire_bench, "CORPUS", tmp_path / "absent.jsonl")
-    monkeypatch.setattr(wire_bench, "cost_us", lambda decoder: 1.0)
+    monkeypatch.setattr(wire_bench, "cost_us", lambda decoder, *args, **kw: 1.0)
     report = wire_bench.run()
     assert report["spend_corpus_cases"] == 0
     assert all(row["us_per_record"] == 1.0 for row in report["candidates"].values())
