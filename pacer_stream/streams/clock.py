@@ -1,7 +1,7 @@
 """The worker's clock: every decision, expiry and cooldown is judged by it.
 
 Why an object and not ``datetime.now``: decisions must use the worker's clock, never a
-bidder's timestamp (SPEC section 2), and tests and replays must be able to drive that
+bidder's timestamp, and tests and replays must be able to drive that
 clock. Production uses :class:`WallClock` (optionally shifted by
 ``settings.clock_offset_s``, which integration tests use to place the worker at a chosen
 time of day); component tests use :class:`ManualClock`.

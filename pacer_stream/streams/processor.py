@@ -9,7 +9,7 @@ caller's stream context) and which campaign/channels' Redis allowances are now s
 
 No pacing rule lives here: every decision, alert and breaker transition comes from
 :class:`~pacer_stream.core.engine.PacingEngine`. This module only enforces the stream
-semantics (SPEC section 2):
+semantics:
 
 * **at-least-once + idempotent apply**: a record at or below the campaign's stored
   input-offset high-water mark (``state.offsets[topic]``) was already applied before a

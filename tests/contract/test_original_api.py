@@ -1,5 +1,5 @@
 """The original-compatible facade: names, enum values, dataclass fields, sync/async shape,
-configurable attributes, alert callbacks, typed errors (spec section 9)."""
+configurable attributes, alert callbacks, typed errors."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Unit tests of pacer_stream.observability: metric naming rules, helpers, health, logs.
 
 The naming rules are checked over the whole REGISTRY rather than metric by metric, so a
-metric added later by anyone is held to the same rules (spec section 6) without anyone
+metric added later by anyone is held to the same rules without anyone
 remembering to write a test for it.
 """
 

@@ -1,4 +1,4 @@
-"""The report: SPEC section 9 format, mean/worst aggregation and the CLI command."""
+"""The report: its JSON shape, mean/worst aggregation and the CLI command."""
 
 from __future__ import annotations
 
