@@ -193,6 +193,11 @@ class CampaignTable(faust.Table[str, Stored]):
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw" if typ is str else stored_codec.CODEC_NAME
 
+    def _new_store(self) -> StoreT:
+        # faust picks ``self._store or app.conf.store``, and ``URL("rocksdb://")`` is
+        # falsy (no host, no path): the table's own store must win.
+        return self._new_store_by_url(self._store if self._store is not None else "memory://")
+
     def _new_store_by_url(self, url: str | URL) -> StoreT:
         if URL(str(url)).scheme != "rocksdb":
             return super()._new_store_by_url(url)  # type: ignore[no-any-return]
@@ -327,7 +332,7 @@ class Worker:
             s.app_id,
             broker=_broker_url(s),
             broker_credentials=_credentials(s),
-            store="memory://",
+            store=table_store_url(s),
             processing_guarantee="at_least_once",
             topic_partitions=s.topic_partitions,
             topic_replication_factor=s.topic_replication_factor,
