@@ -38,6 +38,10 @@ from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
+from pacer_stream.observability.logging import get_logger
+
+log = get_logger("pacer_stream.table_store")
+
 #: Decoded campaign values kept in memory by default (unsaved ones come on top).
 DEFAULT_CACHE_VALUES = 100_000
 
@@ -213,6 +217,19 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
             self._db_for_partition(partition).write(batch)
 
     # ------------------------------------------------------------------ recovery, rebalance
+    def _open_for_partition(self, partition: int) -> Any:
+        """Open a partition's database and say from which changelog offset recovery
+        will read it (None: the database is new, the whole changelog is read)."""
+        db = super()._open_for_partition(partition)
+        raw = db.get(self.offset_key)
+        log.info(
+            "table_store_opened",
+            partition=partition,
+            persisted_offset=None if raw is None else int(raw),
+            path=str(self.partition_path(partition)),
+        )
+        return db
+
     def apply_changelog_batch(
         self,
         batch: Iterable[EventT],
