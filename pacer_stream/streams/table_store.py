@@ -111,9 +111,17 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         self._hidden.add(key)
 
     def __contains__(self, key: object) -> bool:
+        # faust's table asks ``key in data`` before every ``data[key]``: a hit on disk
+        # is decoded into the cache here, so the read that follows needs no second lookup.
         if key in self._hidden:
             return False
-        return key in self.live or bool(self._contains(self._encode_key(key)))
+        if key in self.live:
+            return True
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[Any]:
         yield from self._keys_decoded()
@@ -122,13 +130,27 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         return sum(1 for _ in self._keys_decoded())
 
     def _keys_decoded(self) -> Iterator[Any]:
-        """Keys of the active partitions: the values in memory, then those on disk only."""
+        """Keys of the active partitions: the values in memory, then those on disk only.
+
+        Listing is how the timers and the recovery pass reach every owned campaign, and
+        each key listed is read right after: while the cache has room, the disk values
+        are decoded into it during the one scan (instead of a lookup per key across the
+        partition databases later), and every key's partition is remembered."""
         in_memory = list(self.live)
         seen = set(in_memory)
         yield from in_memory
-        for raw in self._iterkeys():
-            key = self._decode_key(raw)
-            if key not in seen and key not in self._hidden:
+        topic = self.table.changelog_topic_name
+        actives = self.app.assignor.assigned_actives()
+        for partition, db in list(self._dbs.items()):
+            if TP(topic=topic, partition=partition) not in actives:
+                continue
+            for raw, data in self._visible_items(db):
+                key = self._decode_key(raw)
+                if key in seen or key in self._hidden:
+                    continue
+                self._key_index[raw] = partition
+                if len(self.live) < self.cache_values and key not in self.live:
+                    self.live[key] = self._decode_value(data)
                 yield key
 
     def _values_decoded(self) -> Iterator[Any]:

@@ -203,3 +203,26 @@ def test_recovered_records_replace_stale_decoded_values(tmp_path: Path) -> None:
 def test_an_unknown_table_store_is_refused(name: str) -> None:
     with pytest.raises(ValueError):
         Settings(table_store=name)  # type: ignore[arg-type]
+
+
+def test_listing_an_owned_partition_reads_its_disk_values_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = _worker(tmp_path)
+    store = _store(worker)
+    for i, cid in enumerate(("p0-a", "p0-b")):
+        value = _value(worker, cid)
+        store[cid] = value
+        store.written(store.writing(cid, 0), stored_codec.dumps(value), i)
+    for db in store._dbs.values():
+        db.close()
+    restarted = _worker(tmp_path)
+    again = _store(restarted)
+    topic = again.table.changelog_topic.get_topic_name()
+    monkeypatch.setattr(
+        restarted.app.assignor, "assigned_actives", lambda: {TP(topic, 0)}
+    )
+    assert again.live == {}
+    assert sorted(again) == ["p0-a", "p0-b"]  # partition 1 is not owned: nothing listed
+    assert set(again.live) == {"p0-a", "p0-b"}  # decoded during the scan
+    assert again["p0-a"].campaign_id == "p0-a"
