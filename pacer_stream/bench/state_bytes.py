@@ -49,7 +49,8 @@ def campaign(events: int, *, budget_micros: int = 10**12) -> CampaignState:
     """One campaign/channel configured at 00:00 with ``events`` events over the day."""
     engine = PacingEngine()
     config = CampaignConfig(
-        "bytes-campaign-0001", {CHANNEL: ChannelConfig(budget_micros)},
+        "bytes-campaign-0001",
+        {CHANNEL: ChannelConfig(budget_micros)},
         PacingStrategy.EVEN_DISTRIBUTION,
     )
     state, _ = engine.configure(None, config, DAY)

@@ -34,9 +34,7 @@ def _opened(worker: WorkerProcess) -> dict[int, int | None]:
         partition = re.search(r'"?partition"?[=:]\s*(\d+)', line)
         offset = re.search(r'"?persisted_offset"?[=:]\s*(\w+)', line)
         assert partition is not None and offset is not None, line
-        found[int(partition.group(1))] = (
-            int(offset.group(1)) if offset.group(1).isdigit() else None
-        )
+        found[int(partition.group(1))] = int(offset.group(1)) if offset.group(1).isdigit() else None
     return found
 
 

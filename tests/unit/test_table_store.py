@@ -219,9 +219,7 @@ def test_listing_an_owned_partition_reads_its_disk_values_once(
     restarted = _worker(tmp_path)
     again = _store(restarted)
     topic = again.table.changelog_topic.get_topic_name()
-    monkeypatch.setattr(
-        restarted.app.assignor, "assigned_actives", lambda: {TP(topic, 0)}
-    )
+    monkeypatch.setattr(restarted.app.assignor, "assigned_actives", lambda: {TP(topic, 0)})
     assert again.live == {}
     assert sorted(again) == ["p0-a", "p0-b"]  # partition 1 is not owned: nothing listed
     assert set(again.live) == {"p0-a", "p0-b"}  # decoded during the scan
