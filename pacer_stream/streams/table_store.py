@@ -127,9 +127,13 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         yield from self._keys_decoded()
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._keys_decoded())
+        # ``list(table.keys())`` asks the length first: count without decoding values.
+        return sum(1 for _ in self._listed(fill=False))
 
     def _keys_decoded(self) -> Iterator[Any]:
+        return self._listed(fill=True)
+
+    def _listed(self, *, fill: bool) -> Iterator[Any]:
         """Keys of the active partitions: the values in memory, then those on disk only.
 
         Listing is how the timers and the recovery pass reach every owned campaign, and
@@ -149,7 +153,7 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
                 if key in seen or key in self._hidden:
                     continue
                 self._key_index[raw] = partition
-                if len(self.live) < self.cache_values and key not in self.live:
+                if fill and len(self.live) < self.cache_values:
                     self.live[key] = self._decode_value(data)
                 yield key
 
