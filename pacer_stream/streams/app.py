@@ -252,14 +252,19 @@ class CampaignTable(faust.Table[str, Stored]):
         assert partition is not None and isinstance(key, str)
         assert value is None or isinstance(value, bytes)
         write = self.changelog_sending(key, partition, stored)
-        fut = self.changelog_topic.send_soon(
-            key=key,
-            value=value,
-            partition=partition,
-            key_serializer=key_serializer or self.key_serializer,
-            value_serializer=value_serializer or self.value_serializer,
-            eager_partitioning=True,
-        )
+        try:
+            fut = self.changelog_topic.send_soon(
+                key=key,
+                value=value,
+                partition=partition,
+                key_serializer=key_serializer or self.key_serializer,
+                value_serializer=value_serializer or self.value_serializer,
+                eager_partitioning=True,
+            )
+        except BaseException:
+            if write is not None and isinstance(self.data, CampaignStore):
+                self.data.failed(write)  # never sent: the partition's offset may move on
+            raise
         fut.add_done_callback(functools.partial(self.changelog_done, write, value))
         return fut
 
