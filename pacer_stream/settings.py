@@ -7,6 +7,7 @@ overrides them through the environment (or a ``.env`` file).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,17 @@ class Settings(BaseSettings):
     #: When set, campaign views require ``Authorization: Bearer <token>``.
     worker_web_token: str | None = None
     worker_data_dir: str = ".services/worker-data"
+    #: Where the worker keeps the campaign table locally: ``rocksdb`` (under
+    #: ``worker_data_dir``; a restart reads only the changelog written since, and state
+    #: may exceed memory) or ``memory`` (rebuilt from the whole changelog at every start).
+    #: Workers running side by side need data directories of their own with ``rocksdb``.
+    table_store: Literal["rocksdb", "memory"] = "rocksdb"
+    #: With ``rocksdb``: decoded campaign values kept in memory (least recently used are
+    #: dropped and re-read from disk; values not yet on disk are always kept).
+    table_cache_values: int = Field(default=100_000, ge=1)
+    #: With ``rocksdb``, per changelog partition: block cache and write buffer sizes.
+    rocksdb_block_cache_mib: int = Field(default=64, ge=1)
+    rocksdb_write_buffer_mib: int = Field(default=16, ge=1)
     snapshot_interval_s: float = 60.0
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0

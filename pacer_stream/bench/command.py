@@ -38,11 +38,17 @@ def bench(
     ),
     only: Annotated[
         list[str] | None,
-        typer.Option(help="run only these: core, memory, redis, stream, wire"),
+        typer.Option(
+            help="run only these: core, memory, redis, stream, wire; "
+            "restart (kill -9 restart time per table store) runs only when named"
+        ),
     ] = None,
     memory_states: Annotated[int, typer.Option(help="campaign/channels held for RSS")] = 100_000,
     redis_url: Annotated[str | None, typer.Option(help="Redis for the fast-path bench")] = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka for the stream bench")] = None,
+    restart_states: Annotated[
+        int, typer.Option(help="campaign/channels in state for the restart bench")
+    ] = 100_000,
 ) -> None:
     """Run every benchmark beside its same-run baseline and write the figures
     (targets: docs/targets.md)."""
@@ -103,6 +109,16 @@ def bench(
         res = asyncio.run(stream_bench.run(bootstrap or settings.kafka_bootstrap_servers))
         _write(out, "stream", res)
         console.print_json(json.dumps(res, default=str))
+    if "restart" in chosen:
+        from pacer_stream.bench import restart_bench
+
+        res = asyncio.run(
+            restart_bench.run(
+                bootstrap or settings.kafka_bootstrap_servers, n_states=restart_states
+            )
+        )
+        _write(out, "restart", res)
+        restart_bench.show(res, console.print)
     if "wire" in chosen:
         from pacer_stream.bench import wire_bench
 

@@ -27,13 +27,17 @@ replicas) and only while no rebalance or table recovery is in progress. A timer 
 input event, so it writes the changelog explicitly with the campaign's partition
 (``Table.send_changelog``).
 
-State is faust's memory store rebuilt from the changelog at start (rocksdb is not
-installed); the changelog holds the latest value per campaign (compacted).
+State: the changelog holds the latest value per campaign (compacted). Locally the table
+is kept in RocksDB under the data directory (``table_store = "rocksdb"``, the default,
+:mod:`.table_store`): a restarted worker reads only the changelog records written after
+the offset its database recorded. ``table_store = "memory"`` keeps faust's memory store,
+rebuilt from the whole changelog at every start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,9 +45,10 @@ from typing import Any
 
 import faust
 from faust.serializers import codecs
-from faust.types import EventT, TopicT
+from faust.types import EventT, StoreT, TopicT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
+from yarl import URL
 
 from pacer_stream import __version__ as _version
 from pacer_stream.adapters.forecast_runner import ForecastRunner
@@ -64,6 +69,11 @@ from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
 from pacer_stream.streams.stored import Stored
+from pacer_stream.streams.table_store import (
+    DEFAULT_CACHE_VALUES,
+    CampaignStore,
+    ChangelogWrite,
+)
 from pacer_stream.streams.ui.routes import register as register_ui
 
 log = get_logger("pacer_stream.worker")
@@ -113,6 +123,28 @@ def _credentials(s: Settings) -> Any:
     )
 
 
+def table_store_url(s: Settings) -> str:
+    """faust store URL of the ``campaigns`` table: RocksDB (under the worker's data
+    directory, see :mod:`.table_store`) or memory (rebuilt from the changelog at start)."""
+    if s.table_store == "rocksdb":
+        return "rocksdb://"
+    if s.table_store == "memory":
+        return "memory://"
+    raise ValueError(f"table_store must be 'rocksdb' or 'memory', not {s.table_store!r}")
+
+
+def rocksdb_options(s: Settings) -> dict[str, int]:
+    """RocksDB options per changelog partition: faust's defaults (a 2 GiB block cache
+    and three 64 MiB write buffers per partition database) are sized for one big table
+    per machine; ours come from the settings."""
+    mib = 1024 * 1024
+    return {
+        "block_cache_size": s.rocksdb_block_cache_mib * mib,
+        "write_buffer_size": s.rocksdb_write_buffer_mib * mib,
+        "max_write_buffer_number": 2,
+    }
+
+
 def web_host(s: Settings) -> str:
     """The host other workers use to reach this one's views (faust routes a campaign's
     view to the worker that owns it): the configured host, else the bind address when it
@@ -148,10 +180,93 @@ Step = Callable[[Stored], Result]
 class CampaignTable(faust.Table[str, Stored]):
     """faust 0.15 derives a table's serializers from its key/value types when the table
     is built (its changelog topic is created right then): ours are raw ``str`` keys and
-    the :mod:`.stored` codec for values, so writes *and* recovery use them."""
+    the :mod:`.stored` codec for values, so writes *and* recovery use them.
+
+    With the RocksDB store (:mod:`.table_store`) every changelog write of the table goes
+    through :meth:`changelog_sending` / :meth:`changelog_done`, so the local database
+    only ever holds what the broker acknowledged; with the memory store both are no-ops.
+    """
+
+    #: Decoded values the RocksDB store keeps in memory (set before the store is built).
+    cache_values: int = DEFAULT_CACHE_VALUES
 
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw" if typ is str else stored_codec.CODEC_NAME
+
+    def _new_store(self) -> StoreT:
+        # faust picks ``self._store or app.conf.store``, and ``URL("rocksdb://")`` is
+        # falsy (no host, no path): the table's own store must win.
+        return self._new_store_by_url(self._store if self._store is not None else "memory://")
+
+    def _new_store_by_url(self, url: str | URL) -> StoreT:
+        if URL(str(url)).scheme != "rocksdb":
+            return super()._new_store_by_url(url)  # type: ignore[no-any-return]
+        return CampaignStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+            cache_values=self.cache_values,
+        )
+
+    def changelog_sending(
+        self, key: str, partition: int, value: Stored | None = None
+    ) -> ChangelogWrite | None:
+        """A changelog write of ``key`` is about to be handed to the producer."""
+        store = self.data
+        if isinstance(store, CampaignStore):
+            return store.writing(key, partition, value)
+        return None
+
+    def changelog_done(
+        self, write: ChangelogWrite | None, data: bytes | None, fut: asyncio.Future[Any]
+    ) -> None:
+        """Done-callback of a changelog write: the delivered bytes go to disk."""
+        store = self.data
+        if write is None or not isinstance(store, CampaignStore):
+            return
+        if fut.cancelled() or fut.exception() is not None:
+            store.failed(write)
+        else:
+            store.written(write, data, int(fut.result().offset))
+
+    def send_changelog(  # type: ignore[override]
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        *,
+        stored: Stored | None = None,
+    ) -> Any:
+        """faust's ``send_changelog`` (through faust's producer buffer), reporting the
+        write's delivery to the store instead of faust's bare offset callback. The
+        worker calls it for timer writes and tombstones, always with raw bytes."""
+        assert partition is not None and isinstance(key, str)
+        assert value is None or isinstance(value, bytes)
+        write = self.changelog_sending(key, partition, stored)
+        try:
+            fut = self.changelog_topic.send_soon(
+                key=key,
+                value=value,
+                partition=partition,
+                key_serializer=key_serializer or self.key_serializer,
+                value_serializer=value_serializer or self.value_serializer,
+                eager_partitioning=True,
+            )
+        except BaseException:
+            if write is not None and isinstance(self.data, CampaignStore):
+                self.data.failed(write)  # never sent: the partition's offset may move on
+            raise
+        fut.add_done_callback(functools.partial(self.changelog_done, write, value))
+        return fut
 
 
 class Worker:
@@ -182,19 +297,22 @@ class Worker:
         self.status = WorkerStatus(redis_configured=settings.redis_publish_enabled)
         self.status.details.update({"app_id": settings.app_id, "version": _version})
         self.app = self._build_app()
-        #: campaign_id -> Stored (the campaign's whole state); changelog-backed.
-        self.campaigns: CampaignTable = self.app.tables.add(  # type: ignore[assignment]
-            CampaignTable(
-                self.app,
-                name="campaigns",
-                default=None,
-                beacon=self.app.tables.beacon,
-                key_type=str,
-                partitions=settings.topic_partitions,
-                extra_topic_configs={"max.message.bytes": str(MAX_VALUE_BYTES)},
-                help="campaign_id -> CampaignState (+ offset marks, nonces, fast-path counts)",
-            )
+        #: campaign_id -> Stored (the campaign's whole state); changelog-backed, kept
+        #: in RocksDB under the data directory (``table_store``) or in memory.
+        table = CampaignTable(
+            self.app,
+            name="campaigns",
+            default=None,
+            beacon=self.app.tables.beacon,
+            key_type=str,
+            partitions=settings.topic_partitions,
+            store=table_store_url(settings),
+            options=rocksdb_options(settings) if settings.table_store == "rocksdb" else None,
+            extra_topic_configs={"max.message.bytes": str(MAX_VALUE_BYTES)},
+            help="campaign_id -> CampaignState (+ offset marks, nonces, fast-path counts)",
         )
+        table.cache_values = settings.table_cache_values
+        self.campaigns: CampaignTable = self.app.tables.add(table)  # type: ignore[assignment]
         self.redis_sync: RedisSync | None = None
         #: Input records fully handled by this process (tests wait on it).
         self.events_processed = 0
@@ -219,7 +337,7 @@ class Worker:
             s.app_id,
             broker=_broker_url(s),
             broker_credentials=_credentials(s),
-            store="memory://",
+            store=table_store_url(s),
             processing_guarantee="at_least_once",
             topic_partitions=s.topic_partitions,
             topic_replication_factor=s.topic_replication_factor,
@@ -387,7 +505,7 @@ class Worker:
             return False
         try:
             self.campaigns.send_changelog(
-                value.partition, campaign_id, write.value, value_serializer="raw"
+                value.partition, campaign_id, write.value, value_serializer="raw", stored=value
             )
         except Exception as exc:
             self._quarantine(campaign_id, value.partition, exc)
@@ -406,12 +524,21 @@ class Worker:
         for m in messages:
             if m.topic != changelog:
                 continue
+            assert m.key is not None
+            # The store learns of each write before it is sent and of its delivery from
+            # the future's own callback (in delivery order, with the timers' writes).
+            pending = self.campaigns.changelog_sending(m.key.decode(), m.partition or 0)
             try:
                 sent = await producer.send(m.topic, m.key, m.value, m.partition, None, None)
-                written.append(sent)
             except Exception as exc:
-                assert m.key is not None
+                if pending is not None:
+                    self.campaigns.data.failed(pending)
                 self._quarantine(m.key.decode(), m.partition or 0, exc)
+                continue
+            sent.add_done_callback(  # type: ignore[attr-defined]
+                functools.partial(self.campaigns.changelog_done, pending, m.value)
+            )
+            written.append(sent)
         if written:
             await asyncio.gather(*written, return_exceptions=True)
         for m in messages:

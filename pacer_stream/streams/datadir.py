@@ -3,9 +3,11 @@
 Why this exists: faust creates only the *last* component of its data directory, so a
 worker started outside the development checkout (no ``.services/``) used to die at start
 with ``FileNotFoundError``. Nothing the worker keeps there is needed to be correct -- the
-campaign table is faust's memory store, rebuilt from its changelog topic at every start --
-so a directory that cannot be created (read-only root filesystem, no permission) is not a
-reason to refuse to run: the worker then uses a private temporary directory and says so.
+campaign table's RocksDB databases only ever hold changelog records the broker
+acknowledged (:mod:`.table_store`), so without them the table is rebuilt from the whole
+changelog -- and a directory that cannot be created (read-only root filesystem, no
+permission) is not a reason to refuse to run: the worker then uses a private temporary
+directory and says so.
 """
 
 from __future__ import annotations

@@ -158,11 +158,16 @@ class WorkerProcess:
         *,
         cwd: Path = REPO,
         env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.run = run
         self.cwd = cwd
         #: The whole environment of the process (default: the run's, over this one's).
         self.env = env
+        #: The worker's own data directory (default: the run's, shared by the workers a
+        #: test runs one after the other). Workers running side by side need their own:
+        #: a RocksDB table database is opened by one process at a time.
+        self.data_dir = data_dir
         self.port = _free_port()
         self.log_path = run.tmp / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -178,11 +183,17 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pacer_stream", "worker"],
             cwd=self.cwd,
-            env=self.env if self.env is not None else self.run.env(self.port),
+            env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
+
+    def _env(self) -> dict[str, str]:
+        env = dict(self.env) if self.env is not None else self.run.env(self.port)
+        if self.data_dir is not None:
+            env["PACER_WORKER_DATA_DIR"] = str(self.data_dir)
+        return env
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -300,7 +300,8 @@ async def test_pages_are_answered_by_the_owner_from_any_worker(
     token = uuid.uuid4().hex
     monkeypatch.setenv("PACER_WORKER_WEB_TOKEN", token)  # the workers' environment
     auth = {"Authorization": f"Bearer {token}"}
-    w1, w2 = workers("w1"), workers("w2")
+    w1 = workers("w1")
+    w2 = workers("w2", data_dir=stream_run.tmp / "worker-data-w2")  # side by side
     w1.start()
     w2.start()
     await w1.wait_ready()

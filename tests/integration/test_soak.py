@@ -178,7 +178,10 @@ async def test_kill9_soak(private_kafka: Any, tmp_path: Path) -> None:
     run.extra_env["PACER_LOG_LEVEL"] = "WARNING"
     await create_topics(run.settings())
     rng = random.Random(7)
-    workers = [WorkerProcess(run, "w0"), WorkerProcess(run, "w1")]
+    workers = [
+        WorkerProcess(run, name, data_dir=tmp_path / f"worker-data-{name}")  # side by side
+        for name in ("w0", "w1")
+    ]
     client = run.client()
     cids = [f"soak-{uuid.uuid4().hex[:6]}-{i}" for i in range(CAMPAIGNS)]
     feed = Feed(run, client, cids)

@@ -42,7 +42,7 @@ async def test_two_workers_share_then_one_takes_over(
         await client.set_budget(cid, {"search": 10_000 * UNIT}, strategy="even_distribution")
     await poll(lambda: all(w1.status(c) for c in cids), what="campaigns configured")
 
-    w2 = workers("w2")
+    w2 = workers("w2", data_dir=stream_run.tmp / "worker-data-w2")  # side by side
     w2.start()
     await w2.wait_ready()
     # both active, the partitions split between them (no standby counted as active)

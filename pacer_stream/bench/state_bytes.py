@@ -1,0 +1,105 @@
+"""Where the bytes of a campaign's table value go, and what one applied event costs in
+changelog bytes.
+
+Why this exists: the worker writes a campaign's whole value to the changelog after every
+applied batch, so the value's size is both the memory a campaign/channel costs and the
+changelog bytes an event costs. Before the encoding changes, this measures it on the
+real codec (:mod:`pacer_stream.streams.stored` over :mod:`pacer_stream.core.serde`):
+
+* one campaign with one channel, configured for a day (a day's plan), then ``events``
+  spend events with distinct ids spread over the day, each applied by the pure engine;
+* the encoded value after the events, broken down by section (each section's JSON size
+  on its own, so the parts add up to roughly the whole);
+* changelog bytes per applied event at steady state: the value written after one
+  applied event (one event per batch, the worst case) and the value divided by the
+  batch size for a batch of ``batch`` events of that campaign.
+
+Pure and deterministic (fixed day, no wall clock). ``python -m
+pacer_stream.bench.state_bytes [EVENTS...]`` prints the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from pacer_stream.core import serde
+from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.state import CampaignState
+from pacer_stream.core.types import (
+    CampaignConfig,
+    ChannelConfig,
+    ChannelType,
+    PacingStrategy,
+    SpendEvent,
+)
+from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.stored import Stored
+
+#: A Monday with no DST change; the day starts at midnight UTC.
+DAY: datetime = datetime(2026, 3, 2, tzinfo=UTC)
+CHANNEL = ChannelType.GOOGLE_ADS
+
+
+def campaign(events: int, *, budget_micros: int = 10**12) -> CampaignState:
+    """One campaign/channel configured at 00:00 with ``events`` events over the day."""
+    engine = PacingEngine()
+    config = CampaignConfig(
+        "bytes-campaign-0001",
+        {CHANNEL: ChannelConfig(budget_micros)},
+        PacingStrategy.EVEN_DISTRIBUTION,
+    )
+    state, _ = engine.configure(None, config, DAY)
+    step = timedelta(seconds=86_000 / max(1, events))
+    for i in range(events):
+        at = DAY + step * i + timedelta(seconds=1)
+        event = SpendEvent(f"evt-{i:09d}", state.campaign_id, CHANNEL, 1_000, at, clicks=1)
+        engine.record_spend(state, event, at)
+        state.offsets["pacer.spend.v1"] = i
+    return state
+
+
+def breakdown(state: CampaignState) -> dict[str, int]:
+    """JSON bytes of each section of the serialised state (campaign keys; channel keys
+    prefixed ``ch.``)."""
+    doc = serde.to_dict(state)
+    sizes: dict[str, int] = {}
+    for key, value in doc.items():
+        if key == "ch":
+            continue
+        sizes[key] = len(orjson.dumps(value))
+    for ch in doc["ch"]:
+        for key, value in ch.items():
+            name = f"ch.{key}"
+            sizes[name] = sizes.get(name, 0) + len(orjson.dumps(value))
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
+def measure(events: int, *, batch: int = 1000) -> dict[str, Any]:
+    """The figures for one campaign/channel after ``events`` events."""
+    state = campaign(events)
+    value = stored_codec.dumps(Stored(state, partition=0))
+    parts = breakdown(state)
+    top = {k: v for k, v in list(parts.items())[:8]}
+    return {
+        "events": events,
+        "value_bytes": len(value),
+        "dedupe_ids": len(state.dedupe.expiry),
+        "bytes_per_dedupe_id": round(parts.get("d", 0) / max(1, len(state.dedupe.expiry)), 1),
+        "changelog_bytes_per_event_batch_1": len(value),
+        f"changelog_bytes_per_event_batch_{batch}": round(len(value) / batch, 1),
+        "largest_sections": top,
+    }
+
+
+def main() -> None:  # pragma: no cover - manual use
+    counts = [int(a) for a in sys.argv[1:]] or [0, 100, 1_000, 10_000]
+    print(json.dumps([measure(n) for n in counts], indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
