@@ -27,7 +27,11 @@ from pacer_stream.core.allocation import (
 )
 from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.allocation.capacity import absorb_capacity
-from pacer_stream.core.breaker import Transition
+from pacer_stream.core.breaker import (
+    UNAUTHORISED_TRIP_SHARE,
+    UNAUTHORISED_WINDOW_S,
+    Transition,
+)
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
 from pacer_stream.core.ids import check_campaign_id, check_id
@@ -319,6 +323,17 @@ class PacingEngine:
             and (reserves or ch.spent_total > planned_at(ch, ts))
         ):
             violation = BreakerCause.RUNAWAY_VELOCITY
+        if (
+            unauthorised
+            and reserves
+            and ch.unauthorised.total(ts, UNAUTHORISED_WINDOW_S)
+            > min(ch.budget, ch.base_budget) * UNAUTHORISED_TRIP_SHARE
+        ):
+            # However few the events: a channel that reserves may not accumulate more
+            # than a small share of its daily budget in spend nobody authorised (the
+            # configured budget, or today's if reallocation cut it: budget a receiver
+            # got is no licence for more unasked spend).
+            violation = violation or BreakerCause.RUNAWAY_VELOCITY
         if unauthorised and reserves and ch.breaker.state is CircuitBreakerState.HALF_OPEN:
             # Trial spends must be authorised ones: a bidder that spends without asking
             # while the breaker is testing recovery is the fault coming back.
