@@ -643,6 +643,9 @@ class PacingEngine:
             if state.answered:  # the campaign reserves: demand is observable
                 unmet = ch.unmet.total(ts, UNMET_WINDOW_S)
                 capacity = int(unmet * UNMET_HORIZON_S / UNMET_WINDOW_S)
+            headroom = self._day_headroom(state, ch, ts)
+            if headroom is not None:
+                capacity = headroom if capacity is None else min(capacity, headroom)
             perf[c] = ChannelPerformance(
                 budget=ch.budget,
                 spent=ch.spent_total,
@@ -659,7 +662,10 @@ class PacingEngine:
         for c, d in deltas.items():
             ch = state.channels[c]
             ch.budget += d
-            self._rebase(state, ch, ts)
+            if d > 0:
+                self._receive(state, ch, ts, d)
+            else:
+                self._rebase(state, ch, ts)
         out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
         return deltas, out
 
@@ -928,6 +934,69 @@ class PacingEngine:
         caps = slot_caps(budget, old.weights, state.thresholds, self._capacity(state, ch, day))
         future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
         self._set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
+
+    def _day_headroom(self, state: CampaignState, ch: ChannelState, ts: float) -> int | None:
+        """What the rest of the day can absorb beyond the money the channel already has
+        left (budget - spent - held), from what its hours absorbed on past days
+        (``allocation.capacity``); None without enough history. A receiver with no
+        headroom would only strand what it gets: a burst of refusals now (the unmet
+        demand) says little about tonight, the hours' history does."""
+        day = ch.day
+        assert day is not None
+        hours = self._capacity(state, ch, day)
+        if hours is None:
+            return None
+        slot = day.slot_of(ts)
+        lo, hi = day.bounds[slot], day.bounds[slot + 1]
+        absorb = int(hours[slot] * (hi - ts) / (hi - lo)) + sum(hours[slot + 1 :])
+        left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
+        return max(0, absorb - max(0, left))
+
+    def _receive(self, state: CampaignState, ch: ChannelState, ts: float, received: int) -> None:
+        """Re-plan a receiver after reallocation gave it ``received`` micros (its budget
+        already includes them): the rest of the day keeps its planned amounts, and the
+        received money goes to the next ``UNMET_HORIZON_S`` seconds, where the demand it
+        was moved for was seen (in proportion to each slot's share of that span, up to
+        the per-hour maximum); only what those slots cannot take is spread by weight over
+        the later hours. Spread by weight over the whole rest of the day (as a budget
+        change is), it would wait for evening hours that may not buy it: stranded.
+
+        The plan's future weights become its amounts, so the hourly rollover keeps the
+        money where it was placed (a slot that leaves part of it unspent passes that part
+        on to the later hours in proportion to their plan)."""
+        old, day = ch.plan, ch.day
+        if old is None or day is None or not day.contains(ts):
+            self._replan(state, ch)
+            return
+        t = state.thresholds
+        slot = day.slot_of(ts)
+        past = list(old.amounts[:slot])
+        before = ch.budget - received
+        if sum(past) > before:
+            past = split_exact(before, [float(a) for a in past])
+        caps = slot_caps(before, old.weights, t, self._capacity(state, ch, day))
+        future = waterfill(before - sum(past), old.weights[slot:], caps[slot:])
+        hour_cap = int(ch.budget * t.max_hourly_spend_pct)
+        end = ts + UNMET_HORIZON_S
+        spans = [
+            max(0.0, min(day.bounds[i + 1], end) - max(day.bounds[i], ts))
+            for i in range(slot, day.n_slots)
+        ]
+        left = received
+        if sum(spans) > 0:
+            for k, part in enumerate(split_exact(received, spans)):
+                take = min(part, max(0, hour_cap - future[k]))
+                future[k] += take
+                left -= take
+        if left:
+            room = [max(0, hour_cap - f) for f in future]
+            for k, part in enumerate(waterfill(left, old.weights[slot:], room)):
+                future[k] += part
+        weights = tuple(old.weights[:slot]) + tuple(float(a) for a in future)
+        new_caps = tuple(caps[:slot]) + tuple(
+            max(c, a) for c, a in zip(caps[slot:], future, strict=True)
+        )
+        self._set_plan(ch, DayPlan(tuple(past + future), new_caps, weights))
 
     def _set_plan(self, ch: ChannelState, plan: DayPlan) -> None:
         ch.plan = plan

@@ -89,7 +89,7 @@ def test_the_breaker_stops_the_runaway_bidder(pacer_faulty: Trace) -> None:
 def test_a_runaway_on_a_late_platform_is_stopped_within_the_delay_and_a_minute(
     faulty: tuple[Traffic, FaultPlan], pacer_faulty: Trace
 ) -> None:
-    traffic, plan = faulty
+    _, plan = faulty
     late = [r for r in pacer_faulty.runaways if r.late]
     assert late, "this small day has a runaway on a late platform"
     delay_min = plan.faults.late_minutes
