@@ -113,6 +113,13 @@ UNMET_HORIZON_S = 1800
 #: Refusals that are evidence of demand the hour could have absorbed (not breaker,
 #: stop or invalid-request ones).
 _DEMAND_CODES = frozenset({Code.HOURLY_CAP, Code.VELOCITY, Code.DAILY_CAP})
+#: A receiver may hold at most this share of what its remaining hours absorbed on past
+#: days (``allocation.capacity``: the mean demand x 0.9). Evening demand varies from day
+#: to day and money a receiver cannot spend by midnight is lost, while a donor would
+#: have spent it: measured in the simulator (10 seeds, 8 campaigns, 5 days, 3 warm-up),
+#: utilisation with reallocation was 0.9968 at 1.0, 0.9985 at 0.7 and 0.9990 at 0.6,
+#: against 0.9982 for the static split, with conversions +11% / +11% / +8% over it.
+RECEIVER_HEADROOM_SHARE = 0.6
 #: No reallocation in the last three hours of the day: moved budget would be stranded.
 REALLOCATION_CUTOFF_S = 10800
 #: Bound on remembered request ids (idempotent reservation retries), by count ...
@@ -938,7 +945,8 @@ class PacingEngine:
     def _day_headroom(self, state: CampaignState, ch: ChannelState, ts: float) -> int | None:
         """What the rest of the day can absorb beyond the money the channel already has
         left (budget - spent - held), from what its hours absorbed on past days
-        (``allocation.capacity``); None without enough history. A receiver with no
+        (``allocation.capacity``, times ``RECEIVER_HEADROOM_SHARE``); None without
+        enough history. A receiver with no
         headroom would only strand what it gets: a burst of refusals now (the unmet
         demand) says little about tonight, the hours' history does."""
         day = ch.day
@@ -949,6 +957,7 @@ class PacingEngine:
         slot = day.slot_of(ts)
         lo, hi = day.bounds[slot], day.bounds[slot + 1]
         absorb = int(hours[slot] * (hi - ts) / (hi - lo)) + sum(hours[slot + 1 :])
+        absorb = int(absorb * RECEIVER_HEADROOM_SHARE)
         left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
         return max(0, absorb - max(0, left))
 

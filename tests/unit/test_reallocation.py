@@ -130,12 +130,12 @@ def test_engine_reallocation_learns_from_the_last_week_too() -> None:
     h = Harness({G: 1000 * U, F: 1000 * U})
     h.at(DAY0 + timedelta(hours=9))
     for d in range(1, 6):
-        # both channels' hours absorbed 100 units each (more than the budget: the
+        # both channels' hours absorbed 200 units each (far more than the budget: the
         # receiver's rest of the day can take more than it has)
         for hour in range(24):
             when = DAY0 - timedelta(days=d) + timedelta(hours=hour)
-            h.spend(100 * U, channel=G, conversions=5 if hour == 0 else 0, when=when)
-            h.spend(100 * U, channel=F, conversions=100 if hour == 0 else 0, when=when)
+            h.spend(200 * U, channel=G, conversions=5 if hour == 0 else 0, when=when)
+            h.spend(200 * U, channel=F, conversions=100 if hour == 0 else 0, when=when)
     moves, _ = h.engine.reallocate(h.state, h.now)
     assert moves[G] < 0 < moves[F]
 
@@ -293,3 +293,11 @@ def test_a_receiver_whose_evening_absorbs_more_still_receives() -> None:
     h = _evening(400 * U)
     moves, _ = h.engine.reallocate(h.state, h.now)
     assert moves[G] < 0 < moves[F]
+
+
+def test_a_receiver_whose_evening_absorbs_only_a_little_more_than_it_has_receives_nothing() -> None:
+    # Its four evening hours absorbed 150 units each: 540 with the capacity margin, more
+    # than the 400 it has left, but evening demand varies: only 60% of it counts (324).
+    h = _evening(150 * U)
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves == {}
