@@ -141,11 +141,11 @@ def render(report: dict[str, Any]) -> Any:
 #: The late-platform runaway row: (metric, header, format); detection counts from the
 #: first unauthorised spend, so it includes the platform's reporting delay.
 LATE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("runaway_late_detect_minutes", "detect (min)", "{:.2f}"),
-    ("runaway_late_detect_minutes_max", "worst incident", "{:.2f}"),
-    ("runaway_late_excess_share", "excess", "{:.3f}"),
-    ("runaway_late_overspend_beyond_one_event", "over >1 event", "{:.1f}"),
-    ("runaway_late_authorised_overspend_beyond_one_event", "bar the unasked", "{:.1f}"),
+    ("runaway_late_detect_minutes", "detect", "{:.2f}"),
+    ("runaway_late_detect_minutes_max", "worst", "{:.2f}"),
+    ("runaway_late_excess_share", "excess", "{:.2f}"),
+    ("runaway_late_overspend_beyond_one_event", ">1 ev", "{:.1f}"),
+    ("runaway_late_authorised_overspend_beyond_one_event", "asked", "{:.1f}"),
 )
 
 
@@ -168,7 +168,11 @@ def _late_table(report: dict[str, Any]) -> Any:
     if not rows:
         return None
     table = Table(
-        title="runaways on late-reporting platforms (from the first unasked spend): mean / worst",
+        title=(
+            "runaways on late platforms: minutes from the first unasked spend (target "
+            "delay + 1), excess / channel budget, channels over by >1 event (all; asked "
+            "spend only): mean / worst"
+        ),
         box=box.SIMPLE_HEAD,
     )
     table.add_column("strategy", no_wrap=True)
