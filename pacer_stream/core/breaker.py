@@ -26,6 +26,14 @@ from pacer_stream.core.types import BreakerCause, CircuitBreakerState, Threshold
 
 #: Share of the current hour's allowance HALF_OPEN trials may hold together.
 TRIAL_ALLOWANCE_SHARE = 0.05
+#: Unauthorised spend a channel may accumulate: more than this share of its daily budget
+#: within :data:`UNAUTHORISED_WINDOW_S` trips the breaker whatever the number of events
+#: or the rate (the runaway rule needs a rate and two events; this one needs an amount).
+#: One odd event below this share still never trips; one above it does (see
+#: docs/simulation.md, "Unauthorised spend limit", for the trade-off).
+UNAUTHORISED_TRIP_SHARE = 0.01
+#: ... over the trailing window the channel's unauthorised-spend ring holds (15 minutes).
+UNAUTHORISED_WINDOW_S = 900
 
 CLOSED = CircuitBreakerState.CLOSED
 OPEN = CircuitBreakerState.OPEN

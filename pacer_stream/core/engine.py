@@ -27,7 +27,11 @@ from pacer_stream.core.allocation import (
 )
 from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.allocation.capacity import absorb_capacity
-from pacer_stream.core.breaker import Transition
+from pacer_stream.core.breaker import (
+    UNAUTHORISED_TRIP_SHARE,
+    UNAUTHORISED_WINDOW_S,
+    Transition,
+)
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
 from pacer_stream.core.ids import check_campaign_id, check_id
@@ -109,6 +113,13 @@ UNMET_HORIZON_S = 1800
 #: Refusals that are evidence of demand the hour could have absorbed (not breaker,
 #: stop or invalid-request ones).
 _DEMAND_CODES = frozenset({Code.HOURLY_CAP, Code.VELOCITY, Code.DAILY_CAP})
+#: A receiver may hold at most this share of what its remaining hours absorbed on past
+#: days (``allocation.capacity``: the mean demand x 0.9). Evening demand varies from day
+#: to day and money a receiver cannot spend by midnight is lost, while a donor would
+#: have spent it: measured in the simulator (10 seeds, 8 campaigns, 5 days, 3 warm-up),
+#: utilisation with reallocation was 0.9968 at 1.0, 0.9985 at 0.7 and 0.9990 at 0.6,
+#: against 0.9982 for the static split, with conversions +11% / +11% / +8% over it.
+RECEIVER_HEADROOM_SHARE = 0.6
 #: No reallocation in the last three hours of the day: moved budget would be stranded.
 REALLOCATION_CUTOFF_S = 10800
 #: Bound on remembered request ids (idempotent reservation retries), by count ...
@@ -319,6 +330,17 @@ class PacingEngine:
             and (reserves or ch.spent_total > planned_at(ch, ts))
         ):
             violation = BreakerCause.RUNAWAY_VELOCITY
+        if (
+            unauthorised
+            and reserves
+            and ch.unauthorised.total(ts, UNAUTHORISED_WINDOW_S)
+            > min(ch.budget, ch.base_budget) * UNAUTHORISED_TRIP_SHARE
+        ):
+            # However few the events: a channel that reserves may not accumulate more
+            # than a small share of its daily budget in spend nobody authorised (the
+            # configured budget, or today's if reallocation cut it: budget a receiver
+            # got is no licence for more unasked spend).
+            violation = violation or BreakerCause.RUNAWAY_VELOCITY
         if unauthorised and reserves and ch.breaker.state is CircuitBreakerState.HALF_OPEN:
             # Trial spends must be authorised ones: a bidder that spends without asking
             # while the breaker is testing recovery is the fault coming back.
@@ -628,6 +650,9 @@ class PacingEngine:
             if state.answered:  # the campaign reserves: demand is observable
                 unmet = ch.unmet.total(ts, UNMET_WINDOW_S)
                 capacity = int(unmet * UNMET_HORIZON_S / UNMET_WINDOW_S)
+            headroom = self._day_headroom(state, ch, ts)
+            if headroom is not None:
+                capacity = headroom if capacity is None else min(capacity, headroom)
             perf[c] = ChannelPerformance(
                 budget=ch.budget,
                 spent=ch.spent_total,
@@ -644,7 +669,10 @@ class PacingEngine:
         for c, d in deltas.items():
             ch = state.channels[c]
             ch.budget += d
-            self._rebase(state, ch, ts)
+            if d > 0:
+                self._receive(state, ch, ts, d)
+            else:
+                self._rebase(state, ch, ts)
         out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
         return deltas, out
 
@@ -913,6 +941,71 @@ class PacingEngine:
         caps = slot_caps(budget, old.weights, state.thresholds, self._capacity(state, ch, day))
         future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
         self._set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
+
+    def _day_headroom(self, state: CampaignState, ch: ChannelState, ts: float) -> int | None:
+        """What the rest of the day can absorb beyond the money the channel already has
+        left (budget - spent - held), from what its hours absorbed on past days
+        (``allocation.capacity``, times ``RECEIVER_HEADROOM_SHARE``); None without
+        enough history. A receiver with no
+        headroom would only strand what it gets: a burst of refusals now (the unmet
+        demand) says little about tonight, the hours' history does."""
+        day = ch.day
+        assert day is not None
+        hours = self._capacity(state, ch, day)
+        if hours is None:
+            return None
+        slot = day.slot_of(ts)
+        lo, hi = day.bounds[slot], day.bounds[slot + 1]
+        absorb = int(hours[slot] * (hi - ts) / (hi - lo)) + sum(hours[slot + 1 :])
+        absorb = int(absorb * RECEIVER_HEADROOM_SHARE)
+        left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
+        return max(0, absorb - max(0, left))
+
+    def _receive(self, state: CampaignState, ch: ChannelState, ts: float, received: int) -> None:
+        """Re-plan a receiver after reallocation gave it ``received`` micros (its budget
+        already includes them): the rest of the day keeps its planned amounts, and the
+        received money goes to the next ``UNMET_HORIZON_S`` seconds, where the demand it
+        was moved for was seen (in proportion to each slot's share of that span, up to
+        the per-hour maximum); only what those slots cannot take is spread by weight over
+        the later hours. Spread by weight over the whole rest of the day (as a budget
+        change is), it would wait for evening hours that may not buy it: stranded.
+
+        The plan's future weights become its amounts, so the hourly rollover keeps the
+        money where it was placed (a slot that leaves part of it unspent passes that part
+        on to the later hours in proportion to their plan)."""
+        old, day = ch.plan, ch.day
+        if old is None or day is None or not day.contains(ts):
+            self._replan(state, ch)
+            return
+        t = state.thresholds
+        slot = day.slot_of(ts)
+        past = list(old.amounts[:slot])
+        before = ch.budget - received
+        if sum(past) > before:
+            past = split_exact(before, [float(a) for a in past])
+        caps = slot_caps(before, old.weights, t, self._capacity(state, ch, day))
+        future = waterfill(before - sum(past), old.weights[slot:], caps[slot:])
+        hour_cap = int(ch.budget * t.max_hourly_spend_pct)
+        end = ts + UNMET_HORIZON_S
+        spans = [
+            max(0.0, min(day.bounds[i + 1], end) - max(day.bounds[i], ts))
+            for i in range(slot, day.n_slots)
+        ]
+        left = received
+        if sum(spans) > 0:
+            for k, part in enumerate(split_exact(received, spans)):
+                take = min(part, max(0, hour_cap - future[k]))
+                future[k] += take
+                left -= take
+        if left:
+            room = [max(0, hour_cap - f) for f in future]
+            for k, part in enumerate(waterfill(left, old.weights[slot:], room)):
+                future[k] += part
+        weights = tuple(old.weights[:slot]) + tuple(float(a) for a in future)
+        new_caps = tuple(caps[:slot]) + tuple(
+            max(c, a) for c, a in zip(caps[slot:], future, strict=True)
+        )
+        self._set_plan(ch, DayPlan(tuple(past + future), new_caps, weights))
 
     def _set_plan(self, ch: ChannelState, plan: DayPlan) -> None:
         ch.plan = plan

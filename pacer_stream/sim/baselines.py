@@ -160,7 +160,14 @@ def run_gate(name: str, traffic: Traffic, plan: FaultPlan) -> Trace:
             out = outcomes.get(j)
             if out is None:
                 out = RunawayOutcome(
-                    r.campaign, r.channel, r.start_minute, float(r.minutes), 0, False
+                    r.campaign,
+                    r.channel,
+                    r.start_minute,
+                    float(r.minutes),
+                    0,
+                    False,
+                    r.late,
+                    latency + plan.delay_s(r.campaign, r.channel),
                 )
                 outcomes[j] = out
             seen = float(counted[j])
@@ -179,18 +186,16 @@ def run_gate(name: str, traffic: Traffic, plan: FaultPlan) -> Trace:
                 if name == "original-rules" and seen >= ORIGINAL_BREAKER * b[j]:
                     broken[j] = True
                 if broken[j]:
-                    if not out.stopped:
-                        out.stopped = True
-                        out.detect_minutes = max(0.0, (t - r.start_minute * 60.0) / 60.0)
+                    out.stop(t)
                     continue
                 amount = float(r.cost[i])
                 if amount <= 0:
                     continue
-                out.excess_micros += int(amount)
+                out.spent(t, int(amount))
                 runaway_spend[m, j] += amount
                 runaway_conv[j] += float(r.conversions[i])
                 true_spent[j] += amount
-                sent_t = t + latency
+                sent_t = t + out.report_delay_s
                 pending.append((sent_t, amount))
                 copies = [sent_t]
                 if r.duplicate[i]:

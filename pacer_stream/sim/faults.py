@@ -16,6 +16,14 @@
 Each fault is placed so its effect can be attributed: a runaway never starts on a
 late-reporting channel or within 20 minutes of the stall. Fault draws use their own
 random stream, so switching a fault off never changes the traffic.
+
+* **Runaway on a late platform**: as many incidents again (at least one when a late
+  channel exists), each on a late-reporting channel of a campaign no other runaway
+  touches. The engine sees such a bidder only when its first event is reported, 5
+  minutes late, so these incidents are measured apart (``runaway_late_*``: detection
+  from the first unauthorised spend, against the reporting delay + 1 minute). They are
+  drawn from a stream of their own: the prompt incidents, duplicates and late flags of
+  a seed are the same with or without them.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ class Runaway:
     #: Whether each event is also delivered a second time, and how much later.
     duplicate: np.ndarray
     duplicate_delay: np.ndarray
+    #: On a late-reporting channel (its events reach the engine ``late_minutes`` late).
+    late: bool = False
 
     @property
     def end_minute(self) -> int:
@@ -70,6 +80,10 @@ class FaultPlan:
     #: [C]: stall interval in seconds from local midnight (start == end: no stall).
     stall_start: np.ndarray
     stall_end: np.ndarray
+
+    def late_runaway_campaigns(self) -> frozenset[int]:
+        """Campaigns with a runaway on a late-reporting channel (judged apart)."""
+        return frozenset(r.campaign for r in self.runaways if r.late)
 
     def runaway_at(self, campaign: int) -> list[Runaway]:
         return [r for r in self.runaways if r.campaign == campaign]
@@ -108,6 +122,8 @@ def plan_faults(traffic: Traffic, faults: Faults) -> FaultPlan:
     stall_start = stall_at
     stall_end = stall_at + 60.0 * faults.stall_minutes
     runaways = _runaways(traffic, faults, rng, late, stall_start)
+    if faults.late:
+        runaways += _late_runaways(traffic, faults, late, stall_start, runaways)
     if not faults.duplicates:
         duplicate = np.zeros_like(duplicate)
     if not faults.late:
@@ -155,8 +171,51 @@ def _runaways(
     return out
 
 
+def _late_runaways(
+    traffic: Traffic,
+    faults: Faults,
+    late: np.ndarray,
+    stall_start: np.ndarray,
+    prompt: list[Runaway],
+) -> list[Runaway]:
+    """Runaways on late-reporting channels, from their own random stream (the 4th child
+    of the day's seed sequence; ``traffic.rngs`` uses the first three)."""
+    ss = np.random.SeedSequence(traffic.seed if traffic.day == 0 else [traffic.seed, traffic.day])
+    rng = np.random.default_rng(ss.spawn(4)[3])
+    taken = {r.campaign for r in prompt}
+    candidates = [c for c in range(traffic.n_campaigns) if c not in taken and late[c].any()]
+    if not candidates:
+        return []
+    count = min(len(candidates), max(1, round(traffic.n_campaigns * faults.runaway_share)))
+    chosen = rng.choice(len(candidates), size=count, replace=False)
+    out: list[Runaway] = []
+    for c in sorted(candidates[int(i)] for i in chosen):
+        h = int(rng.choice([h for h in range(traffic.n_channels) if late[c, h]]))
+        start = _start_minute(faults, rng, stall_start[c] / 60.0)
+        out.append(_incident(traffic, faults, rng, c, h, start, late=True))
+    return out
+
+
+def _start_minute(faults: Faults, rng: np.random.Generator, stall_m: float) -> int:
+    start = RUNAWAY_WINDOW[0]
+    for _ in range(100):
+        start = int(rng.integers(RUNAWAY_WINDOW[0], RUNAWAY_WINDOW[1] - faults.runaway_minutes))
+        if start + faults.runaway_minutes + STALL_GAP <= stall_m or start >= stall_m + (
+            faults.stall_minutes + STALL_GAP
+        ):
+            break
+    return start
+
+
 def _incident(
-    traffic: Traffic, faults: Faults, rng: np.random.Generator, c: int, h: int, start: int
+    traffic: Traffic,
+    faults: Faults,
+    rng: np.random.Generator,
+    c: int,
+    h: int,
+    start: int,
+    *,
+    late: bool = False,
 ) -> Runaway:
     """The runaway's events: ``runaway_rate`` x the usual number of batches per minute,
     each batch as large as a usual one, at ``runaway_cost`` x the cost per click."""
@@ -177,4 +236,4 @@ def _incident(
     dup_delay = rng.uniform(*DUPLICATE_DELAY_S, n)
     if not faults.duplicates:
         dup[:] = False
-    return Runaway(c, h, start, minutes, times, cost, clicks, conv, dup, dup_delay)
+    return Runaway(c, h, start, minutes, times, cost, clicks, conv, dup, dup_delay, late)

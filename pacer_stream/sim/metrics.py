@@ -20,10 +20,20 @@ Per seed (one simulated day, all campaigns):
 * ``conversions_per_unit``: conversions / currency units spent (all campaigns).
 * ``oracle_share``: conversions / the free oracle's (``oracle-free``) conversions on the
   same days.
-* ``runaway_detect_minutes``: mean minutes from a runaway's start until its spend was
-  stopped (15 = never stopped during the incident).
+* ``runaway_detect_minutes``: mean minutes from a runaway's first *reported*
+  unauthorised spend until its spend was stopped (0 = stopped before it spent; 15 =
+  never stopped during the incident), over the incidents on promptly reporting channels.
 * ``runaway_excess_share``: mean unauthorised runaway spend as a share of the affected
-  channel's configured daily budget.
+  channel's configured daily budget (the same incidents).
+* ``runaway_late_*`` (extras): the incidents on late-reporting channels, apart:
+  ``runaway_late_detect_minutes`` counts from the first unauthorised spend itself (the
+  engine cannot know of it before the platform reports it: judged against the
+  reporting delay + 1 minute), ``runaway_late_excess_share`` as above, and
+  ``runaway_late_overspend_beyond_one_event`` the number of those channels that ended
+  more than their largest event above their budget, and
+  ``runaway_late_authorised_overspend_beyond_one_event`` the same with the runaway's
+  own unasked spend left out (what the controller itself let through: the unasked
+  spend of the reporting delay is out of any controller's reach).
 * ``double_counted_micros``: spend in the controller's books minus the spend of the
   unique events (pacer-stream: every micro the engine recorded, late ones included).
 * ``reallocation_gain``: conversions with reallocation / conversions of the same
@@ -41,7 +51,7 @@ metric's bad direction).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,31 +74,53 @@ _LOWER_IS_BETTER_EXTRAS = {
     "runaway_detect_minutes_max",
     "runaway_excess_share_max",
     "runaway_excess_campaign_share",
+    "runaway_late_detect_minutes",
+    "runaway_late_detect_minutes_max",
+    "runaway_late_excess_share",
+    "runaway_late_excess_share_max",
+    "runaway_late_overspend_beyond_one_event",
+    "runaway_late_authorised_overspend_beyond_one_event",
 }
 
 
-def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
-    """Everything that depends on one trace alone (cross-strategy ratios come later)."""
+def trace_metrics(
+    trace: Trace, traffic: Traffic, apart: Collection[int] = ()
+) -> dict[str, Any]:
+    """Everything that depends on one trace alone (cross-strategy ratios come later).
+
+    ``apart``: campaigns judged only by the ``runaway_late_*`` figures (a runaway on a
+    late-reporting platform: the unasked spend of the reporting delay, out of any
+    controller's reach, blows their budget), left out of every other figure, for every
+    strategy alike (``FaultPlan.late_runaway_campaigns``)."""
+    keep = np.ones(traffic.n_campaigns, dtype=bool)
+    keep[[c for c in apart if 0 <= c < traffic.n_campaigns]] = False
+    if not keep.any():
+        keep[:] = True
     budget_c = traffic.budget.sum(axis=1).astype(np.float64)
     spend_ch = trace.spend.sum(axis=2)
-    spend_c = spend_ch.sum(axis=1).astype(np.float64)
-    over = np.maximum(0, spend_ch - trace.budget)
-    beyond = int(np.count_nonzero(over > trace.max_event))
+    spend_all = spend_ch.sum(axis=1).astype(np.float64)
+    over_all = np.maximum(0, spend_ch - trace.budget)
+    over = over_all[keep]
+    beyond = int(np.count_nonzero(over > trace.max_event[keep]))
 
     cum = np.concatenate(
         [np.zeros((trace.spend.shape[0], 1)), np.cumsum(trace.spend.sum(axis=1), axis=1)], axis=1
-    )
-    gap = np.abs(cum - trace.plan)[:, 1:] / budget_c[:, None]
+    )[keep]
+    budget_c = budget_c[keep]
+    spend_c = spend_all[keep]
+    gap = np.abs(cum - trace.plan[keep])[:, 1:] / budget_c[:, None]
     tracking = float(gap.mean(axis=1).mean())
 
-    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & trace.able.any(axis=1)
+    able = trace.able[keep].any(axis=1)
+    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & able
     # Exhausted at: one past the last minute the campaign could spend (1440 = never).
     last = np.where(alive.any(axis=1), MINUTES - 1 - np.argmax(alive[:, ::-1], axis=1), -1)
     exhausted_at = last + 1
     exhausted_at = np.where(alive[:, -1], MINUTES, exhausted_at)
 
     spend_units = float(spend_c.sum()) / MICROS
-    conversions = int(trace.conversions.sum())
+    conversions = int(trace.conversions[keep].sum())
+    budget_all = traffic.budget.sum(axis=1).astype(np.float64)
     runaway: dict[str, Value] = {
         "runaway_detect_minutes": None,
         "runaway_excess_share": None,
@@ -96,18 +128,54 @@ def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
         "runaway_excess_share_max": None,
         "runaway_excess_campaign_share": None,
     }
-    if trace.runaways:
-        detect = [r.detect_minutes for r in trace.runaways]
-        excess = [
-            r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in trace.runaways
-        ]
-        of_campaign = [r.excess_micros / float(budget_c[r.campaign]) for r in trace.runaways]
+    prompt = [r for r in trace.runaways if not r.late]
+    if prompt:
+        detect = [r.detect_minutes for r in prompt]
+        excess = [r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in prompt]
+        of_campaign = [r.excess_micros / float(budget_all[r.campaign]) for r in prompt]
         runaway = {
             "runaway_detect_minutes": float(np.mean(detect)),
             "runaway_excess_share": float(np.mean(excess)),
             "runaway_detect_minutes_max": float(np.max(detect)),
             "runaway_excess_share_max": float(np.max(excess)),
             "runaway_excess_campaign_share": float(np.mean(of_campaign)),
+        }
+    late = [r for r in trace.runaways if r.late]
+    late_metrics: dict[str, Value] = dict.fromkeys(
+        (
+            "runaway_late_detect_minutes",
+            "runaway_late_detect_minutes_max",
+            "runaway_late_excess_share",
+            "runaway_late_excess_share_max",
+            "runaway_late_overspend_beyond_one_event",
+            "runaway_late_authorised_overspend_beyond_one_event",
+        )
+    )
+    if late:
+        l_detect = [r.detect_from_spend_minutes for r in late]
+        l_excess = [r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in late]
+        late_metrics = {
+            "runaway_late_detect_minutes": float(np.mean(l_detect)),
+            "runaway_late_detect_minutes_max": float(np.max(l_detect)),
+            "runaway_late_excess_share": float(np.mean(l_excess)),
+            "runaway_late_excess_share_max": float(np.max(l_excess)),
+            "runaway_late_overspend_beyond_one_event": float(
+                sum(
+                    1
+                    for r in late
+                    if over_all[r.campaign, r.channel] > trace.max_event[r.campaign, r.channel]
+                )
+            ),
+            "runaway_late_authorised_overspend_beyond_one_event": float(
+                sum(
+                    1
+                    for r in late
+                    if spend_ch[r.campaign, r.channel]
+                    - r.excess_micros
+                    - trace.budget[r.campaign, r.channel]
+                    > trace.max_event[r.campaign, r.channel]
+                )
+            ),
         }
     util = spend_c / budget_c
     return {
@@ -126,8 +194,10 @@ def trace_metrics(trace: Trace, traffic: Traffic) -> dict[str, Any]:
         "utilisation_p5": float(np.percentile(util, 5)),
         "overspend_beyond_one_event": beyond,
         "tracking_error_p95": float(np.percentile(gap.mean(axis=1), 95)),
-        "runaways_stopped": sum(1 for r in trace.runaways if r.stopped),
-        "runaways": len(trace.runaways),
+        "runaways_stopped": sum(1 for r in prompt if r.stopped),
+        "runaways": len(prompt),
+        "runaways_late": len(late),
+        **late_metrics,
     }
 
 

@@ -476,21 +476,21 @@ class _Campaign:
         ch = self.state.channels[self.channels[h]]
         out = self.outcomes.get(h)
         if out is None:
-            out = RunawayOutcome(self.c, h, r.start_minute, float(r.minutes), 0, False)
+            delay = self.latency + self.plan.delay_s(self.c, h)
+            out = RunawayOutcome(
+                self.c, h, r.start_minute, float(r.minutes), 0, False, r.late, delay
+            )
             self.outcomes[h] = out
         for i in range(lo, lo + per_minute):
             t = float(r.times[i])
             self._drain(t)
             if self.state.emergency_stopped or ch.breaker.state is OPEN:
-                if not out.stopped:
-                    out.stopped = True
-                    since = ch.breaker.since - self.start
-                    out.detect_minutes = max(0.0, (since - r.start_minute * 60.0) / 60.0)
+                out.stop(max(r.start_minute * 60.0, ch.breaker.since - self.start))
                 continue
             amount = int(r.cost[i])
             if amount <= 0:
                 continue
-            out.excess_micros += amount
+            out.spent(t, amount)
             event = SpendEvent(
                 event_id=f"{self.cid}/{self.traffic.day}/{h}/runaway/{i}",
                 campaign_id=self.cid,

@@ -117,6 +117,9 @@ def render(report: dict[str, Any]) -> Any:
             ]
             table.add_row(name, *cells)
         parts.append(table)
+    late = _late_table(report)
+    if late is not None:
+        parts.append(late)
     title = "targets (pacer-stream: the default strategy; docs/targets.md)"
     targets = Table(title=title, box=box.SIMPLE_HEAD)
     for col in ("target", "measured", "result"):
@@ -133,6 +136,51 @@ def render(report: dict[str, Any]) -> Any:
     if "collapse" in report:
         parts.append(render_collapse(report["collapse"]))
     return Group(*parts)
+
+
+#: The late-platform runaway row: (metric, header, format); detection counts from the
+#: first unauthorised spend, so it includes the platform's reporting delay.
+LATE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("runaway_late_detect_minutes", "detect", "{:.2f}"),
+    ("runaway_late_detect_minutes_max", "worst", "{:.2f}"),
+    ("runaway_late_excess_share", "excess", "{:.2f}"),
+    ("runaway_late_overspend_beyond_one_event", ">1 ev", "{:.1f}"),
+    ("runaway_late_authorised_overspend_beyond_one_event", "asked", "{:.1f}"),
+)
+
+
+def _late_table(report: dict[str, Any]) -> Any:
+    """Runaways on late-reporting platforms, one row per strategy that met any (None
+    when the run had none)."""
+    from rich import box
+    from rich.table import Table
+
+    rows = []
+    for name in STRATEGIES:
+        row = report["strategies"].get(name)
+        if row is None or row.get("runaway_late_detect_minutes", {}).get("mean") is None:
+            continue
+        cells = []
+        for key, _, form in LATE_COLUMNS:
+            mean, worst = row[key]["mean"], row[key]["worst"]
+            cells.append(f"{form.format(mean)}\n[dim]{form.format(worst)}[/dim]")
+        rows.append((name, cells))
+    if not rows:
+        return None
+    table = Table(
+        title=(
+            "runaways on late platforms: minutes from the first unasked spend (target "
+            "delay + 1), excess / channel budget, channels over by >1 event (all; asked "
+            "spend only): mean / worst"
+        ),
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("strategy", no_wrap=True)
+    for _, header, _ in LATE_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for name, cells in rows:
+        table.add_row(name, *cells)
+    return table
 
 
 #: Collapse figures shown in the terminal: (key, label, format).

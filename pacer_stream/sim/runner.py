@@ -156,7 +156,15 @@ def combine_days(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 #: Per-day figures that add up over the evaluation days.
 _SUMMED = frozenset(
-    {"overspend_beyond_one_event", "runaways", "runaways_stopped", "double_counted_micros"}
+    {
+        "overspend_beyond_one_event",
+        "runaways",
+        "runaways_stopped",
+        "runaways_late",
+        "double_counted_micros",
+        "runaway_late_overspend_beyond_one_event",
+        "runaway_late_authorised_overspend_beyond_one_event",
+    }
 )
 
 
@@ -216,7 +224,10 @@ def run_task(task: Task) -> TaskResult:
         )[scenario.warmup_days :]
         name = "pacer-stream" if strategy is DEFAULT_STRATEGY else row_name(strategy)
         figures = combine_days(
-            [trace_metrics(tr, t) for tr, (t, _) in zip(traces, evaluation, strict=True)]
+            [
+                trace_metrics(tr, t, p.late_runaway_campaigns())
+                for tr, (t, p) in zip(traces, evaluation, strict=True)
+            ]
         )
         target = res.metrics if realloc else res.static
         target[name] = figures
@@ -234,14 +245,19 @@ def run_task(task: Task) -> TaskResult:
             per_day = []
             for t, p in evaluation:
                 trace = run_gate(name, t, p)
-                per_day.append(trace_metrics(trace, t))
+                per_day.append(trace_metrics(trace, t, p.late_runaway_campaigns()))
             res.metrics[name] = combine_days(per_day)
             if task.charts:
                 res.chart[name] = _chart_data(trace, traffic, plan)
-        free = [(run_oracle(t), t) for t, _ in evaluation]
-        res.metrics[ORACLE_FREE] = combine_days([trace_metrics(o, t) for o, t in free])
+        free = [(run_oracle(t), t, p) for t, p in evaluation]
+        res.metrics[ORACLE_FREE] = combine_days(
+            [trace_metrics(o, t, p.late_runaway_campaigns()) for o, t, p in free]
+        )
         split = combine_days(
-            [trace_metrics(run_oracle(t, per_channel=True), t) for t, _ in evaluation]
+            [
+                trace_metrics(run_oracle(t, per_channel=True), t, p.late_runaway_campaigns())
+                for t, p in evaluation
+            ]
         )
         res.metrics[ORACLE_SPLIT] = split
         # The free oracle's reallocation gain: over the one bound to the split.
@@ -250,7 +266,7 @@ def run_task(task: Task) -> TaskResult:
             res.chart[ORACLE_FREE] = _chart_data(free[-1][0], traffic, plan)
     elif task.kind == "pacer-multiplier":
         trace = run_pacer(traffic, plan, apply_multiplier=True, name=MULTIPLIER_ROW)
-        res.extra[MULTIPLIER_ROW] = trace_metrics(trace, traffic)
+        res.extra[MULTIPLIER_ROW] = trace_metrics(trace, traffic, plan.late_runaway_campaigns())
         res.counters[MULTIPLIER_ROW] = dict(trace.counters)
     elif task.kind.startswith("collapse-"):
         collapse = task.scenario.collapse

@@ -9,6 +9,9 @@ with every fault on, as a mean over the seeds unless the statistic says ``worst`
 from __future__ import annotations
 
 PS = "pacer-stream"
+#: Late platforms report 5 minutes late (``Faults.late_minutes``): a runaway there must
+#: be stopped within that delay + 1 minute of its first unauthorised spend.
+LATE_DETECT_BOUND = 5.0 + 1.0
 ML = "predictive_ml"
 
 #: Targets the report checks: (row, metric, statistic, op, bound, note). Learning rows
@@ -22,8 +25,13 @@ TARGETS: tuple[tuple[str, str, str, str, float, str], ...] = (
     (PS, "alive", "mean", ">=", 0.99, "alive >= 0.99"),
     (PS, "vs_even_conversions_per_unit", "mean", ">=", 0.15, ">= +15% conv/unit vs even gate"),
     (PS, "oracle_share", "mean", ">=", 0.90, ">= 90% of the free oracle's conversions"),
-    (PS, "runaway_detect_minutes_max", "worst", "<=", 2.0, "every runaway detected within 2 min"),
+    (PS, "runaway_detect_minutes_max", "worst", "<=", 2.0,
+     "every runaway detected within 2 min of its first report"),
     (PS, "runaway_excess_share_max", "worst", "<=", 0.02, "every runaway's excess <= 2% of budget"),
+    (PS, "runaway_late_detect_minutes_max", "worst", "<=", LATE_DETECT_BOUND,
+     "late platforms: every runaway detected within delay + 1 min"),
+    (PS, "runaway_late_authorised_overspend_beyond_one_event", "worst", "<=", 0.0,
+     "late platforms: no overspend beyond one event (bar the unasked)"),
     (PS, "double_counted_micros", "worst", "<=", 0.0, "double-counted spend == 0"),
     (PS, "reallocation_gain", "mean", ">=", 0.0, "reallocation >= the static split"),
     (ML, "utilisation", "mean", ">=", 0.99, "predictive_ml utilisation >= 0.99"),

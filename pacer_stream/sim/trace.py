@@ -16,12 +16,50 @@ class RunawayOutcome:
     campaign: int
     channel: int
     start_minute: int
-    #: Minutes from the incident's start until the bidder was stopped (the incident's
-    #: length when nothing stopped it).
+    #: Minutes from the first *reported* unauthorised spend (the first costed event's
+    #: spend time plus its reporting delay) until the bidder was stopped; 0 when it was
+    #: stopped before it spent anything, the incident's length when nothing stopped it.
     detect_minutes: float
     #: Unauthorised spend the runaway bidder got out (micros).
     excess_micros: int
     stopped: bool
+    #: The incident is on a late-reporting channel.
+    late: bool = False
+    #: Latency plus the platform's reporting delay of this channel's events (s).
+    report_delay_s: float = 0.0
+    #: Seconds from local midnight of the first costed unauthorised spend, and of the
+    #: stop (None: none / never).
+    first_spend_s: float | None = None
+    stop_s: float | None = None
+
+    def spent(self, t: float, amount: int) -> None:
+        """The broken bidder got ``amount`` out at ``t`` (s from local midnight)."""
+        self.excess_micros += amount
+        if self.first_spend_s is None:
+            self.first_spend_s = t
+
+    def stop(self, t: float) -> None:
+        """The bidder saw the kill switch at ``t`` (s from local midnight)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.stop_s = t
+        first = self.first_spend_s
+        if first is None:
+            self.detect_minutes = 0.0
+        else:
+            self.detect_minutes = max(0.0, (t - first - self.report_delay_s) / 60.0)
+
+    @property
+    def detect_from_spend_minutes(self) -> float:
+        """Minutes from the first unauthorised spend itself to the stop (the late-platform
+        figure: judged against the reporting delay + 1 minute); the incident's length
+        when nothing stopped it, 0 when nothing was spent before the stop."""
+        if self.stop_s is None:
+            return self.detect_minutes
+        if self.first_spend_s is None:
+            return 0.0
+        return max(0.0, (self.stop_s - self.first_spend_s) / 60.0)
 
 
 @dataclass(slots=True)

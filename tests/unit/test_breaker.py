@@ -365,3 +365,61 @@ def test_engine_half_open_refuses_a_second_large_trial_and_reopens_on_small_mone
         assert d.allowed
         h.engine.record_spend(h.state, h.event(1 * U, reservation_id=d.reservation_id), h.now)
     assert br.state is CLOSED
+
+
+def _reserving(budget: int) -> Harness:
+    """A campaign that reserves (so only unasked spend is unauthorised), at noon."""
+    h = Harness({G: budget}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12))
+    d = h.reserve(U)
+    h.spend(U, reservation_id=d.reservation_id)
+    return h
+
+
+def test_one_small_unasked_event_does_not_trip() -> None:
+    h = _reserving(1000 * U)
+    out = h.spend(9 * U)  # 0.9% of the daily budget, nobody asked
+    assert transitions(out.outputs) == []
+    assert h.ch().breaker.state is CLOSED
+
+
+def test_unasked_spend_beyond_the_share_trips_whatever_the_count() -> None:
+    h = _reserving(1000 * U)
+    # Sparse unasked events (one every 4 minutes: never two in the velocity window)
+    # accumulate past 1% of the daily budget within the 15-minute window.
+    causes = []
+    for k in range(3):
+        h.at(DAY0 + timedelta(hours=12, minutes=4 * k + 1))
+        causes += [t.cause for t in transitions(h.spend(4 * U).outputs)]
+    assert causes == [BreakerCause.RUNAWAY_VELOCITY]
+    assert h.ch().breaker.state is OPEN
+
+
+def test_one_unasked_event_above_the_share_trips() -> None:
+    h = _reserving(1000 * U)
+    tr = transitions(h.spend(11 * U).outputs)
+    assert len(tr) == 1 and tr[0].cause is BreakerCause.RUNAWAY_VELOCITY
+
+
+def test_the_share_is_of_the_configured_budget_when_reallocation_raised_it() -> None:
+    h = _reserving(1000 * U)
+    h.ch().budget = 3000 * U  # as if reallocation had given this channel 2000 units
+    tr = transitions(h.spend(11 * U).outputs)
+    assert len(tr) == 1 and tr[0].cause is BreakerCause.RUNAWAY_VELOCITY
+
+
+def test_unasked_spend_older_than_the_window_is_forgotten() -> None:
+    h = _reserving(1000 * U)
+    for k in range(3):
+        h.at(DAY0 + timedelta(hours=12, minutes=17 * k + 1))
+        assert transitions(h.spend(6 * U).outputs) == []
+    assert h.ch().breaker.state is CLOSED
+
+
+def test_a_campaign_that_never_reserves_is_not_judged_on_the_share() -> None:
+    h = Harness({G: 1000 * U}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12))
+    h.spend(400 * U, when=DAY0 + timedelta(hours=11))  # behind plan (planned 500)
+    # all its spend is "unauthorised", none of it asked for: a catch-up, not a runaway
+    assert transitions(h.spend(11 * U).outputs) == []
+    assert h.ch().breaker.state is CLOSED

@@ -61,6 +61,10 @@ def test_retry_after_the_hold_expired_authorises_nothing() -> None:
     assert first.allowed
     clock.advance(seconds=61)  # the 60 s hold expires unused
     _spend(pacer, clock, "2400")  # the whole daily budget is gone
+    # Nobody asked for that spend: it tripped the breaker (unauthorised spend beyond 1%
+    # of the budget). Past the cooldown the breaker is HALF_OPEN and the cap answers.
+    assert pacer.circuit_breakers["c"][G].state is CircuitBreakerState.OPEN
+    clock.advance(seconds=301)
     fresh = pacer.reserve("c", G, Decimal("5"))
     assert not fresh.allowed and fresh.code == Code.DAILY_CAP
     for _ in range(300):

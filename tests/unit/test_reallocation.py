@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
+from pacer_stream.core.pacing import slot_allowance
 from pacer_stream.core.reallocation import ChannelPerformance, efficiencies, plan_moves
 from pacer_stream.core.types import BudgetMove, ChannelType, Code, Thresholds
 
@@ -129,8 +130,12 @@ def test_engine_reallocation_learns_from_the_last_week_too() -> None:
     h = Harness({G: 1000 * U, F: 1000 * U})
     h.at(DAY0 + timedelta(hours=9))
     for d in range(1, 6):
-        h.spend(500 * U, channel=G, conversions=5, when=DAY0 - timedelta(days=d))
-        h.spend(500 * U, channel=F, conversions=100, when=DAY0 - timedelta(days=d))
+        # both channels' hours absorbed 200 units each (far more than the budget: the
+        # receiver's rest of the day can take more than it has)
+        for hour in range(24):
+            when = DAY0 - timedelta(days=d) + timedelta(hours=hour)
+            h.spend(200 * U, channel=G, conversions=5 if hour == 0 else 0, when=when)
+            h.spend(200 * U, channel=F, conversions=100 if hour == 0 else 0, when=when)
     moves, _ = h.engine.reallocate(h.state, h.now)
     assert moves[G] < 0 < moves[F]
 
@@ -226,3 +231,73 @@ def test_a_donor_keeps_the_money_of_expired_unreported_holds() -> None:
     moves, _ = h.engine.reallocate(h.state, h.now)
     assert moves[G] == -8 * U  # half of 100 - 80 spent - 4 expired but unreported
     assert h.ch(G).budget >= h.ch(G).spent_total + h.ch(G).unreported_total
+
+
+# -- where received money goes, and who may receive -------------------------------------
+def test_received_money_goes_to_the_next_half_hour_where_the_demand_was_seen() -> None:
+    h = Harness({G: 200 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    assert h.reserve(300 * U, F).code is Code.HOURLY_CAP  # demand F's hours refuse
+    before = slot_allowance(h.ch(F), 9)
+    later = list(h.ch(F).plan.amounts[10:])  # type: ignore[union-attr]
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[F] == 50 * U  # half of what G has left
+    plan = h.ch(F).plan
+    assert plan is not None and sum(plan.amounts) == h.ch(F).budget
+    # 09:00-09:30 lies in this hour: the hour gets it all (not 1/15th of it), ...
+    assert slot_allowance(h.ch(F), 9) - before >= 50 * U
+    # ... and the later hours keep their plan (to the micro of the exact split).
+    assert all(abs(a - b) <= 1 for a, b in zip(plan.amounts[10:], later, strict=True))
+
+
+def test_received_money_beyond_the_hour_maximum_flows_to_the_later_hours() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    assert h.reserve(200 * U, F).code is Code.HOURLY_CAP
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[F] > 0
+    plan = h.ch(F).plan
+    assert plan is not None and sum(plan.amounts) == h.ch(F).budget
+    hour_max = int(h.ch(F).budget * h.state.thresholds.max_hourly_spend_pct)
+    assert plan.amounts[9] == hour_max  # filled to the per-hour maximum
+    assert sum(plan.amounts[10:]) > (1000 * U - sum(plan.amounts[:9])) * 14 // 15
+
+
+def _evening(evening_hourly: int) -> Harness:
+    """F converts far better; yesterday its last four hours absorbed ``evening_hourly``
+    each. At 20:00 it has 400 units left and shows unmet demand."""
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    y = DAY0 - timedelta(days=1)
+    for hour in range(24):
+        h.spend(40 * U, channel=G, clicks=40, when=y + timedelta(hours=hour))
+        amount = evening_hourly if hour >= 20 else 40 * U
+        h.spend(amount, channel=F, clicks=40, conversions=20, when=y + timedelta(hours=hour))
+    h.at(DAY0 + timedelta(hours=20))
+    h.spend(600 * U, channel=G, clicks=600, conversions=1, when=DAY0 + timedelta(hours=19))
+    h.spend(600 * U, channel=F, clicks=600, conversions=300, when=DAY0 + timedelta(hours=19))
+    assert h.reserve(300 * U, F).code is Code.HOURLY_CAP
+    return h
+
+
+def test_no_money_to_a_receiver_whose_evening_cannot_spend_what_it_has() -> None:
+    h = _evening(U)  # its evening hours absorb about 1 unit each: 400 left is already too much
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves == {}
+
+
+def test_a_receiver_whose_evening_absorbs_more_still_receives() -> None:
+    h = _evening(400 * U)
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] < 0 < moves[F]
+
+
+def test_a_receiver_whose_evening_absorbs_only_a_little_more_than_it_has_receives_nothing() -> None:
+    # Its four evening hours absorbed 150 units each: 540 with the capacity margin, more
+    # than the 400 it has left, but evening demand varies: only 60% of it counts (324).
+    h = _evening(150 * U)
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves == {}

@@ -66,6 +66,24 @@ def test_metrics_of_a_perfect_even_day() -> None:
     assert m["runaway_detect_minutes"] is None
 
 
+def test_campaigns_judged_apart_leave_the_pacing_figures() -> None:
+    """A campaign hit by a late-platform runaway is judged by its own figures only: its
+    blown budget counts neither in utilisation nor as an exhaustion."""
+    traffic = generate(0, Scenario(campaigns=2, channels=2))
+    trace = empty_trace("t", 2, 2, MINUTES, traffic.budget)
+    per_minute = traffic.budget // MINUTES
+    trace.spend[:] = per_minute[:, :, None]
+    trace.spend[1, 0, 600] += 3 * traffic.budget[1].sum()  # campaign 1: blown at 10:00
+    trace.plan[:] = np.concatenate([[0.0], np.cumsum(trace.spend.sum(axis=1)[0])])[None, :]
+    trace.able[:] = True
+    both = trace_metrics(trace, traffic)
+    apart = trace_metrics(trace, traffic, apart={1})
+    assert both["utilisation"] > 1.5 and both["exhausted_before_18"] == 0.5
+    assert apart["utilisation"] == pytest.approx(1.0, abs=0.01)
+    assert apart["exhausted_before_18"] == 0.0
+    assert apart["conversions"] == int(trace.conversions[0].sum())
+
+
 @pytest.fixture(scope="module")
 def tiny_report() -> dict:  # type: ignore[type-arg]
     return run_seeds([0], Scenario(campaigns=3, channels=2), workers=1)

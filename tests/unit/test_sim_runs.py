@@ -86,6 +86,29 @@ def test_the_breaker_stops_the_runaway_bidder(pacer_faulty: Trace) -> None:
     assert any(kind == "circuit_breaker_open" for _, kind in tl.alerts)
 
 
+def test_a_runaway_on_a_late_platform_is_stopped_within_the_delay_and_a_minute(
+    faulty: tuple[Traffic, FaultPlan], pacer_faulty: Trace
+) -> None:
+    _, plan = faulty
+    late = [r for r in pacer_faulty.runaways if r.late]
+    assert late, "this small day has a runaway on a late platform"
+    delay_min = plan.faults.late_minutes
+    for r in late:
+        assert plan.late[r.campaign, r.channel]
+        assert r.stopped and r.first_spend_s is not None and r.stop_s is not None
+        # the engine hears of the first unasked spend only when the platform reports it
+        assert delay_min <= r.detect_from_spend_minutes <= delay_min + 1
+        assert r.detect_minutes <= 1.0  # measured from that report
+
+
+def test_prompt_runaways_are_stopped_within_two_minutes_of_their_first_report(
+    pacer_faulty: Trace,
+) -> None:
+    prompt = [r for r in pacer_faulty.runaways if not r.late]
+    assert prompt
+    assert all(r.stopped and r.detect_minutes <= 2.0 for r in prompt)
+
+
 def test_pacer_is_deterministic(clean: tuple[Traffic, FaultPlan]) -> None:
     a = run_pacer(*clean, reallocate=True)
     b = run_pacer(*clean, reallocate=True)

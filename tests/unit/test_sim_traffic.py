@@ -82,8 +82,15 @@ def test_fault_plan_is_seeded_and_placed_apart(day) -> None:  # type: ignore[no-
     assert np.array_equal(plan.duplicate, again.duplicate)
     assert [r.start_minute for r in plan.runaways] == [r.start_minute for r in again.runaways]
     assert len(plan.runaways) >= 1
+    prompt = [r for r in plan.runaways if not r.late]
+    assert len(prompt) >= 1
     for r in plan.runaways:
-        assert not plan.late[r.campaign, r.channel], "runaway never on a late platform"
+        # The prompt incidents never sit on a late platform; the late ones always do,
+        # each on a campaign no prompt incident touches.
+        assert bool(plan.late[r.campaign, r.channel]) is r.late
+        if r.late:
+            assert r.campaign not in {p.campaign for p in prompt}
+            assert r.campaign in plan.late_runaway_campaigns()
         assert RUNAWAY_WINDOW[0] <= r.start_minute < RUNAWAY_WINDOW[1]
         stall = plan.stall_minutes(r.campaign)
         assert not set(stall) & set(range(r.start_minute - 20, r.end_minute + 20))
@@ -93,6 +100,17 @@ def test_fault_plan_is_seeded_and_placed_apart(day) -> None:  # type: ignore[no-
     for c in range(day.n_campaigns):
         stall = plan.stall_minutes(c)
         assert len(stall) == 2 and 0 < stall.start < MINUTES
+
+
+def test_late_runaways_leave_the_other_faults_as_they_were(day) -> None:  # type: ignore[no-untyped-def]
+    with_late = plan_faults(day, Faults())
+    without = plan_faults(day, Faults(late=False))
+    assert any(r.late for r in with_late.runaways)
+    assert not any(r.late for r in without.runaways)
+    assert [(r.campaign, r.start_minute) for r in with_late.runaways if not r.late] == [
+        (r.campaign, r.start_minute) for r in without.runaways
+    ]
+    assert np.array_equal(with_late.duplicate, without.duplicate)
 
 
 def test_faults_off_means_no_faults(day) -> None:  # type: ignore[no-untyped-def]
