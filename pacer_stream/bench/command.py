@@ -108,7 +108,7 @@ def bench(
 
         res = asyncio.run(stream_bench.run(bootstrap or settings.kafka_bootstrap_servers))
         _write(out, "stream", res)
-        console.print_json(json.dumps(res, default=str))
+        stream_bench.show(res, console.print)
     if "restart" in chosen:
         from pacer_stream.bench import restart_bench
 
