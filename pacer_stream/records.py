@@ -901,9 +901,12 @@ def _error(text: str, data: object) -> InvalidRecord:
 
 
 def _convert(data: Mapping[str, Any], model: type[S]) -> S:
-    """``data`` as ``model`` (strict types) or :class:`InvalidRecord`."""
+    """``data`` as ``model`` (strict types; ids and times as plain strings, see
+    :func:`_unconstrained`) or :class:`InvalidRecord`."""
+    plain = data if isinstance(data, dict) else dict(data)
     try:
-        return msgspec.convert(data if isinstance(data, dict) else dict(data), model, strict=True)
+        converted: S = msgspec.convert(plain, _CODEC_MODELS[model], strict=True)
+        return converted
     except msgspec.ValidationError as exc:
         raise _error(str(exc), data) from None
 
@@ -928,7 +931,27 @@ def _checked(model: type[msgspec.Struct]) -> tuple[tuple[str, _StrRule], ...]:
     )
 
 
-_CHECKED: Final = {model: _checked(model) for model in MODELS.values()}
+def _unconstrained(model: type[msgspec.Struct]) -> Any:
+    """``model`` as the codec converts to it: the same fields, but ids and times plain
+    strings. Their rules run after msgspec anyway (:func:`_fields`: the id rule counts
+    bytes, the RFC 3339 rule is stricter than the pattern), so msgspec checking the
+    patterns too would only double the cost of the hottest fields."""
+    hints = get_type_hints(model, include_extras=True)
+    checked = {name for name, _ in _checked(model)}
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(model):
+        kind: Any = hints[f.name]
+        if f.name in checked:
+            kind = str if f.required else str | None
+        spec.append((f.name, kind) if f.required else (f.name, kind, f.default))
+    config = model.__struct_config__
+    return msgspec.defstruct(
+        model.__name__, spec, kw_only=True, forbid_unknown_fields=config.forbid_unknown_fields
+    )
+
+
+_CODEC_MODELS: Final = {model: _unconstrained(model) for model in MODELS.values()}
+_CHECKED: Final = {_CODEC_MODELS[model]: _checked(model) for model in MODELS.values()}
 
 
 def _fields(wire: msgspec.Struct) -> dict[str, Any]:
@@ -941,10 +964,10 @@ def _fields(wire: msgspec.Struct) -> dict[str, Any]:
         value = out[name]
         if value is None:
             continue
-        if rule.code is None:
-            _id(value, name, campaign=rule.campaign, max_bytes=rule.max_bytes)
-        else:
+        if rule.code is not None:
             out[name] = parse_time(value, name)
+        elif problem := ids.id_problem(value, campaign=rule.campaign, max_bytes=rule.max_bytes):
+            _fail(ErrorCode(problem[0]), name, f"{problem[1]}: {_show(value)}")
     return out
 
 
