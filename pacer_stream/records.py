@@ -1044,7 +1044,7 @@ def _make_thresholds(values: Mapping[str, ThresholdValue], where: str) -> Thresh
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Context:
     now: datetime | None
     history: timedelta
@@ -1251,11 +1251,12 @@ def _context(
 ) -> _Context:
     if now is None:
         return _NO_CONTEXT
-    return _Context(
-        aware(now, what="now"),
-        timedelta(days=history_days),
-        timedelta(seconds=max_future_skew_s),
-    )
+    return _Context(aware(now, what="now"), *_spans(history_days, max_future_skew_s))
+
+
+@lru_cache(maxsize=8)
+def _spans(history_days: int, max_future_skew_s: int) -> tuple[timedelta, timedelta]:
+    return timedelta(days=history_days), timedelta(seconds=max_future_skew_s)
 
 
 def decode(
