@@ -50,6 +50,7 @@ import base64
 import binascii
 import json
 import math
+import operator
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
@@ -702,13 +703,14 @@ class _Odd(Exception):
         self.code = code
 
 
-def _check_values(value: object, depth: int = 0, *, floats: bool = True) -> None:
+def _check_values(value: dict[str, Any] | list[Any], depth: int = 0, *, floats: bool = True
+                  ) -> None:
     """Raise :class:`_Odd` for what the strict parser refuses in a parsed value: nesting
     deeper than :data:`MAX_DEPTH`, an integer beyond 2**53 - 1, a non-finite float
     (unless not ``floats``)."""
     if depth >= MAX_DEPTH:
         raise _Odd(ErrorCode.INVALID_JSON, f"JSON nests deeper than {MAX_DEPTH} levels")
-    for item in value.values() if isinstance(value, dict) else value:  # type: ignore[attr-defined]
+    for item in value.values() if isinstance(value, dict) else value:
         if isinstance(item, dict | list):
             _check_values(item, depth + 1, floats=floats)
         elif type(item) is int and abs(item) > MAX_MICROS:
@@ -778,8 +780,9 @@ def _metas(annotation: object) -> list[msgspec.Meta]:
 
 @dataclass(frozen=True, slots=True)
 class _StrRule:
-    """What a constrained string field of the wire models is: an id (checked by the one id
-    rule, whose code a failed pattern or length gets), a time, or other text."""
+    """What a constrained string field of the wire models is: an id (the one id rule checks
+    it after msgspec), a time (the RFC 3339 rule, after msgspec), or other text whose
+    failed pattern or length gets ``code``."""
 
     code: ErrorCode | None  # None: an id
     campaign: bool = False
@@ -847,19 +850,19 @@ def _at(data: object, path: str) -> list[object]:
     return found
 
 
+_OPS: Final = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
 def _violates(value: object, op: str, bound: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return not {">=": value >= bound, ">": value > bound, "<=": value <= bound}.get(
-        op, value < bound
-    )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and not _OPS[op](value, bound)
 
 
 def _error(text: str, data: object) -> InvalidRecord:
     """msgspec's validation error as :class:`InvalidRecord` with a stable code. Its errors
     carry a sentence and a ``$.path``, no machine-readable kind: the sentence picks the
-    kind, the field names on the path the code (msgspec is pinned; the corpus, the wire
-    tests and a property test pin this mapping)."""
+    kind, the field names on the path the code (msgspec is pinned; the bad-input corpus
+    and the contract tests pin this mapping)."""
     match = _MESSAGE.fullmatch(text)
     what, is_key, path = match.groups() if match else (text, None, "")
     path = path or ""
@@ -885,17 +888,9 @@ def _error(text: str, data: object) -> InvalidRecord:
             code = _BOUND_CODES.get(top if top == "thresholds" else field, code)
     elif what.startswith("Expected `object` of length"):
         code = _BOUND_CODES.get(field, ErrorCode.WRONG_TYPE)
-    elif what.startswith("Expected `str` ") and not is_key and field in _STR_RULES:
-        rule = _STR_RULES[field]
-        code = rule.code or ErrorCode.INVALID_ID
-        for value in _at(data, path):
-            problem = isinstance(value, str) and ids.id_problem(
-                value, campaign=rule.campaign, max_bytes=rule.max_bytes
-            )
-            if rule.code is None and problem:
-                code = ErrorCode(problem[0])
-    elif what.startswith("Expected `str` "):
-        code = ErrorCode.INVALID_TEXT
+    elif what.startswith("Expected `str` "):  # a pattern or length (ids and times have none)
+        rule = None if is_key else _STR_RULES.get(field)
+        code = rule.code if rule is not None and rule.code else ErrorCode.INVALID_TEXT
     where = f"{path} key" if is_key else path
     return InvalidRecord(code.value, f"{where}: {what}" if where else what)
 
