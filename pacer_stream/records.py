@@ -50,6 +50,7 @@ import base64
 import binascii
 import json
 import math
+import operator
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
@@ -702,13 +703,14 @@ class _Odd(Exception):
         self.code = code
 
 
-def _check_values(value: object, depth: int = 0, *, floats: bool = True) -> None:
+def _check_values(value: dict[str, Any] | list[Any], depth: int = 0, *, floats: bool = True
+                  ) -> None:
     """Raise :class:`_Odd` for what the strict parser refuses in a parsed value: nesting
     deeper than :data:`MAX_DEPTH`, an integer beyond 2**53 - 1, a non-finite float
     (unless not ``floats``)."""
     if depth >= MAX_DEPTH:
         raise _Odd(ErrorCode.INVALID_JSON, f"JSON nests deeper than {MAX_DEPTH} levels")
-    for item in value.values() if isinstance(value, dict) else value:  # type: ignore[attr-defined]
+    for item in value.values() if isinstance(value, dict) else value:
         if isinstance(item, dict | list):
             _check_values(item, depth + 1, floats=floats)
         elif type(item) is int and abs(item) > MAX_MICROS:
@@ -778,8 +780,9 @@ def _metas(annotation: object) -> list[msgspec.Meta]:
 
 @dataclass(frozen=True, slots=True)
 class _StrRule:
-    """What a constrained string field of the wire models is: an id (checked by the one id
-    rule, whose code a failed pattern or length gets), a time, or other text."""
+    """What a constrained string field of the wire models is: an id (the one id rule checks
+    it after msgspec), a time (the RFC 3339 rule, after msgspec), or other text whose
+    failed pattern or length gets ``code``."""
 
     code: ErrorCode | None  # None: an id
     campaign: bool = False
@@ -847,19 +850,19 @@ def _at(data: object, path: str) -> list[object]:
     return found
 
 
+_OPS: Final = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
 def _violates(value: object, op: str, bound: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return not {">=": value >= bound, ">": value > bound, "<=": value <= bound}.get(
-        op, value < bound
-    )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and not _OPS[op](value, bound)
 
 
 def _error(text: str, data: object) -> InvalidRecord:
     """msgspec's validation error as :class:`InvalidRecord` with a stable code. Its errors
     carry a sentence and a ``$.path``, no machine-readable kind: the sentence picks the
-    kind, the field names on the path the code (msgspec is pinned; the corpus, the wire
-    tests and a property test pin this mapping)."""
+    kind, the field names on the path the code (msgspec is pinned; the bad-input corpus
+    and the contract tests pin this mapping)."""
     match = _MESSAGE.fullmatch(text)
     what, is_key, path = match.groups() if match else (text, None, "")
     path = path or ""
@@ -885,25 +888,20 @@ def _error(text: str, data: object) -> InvalidRecord:
             code = _BOUND_CODES.get(top if top == "thresholds" else field, code)
     elif what.startswith("Expected `object` of length"):
         code = _BOUND_CODES.get(field, ErrorCode.WRONG_TYPE)
-    elif what.startswith("Expected `str` ") and not is_key and field in _STR_RULES:
-        rule = _STR_RULES[field]
-        code = rule.code or ErrorCode.INVALID_ID
-        for value in _at(data, path):
-            problem = isinstance(value, str) and ids.id_problem(
-                value, campaign=rule.campaign, max_bytes=rule.max_bytes
-            )
-            if rule.code is None and problem:
-                code = ErrorCode(problem[0])
-    elif what.startswith("Expected `str` "):
-        code = ErrorCode.INVALID_TEXT
+    elif what.startswith("Expected `str` "):  # a pattern or length (ids and times have none)
+        rule = None if is_key else _STR_RULES.get(field)
+        code = rule.code if rule is not None and rule.code else ErrorCode.INVALID_TEXT
     where = f"{path} key" if is_key else path
     return InvalidRecord(code.value, f"{where}: {what}" if where else what)
 
 
 def _convert(data: Mapping[str, Any], model: type[S]) -> S:
-    """``data`` as ``model`` (strict types) or :class:`InvalidRecord`."""
+    """``data`` as ``model`` (strict types; ids and times as plain strings, see
+    :func:`_unconstrained`) or :class:`InvalidRecord`."""
+    plain = data if isinstance(data, dict) else dict(data)
     try:
-        return msgspec.convert(data if isinstance(data, dict) else dict(data), model, strict=True)
+        converted: S = msgspec.convert(plain, _CODEC_MODELS[model], strict=True)
+        return converted
     except msgspec.ValidationError as exc:
         raise _error(str(exc), data) from None
 
@@ -928,7 +926,27 @@ def _checked(model: type[msgspec.Struct]) -> tuple[tuple[str, _StrRule], ...]:
     )
 
 
-_CHECKED: Final = {model: _checked(model) for model in MODELS.values()}
+def _unconstrained(model: type[msgspec.Struct]) -> Any:
+    """``model`` as the codec converts to it: the same fields, but ids and times plain
+    strings. Their rules run after msgspec anyway (:func:`_fields`: the id rule counts
+    bytes, the RFC 3339 rule is stricter than the pattern), so msgspec checking the
+    patterns too would only double the cost of the hottest fields."""
+    hints = get_type_hints(model, include_extras=True)
+    checked = {name for name, _ in _checked(model)}
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(model):
+        kind: Any = hints[f.name]
+        if f.name in checked:
+            kind = str if f.required else str | None
+        spec.append((f.name, kind) if f.required else (f.name, kind, f.default))
+    config = model.__struct_config__
+    return msgspec.defstruct(
+        model.__name__, spec, kw_only=True, forbid_unknown_fields=config.forbid_unknown_fields
+    )
+
+
+_CODEC_MODELS: Final = {model: _unconstrained(model) for model in MODELS.values()}
+_CHECKED: Final = {_CODEC_MODELS[model]: _checked(model) for model in MODELS.values()}
 
 
 def _fields(wire: msgspec.Struct) -> dict[str, Any]:
@@ -941,10 +959,10 @@ def _fields(wire: msgspec.Struct) -> dict[str, Any]:
         value = out[name]
         if value is None:
             continue
-        if rule.code is None:
-            _id(value, name, campaign=rule.campaign, max_bytes=rule.max_bytes)
-        else:
+        if rule.code is not None:
             out[name] = parse_time(value, name)
+        elif problem := ids.id_problem(value, campaign=rule.campaign, max_bytes=rule.max_bytes):
+            _fail(ErrorCode(problem[0]), name, f"{problem[1]}: {_show(value)}")
     return out
 
 
@@ -1021,7 +1039,7 @@ def _make_thresholds(values: Mapping[str, ThresholdValue], where: str) -> Thresh
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Context:
     now: datetime | None
     history: timedelta
@@ -1228,11 +1246,12 @@ def _context(
 ) -> _Context:
     if now is None:
         return _NO_CONTEXT
-    return _Context(
-        aware(now, what="now"),
-        timedelta(days=history_days),
-        timedelta(seconds=max_future_skew_s),
-    )
+    return _Context(aware(now, what="now"), *_spans(history_days, max_future_skew_s))
+
+
+@lru_cache(maxsize=8)
+def _spans(history_days: int, max_future_skew_s: int) -> tuple[timedelta, timedelta]:
+    return timedelta(days=history_days), timedelta(seconds=max_future_skew_s)
 
 
 def decode(

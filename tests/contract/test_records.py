@@ -695,3 +695,51 @@ def test_orjson_and_stdlib_agree_on_output() -> None:
     for record in ALL_SAMPLES:
         payload = encode(record)
         assert orjson.loads(payload) == json.loads(payload)
+
+
+# ------------------------------------------------- msgspec errors -> stable codes (paths)
+
+
+def _sample(index: int) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(encode(full_samples()[index]))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("index", "change", "code"),
+    [
+        (1, {"channels": {"search": {"daily_budget_micros": 0}}}, "invalid_budget"),
+        (1, {"channels": {"search": {"daily_budget_micros": -1}}}, "number_out_of_range"),
+        (1, {"channels": {"search": {"daily_budget_micros": 1, "strategy": "x"}}},
+         "unknown_strategy"),
+        (1, {"channels": {"radio": {"daily_budget_micros": 1}}}, "unknown_channel"),
+        (1, {"channels": {}}, "invalid_budget"),
+        (1, {"channels": {"search": {}}}, "missing_field"),
+        (1, {"thresholds": {"max_hourly_spend_pct": 1.5}}, "invalid_threshold"),
+        (1, {"thresholds": {"max_hourly_spend_pct": -0.5}}, "number_out_of_range"),
+        (1, {"thresholds": {"breaker_cooldown_s": 1.5}}, "float_not_allowed"),
+        (1, {"thresholds": {"no_such": 1}}, "unknown_threshold"),
+        (1, {"timezone": ""}, "invalid_timezone"),
+        (1, {"timezone": "Mars/Olympus"}, "invalid_timezone"),
+        (2, {"reason": "a\x07b"}, "invalid_text"),
+        (2, {"reason": "x" * 4097}, "invalid_text"),
+        (2, {"command": "reboot"}, "unknown_command"),
+        (3, {"amount_micros": 0}, "invalid_amount"),
+        (3, {"deadline_ms": 0}, "number_out_of_range"),
+        (3, {"reply_to": "bad topic"}, "invalid_topic_name"),
+        (4, {"code": "maybe"}, "unknown_value"),
+        (4, {"pacing_multiplier": -1}, "number_out_of_range"),
+        (7, {"performance": {"today": {"x" * 65: 1}}}, "invalid_text"),
+        (7, {"performance": {"today": {"roas": "high"}}}, "wrong_type"),
+        (8, {"payload_b64": "not base64!"}, "invalid_base64"),
+        (8, {"partition": -2}, "number_out_of_range"),
+        (8, {"batch_index": 1000}, "number_out_of_range"),
+    ],
+)
+def test_model_errors_map_to_stable_codes(index: int, change: dict[str, Any], code: str) -> None:
+    data = {**_sample(index), **change}
+    topic = full_samples()[index].topic
+    assert _code(topic, json.dumps(data).encode()) == code
+    with pytest.raises(InvalidRecord) as info:
+        records.from_dict(topic, data)
+    assert info.value.code == code

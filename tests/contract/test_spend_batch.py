@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from pacer_stream import records, topics
@@ -339,3 +341,41 @@ def test_schema_accepts_encoded_batches_and_rejects_malformed_ones() -> None:
         _batch([_event(i) for i in range(MAX_BATCH_EVENTS + 1)]),
     ):
         assert list(validator.iter_errors(bad)), bad
+
+
+# ------------------------------------------------------- batch event == single record
+# (document-level faults such as an integer beyond 2**53 - 1 refuse the whole batch:
+# see test_document_level_faults_refuse_the_whole_record)
+
+_ODD = st.sampled_from(
+    [0, -1, 1.0, 1.5, True, None, "", " ", "1", [], {}, "a{b}", "x" * 129,
+     "2026-03-02 10:00:00Z", "2026-03-02T10:00:60Z", "2000-01-01T00:00:00Z", "radio",
+     "search"]
+)  # fmt: skip
+_FIELDS = sorted(_event(1, impressions=3, revenue_micros=1, reservation_id="r", source="s"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changed=st.dictionaries(st.sampled_from([*_FIELDS, "colour"]), _ODD, max_size=3),
+    dropped=st.lists(st.sampled_from(_FIELDS), max_size=2),
+)
+def test_an_event_in_a_batch_is_judged_as_the_same_single_record(
+    changed: dict[str, Any], dropped: list[str]
+) -> None:
+    event = {**_event(1, impressions=3, revenue_micros=1, reservation_id="r", source="s"),
+             **changed}
+    for name in dropped:
+        event.pop(name, None)
+    try:
+        single: object = decode(topics.SPEND, _payload(
+            {"schema_version": 1, "campaign_id": "cmp-1", **event}), now=NOW)
+    except InvalidRecord as exc:
+        single = exc.code
+    batch = _decode(_payload(_batch([_event(0), event])))
+    assert batch.indexes[0] == 0
+    if isinstance(single, str):
+        assert [(r.index, r.code) for r in batch.rejected] == [(1, single)]
+    else:
+        assert batch.rejected == ()
+        assert batch.events[1] == single

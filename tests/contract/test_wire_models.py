@@ -4,6 +4,7 @@ the codec's own output strictly (input topics) or tolerantly (output topics)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -143,3 +144,13 @@ def _outcome(topic: str, payload: bytes) -> object:
 def test_decode_equals_strict_path(topic: str, text: str) -> None:
     payload = text.encode()
     assert _outcome(topic, payload) == _strict(topic, payload)
+
+
+@pytest.mark.parametrize("topic", topics.ALL_TOPICS)
+def test_record_fields_are_the_model_fields(topic: str) -> None:
+    """Records are built from and written by their model's fields by name, so the two
+    must name the same fields (the DLQ's bytes travel as ``*_b64``)."""
+    renamed = {"payload_b64": "payload", "key_b64": "key"}
+    wire = {renamed.get(f.name, f.name) for f in msgspec.structs.fields(MODELS[topic])}
+    record = {f.name for f in dataclasses.fields(records.RECORD_TYPES[topic])}
+    assert record == wire - {"schema_version"}
