@@ -1209,26 +1209,26 @@ def _check_totals(ch: ChannelState, hour: int, event: SpendEvent, today: bool) -
     """Refuse (code ``total_overflow``) an event that would take a stored total past
     the largest exact JSON integer: totals are money and must never wrap or turn into
     something the table cannot store."""
-    adds = (
-        event.amount_micros,
-        event.clicks,
-        event.conversions,
-        event.impressions or 0,
-        event.revenue_micros or 0,
-    )
+    amount, clicks, conversions = event.amount_micros, event.clicks, event.conversions
+    impressions, revenue = event.impressions or 0, event.revenue_micros or 0
     bucket = ch.history.buckets.get(hour)
-    if bucket is not None and any(b + a > MAX_MICROS for b, a in zip(bucket, adds, strict=False)):
+    # Plain comparisons, not a generator over zip: this runs for every spend event.
+    if bucket is not None and (
+        bucket[0] + amount > MAX_MICROS
+        or bucket[1] + clicks > MAX_MICROS
+        or bucket[2] + conversions > MAX_MICROS
+        or (len(bucket) > 3 and bucket[3] + impressions > MAX_MICROS)
+        or (len(bucket) > 4 and bucket[4] + revenue > MAX_MICROS)
+    ):
         raise InvalidArgument("an hourly history total would overflow", code="total_overflow")
-    if today:
-        totals = (
-            ch.spent_total,
-            ch.clicks_today,
-            ch.conversions_today,
-            ch.impressions_today,
-            ch.revenue_today,
-        )
-        if any(t + a > MAX_MICROS for t, a in zip(totals, adds, strict=True)):
-            raise InvalidArgument("today's channel total would overflow", code="total_overflow")
+    if today and (
+        ch.spent_total + amount > MAX_MICROS
+        or ch.clicks_today + clicks > MAX_MICROS
+        or ch.conversions_today + conversions > MAX_MICROS
+        or ch.impressions_today + impressions > MAX_MICROS
+        or ch.revenue_today + revenue > MAX_MICROS
+    ):
+        raise InvalidArgument("today's channel total would overflow", code="total_overflow")
 
 
 def _check_spend(event: SpendEvent) -> None:

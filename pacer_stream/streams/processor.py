@@ -259,11 +259,14 @@ class Processor:
             metrics.observe_spend_event("duplicate", count=_event_count(rec))
             return Result(status="replayed")
         if isinstance(rec, SpendRecord):
+            tally = _SpendTally()
             try:
-                res = self._apply_spend(stored, rec, now)
+                res = self._apply_spend(stored, rec, now, tally)
             except PacerError:
                 self._forget_if_empty(stored)
                 raise
+            finally:
+                tally.observe()
             state.offsets[topics.SPEND] = record.offset
             stored.partition = record.partition
             if res is None:
@@ -288,9 +291,10 @@ class Processor:
         dirty: dict[tuple[str, ChannelType], None] = {}
         applied = 0
         refused = [(r.index, r.code, r.message, r.payload) for r in batch.rejected]
+        tally = _SpendTally()
         for index, rec in zip(batch.indexes, batch.events, strict=True):
             try:
-                res = self._apply_spend(stored, rec, now)
+                res = self._apply_spend(stored, rec, now, tally)
             except PacerError as exc:
                 refused.append((index, exc.code, exc.message, records.encode_spend(
                     rec.to_core(), source=rec.source)))
@@ -299,6 +303,7 @@ class Processor:
                 applied += 1
                 outputs.extend(res.outputs)
                 dirty[(rec.campaign_id, rec.channel)] = None
+        tally.observe()
         for index, code, message, payload in sorted(refused):
             messages.extend(
                 self.dead_letter(
@@ -334,13 +339,13 @@ class Processor:
             self.quota.budgeted(state.campaign_id)  # nothing was created after all
 
     def _apply_spend(
-        self, stored: Stored, rec: SpendRecord, now: datetime
+        self, stored: Stored, rec: SpendRecord, now: datetime, tally: _SpendTally
     ) -> SpendResult | None:
         """One event through ``engine.record_spend``; None for a duplicate. Raises the
         engine's :class:`PacerError` for an event it refuses (state unchanged)."""
         res = self.engine.record_spend(stored.state, rec.to_core(), now)
         if res.duplicate:
-            metrics.observe_spend_event("duplicate")
+            tally.add("duplicate", rec.channel, 0)
             return None
         rid = rec.reservation_id
         # Fast-path spend the core counted today is "reported" to Redis, which then
@@ -358,13 +363,10 @@ class Processor:
                 epoch = ""
             if epoch:
                 stored.add_fastpath_spend(rec.channel.value, epoch, rec.amount_micros)
-        now_ts = now.timestamp()
-        metrics.observe_spend_event(
-            "late" if self._is_late(rec, res, now) else "applied",
-            channel=rec.channel,
-            amount_micros=rec.amount_micros,
-            lag_seconds=now_ts - rec.event_time.timestamp(),
+        tally.add(
+            "late" if self._is_late(rec, res, now) else "applied", rec.channel, rec.amount_micros
         )
+        metrics.observe_event_lag(now.timestamp() - rec.event_time.timestamp())
         return res
 
     @staticmethod
@@ -736,6 +738,32 @@ class Processor:
 
 
 _LIMIT_CODES = frozenset({Code.DAILY_CAP, Code.HOURLY_CAP, Code.VELOCITY})
+
+
+class _SpendTally:
+    """Spend counted per (result, channel) while a record's events apply, handed to the
+    metrics once per record: a batch of 1,000 events costs one counter update per kind
+    instead of 1,000 (the per-event lag still goes to its histogram one by one)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, ChannelType], list[int]] = {}
+
+    def add(self, result: str, channel: ChannelType, amount_micros: int) -> None:
+        counted = self._counts.get((result, channel))
+        if counted is None:
+            self._counts[(result, channel)] = [1, amount_micros]
+        else:
+            counted[0] += 1
+            counted[1] += amount_micros
+
+    def observe(self) -> None:
+        for (result, channel), (count, amount) in self._counts.items():
+            metrics.observe_spend_event(
+                result, channel=channel, amount_micros=amount, count=count
+            )
+        self._counts.clear()
 
 
 def _event_count(rec: SpendRecord | SpendBatchRecord) -> int:
