@@ -662,6 +662,9 @@ class PacingEngine:
                 conversions=ch.conversions_today + past[CONVERSIONS],
                 spend_for_efficiency=ch.spent_total + past[SPEND],
                 capacity=capacity,
+                keep=ch.cum_plan[-1] - planned_at(ch, ch.day.end - REALLOCATION_CUTOFF_S)
+                if ch.cum_plan
+                else 0,
             )
         deltas = plan_moves(perf, state.thresholds)
         if not deltas:

@@ -3,8 +3,9 @@
 A channel is a *donor* when its smoothed efficiency (``core.efficiency``; conversions per
 unit of spend over today and the last 7 days, shrunk toward the campaign's pooled rate)
 is at least ``reallocation_gap`` (20%) below the best channel's. A donor gives
-``reallocation_share`` of its unused budget (budget - spent - reserved), so it never drops
-below what it has spent plus reserved. Receivers are the other budgeted channels that
+``reallocation_share`` of its unused budget (budget - spent - reserved - its plan for the
+hours after the day's last reallocation), so it never drops below what it has spent plus
+reserved, and keeps money for the campaign's last hours. Receivers are the other budgeted channels that
 show unmet demand (requests refused by the hourly or velocity line; extrapolated over
 the rest of the day, that is their *capacity*), in proportion to their efficiency and
 never beyond their capacity: budget moved to a channel that cannot spend it would be
@@ -34,10 +35,14 @@ class ChannelPerformance:
     #: campaign gives no demand signal (no reservations: in-process callers that only
     #: record spend) — then capacity is unknown and not limited, as in the original.
     capacity: int | None = None
+    #: Money a donor keeps whatever its efficiency: its plan for the hours after the
+    #: last reallocation of the day (nothing can come back then; giving it away would
+    #: leave the campaign without money for its last hours).
+    keep: int = 0
 
     @property
     def unused(self) -> int:
-        return max(0, self.budget - self.spent - self.reserved)
+        return max(0, self.budget - self.spent - self.reserved - self.keep)
 
 
 def efficiencies(channels: Mapping[ChannelType, ChannelPerformance]) -> dict[ChannelType, float]:

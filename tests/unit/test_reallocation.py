@@ -148,9 +148,11 @@ def test_engine_reallocation_keeps_reservations_safe() -> None:
     assert h.reserve(4 * U, G).allowed
     # F shows unmet demand (a request above its hour's allowance): it can take budget.
     assert h.reserve(30 * U, F).code is Code.HOURLY_CAP
+    evening = _planned_after_cutoff(h, G)
     moves, _ = h.engine.reallocate(h.state, h.now)
-    assert moves[G] == -8 * U  # half of 100 - 80 spent - 4 reserved
-    assert h.ch(G).budget == 92 * U >= h.ch(G).spent_total + h.ch(G).reserved_total
+    # half of 100 - 80 spent - 4 reserved - its plan for 21:00-24:00
+    assert moves[G] == -int((16 * U - evening) * 0.5)
+    assert h.ch(G).budget >= h.ch(G).spent_total + h.ch(G).reserved_total + evening
 
 
 def test_nothing_to_reallocate_returns_empty_and_emits_nothing() -> None:
@@ -207,6 +209,22 @@ def test_engine_uses_unmet_demand_when_the_campaign_reserves() -> None:
     assert sum(moves.values()) == 0
 
 
+def _planned_after_cutoff(h: Harness, channel: ChannelType) -> int:
+    """A channel's plan for the hours after the day's last reallocation (21:00-24:00)."""
+    return h.ch(channel).cum_plan[-1] - h.ch(channel).cum_plan[21]
+
+
+def test_a_donor_keeps_its_plan_for_the_hours_after_the_last_reallocation() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    evening = _planned_after_cutoff(h, G)
+    assert evening > 100 * U
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] == -int((900 * U - evening) * 0.5)  # not half of all 900 it has left
+
+
 def test_no_moves_in_the_last_hours_of_the_day() -> None:
     h = Harness({G: 1000 * U, F: 1000 * U})
     h.at(DAY0 + timedelta(hours=22, minutes=30))
@@ -228,8 +246,10 @@ def test_a_donor_keeps_the_money_of_expired_unreported_holds() -> None:
     h.tick()
     assert h.ch(G).reserved_total == 0 and h.ch(G).unreported_total == 4 * U
     assert h.reserve(30 * U, F).code is Code.HOURLY_CAP
+    evening = _planned_after_cutoff(h, G)
     moves, _ = h.engine.reallocate(h.state, h.now)
-    assert moves[G] == -8 * U  # half of 100 - 80 spent - 4 expired but unreported
+    # half of 100 - 80 spent - 4 expired but unreported - its plan for 21:00-24:00
+    assert moves[G] == -int((16 * U - evening) * 0.5)
     assert h.ch(G).budget >= h.ch(G).spent_total + h.ch(G).unreported_total
 
 
@@ -243,11 +263,11 @@ def test_received_money_goes_to_the_next_half_hour_where_the_demand_was_seen() -
     before = slot_allowance(h.ch(F), 9)
     later = list(h.ch(F).plan.amounts[10:])  # type: ignore[union-attr]
     moves, _ = h.engine.reallocate(h.state, h.now)
-    assert moves[F] == 50 * U  # half of what G has left
+    assert moves[F] == -moves[G] > 0
     plan = h.ch(F).plan
     assert plan is not None and sum(plan.amounts) == h.ch(F).budget
     # 09:00-09:30 lies in this hour: the hour gets it all (not 1/15th of it), ...
-    assert slot_allowance(h.ch(F), 9) - before >= 50 * U
+    assert slot_allowance(h.ch(F), 9) - before >= moves[F]
     # ... and the later hours keep their plan (to the micro of the exact split).
     assert all(abs(a - b) <= 1 for a, b in zip(plan.amounts[10:], later, strict=True))
 
