@@ -123,6 +123,24 @@ def _credentials(s: Settings) -> Any:
     )
 
 
+def split_outputs(
+    messages: Sequence[Message], changelog: str
+) -> tuple[list[Message], list[Message]]:
+    """A batch's outputs in two lists, each in its original order: those that may go at
+    once, and those that must wait for the delivery of the batch's changelog writes
+    because they report the state of a campaign the batch wrote (a breaker state or
+    reply must never show a state a crash could still lose)."""
+    written = {m.key for m in messages if m.topic == changelog}
+    at_once: list[Message] = []
+    after_writes: list[Message] = []
+    for m in messages:
+        if m.topic == changelog:
+            continue
+        waits = m.campaign is not None and m.campaign.encode() in written
+        (after_writes if waits else at_once).append(m)
+    return at_once, after_writes
+
+
 def table_store_url(s: Settings) -> str:
     """faust store URL of the ``campaigns`` table: RocksDB (under the worker's data
     directory, see :mod:`.table_store`) or memory (rebuilt from the changelog at start)."""
@@ -515,9 +533,12 @@ class Worker:
     async def send_batch(self, messages: list[Message]) -> None:
         """Hand a batch's records straight to the Kafka client (awaited before the batch
         is acked, so the offset commit's flush covers them), skipping faust's buffer:
-        the changelog writes first, their delivery awaited, then the outputs in order.
-        A changelog write the client refuses (e.g. a value above the topic's size limit)
-        quarantines its campaign instead of stopping the agent."""
+        the changelog writes first, then the outputs in order -- those of a campaign
+        whose value the batch wrote once that write is delivered, the others (replies
+        of campaigns the batch did not change, DLQ entries) at once, so a reply never
+        waits on another campaign's write. A changelog write the client refuses (e.g. a
+        value above the topic's size limit) quarantines its campaign instead of stopping
+        the agent."""
         producer = self.app.producer
         changelog = self.campaigns.changelog_topic.get_topic_name()
         written = []
@@ -539,11 +560,13 @@ class Worker:
                 functools.partial(self.campaigns.changelog_done, pending, m.value)
             )
             written.append(sent)
-        if written:
+        at_once, after_writes = split_outputs(messages, changelog)
+        for m in at_once:
+            await producer.send(m.topic, m.key, m.value, m.partition, None, None)
+        if written and after_writes:
             await asyncio.gather(*written, return_exceptions=True)
-        for m in messages:
-            if m.topic != changelog:
-                await producer.send(m.topic, m.key, m.value, m.partition, None, None)
+        for m in after_writes:
+            await producer.send(m.topic, m.key, m.value, m.partition, None, None)
 
     def lookup(self, campaign_id: str) -> Stored | None:
         if campaign_id in self.quarantined:

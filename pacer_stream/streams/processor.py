@@ -83,6 +83,10 @@ class Message:
     value: bytes
     #: Partition to write to (the changelog: the campaign's own); None = by key.
     partition: int | None = None
+    #: Campaign whose state this output reports (replies, alerts, breaker states, pace
+    #: snapshots); None for records that report no state (DLQ entries). An output waits
+    #: only for the delivery of its own campaign's changelog write.
+    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +422,7 @@ class Processor:
         status: str,
     ) -> Result:
         payload = records.encode_reply(rec, decision, decided_at=now, validate=False)
-        reply = Message(reply_topic, rec.campaign_id.encode(), payload)
+        reply = Message(reply_topic, rec.campaign_id.encode(), payload, None, rec.campaign_id)
         messages = [*self.emit(outputs), reply]
         metrics.observe_decision("kafka", decision.code, time.perf_counter() - started)
         if self.activity is not None:
@@ -570,12 +574,14 @@ class Processor:
                     continue
                 metrics.observe_alert(o.alert_type)
                 value = records.encode_alert(o, validate=False)
-                out.append(Message(self.names.alerts, o.campaign_id.encode(), value))
+                out.append(
+                    Message(self.names.alerts, o.campaign_id.encode(), value, None, o.campaign_id)
+                )
             elif isinstance(o, BreakerTransition):
                 metrics.observe_breaker_transition(o.state)
                 value = records.encode_breaker(o, validate=False)
                 key = records.breaker_key(o.campaign_id, o.channel)
-                out.append(Message(self.names.breakers, key, value))
+                out.append(Message(self.names.breakers, key, value, None, o.campaign_id))
                 log.info(
                     "breaker_transition",
                     campaign_id=o.campaign_id,
@@ -595,7 +601,9 @@ class Processor:
                 )
             elif isinstance(o, PaceSnapshot):
                 value = records.encode_pace(o, validate=False)
-                out.append(Message(self.names.pace, o.campaign_id.encode(), value))
+                out.append(
+                    Message(self.names.pace, o.campaign_id.encode(), value, None, o.campaign_id)
+                )
         return out
 
     # ------------------------------------------------------------------ timer steps
@@ -652,9 +660,8 @@ class Processor:
                 forced=br.forced,
             )
             value = records.encode_breaker(tr, validate=False)
-            out.append(
-                Message(self.names.breakers, records.breaker_key(state.campaign_id, channel), value)
-            )
+            key = records.breaker_key(state.campaign_id, channel)
+            out.append(Message(self.names.breakers, key, value, None, state.campaign_id))
         return out
 
     def allowances(
