@@ -5,9 +5,10 @@ unit of spend over today and the last 7 days, shrunk toward the campaign's poole
 is at least ``reallocation_gap`` (20%) below the best channel's. A donor gives
 ``reallocation_share`` of its unused budget (budget - spent - reserved - its plan for the
 hours after the day's last reallocation), so it never drops below what it has spent plus
-reserved, and keeps money for the campaign's last hours. Receivers are the other budgeted channels that
-show unmet demand (requests refused by the hourly or velocity line; extrapolated over
-the rest of the day, that is their *capacity*), in proportion to their efficiency and
+reserved, and keeps money for the campaign's last hours. Receivers are the other
+budgeted channels that show unmet demand (requests refused by the hourly or velocity
+line; extrapolated over the next half hour, and bounded by what the rest of their day
+absorbed on past days, that is their *capacity*), in proportion to their efficiency and
 never beyond their capacity: budget moved to a channel that cannot spend it would be
 lost. Donors give only what receivers can take, pro rata. Deltas are integer micros
 summing to exactly zero.
