@@ -315,7 +315,7 @@ def run_streaming(
 
 
 def streaming_report(runs: list[StreamRun], seconds: float) -> dict[str, Any]:
-    """``report.json`` of a streaming run: the SPEC shape for the one metric a short
+    """``report.json`` of a streaming run: the report's shape for the one metric a short
     window can judge (double counting), plus the worker/mirror comparison."""
 
     def stat(values: list[float]) -> dict[str, float | None]:

@@ -188,7 +188,7 @@ def trace_metrics(
         "conversions_per_unit": conversions / spend_units if spend_units > 0 else 0.0,
         **runaway,
         "double_counted_micros": float(trace.recorded_micros - trace.unique_micros),
-        # extras (not part of the SPEC's metric list)
+        # extras (beyond the report's metric columns)
         "conversions": conversions,
         "spend_units": spend_units,
         "utilisation_p5": float(np.percentile(util, 5)),
@@ -208,7 +208,7 @@ def seed_metrics(
 
     ``static`` holds the static-split runs: ``pacer-stream`` (reallocation off) and
     ``oracle`` (budget kept per channel). The result also has a row
-    ``pacer-stream-static`` (an extra, not a SPEC strategy) when that run exists.
+    ``pacer-stream-static`` (an extra row, not a product strategy) when that run exists.
     """
     oracle_conv = per_strategy[ORACLE_FREE]["conversions"]
     even_cpu = per_strategy["even-gate"]["conversions_per_unit"]
@@ -244,7 +244,7 @@ def _cross(m: Mapping[str, Any], oracle_conv: int, even_cpu: float) -> dict[str,
 
 
 def aggregate(seeds: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Mean and worst over seeds for every metric (SPEC names) and the extras."""
+    """Mean and worst over seeds for every metric and the extras."""
     names = list(seeds[0])
     result: dict[str, dict[str, Any]] = {}
     for name in names:

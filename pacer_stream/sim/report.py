@@ -1,7 +1,7 @@
-"""The report: ``report.json`` in the SPEC section 9 format and the terminal table.
+"""The report: ``report.json`` (its JSON shape below) and the terminal table.
 
 ``report.json`` is ``{"seeds": N, "strategies": {NAME: {METRIC: {"mean": x, "worst":
-y}}}}`` with every SPEC metric for every strategy (``null`` where a metric does not
+y}}}}`` with every report metric for every strategy (``null`` where a metric does not
 exist on that run, e.g. runaway metrics with faults off), plus extra keys: extra
 metrics per strategy (``conversions``, ``utilisation_p5``, ...), ``extra_strategies``
 (``pacer-stream-static``: the same engine with reallocation off), ``targets``

@@ -317,7 +317,7 @@ def run_seeds(
     workers: int = 2,
     on_done: Callable[[TaskResult], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every task and assemble the report (SPEC section 9 format plus extras)."""
+    """Run every task and assemble the report (the report's JSON shape plus extras)."""
     started = time.perf_counter()
     tasks = tasks_for(seeds, scenario)
     results: list[TaskResult] = []
@@ -419,7 +419,7 @@ def assemble(
 
 
 def extra_row(m: dict[str, Any], ordered: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """An extra pacer-stream variant's row, with the cross-strategy figures the SPEC
+    """An extra pacer-stream variant's row, with the cross-strategy figures the main
     rows have (``reallocation_gain`` does not exist for it: None) and its conversions
     against the plain pacer-stream run of the same seed."""
     row = dict(m)
