@@ -6,7 +6,7 @@ Per seed (one simulated day, all campaigns):
   the same; runaway spend included, so it can exceed 1).
 * ``overspend_share``: money spent above each channel's (final) budget, summed, over the
   total budget. ``overspend_beyond_one_event`` (extra) counts channels whose overspend is
-  larger than their largest single spend event (QUALITY: at most one in-flight event).
+  larger than their largest single spend event (the target: at most one in-flight event).
 * ``tracking_error``: mean over campaigns of the mean over the day's minute boundaries of
   |cumulative spend - planned cumulative spend| / budget. The plan is the strategy's
   own (pacer-stream: the engine's ``planned_at`` summed over channels; gates: their cap
