@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
-from pacer_stream.bench.stream_bench import _delete_topics, _free_port, _rss_mib, _Worker
+from pacer_stream.bench.worker_process import WorkerProcess, delete_topics, free_port, worker_env
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.types import CampaignConfig, ChannelConfig, ChannelType, PacingStrategy
 from pacer_stream.settings import Settings
@@ -159,41 +159,35 @@ async def _one_store(
         loaded["preload_s"] = round(time.monotonic() - started, 1)
         data_dir = tmp / f"worker-data-{store}"
         log = tmp / f"worker-{store}.log"
-        port = _free_port()
-        env = {
-            **_base_env(),
-            "PACER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PACER_TOPIC_PREFIX": prefix,
-            "PACER_APP_ID": app_id,
-            "PACER_TOPIC_PARTITIONS": str(PARTITIONS),
-            "PACER_WORKER_WEB_PORT": str(port),
-            "PACER_WORKER_DATA_DIR": str(data_dir),
-            "PACER_TABLE_STORE": store,
-            "PACER_REDIS_PUBLISH_ENABLED": "false",
-            "PACER_LOG_LEVEL": "INFO",
-        }
-        first = _Worker(env, port, log)
+        port = free_port()
+        env = worker_env(
+            bootstrap=bootstrap,
+            prefix=prefix,
+            app_id=app_id,
+            partitions=PARTITIONS,
+            port=port,
+            data_dir=data_dir,
+            log_level="INFO",  # the changelog-read time comes from the worker's log
+            table_store=store,
+        )
+        first = WorkerProcess(env, port, log)
         t0 = first.start()
         await first.wait_ready(timeout=timeout_s)
         first_s = time.monotonic() - t0
         first_read = _recovery_read_s(log, 0)
-        rss_first = _rss_mib(first)
-        assert first.proc is not None
-        first.proc.kill()  # kill -9: no flush, no commit, no goodbye
-        first.proc.wait(30)
+        rss_first = first.rss_mib()
+        first.kill()
 
         mark = log.stat().st_size
-        second = _Worker(env, port, log)
+        second = WorkerProcess(env, port, log)
         t1 = second.start()
         try:
             await second.wait_ready(timeout=timeout_s)
             restart_s = time.monotonic() - t1
             restart_read = _recovery_read_s(log, mark)
-            rss_restart = _rss_mib(second)
+            rss_restart = second.rss_mib()
         finally:
-            if second.proc is not None and second.proc.poll() is None:
-                second.proc.kill()
-                second.proc.wait(30)
+            second.kill()
         return {
             "store": store,
             **loaded,
@@ -206,13 +200,7 @@ async def _one_store(
             "data_dir_mib": round(_du(data_dir) / 2**20, 1),
         }
     finally:
-        await _delete_topics(bootstrap, (prefix, app_id))
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("PACER_")}
+        await delete_topics(bootstrap, (prefix, app_id))
 
 
 def _du(path: Path) -> int:

@@ -40,15 +40,10 @@ import contextlib
 import importlib.util
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -60,6 +55,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pacer_stream import records, topics
+from pacer_stream.bench.worker_process import WorkerProcess, delete_topics, free_port, worker_env
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -97,62 +93,6 @@ def _summary_ms(values: list[float]) -> dict[str, float]:
         "max_ms": round(max(values), 3) if values else float("nan"),
         "mean_ms": round(statistics.fmean(values), 3) if values else float("nan"),
     }
-
-
-class _Worker:
-    """The real worker as a subprocess, configured only through ``PACER_*``."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env = env
-        self.port = port
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pacer_stream", "worker", "--no-create-topics"],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
-        return time.monotonic()
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except OSError:
-            return 0, b""
-
-    async def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.get("/readyz")[0] != 200:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker not ready after {timeout}s; see {self.log}")
-            await asyncio.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _produce_budgets(
@@ -579,22 +519,17 @@ async def _run(
         await admin.close()
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="pacer-bench-"))
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "PACER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PACER_TOPIC_PREFIX": prefix,
-            "PACER_APP_ID": app_id,
-            "PACER_TOPIC_PARTITIONS": str(partitions),
-            "PACER_WORKER_WEB_PORT": str(port),
-            "PACER_WORKER_DATA_DIR": str(tmp / "worker-data"),
-            "PACER_REDIS_PUBLISH_ENABLED": "false",
-            "PACER_LOG_LEVEL": "WARNING",
-        }
+    port = free_port()
+    env = worker_env(
+        bootstrap=bootstrap,
+        prefix=prefix,
+        app_id=app_id,
+        partitions=partitions,
+        port=port,
+        data_dir=tmp / "worker-data",
     )
     campaigns = [f"bench-c{i}" for i in range(n_campaigns)]
-    worker = _Worker(env, port, tmp / "worker.log")
+    worker = WorkerProcess(env, port, tmp / "worker.log")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     result: dict[str, Any] = {
@@ -639,7 +574,7 @@ async def _run(
         ]
         result["can_spend_round_trip"] = round_trips
         result["can_spend_highest_rate_p99_50ms"] = _highest_rate_held(round_trips, 50.0)
-        result["worker_rss_mib"] = _rss_mib(worker)
+        result["worker_rss_mib"] = worker.rss_mib()
         worker.stop()
 
         # --- plain aiokafka loop on the same topics (its own group and changelog) ------
@@ -723,12 +658,12 @@ async def _run(
         result["batched_vs_quixstreams"] = (
             round(batch_rate / quix, 2) if isinstance(quix, float) and quix else None
         )
-        result["worker_rss_mib_batched"] = _rss_mib(worker)
+        result["worker_rss_mib_batched"] = worker.rss_mib()
         worker.stop()
     finally:
         worker.stop()
         await producer.stop()
-        await _delete_topics(bootstrap, (prefix, app_id))
+        await delete_topics(bootstrap, (prefix, app_id))
     return result
 
 
@@ -776,38 +711,15 @@ async def _wait_count(get: Callable[[], int], target: int, timeout: float) -> No
         await asyncio.sleep(0.05)
 
 
-async def _wait_configured(worker: _Worker, campaigns: list[str], timeout: float = 120) -> None:
+async def _wait_configured(
+    worker: WorkerProcess, campaigns: list[str], timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     for cid in campaigns:
         while worker.get(f"/campaigns/{cid}")[0] != 200:
             if time.monotonic() > deadline:
                 raise TimeoutError("budgets not applied")
             await asyncio.sleep(0.05)
-
-
-def _rss_mib(worker: _Worker) -> float | None:
-    if worker.proc is None:
-        return None
-    try:
-        for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
-        if doomed:
-            await admin.delete_topics(doomed)
-    except Exception:  # best effort
-        pass
-    finally:
-        await admin.close()
 
 
 def show(res: dict[str, Any], print_: Any) -> None:
