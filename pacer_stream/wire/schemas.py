@@ -114,7 +114,7 @@ def topic_schema(model: type[WireRecord]) -> dict[str, Any]:
         "title": model.title,
         "description": f"{model.about} {_STRICT if strict else _TOLERANT}",
         "type": "object",
-        "required": body["required"],
+        "required": ["schema_version", *body["required"]],
         "properties": props,
         "additionalProperties": not strict,
         **model.schema_extra,
