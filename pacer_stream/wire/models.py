@@ -72,6 +72,19 @@ class CommandType(StrEnum):
     FORCE_BREAKER = "force_breaker"
 
 
+#: Every enumeration a topic uses.
+ENUMS: Final = (
+    AlertType,
+    BreakerCause,
+    ChannelType,
+    CircuitBreakerState,
+    Code,
+    CommandType,
+    PacingStrategy,
+    Severity,
+)
+
+
 def _values(enum: type[Enum]) -> list[Any]:
     return [m.value for m in enum]
 
