@@ -59,7 +59,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Any, ClassVar, Final, NoReturn, TypeVar, get_args, get_type_hints
+from typing import Annotated, Any, ClassVar, Final, NoReturn, TypeVar, get_args, get_type_hints
 
 import msgspec
 
@@ -631,7 +631,7 @@ def _fast_load(payload: bytes) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------
-# Typed layer: msgspec converts to the wire model; its errors map to stable codes
+# Typed layer: msgspec converts to the record (its wire model); errors map to stable codes
 # --------------------------------------------------------------------------------------
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -665,10 +665,16 @@ _PATTERN_CODES: Final[Mapping[str, ErrorCode]] = {
     TOPIC_PATTERN: ErrorCode.INVALID_TOPIC_NAME,
     TEXT_PATTERN: ErrorCode.INVALID_TEXT,
 }
-_CODES: Final = {field: _PATTERN_CODES[p] for model in MODELS.values()
-                 for field, kind in get_type_hints(model, include_extras=True).items()
-                 if (p := (_pattern(kind) or ("",))[0]) in _PATTERN_CODES}
-_CODES["timezone"] = ErrorCode.INVALID_TIMEZONE
+#: Field name -> the code of its failed msgspec string constraint.
+_CODES: Final = {
+    "timezone": ErrorCode.INVALID_TIMEZONE,
+    **{
+        field: _PATTERN_CODES[pattern]
+        for model in MODELS.values()
+        for field, kind in get_type_hints(model, include_extras=True).items()
+        if (pattern := (_pattern(kind) or ("",))[0]) in _PATTERN_CODES
+    },
+}
 _B64: Final = re.compile(B64_PATTERN)
 
 
@@ -692,18 +698,21 @@ _Rules = tuple[tuple[str, Callable[[str, str], Any]], ...]
 
 def _rules(cls: type[msgspec.Struct]) -> tuple[_Rules, _Rules]:
     hints = get_type_hints(cls, include_extras=True)
+    parsers: dict[str, Callable[[str, str], Any]] = {
+        TIME_PATTERN: parse_time,
+        B64_PATTERN: _base64,
+    }
     before: list[tuple[str, Callable[[str, str], Any]]] = []
     after: list[tuple[str, Callable[[str, str], Any]]] = []
     for f in msgspec.structs.fields(cls):
         pattern, max_bytes = _pattern(hints[f.name]) or ("", 0)
-        parsers: dict[str, Callable[[str, str], Any]] = {
-            TIME_PATTERN: parse_time, B64_PATTERN: _base64
-        }
         if parse := parsers.get(pattern):
             before.append((f.encode_name, parse))
         elif check := _id_rule(pattern, max_bytes):
             after.append((f.name, check))
     return tuple(before), tuple(after)
+
+
 #: An unknown value of these enumerations has its own code; of the others unknown_value.
 _ENUM_CODES: Final[Mapping[str, ErrorCode]] = {
     "channel": ErrorCode.UNKNOWN_CHANNEL,
@@ -777,6 +786,8 @@ def _error(text: str, data: object) -> InvalidRecord:
             code = ErrorCode.NON_FINITE_NUMBER
         elif 0 <= culprit <= MAX_MICROS:
             code = _BOUND_CODES.get(top if top == "thresholds" else field, code)
+    elif what.startswith("Expected `array` of length"):
+        code = ErrorCode.EMPTY_BATCH if ">=" in what else ErrorCode.TOO_MANY_EVENTS
     elif what.startswith("Expected `object` of length"):
         code = _BOUND_CODES.get(field, ErrorCode.WRONG_TYPE)
     elif what.startswith("Expected `str` "):  # a pattern or length (ids have none)
@@ -886,11 +897,6 @@ class _Context:
 
 
 _NO_CONTEXT: Final = _Context(None, timedelta(days=DEFAULT_HISTORY_DAYS), timedelta(0))
-_RULES: Final[dict[type[Any], tuple[_Rules, _Rules]]] = {
-    cls: _rules(cls) for cls in RECORD_TYPES.values() if issubclass(cls, msgspec.Struct)
-}
-
-
 def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord | SpendBatchRecord:
     if "events" in d:
         return _decode_batch(d, ctx)
@@ -900,35 +906,36 @@ def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord | SpendBat
     return record
 
 
-_BATCH_FIELDS: Final = tuple(f.name for f in msgspec.structs.fields(SpendBatchWire))
+def _envelope() -> Any:
+    """:class:`SpendBatchWire` with its events left as JSON data (each is judged on its
+    own by :func:`_batch_event`); the bounds of the list stay the model's."""
+    hints = get_type_hints(SpendBatchWire, include_extras=True)
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(SpendBatchWire):
+        kind = hints[f.name]
+        if f.name == "events":
+            kind = Annotated.__class_getitem__((list[Any], *kind.__metadata__))  # type: ignore[attr-defined]
+        spec.append((f.name, kind) if f.required else (f.name, kind, f.default))
+    return msgspec.defstruct("SpendBatchEnvelope", spec, kw_only=True, forbid_unknown_fields=True)
+
+
+_ENVELOPE: Final = _envelope()
+_RULES: Final[dict[type[Any], tuple[_Rules, _Rules]]] = {
+    cls: _rules(cls)
+    for cls in (*RECORD_TYPES.values(), _ENVELOPE)
+    if issubclass(cls, msgspec.Struct)
+}
 
 
 def _decode_batch(d: Mapping[str, Any], ctx: _Context) -> SpendBatchRecord:
     """The envelope is judged whole (any problem refuses the record); then each event on
     its own, with the checks and codes of a single spend record."""
-    for name in d:
-        if name not in _BATCH_FIELDS:
-            _fail(ErrorCode.UNKNOWN_FIELD, _show(name, 40), "unknown field of a batch")
-    for name in ("campaign_id", "events"):
-        if name not in d:
-            _fail(ErrorCode.MISSING_FIELD, name, "required field is missing")
-    campaign_id = _id(d["campaign_id"], "campaign_id", campaign=True)
-    source = None if d.get("source") is None else _id(d["source"], "source")
-    events = d["events"]
-    if not isinstance(events, list):
-        _fail(ErrorCode.WRONG_TYPE, "events", f"must be an array, got {_json_type(events)}")
-    if not events:
-        _fail(ErrorCode.EMPTY_BATCH, "events", "a batch needs at least one event")
-    if len(events) > MAX_BATCH_EVENTS:
-        _fail(
-            ErrorCode.TOO_MANY_EVENTS,
-            "events",
-            f"{len(events)} events > {MAX_BATCH_EVENTS} in one batch",
-        )
+    envelope = _convert(d, _ENVELOPE)
+    campaign_id, source = envelope.campaign_id, envelope.source
     good: list[SpendRecord] = []
     indexes: list[int] = []
     rejected: list[RejectedEvent] = []
-    for index, event in enumerate(events):
+    for index, event in enumerate(envelope.events):
         try:
             good.append(_batch_event(event, campaign_id, source, ctx))
             indexes.append(index)
