@@ -448,6 +448,26 @@ def test_core_output_encoders() -> None:
     assert isinstance(got_p, PaceRecord) and got_p.to_core() == snap
 
 
+def test_absent_optional_output_fields_convert_to_the_core_defaults() -> None:
+    """Output readers are tolerant: a record without its optional fields (an older
+    producer) still converts to the core's types, absent numbers as 0, a flag as False."""
+    samples = {type(r): r for r in minimal_samples()}
+    pace = decode(topics.PACE, encode(samples[PaceRecord]))
+    assert isinstance(pace, PaceRecord) and pace.impressions is None
+    core = pace.to_core()
+    assert (core.impressions, core.revenue_micros, core.pacing_multiplier) == (0, 0, 0.0)
+    assert core.performance == {}
+    breaker = decode(topics.BREAKERS, encode(samples[BreakerRecord]))
+    assert isinstance(breaker, BreakerRecord)
+    assert breaker.to_core().forced is False
+    assert breaker.to_core().previous is breaker.state
+    reply = decode(topics.CAN_SPEND_REPLIES, encode(samples[CanSpendReply]))
+    assert isinstance(reply, CanSpendReply) and reply.to_core().pacing_multiplier == 0.0
+    alert = decode(topics.ALERTS, encode(samples[AlertRecord]))
+    assert isinstance(alert, AlertRecord)
+    assert (alert.to_core().budget_micros, alert.to_core().projected_overspend_micros) == (0, 0)
+
+
 def test_encode_refuses_what_decode_would_refuse() -> None:
     alert = full_samples()[5]
     assert isinstance(alert, AlertRecord)
