@@ -400,19 +400,9 @@ Record = (
     | DlqRecord
 )
 
+#: Topic name -> its record class (a batch is the spend topic's other shape).
 RECORD_TYPES: Final[Mapping[str, type[Record]]] = {
-    cls.topic: cls
-    for cls in (
-        SpendRecord,
-        BudgetRecord,
-        CommandRecord,
-        CanSpendRequest,
-        CanSpendReply,
-        AlertRecord,
-        BreakerRecord,
-        PaceRecord,
-        DlqRecord,
-    )
+    cls.topic: cls for cls in get_args(Record) if cls is not SpendBatchRecord
 }
 
 
@@ -992,21 +982,19 @@ def _decode_request(d: Mapping[str, Any], ctx: _Context) -> CanSpendRequest:
     return record
 
 
-def _output(cls: type[S]) -> Callable[[Mapping[str, Any], _Context], S]:
-    """The decoder of an output topic (and the DLQ): its record's fields only."""
+def _output(cls: type[Any]) -> Callable[[Mapping[str, Any], _Context], Record]:
+    """The decoder of a topic without rules beyond its model's (the outputs, the DLQ)."""
     return lambda d, ctx: _convert(d, cls)
 
 
-_DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
+_SPECIAL: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
     topics.SPEND: _decode_spend,
     topics.BUDGETS: _decode_budget,
     topics.COMMANDS: _decode_command,
     topics.CAN_SPEND_REQUESTS: _decode_request,
-    topics.CAN_SPEND_REPLIES: _output(CanSpendReply),
-    topics.ALERTS: _output(AlertRecord),
-    topics.BREAKERS: _output(BreakerRecord),
-    topics.PACE: _output(PaceRecord),
-    topics.DLQ: _output(DlqRecord),
+}
+_DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
+    topic: _SPECIAL.get(topic) or _output(cls) for topic, cls in RECORD_TYPES.items()
 }
 
 
