@@ -168,7 +168,9 @@ def _same_named(target: type[_T], origin: object, /, **overrides: object) -> _T:
     """A ``target`` from every field ``origin`` has under the same name, plus
     ``overrides``: records and the core types share field names, so converting between
     them is never a hand-kept field-by-field copy."""
-    names = getattr(target, "__struct_fields__", None) or [f.name for f in fields(target)]  # type: ignore[arg-type]
+    names = getattr(target, "__struct_fields__", None)
+    if names is None:  # a core dataclass
+        names = [f.name for f in fields(target)]  # type: ignore[arg-type]
     values = {n: getattr(origin, n) for n in names if hasattr(origin, n)}
     return target(**{**values, **overrides})
 
