@@ -6,6 +6,10 @@ descriptions: ``topics/schemas/*.json`` are generated from them (see
 types (``1.0`` is not an integer, ``"1"`` is not a number). Input topics forbid unknown
 fields; output topics ignore them, so readers keep working when v1 output gains a field.
 
+The record classes of :mod:`pacer_stream.records` subclass these models and add methods
+only. Ids, times and base64 state their pattern here for the schema; the codec checks
+them by its own rules (ids in bytes, RFC 3339 stricter than msgspec's datetime parser).
+
 Enumerations come from the core's enums (``ChannelType``, ``Code``, ...), never copies.
 """
 
