@@ -6,15 +6,17 @@ strings of :class:`ErrorCode` (the worker sends such records to the DLQ with tha
 ``encode(record)`` is the inverse: compact JSON, integer micros, RFC 3339 UTC times
 (``...Z``), ``schema_version: 1`` first, no ``__faust`` metadata.
 
-Each topic's fields, types, bounds, which of them are required, and whether unknown
-fields are refused are its wire model's (:mod:`pacer_stream.wire.models`, also the source
-of the JSON Schemas). Decoding is two steps: the bytes are parsed by one msgspec pass
-(anything it cannot vouch for -- a backslash escape, a repeated key, NaN, a big integer
--- is parsed by the stdlib ``json`` with strict hooks instead, which give those faults
-their codes), then ``msgspec.convert`` checks the object against the model, and
-:func:`_error` maps msgspec's validation message to the stable code. What a model cannot
-say is checked after it: the one id rule (bytes, not characters), the RFC 3339 rule,
-IANA zones, threshold and command cross-field rules, the clock window.
+Each topic's record class *is* its wire model (:mod:`pacer_stream.wire.models`, also the
+source of the JSON Schemas) plus the conversions to and from the core's types: the
+fields, types, bounds, which of them are required, and whether unknown fields are
+refused are written there only. Decoding is two steps: the bytes are parsed by one
+msgspec pass (anything it cannot vouch for -- a backslash escape, a repeated key, NaN, a
+big integer -- is parsed by the stdlib ``json`` with strict hooks instead, which give
+those faults their codes), then :func:`_convert` builds the record: times and base64 by
+the codec's own rules, everything else by one strict ``msgspec.convert`` (whose
+validation message :func:`_error` maps to the stable code), then the one id rule (bytes,
+not characters). What a model cannot say is checked after it: IANA zones, threshold and
+command cross-field rules, the clock window.
 
 Strictness:
 
@@ -47,18 +49,17 @@ the wrong partition) and dead-letters failures with :func:`encode_dlq`. Clients 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import operator
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Any, ClassVar, Final, NoReturn, TypeVar, get_args, get_type_hints
+from typing import Annotated, Any, ClassVar, Final, NoReturn, TypeVar, get_args, get_type_hints
 
 import msgspec
 
@@ -67,18 +68,12 @@ from pacer_stream.core import ids
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
     Alert,
-    AlertType,
-    BreakerCause,
     BreakerTransition,
     CampaignConfig,
     ChannelConfig,
     ChannelType,
-    CircuitBreakerState,
-    Code,
     Decision,
     PaceSnapshot,
-    PacingStrategy,
-    Severity,
     SpendEvent,
     Thresholds,
 )
@@ -100,12 +95,14 @@ from pacer_stream.wire.models import (
     BudgetWire,
     CanSpendReplyWire,
     CanSpendRequestWire,
+    ChannelBudget,
     CommandType,
     CommandWire,
     DlqWire,
     PaceWire,
     SpendBatchWire,
     SpendWire,
+    ThresholdsWire,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -160,7 +157,8 @@ class ErrorCode(StrEnum):
 
 
 # --------------------------------------------------------------------------------------
-# Records
+# Records: each is its topic's wire model (the one definition of its fields) plus the
+# conversions to and from the core's types
 # --------------------------------------------------------------------------------------
 
 _T = TypeVar("_T")
@@ -170,31 +168,15 @@ def _same_named(target: type[_T], origin: object, /, **overrides: object) -> _T:
     """A ``target`` from every field ``origin`` has under the same name, plus
     ``overrides``: records and the core types share field names, so converting between
     them is never a hand-kept field-by-field copy."""
-    names = {f.name for f in fields(target)}  # type: ignore[arg-type]
+    names = getattr(target, "__struct_fields__", None)
+    if names is None:  # a core dataclass
+        names = [f.name for f in fields(target)]  # type: ignore[arg-type]
     values = {n: getattr(origin, n) for n in names if hasattr(origin, n)}
     return target(**{**values, **overrides})
 
 
-
-@dataclass(frozen=True, slots=True)
-class SpendRecord:
+class SpendRecord(SpendWire, frozen=True):
     """``pacer.spend.v1``: one SpendTransaction reported by an ad platform."""
-
-    topic: ClassVar[str] = topics.SPEND
-
-    event_id: str
-    campaign_id: str
-    channel: ChannelType
-    amount_micros: int
-    event_time: datetime
-    clicks: int = 0
-    conversions: int = 0
-    impressions: int | None = None
-    #: Conversion value reported with the event (optional).
-    revenue_micros: int | None = None
-    reservation_id: str | None = None
-    #: Free-form name of the reporter (ad platform, connector); informational only.
-    source: str | None = None
 
     def to_core(self) -> SpendEvent:
         return _same_named(SpendEvent, self)
@@ -219,7 +201,7 @@ class RejectedEvent:
 
 @dataclass(frozen=True, slots=True)
 class SpendBatchRecord:
-    """``pacer.spend.v1`` batch: up to :data:`MAX_BATCH_EVENTS` events of one campaign.
+    """``pacer.spend.v1`` batch, decoded (its wire shape is :class:`SpendBatchWire`).
 
     ``events`` are the well-formed events in batch order and ``indexes`` their positions
     in the batch; ``rejected`` the others. Duplicates are kept (the engine de-duplicates
@@ -236,40 +218,45 @@ class SpendBatchRecord:
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetRecord:
+ThresholdValue = int | float | None
+
+
+def threshold_overrides(values: Mapping[str, ThresholdValue]) -> Any:
+    """The ``thresholds`` of a :class:`BudgetRecord` from tunable name -> value."""
+    for name in values:
+        if name not in ThresholdsWire.__struct_fields__:
+            _fail(ErrorCode.UNKNOWN_THRESHOLD, f"thresholds.{name}", "unknown threshold")
+    return ThresholdsWire(**values)
+
+
+class BudgetRecord(BudgetWire, frozen=True):
     """``pacer.budgets.v1`` (compacted, key ``campaign_id``): a campaign's configuration.
 
-    ``thresholds`` holds only the tunables the operator set (names of
-    :class:`~pacer_stream.core.types.Thresholds` fields); the rest keep their defaults.
-    The signature fields are carried for the command-authentication layer, which may
-    require budget updates to be signed; this module does not verify them.
+    ``thresholds`` holds only the tunables the operator set (:meth:`overrides`); the rest
+    keep their defaults. The signature fields are carried for the command-authentication
+    layer, which may require budget updates to be signed; this module does not verify
+    them.
     """
 
-    topic: ClassVar[str] = topics.BUDGETS
-
-    campaign_id: str
-    timezone: str
-    strategy: PacingStrategy
-    channels: Mapping[ChannelType, ChannelConfig]
-    updated_at: datetime
-    thresholds: Mapping[str, ThresholdValue] = field(default_factory=dict)
-    key_id: str | None = None
-    nonce: str | None = None
-    expires_at: datetime | None = None
-    signature: str | None = None
+    def overrides(self) -> dict[str, ThresholdValue]:
+        """The tunables set by this record, by name."""
+        if self.thresholds is None:
+            return {}
+        items = msgspec.structs.asdict(self.thresholds).items()
+        return {k: v for k, v in items if v is not msgspec.UNSET}
 
     def core_thresholds(self) -> Thresholds:
         """The full :class:`Thresholds` (defaults + overrides), validated."""
-        return _make_thresholds(self.thresholds, "thresholds")
+        changes: dict[str, Any] = self.overrides()
+        try:
+            return replace(Thresholds(), **changes)
+        except (PacerError, ValueError, TypeError) as exc:
+            _fail(ErrorCode.INVALID_THRESHOLD, "thresholds", str(exc))
 
     def to_core(self) -> CampaignConfig:
-        return CampaignConfig(
-            campaign_id=self.campaign_id,
-            channels=dict(self.channels),
-            strategy=self.strategy,
-            timezone=self.timezone,
-            thresholds=self.core_thresholds(),
+        channels = {c: _same_named(ChannelConfig, b) for c, b in self.channels.items()}
+        return _same_named(
+            CampaignConfig, self, channels=channels, thresholds=self.core_thresholds()
         )
 
     @classmethod
@@ -282,13 +269,13 @@ class BudgetRecord:
             for f in fields(Thresholds)
             if getattr(config.thresholds, f.name) != getattr(default, f.name)
         }
-        return cls(
-            campaign_id=config.campaign_id,
-            timezone=config.timezone,
-            strategy=config.strategy,
-            channels=dict(config.channels),
+        channels = {c: _same_named(ChannelBudget, b) for c, b in config.channels.items()}
+        return _same_named(
+            cls,
+            config,
+            channels=channels,
             updated_at=updated_at,
-            thresholds=overrides,
+            thresholds=threshold_overrides(overrides) if overrides else None,
         )
 
     def signing_bytes(self) -> bytes:
@@ -297,28 +284,13 @@ class BudgetRecord:
         return _signing_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRecord:
+class CommandRecord(CommandWire, frozen=True):
     """``pacer.commands.v1``: an operator command.
 
     ``force_breaker`` requires ``channel`` and ``state``; ``state`` is only valid for
     ``force_breaker``; ``channel`` may narrow other commands to one channel. The
     signature fields are decoded but not verified here.
     """
-
-    topic: ClassVar[str] = topics.COMMANDS
-
-    command_id: str
-    campaign_id: str
-    command: CommandType
-    reason: str
-    issued_at: datetime
-    channel: ChannelType | None = None
-    state: CircuitBreakerState | None = None
-    key_id: str | None = None
-    nonce: str | None = None
-    expires_at: datetime | None = None
-    signature: str | None = None
 
     def signing_bytes(self) -> bytes:
         """Canonical bytes a signer authenticates: the record as :func:`encode` writes it
@@ -327,23 +299,12 @@ class CommandRecord:
         return _signing_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
-class CanSpendRequest:
+class CanSpendRequest(CanSpendRequestWire, frozen=True):
     """``pacer.can-spend.requests.v1``: "may I spend ``amount_micros``?".
 
     ``requested_at`` only serves to drop requests that waited past ``deadline``; the
     decision itself uses the worker's clock.
     """
-
-    topic: ClassVar[str] = topics.CAN_SPEND_REQUESTS
-
-    request_id: str
-    campaign_id: str
-    channel: ChannelType
-    amount_micros: int
-    requested_at: datetime
-    deadline_ms: int
-    reply_to: str | None = None
 
     @property
     def deadline(self) -> datetime:
@@ -354,28 +315,8 @@ class CanSpendRequest:
         return self.reply_to or topics.CAN_SPEND_REPLIES
 
 
-@dataclass(frozen=True, slots=True)
-class CanSpendReply:
-    """``pacer.can-spend.replies.v1`` (key ``campaign_id``): the decision.
-
-    ``remaining_micros`` is the channel's daily budget minus its spend and active
-    reservations after this decision.
-    """
-
-    topic: ClassVar[str] = topics.CAN_SPEND_REPLIES
-
-    request_id: str
-    campaign_id: str
-    channel: ChannelType
-    allowed: bool
-    code: Code
-    reason: str
-    remaining_micros: int
-    decided_at: datetime
-    reservation_id: str | None = None
-    expires_at: datetime | None = None
-    #: Bid/throttle multiplier for the bid engine (absent from older producers).
-    pacing_multiplier: float | None = None
+class CanSpendReply(CanSpendReplyWire, frozen=True):
+    """``pacer.can-spend.replies.v1`` (key ``campaign_id``): the decision."""
 
     @classmethod
     def from_decision(
@@ -394,28 +335,9 @@ class CanSpendReply:
         return _same_named(Decision, self, pacing_multiplier=self.pacing_multiplier or 0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
+class AlertRecord(AlertWire, frozen=True):
     """``pacer.alerts.v1``: a PacingAlert. ``alert_id`` is the alert's event id (stable
-    for one state change, so consumers can de-duplicate); ``at`` its time;
-    ``thresholds`` the configured values that fired (name -> value)."""
-
-    topic: ClassVar[str] = topics.ALERTS
-
-    alert_id: str
-    campaign_id: str
-    channel: ChannelType | None
-    alert_type: AlertType
-    severity: Severity
-    pace_ratio: float
-    current_spend_micros: int
-    budget_consumed_pct: float
-    time_elapsed_pct: float
-    recommended_action: str
-    at: datetime
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    budget_micros: int | None = None
-    projected_overspend_micros: int | None = None
+    for one state change, so consumers can de-duplicate)."""
 
     @classmethod
     def from_core(cls, alert: Alert) -> AlertRecord:
@@ -431,22 +353,8 @@ class AlertRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerRecord:
+class BreakerRecord(BreakerWire, frozen=True):
     """``pacer.breakers.v1`` (compacted, key ``campaign_id:channel``): a breaker state."""
-
-    topic: ClassVar[str] = topics.BREAKERS
-
-    campaign_id: str
-    channel: ChannelType
-    state: CircuitBreakerState
-    cause: BreakerCause
-    since: datetime
-    #: When an OPEN breaker may go HALF_OPEN (None for CLOSED or forced states).
-    until: datetime | None = None
-    previous: CircuitBreakerState | None = None
-    #: A forced state (emergency stop, force_breaker) never changes by itself.
-    forced: bool = False
 
     @classmethod
     def from_core(cls, transition: BreakerTransition) -> BreakerRecord:
@@ -454,34 +362,11 @@ class BreakerRecord:
 
     def to_core(self) -> BreakerTransition:
         previous = self.previous if self.previous is not None else self.state
-        return _same_named(BreakerTransition, self, previous=previous)
+        return _same_named(BreakerTransition, self, previous=previous, forced=bool(self.forced))
 
 
-@dataclass(frozen=True, slots=True)
-class PaceRecord:
+class PaceRecord(PaceWire, frozen=True):
     """``pacer.pace.v1``: a periodic pace snapshot of one campaign/channel."""
-
-    topic: ClassVar[str] = topics.PACE
-
-    campaign_id: str
-    channel: ChannelType
-    at: datetime
-    budget_micros: int
-    spent_micros: int
-    reserved_micros: int
-    planned_micros: int
-    pace_ratio: float
-    time_elapsed_pct: float
-    hour_allowance_micros: int
-    hour_spent_micros: int
-    breaker: CircuitBreakerState
-    clicks: int
-    conversions: int
-    impressions: int = 0
-    revenue_micros: int = 0
-    pacing_multiplier: float = 0.0
-    #: Derived metrics by window ("today", "7d", "baseline", ...) -> name -> value.
-    performance: Mapping[str, Mapping[str, int | float | None]] = field(default_factory=dict)
 
     @classmethod
     def from_core(cls, snapshot: PaceSnapshot) -> PaceRecord:
@@ -489,33 +374,19 @@ class PaceRecord:
         return _same_named(cls, snapshot, performance=performance)
 
     def to_core(self) -> PaceSnapshot:
-        performance = {k: dict(v) for k, v in self.performance.items()}
-        return _same_named(PaceSnapshot, self, performance=performance)
+        return _same_named(
+            PaceSnapshot,
+            self,
+            impressions=self.impressions or 0,
+            revenue_micros=self.revenue_micros or 0,
+            pacing_multiplier=self.pacing_multiplier or 0.0,
+            performance={k: dict(v) for k, v in (self.performance or {}).items()},
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class DlqRecord:
-    """``pacer.dlq.v1``: a record that could not be accepted, with its original bytes.
-
-    On the wire ``payload`` and ``key`` travel base64-encoded as ``payload_b64`` and
-    ``key_b64``. ``payload_size`` is the original length; ``payload_truncated`` says the
-    kept bytes are only its first :data:`DLQ_KEEP_BYTES`.
-    """
-
-    topic: ClassVar[str] = topics.DLQ
-
-    source_topic: str
-    partition: int
-    offset: int
-    payload: bytes
-    error_code: str
-    error: str
-    at: datetime
-    key: bytes | None = None
-    payload_size: int | None = None
-    payload_truncated: bool = False
-    #: Position of the rejected event in its batch spend record (None: a whole record).
-    batch_index: int | None = None
+class DlqRecord(DlqWire, frozen=True):
+    """``pacer.dlq.v1``: a record that could not be accepted, with its original bytes
+    (``payload`` and ``key`` travel base64-encoded as ``payload_b64`` and ``key_b64``)."""
 
 
 Record = (
@@ -531,16 +402,9 @@ Record = (
     | DlqRecord
 )
 
+#: Topic name -> its record class (a batch is the spend topic's other shape).
 RECORD_TYPES: Final[Mapping[str, type[Record]]] = {
-    topics.SPEND: SpendRecord,
-    topics.BUDGETS: BudgetRecord,
-    topics.COMMANDS: CommandRecord,
-    topics.CAN_SPEND_REQUESTS: CanSpendRequest,
-    topics.CAN_SPEND_REPLIES: CanSpendReply,
-    topics.ALERTS: AlertRecord,
-    topics.BREAKERS: BreakerRecord,
-    topics.PACE: PaceRecord,
-    topics.DLQ: DlqRecord,
+    cls.topic: cls for cls in get_args(Record) if cls is not SpendBatchRecord
 }
 
 
@@ -668,22 +532,17 @@ def _too_deep(text: str) -> bool:
     return True
 
 
+_JSON_TYPES: Final = (
+    (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+    (dict, "object"),
+)
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)),
+                type(value).__name__)
 
 
 # --------------------------------------------------------------------------------------
@@ -759,7 +618,7 @@ def _fast_load(payload: bytes) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------
-# Typed layer: msgspec converts to the wire model; its errors map to stable codes
+# Typed layer: msgspec converts to the record (its wire model); errors map to stable codes
 # --------------------------------------------------------------------------------------
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -778,42 +637,69 @@ def _metas(annotation: object) -> list[msgspec.Meta]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class _StrRule:
-    """What a constrained string field of the wire models is: an id (the one id rule checks
-    it after msgspec), a time (the RFC 3339 rule, after msgspec), or other text whose
-    failed pattern or length gets ``code``."""
+def _pattern(annotation: object) -> tuple[str, int] | None:
+    """(pattern, max length) of a field type: msgspec's own, or one its schema states
+    only (ids, times, base64: the codec checks those by its own rules)."""
+    for meta in _metas(annotation):
+        extra = meta.extra_json_schema or {}
+        if (pattern := meta.pattern or extra.get("pattern")) is not None:
+            return pattern, extra.get("maxLength", ids.MAX_ID_BYTES)
+    return None
 
-    code: ErrorCode | None  # None: an id
-    campaign: bool = False
-    max_bytes: int = ids.MAX_ID_BYTES
 
-
+#: The code of a field whose msgspec pattern or length fails, by its pattern.
 _PATTERN_CODES: Final[Mapping[str, ErrorCode]] = {
-    TIME_PATTERN: ErrorCode.INVALID_TIME,
     TOPIC_PATTERN: ErrorCode.INVALID_TOPIC_NAME,
-    B64_PATTERN: ErrorCode.INVALID_BASE64,
     TEXT_PATTERN: ErrorCode.INVALID_TEXT,
 }
+#: Field name -> the code of its failed msgspec string constraint.
+_CODES: Final = {
+    "timezone": ErrorCode.INVALID_TIMEZONE,
+    **{
+        field: _PATTERN_CODES[pattern]
+        for model in MODELS.values()
+        for field, kind in get_type_hints(model, include_extras=True).items()
+        if (pattern := (_pattern(kind) or ("",))[0]) in _PATTERN_CODES
+    },
+}
+_B64: Final = re.compile(B64_PATTERN)
 
 
-def _str_rules(*models: type[msgspec.Struct]) -> dict[str, _StrRule]:
-    """Field name -> rule, for every constrained string field of ``models``."""
-    rules: dict[str, _StrRule] = {"timezone": _StrRule(ErrorCode.INVALID_TIMEZONE)}
-    for model in models:
-        for name, annotation in get_type_hints(model, include_extras=True).items():
-            meta = next((m for m in _metas(annotation) if m.pattern is not None), None)
-            if meta is None or name in rules:
-                continue
-            if meta.pattern in (ID_PATTERN, CAMPAIGN_ID_PATTERN):
-                campaign = meta.pattern == CAMPAIGN_ID_PATTERN
-                rules[name] = _StrRule(None, campaign, meta.max_length or ids.MAX_ID_BYTES)
-            else:
-                rules[name] = _StrRule(_PATTERN_CODES[meta.pattern])
-    return rules
+def _base64(value: str, where: str) -> bytes:
+    if _B64.fullmatch(value) is None:
+        _fail(ErrorCode.INVALID_BASE64, where, f"not valid base64: {_show(value)}")
+    return base64.b64decode(value)
 
 
-_STR_RULES: Final = _str_rules(*MODELS.values(), SpendBatchWire)
+def _id_rule(pattern: str, max_bytes: int) -> Callable[[str, str], str] | None:
+    if pattern not in (ID_PATTERN, CAMPAIGN_ID_PATTERN):
+        return None
+    campaign = pattern == CAMPAIGN_ID_PATTERN
+    return lambda value, where: _id(value, where, campaign=campaign, max_bytes=max_bytes)
+
+
+#: Per record class: (wire name, parser) of the fields parsed before msgspec converts the
+#: object (times, base64) and (name, check) of the ids checked after it.
+_Rules = tuple[tuple[str, Callable[[str, str], Any]], ...]
+
+
+def _rules(cls: type[msgspec.Struct]) -> tuple[_Rules, _Rules]:
+    hints = get_type_hints(cls, include_extras=True)
+    parsers: dict[str, Callable[[str, str], Any]] = {
+        TIME_PATTERN: parse_time,
+        B64_PATTERN: _base64,
+    }
+    before: list[tuple[str, Callable[[str, str], Any]]] = []
+    after: list[tuple[str, Callable[[str, str], Any]]] = []
+    for f in msgspec.structs.fields(cls):
+        pattern, max_bytes = _pattern(hints[f.name]) or ("", 0)
+        if parse := parsers.get(pattern):
+            before.append((f.encode_name, parse))
+        elif check := _id_rule(pattern, max_bytes):
+            after.append((f.name, check))
+    return tuple(before), tuple(after)
+
+
 #: An unknown value of these enumerations has its own code; of the others unknown_value.
 _ENUM_CODES: Final[Mapping[str, ErrorCode]] = {
     "channel": ErrorCode.UNKNOWN_CHANNEL,
@@ -854,8 +740,9 @@ _OPS: Final = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": oper
 
 
 def _violates(value: object, op: str, bound: float) -> bool:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return number and not _OPS[op](value, bound)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not _OPS[op](value, bound)
 
 
 def _error(text: str, data: object) -> InvalidRecord:
@@ -886,24 +773,33 @@ def _error(text: str, data: object) -> InvalidRecord:
             code = ErrorCode.NON_FINITE_NUMBER
         elif 0 <= culprit <= MAX_MICROS:
             code = _BOUND_CODES.get(top if top == "thresholds" else field, code)
+    elif what.startswith("Expected `array` of length"):
+        code = ErrorCode.EMPTY_BATCH if ">=" in what else ErrorCode.TOO_MANY_EVENTS
     elif what.startswith("Expected `object` of length"):
         code = _BOUND_CODES.get(field, ErrorCode.WRONG_TYPE)
-    elif what.startswith("Expected `str` "):  # a pattern or length (ids and times have none)
-        rule = None if is_key else _STR_RULES.get(field)
-        code = rule.code if rule is not None and rule.code else ErrorCode.INVALID_TEXT
+    elif what.startswith("Expected `str` "):  # a pattern or length (ids have none)
+        code = ErrorCode.INVALID_TEXT if is_key else _CODES.get(field, ErrorCode.INVALID_TEXT)
     where = f"{path} key" if is_key else path
     return InvalidRecord(code.value, f"{where}: {what}" if where else what)
 
 
-def _convert(data: Mapping[str, Any], model: type[S]) -> S:
-    """``data`` as ``model`` (strict types; ids and times as plain strings, see
-    :func:`_unconstrained`) or :class:`InvalidRecord`."""
-    plain = data if isinstance(data, dict) else dict(data)
+def _convert(data: Mapping[str, Any], cls: type[S]) -> S:
+    """``data`` as the record ``cls`` or :class:`InvalidRecord`: times and base64 parsed
+    by the codec's rules first, then one strict ``msgspec.convert``, then the ids by the
+    one id rule (msgspec's pattern would state it in characters; the rule counts bytes)."""
+    before, after = _RULES[cls]
+    plain = dict(data)
+    for name, parse in before:
+        if type(value := plain.get(name)) is str:
+            plain[name] = parse(value, name)
     try:
-        converted: S = msgspec.convert(plain, _CODEC_MODELS[model], strict=True)
-        return converted
+        record: S = msgspec.convert(plain, cls, strict=True)
     except msgspec.ValidationError as exc:
         raise _error(str(exc), data) from None
+    for name, check in after:
+        if (value := getattr(record, name)) is not None:
+            check(value, name)
+    return record
 
 
 def _id(value: object, where: str, *, campaign: bool = False, max_bytes: int = ids.MAX_ID_BYTES
@@ -915,55 +811,6 @@ def _id(value: object, where: str, *, campaign: bool = False, max_bytes: int = i
     if problem is not None:
         _fail(ErrorCode(problem[0]), where, f"{problem[1]}: {_show(value)}")
     return value
-
-
-def _checked(model: type[msgspec.Struct]) -> tuple[tuple[str, _StrRule], ...]:
-    """The fields of ``model`` checked after msgspec: ids and times."""
-    return tuple(
-        (f.name, rule)
-        for f in msgspec.structs.fields(model)
-        if (rule := _STR_RULES.get(f.name)) and rule.code in (None, ErrorCode.INVALID_TIME)
-    )
-
-
-def _unconstrained(model: type[msgspec.Struct]) -> Any:
-    """``model`` as the codec converts to it: the same fields, but ids and times plain
-    strings. Their rules run after msgspec anyway (:func:`_fields`: the id rule counts
-    bytes, the RFC 3339 rule is stricter than the pattern), so msgspec checking the
-    patterns too would only double the cost of the hottest fields."""
-    hints = get_type_hints(model, include_extras=True)
-    checked = {name for name, _ in _checked(model)}
-    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    for f in msgspec.structs.fields(model):
-        kind: Any = hints[f.name]
-        if f.name in checked:
-            kind = str if f.required else str | None
-        spec.append((f.name, kind) if f.required else (f.name, kind, f.default))
-    config = model.__struct_config__
-    return msgspec.defstruct(
-        model.__name__, spec, kw_only=True, forbid_unknown_fields=config.forbid_unknown_fields
-    )
-
-
-_CODEC_MODELS: Final = {model: _unconstrained(model) for model in MODELS.values()}
-_CHECKED: Final = {_CODEC_MODELS[model]: _checked(model) for model in MODELS.values()}
-
-
-def _fields(wire: msgspec.Struct) -> dict[str, Any]:
-    """A converted model's fields for its record: the ids checked by the one id rule
-    (msgspec's pattern states it in characters, the rule counts bytes), the times parsed
-    by the RFC 3339 rule, ``schema_version`` dropped."""
-    out = msgspec.structs.asdict(wire)
-    del out["schema_version"]
-    for name, rule in _CHECKED[type(wire)]:
-        value = out[name]
-        if value is None:
-            continue
-        if rule.code is not None:
-            out[name] = parse_time(value, name)
-        elif problem := ids.id_problem(value, campaign=rule.campaign, max_bytes=rule.max_bytes):
-            _fail(ErrorCode(problem[0]), name, f"{problem[1]}: {_show(value)}")
-    return out
 
 
 def parse_time(value: object, where: str = "time") -> datetime:
@@ -1006,34 +853,6 @@ def _known_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
 
 
-def _threshold_kind(annotation: object) -> tuple[type, bool]:
-    """(int or float, nullable) of a Thresholds field annotation ("int", "float | None")."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    parts = {part.strip() for part in str(text).split("|")}
-    nullable = "None" in parts
-    parts.discard("None")
-    return (int if parts == {"int"} else float), nullable
-
-
-#: Every tunable of :class:`Thresholds`: name -> (int or float, may be null).
-THRESHOLD_KINDS: Final[Mapping[str, tuple[type, bool]]] = {
-    f.name: _threshold_kind(f.type) for f in fields(Thresholds)
-}
-
-ThresholdValue = int | float | None
-
-
-def _make_thresholds(values: Mapping[str, ThresholdValue], where: str) -> Thresholds:
-    for name in values:
-        if name not in THRESHOLD_KINDS:
-            _fail(ErrorCode.UNKNOWN_THRESHOLD, f"{where}.{name}", "unknown threshold")
-    changes: dict[str, Any] = dict(values)
-    try:
-        return replace(Thresholds(), **changes)
-    except (PacerError, ValueError, TypeError) as exc:
-        _fail(ErrorCode.INVALID_THRESHOLD, where, str(exc))
-
-
 # --------------------------------------------------------------------------------------
 # Per-topic decoders
 # --------------------------------------------------------------------------------------
@@ -1065,65 +884,45 @@ class _Context:
 
 
 _NO_CONTEXT: Final = _Context(None, timedelta(days=DEFAULT_HISTORY_DAYS), timedelta(0))
-_R = TypeVar("_R")
-
-
-def _record(cls: type[_R], values: dict[str, Any]) -> _R:
-    """A record of ``values``; an absent optional wire field takes the record's default."""
-    kept = {k: v for k, v in values.items() if v is not None or k not in _DEFAULTED[cls]}
-    return cls(**kept)
-
-
-def _defaulted(cls: type) -> frozenset[str]:
-    """Record fields whose default is a value, not None (absent on the wire: that value)."""
-    return frozenset(
-        f.name
-        for f in fields(cls)
-        if f.default_factory is not MISSING or f.default not in (MISSING, None)
-    )
-
-
-_DEFAULTED: Final = {cls: _defaulted(cls) for cls in RECORD_TYPES.values()}
-
-
 def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord | SpendBatchRecord:
     if "events" in d:
         return _decode_batch(d, ctx)
-    record = SpendRecord(**_fields(_convert(d, SpendWire)))
+    record = _convert(d, SpendRecord)
     ctx.not_too_old(record.event_time, "event_time")
     ctx.not_in_future(record.event_time, "event_time")
     return record
 
 
-_BATCH_FIELDS: Final = tuple(f.name for f in msgspec.structs.fields(SpendBatchWire))
+def _envelope() -> Any:
+    """:class:`SpendBatchWire` with its events left as JSON data (each is judged on its
+    own by :func:`_batch_event`); the bounds of the list stay the model's."""
+    hints = get_type_hints(SpendBatchWire, include_extras=True)
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(SpendBatchWire):
+        kind = hints[f.name]
+        if f.name == "events":
+            kind = Annotated.__class_getitem__((list[Any], *kind.__metadata__))  # type: ignore[attr-defined]
+        spec.append((f.name, kind) if f.required else (f.name, kind, f.default))
+    return msgspec.defstruct("SpendBatchEnvelope", spec, kw_only=True, forbid_unknown_fields=True)
+
+
+_ENVELOPE: Final = _envelope()
+_RULES: Final[dict[type[Any], tuple[_Rules, _Rules]]] = {
+    cls: _rules(cls)
+    for cls in (*RECORD_TYPES.values(), _ENVELOPE)
+    if issubclass(cls, msgspec.Struct)
+}
 
 
 def _decode_batch(d: Mapping[str, Any], ctx: _Context) -> SpendBatchRecord:
     """The envelope is judged whole (any problem refuses the record); then each event on
     its own, with the checks and codes of a single spend record."""
-    for name in d:
-        if name not in _BATCH_FIELDS:
-            _fail(ErrorCode.UNKNOWN_FIELD, _show(name, 40), "unknown field of a batch")
-    for name in ("campaign_id", "events"):
-        if name not in d:
-            _fail(ErrorCode.MISSING_FIELD, name, "required field is missing")
-    campaign_id = _id(d["campaign_id"], "campaign_id", campaign=True)
-    source = None if d.get("source") is None else _id(d["source"], "source")
-    events = d["events"]
-    if not isinstance(events, list):
-        _fail(ErrorCode.WRONG_TYPE, "events", f"must be an array, got {_json_type(events)}")
-    if not events:
-        _fail(ErrorCode.EMPTY_BATCH, "events", "a batch needs at least one event")
-    if len(events) > MAX_BATCH_EVENTS:
-        _fail(
-            ErrorCode.TOO_MANY_EVENTS,
-            "events",
-            f"{len(events)} events > {MAX_BATCH_EVENTS} in one batch",
-        )
+    envelope = _convert(d, _ENVELOPE)
+    campaign_id, source = envelope.campaign_id, envelope.source
     good: list[SpendRecord] = []
     indexes: list[int] = []
     rejected: list[RejectedEvent] = []
-    for index, event in enumerate(events):
+    for index, event in enumerate(envelope.events):
         try:
             good.append(_batch_event(event, campaign_id, source, ctx))
             indexes.append(index)
@@ -1152,30 +951,21 @@ def _batch_event(
     )
     assert isinstance(record, SpendRecord)
     if record.source is None and source is not None:
-        return replace(record, source=source)
+        return msgspec.structs.replace(record, source=source)
     return record
 
 
 def _decode_budget(d: Mapping[str, Any], ctx: _Context) -> BudgetRecord:
-    wire = _convert(d, BudgetWire)
-    values = _fields(wire)
-    if wire.timezone not in _known_zones():
-        _fail(ErrorCode.INVALID_TIMEZONE, "timezone", f"{_show(wire.timezone)} is not an IANA "
-              "time zone")
-    values["channels"] = {
-        channel: _same_named(ChannelConfig, config) for channel, config in wire.channels.items()
-    }
-    if wire.thresholds is not None:
-        values["thresholds"] = {
-            k: v for k, v in msgspec.structs.asdict(wire.thresholds).items()
-            if v is not msgspec.UNSET
-        }
-        _make_thresholds(values["thresholds"], "thresholds")
-    return _record(BudgetRecord, values)
+    record = _convert(d, BudgetRecord)
+    if record.timezone not in _known_zones():
+        _fail(ErrorCode.INVALID_TIMEZONE, "timezone", f"{_show(record.timezone)} is not an "
+              "IANA time zone")
+    record.core_thresholds()
+    return record
 
 
 def _decode_command(d: Mapping[str, Any], ctx: _Context) -> CommandRecord:
-    record = CommandRecord(**_fields(_convert(d, CommandWire)))
+    record = _convert(d, CommandRecord)
     if record.command is CommandType.FORCE_BREAKER:
         if record.channel is None:
             _fail(ErrorCode.MISSING_FIELD, "channel", "force_breaker needs a channel")
@@ -1188,40 +978,25 @@ def _decode_command(d: Mapping[str, Any], ctx: _Context) -> CommandRecord:
 
 
 def _decode_request(d: Mapping[str, Any], ctx: _Context) -> CanSpendRequest:
-    record = CanSpendRequest(**_fields(_convert(d, CanSpendRequestWire)))
+    record = _convert(d, CanSpendRequest)
     ctx.not_too_old(record.requested_at, "requested_at")
     ctx.not_in_future(record.requested_at, "requested_at")
     return record
 
 
-def _decode_dlq(d: Mapping[str, Any], ctx: _Context) -> DlqRecord:
-    values = _fields(_convert(d, DlqWire))
-    for name in ("payload", "key"):
-        text = values.pop(f"{name}_b64")
-        try:
-            values[name] = None if text is None else base64.b64decode(text, validate=True)
-        except binascii.Error as exc:
-            _fail(ErrorCode.INVALID_BASE64, f"{name}_b64", f"not valid base64 ({exc})")
-    return _record(DlqRecord, values)
+def _output(cls: type[Any]) -> Callable[[Mapping[str, Any], _Context], Record]:
+    """The decoder of a topic without rules beyond its model's (the outputs, the DLQ)."""
+    return lambda d, ctx: _convert(d, cls)
 
 
-def _output(
-    model: type[msgspec.Struct], cls: type[_R]
-) -> Callable[[Mapping[str, Any], _Context], _R]:
-    """The decoder of an output topic: its model's fields are its record's."""
-    return lambda d, ctx: _record(cls, _fields(_convert(d, model)))
-
-
-_DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
+_SPECIAL: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
     topics.SPEND: _decode_spend,
     topics.BUDGETS: _decode_budget,
     topics.COMMANDS: _decode_command,
     topics.CAN_SPEND_REQUESTS: _decode_request,
-    topics.CAN_SPEND_REPLIES: _output(CanSpendReplyWire, CanSpendReply),
-    topics.ALERTS: _output(AlertWire, AlertRecord),
-    topics.BREAKERS: _output(BreakerWire, BreakerRecord),
-    topics.PACE: _output(PaceWire, PaceRecord),
-    topics.DLQ: _decode_dlq,
+}
+_DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any], _Context], Record]]] = {
+    topic: _SPECIAL.get(topic) or _output(cls) for topic, cls in RECORD_TYPES.items()
 }
 
 
@@ -1412,8 +1187,8 @@ def format_time(value: datetime) -> str:
 
 def _wire_value(value: object, where: str) -> object:
     """A record's value as JSON data: enums by value, UTC times, base64 bytes, finite
-    floats (msgspec would write NaN as null: refused here, always), mappings and the
-    core's dataclasses (``ChannelConfig``) as objects without their ``None`` fields."""
+    floats (msgspec would write NaN as null: refused here, always), mappings and structs
+    as objects (see :func:`_struct_dict`)."""
     if value is None or isinstance(value, str | int):
         return value.value if isinstance(value, Enum) else value
     if isinstance(value, Enum):
@@ -1430,47 +1205,37 @@ def _wire_value(value: object, where: str) -> object:
         return {
             str(_wire_value(k, where)): _wire_value(v, f"{where}.{k}") for k, v in value.items()
         }
-    if is_dataclass(value):
-        return {
-            f.name: _wire_value(v, f"{where}.{f.name}")
-            for f in fields(value)
-            if (v := getattr(value, f.name)) is not None
-        }
+    if isinstance(value, msgspec.Struct):
+        return _struct_dict(value, where)
     _fail(ErrorCode.WRONG_TYPE, where, f"cannot encode {type(value).__name__}")
 
 
-#: Wire field -> record attribute, where the two differ (the DLQ's base64 fields).
-_ATTRIBUTES: Final = {"payload_b64": "payload", "key_b64": "key"}
-#: Per topic: (wire field, record attribute, whether an empty value is left out).
-_LAYOUT: Final = {
-    topic: tuple(
-        (f.name, _ATTRIBUTES.get(f.name, f.name), not f.required)
-        for f in msgspec.structs.fields(model)
-        if f.name != "schema_version"
-    )
-    for topic, model in MODELS.items()
-}
+def _struct_dict(struct: msgspec.Struct, where: str = "") -> dict[str, object]:
+    """A struct's fields by wire name, in order, without unset ones and without optional
+    ones left at ``None`` (or given as an empty mapping)."""
+    out: dict[str, object] = {}
+    for f in msgspec.structs.fields(struct):
+        value = getattr(struct, f.name)
+        if value is msgspec.UNSET or (f.default is None and (value is None or value == {})):
+            continue
+        out[f.encode_name] = _wire_value(value, f"{where}.{f.name}" if where else f.name)
+    return out
 
 
 def to_dict(record: Record) -> dict[str, object]:
     """The JSON object of ``record`` (what :func:`encode` serialises), unvalidated: its
-    topic model's fields in order, ``schema_version`` first, absent ``None`` values and
-    empty optional mappings."""
-    out: dict[str, object] = {"schema_version": SCHEMA_VERSION}
+    fields in order, ``schema_version`` first, absent ``None`` values and empty optional
+    mappings."""
     if isinstance(record, SpendBatchRecord):
+        out: dict[str, object] = {"schema_version": SCHEMA_VERSION}
         out["campaign_id"] = record.campaign_id
         out["events"] = [_batch_event_dict(record, event) for event in record.events]
         if record.source is not None:
             out["source"] = record.source
         return out
-    layout = _LAYOUT.get(getattr(record, "topic", ""))
-    if layout is None or type(record) is not RECORD_TYPES[record.topic]:
+    if type(record) is not RECORD_TYPES.get(getattr(record, "topic", "")):
         _fail(ErrorCode.UNKNOWN_TOPIC, "", f"not a record: {type(record).__name__}")
-    for name, attribute, optional in layout:
-        value = _wire_value(getattr(record, attribute), name)
-        if value is not None and not (optional and value == {}):
-            out[name] = value
-    return out
+    return _struct_dict(record)
 
 
 def _batch_event_dict(batch: SpendBatchRecord, event: SpendRecord) -> dict[str, object]:
@@ -1618,12 +1383,12 @@ __all__ = [
     "MAX_BATCH_EVENTS",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
-    "THRESHOLD_KINDS",
     "AlertRecord",
     "BreakerRecord",
     "BudgetRecord",
     "CanSpendReply",
     "CanSpendRequest",
+    "ChannelBudget",
     "CommandRecord",
     "CommandType",
     "DlqRecord",
@@ -1651,5 +1416,6 @@ __all__ = [
     "parse_breaker_key",
     "parse_time",
     "record_key",
+    "threshold_overrides",
     "to_dict",
 ]

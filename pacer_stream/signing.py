@@ -25,9 +25,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping, MutableMapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
+
+from msgspec.structs import replace
 
 from pacer_stream.errors import PacerError
 from pacer_stream.records import BudgetRecord, CommandRecord

@@ -51,7 +51,6 @@ from pacer_stream import records, topics
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
-    ChannelConfig,
     ChannelType,
     CircuitBreakerState,
     PacingStrategy,
@@ -251,9 +250,9 @@ class PacerClient:
             campaign_id=campaign_id,
             timezone=timezone,
             strategy=PacingStrategy(strategy),
-            channels={_channel(c): ChannelConfig(b) for c, b in budgets.items()},
+            channels={_channel(c): records.ChannelBudget(b) for c, b in budgets.items()},
             updated_at=self.clock(),
-            thresholds=dict(thresholds or {}),
+            thresholds=records.threshold_overrides(thresholds) if thresholds else None,
         )
         record.core_thresholds()  # validate before sending
         await self.send(

@@ -6,12 +6,17 @@ descriptions: ``topics/schemas/*.json`` are generated from them (see
 types (``1.0`` is not an integer, ``"1"`` is not a number). Input topics forbid unknown
 fields; output topics ignore them, so readers keep working when v1 output gains a field.
 
+The record classes of :mod:`pacer_stream.records` subclass these models and add methods
+only. Ids, times and base64 state their pattern here for the schema; the codec checks
+them by its own rules (ids in bytes, RFC 3339 stricter than msgspec's datetime parser).
+
 Enumerations come from the core's enums (``ChannelType``, ``Code``, ...), never copies.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal, get_type_hints
 
@@ -71,6 +76,19 @@ class CommandType(StrEnum):
     FORCE_BREAKER = "force_breaker"
 
 
+#: Every enumeration a topic uses.
+ENUMS: Final = (
+    AlertType,
+    BreakerCause,
+    ChannelType,
+    CircuitBreakerState,
+    Code,
+    CommandType,
+    PacingStrategy,
+    Severity,
+)
+
+
 def _values(enum: type[Enum]) -> list[Any]:
     return [m.value for m in enum]
 
@@ -81,23 +99,32 @@ def _d(text: str) -> Meta:
 
 # Field types shared by the topics; a field adds its description with ``_d``.
 Version = Annotated[Literal[1], _d("Wire format version; only 1 exists.")]
-Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_BYTES, pattern=ID_PATTERN)]
-CampaignId = Annotated[
-    str, Meta(min_length=1, max_length=MAX_ID_BYTES, pattern=CAMPAIGN_ID_PATTERN)
-]
+
+
+def _id(pattern: str, max_length: int = MAX_ID_BYTES) -> Meta:
+    """An id's rule, stated in the schema only: the codec checks ids by the one id rule
+    (``core.ids``, which counts bytes) after msgspec, so msgspec need not check them."""
+    return Meta(extra_json_schema={"minLength": 1, "maxLength": max_length, "pattern": pattern})
+
+
+Id = Annotated[str, _id(ID_PATTERN)]
+CampaignId = Annotated[str, _id(CAMPAIGN_ID_PATTERN)]
 #: Ids the worker composes from others (alert ids, reservation ids) may be longer.
-Token = Annotated[str, Meta(min_length=1, max_length=MAX_TOKEN_BYTES, pattern=ID_PATTERN)]
+Token = Annotated[str, _id(ID_PATTERN, MAX_TOKEN_BYTES)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT_LENGTH, pattern=TEXT_PATTERN)]
 Count = Annotated[int, Meta(ge=0, le=MAX_MICROS)]
 Micros = Annotated[int, Meta(ge=0, le=MAX_MICROS)]
 PositiveMicros = Annotated[int, Meta(ge=1, le=MAX_MICROS)]
 Ratio = Annotated[float, Meta(ge=0)]
-#: Times stay text here: msgspec's own datetime parser is laxer than our RFC 3339 rule
-#: (it accepts a space for ``T``, ``+0100``, more than nine fraction digits, and rounds
-#: fractions), so the codec parses the matched text with ``records.parse_time``.
-Time = Annotated[str, Meta(pattern=TIME_PATTERN, extra_json_schema={"format": "date-time"})]
+#: An aware time. On the wire it is RFC 3339 text, parsed by ``records.parse_time``
+#: before msgspec sees the object (msgspec's own parser is laxer: it accepts a space for
+#: ``T``, ``+0100``, more than nine fraction digits, and rounds fractions).
+Time = Annotated[
+    datetime, Meta(tz=True, extra_json_schema={"pattern": TIME_PATTERN, "format": "date-time"})
+]
 TopicName = Annotated[str, Meta(pattern=TOPIC_PATTERN)]
-B64 = Annotated[str, Meta(pattern=B64_PATTERN, extra_json_schema={"contentEncoding": "base64"})]
+#: Bytes; base64 text on the wire, decoded by ``records`` before msgspec sees the object.
+B64 = Annotated[bytes, Meta(extra_json_schema={"pattern": B64_PATTERN})]
 Signature = Annotated[str, Meta(max_length=1024, pattern=TEXT_PATTERN)]
 MetricName = Annotated[str, Meta(max_length=64)]
 
@@ -130,7 +157,7 @@ class WireRecord(msgspec.Struct, frozen=True, kw_only=True):
     #: Extra JSON Schema keywords a type cannot express (cross-field rules).
     schema_extra: ClassVar[dict[str, Any]] = {}
 
-    schema_version: Version
+    schema_version: Version = 1
 
 
 class InputRecord(WireRecord, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -204,7 +231,7 @@ class SpendBatchWire(InputRecord, frozen=True, kw_only=True):
     ] | None = None
 
 
-class ChannelBudgetWire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ChannelBudget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     daily_budget_micros: Annotated[PositiveMicros, _m("Daily budget of the channel.")]
     strategy: Annotated[PacingStrategy, _d("Strategy for this channel.")] | None = None
 
@@ -256,7 +283,7 @@ class BudgetWire(InputRecord, frozen=True, kw_only=True):
     timezone: Annotated[str, Meta(min_length=1), _d("IANA time zone of the campaign's day.")]
     strategy: Annotated[PacingStrategy, _d("Default pacing strategy.")]
     channels: Annotated[
-        dict[ChannelType, ChannelBudgetWire],
+        dict[ChannelType, ChannelBudget],
         Meta(min_length=1, extra_json_schema={"propertyNames": {"enum": _values(ChannelType)}}),
         _d("Budget per channel."),
     ]
@@ -435,10 +462,12 @@ class DlqWire(OutputRecord, frozen=True, kw_only=True):
     offset: Annotated[
         int, Meta(ge=-1, le=MAX_MICROS), _d("Offset it came from (-1 if unknown).")
     ]
-    key_b64: Annotated[B64, _d("Original key, base64.")] | None = None
-    payload_b64: Annotated[
+    key: Annotated[B64, _d("Original key, base64.")] | None = msgspec.field(
+        default=None, name="key_b64"
+    )
+    payload: Annotated[
         B64, _d("Original payload bytes (possibly truncated), base64.")
-    ]
+    ] = msgspec.field(name="payload_b64")
     payload_size: Annotated[Count, _d("Size of the original payload in bytes.")] | None = None
     payload_truncated: Annotated[
         bool, _d("Only the first bytes of the payload are kept.")

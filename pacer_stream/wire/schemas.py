@@ -19,16 +19,7 @@ from typing import Any, Final
 import msgspec
 
 from pacer_stream import topics
-from pacer_stream.core.types import (
-    AlertType,
-    BreakerCause,
-    ChannelType,
-    CircuitBreakerState,
-    Code,
-    PacingStrategy,
-    Severity,
-)
-from pacer_stream.wire.models import MODELS, VARIANTS, CommandType, InputRecord, WireRecord
+from pacer_stream.wire.models import ENUMS, MODELS, VARIANTS, InputRecord, WireRecord
 
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 _STRICT: Final = "Unknown fields are rejected."
@@ -36,19 +27,7 @@ _TOLERANT: Final = (
     "Readers must ignore unknown fields (output topics may gain fields within v1)."
 )
 #: msgspec lists enum values sorted; the schemas keep the declaration order of the enum.
-_ENUMS: Final[Mapping[str, type[Enum]]] = {
-    cls.__name__: cls
-    for cls in (
-        AlertType,
-        BreakerCause,
-        ChannelType,
-        CircuitBreakerState,
-        Code,
-        CommandType,
-        PacingStrategy,
-        Severity,
-    )
-}
+_ENUMS: Final[Mapping[str, type[Enum]]] = {cls.__name__: cls for cls in ENUMS}
 
 
 def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
@@ -114,7 +93,7 @@ def topic_schema(model: type[WireRecord]) -> dict[str, Any]:
         "title": model.title,
         "description": f"{model.about} {_STRICT if strict else _TOLERANT}",
         "type": "object",
-        "required": body["required"],
+        "required": ["schema_version", *body["required"]],
         "properties": props,
         "additionalProperties": not strict,
         **model.schema_extra,

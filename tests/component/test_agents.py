@@ -156,7 +156,10 @@ def _spend(
 
 
 def _request(cid: str, rid: str, amount: int, when: datetime, **kw: Any) -> bytes:
-    req = records.CanSpendRequest(rid, cid, kw.pop("channel", GOOGLE), amount, when, 500, **kw)
+    req = records.CanSpendRequest(
+        request_id=rid, campaign_id=cid, channel=kw.pop("channel", GOOGLE),
+        amount_micros=amount, requested_at=when, deadline_ms=500, **kw,
+    )
     return records.encode(req)
 
 
@@ -310,8 +313,20 @@ async def test_can_spend_uses_worker_clock_and_deadline(worker: Harness, cid: st
 async def test_emergency_stop_and_resume_publish_breaker_states(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
     worker.drain()
-    stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "runaway bidder", NOON)
-    resume = CommandRecord("c2", cid, CommandType.RESUME, "fixed", NOON)
+    stop = CommandRecord(
+        command_id="c1",
+        campaign_id=cid,
+        command=CommandType.EMERGENCY_STOP,
+        reason="runaway bidder",
+        issued_at=NOON,
+    )
+    resume = CommandRecord(
+        command_id="c2",
+        campaign_id=cid,
+        command=CommandType.RESUME,
+        reason="fixed",
+        issued_at=NOON,
+    )
     async with worker.m.commands.test_context() as agent:
         await worker.put(agent, records.encode(stop), key=cid.encode())
         stopped = worker.drain()
@@ -334,8 +349,20 @@ async def test_a_retried_command_is_applied_once(worker: Harness, cid: str) -> N
     reallocate would otherwise move budget twice, a retried stop undo a later resume)."""
     await _configure(worker, cid)
     worker.drain()
-    stop = CommandRecord("same-id", cid, CommandType.EMERGENCY_STOP, "ops", NOON)
-    resume = CommandRecord("other-id", cid, CommandType.RESUME, "ops", NOON)
+    stop = CommandRecord(
+        command_id="same-id",
+        campaign_id=cid,
+        command=CommandType.EMERGENCY_STOP,
+        reason="ops",
+        issued_at=NOON,
+    )
+    resume = CommandRecord(
+        command_id="other-id",
+        campaign_id=cid,
+        command=CommandType.RESUME,
+        reason="ops",
+        issued_at=NOON,
+    )
     async with worker.m.commands.test_context() as agent:
         await worker.put(agent, records.encode(stop), key=cid.encode())
         await worker.put(agent, records.encode(resume), key=cid.encode())
@@ -345,7 +372,13 @@ async def test_a_retried_command_is_applied_once(worker: Harness, cid: str) -> N
 
 
 async def test_stop_for_unknown_campaign_sticks(worker: Harness, cid: str) -> None:
-    stop = CommandRecord("c1", cid, CommandType.EMERGENCY_STOP, "pre-emptive", NOON)
+    stop = CommandRecord(
+        command_id="c1",
+        campaign_id=cid,
+        command=CommandType.EMERGENCY_STOP,
+        reason="pre-emptive",
+        issued_at=NOON,
+    )
     async with worker.m.commands.test_context() as agent:
         await worker.put(agent, records.encode(stop), key=cid.encode())
     await _configure(worker, cid)
@@ -357,15 +390,21 @@ async def test_force_breaker_and_reallocate_commands(worker: Harness, cid: str) 
     await _configure(worker, cid)
     worker.drain()
     force = CommandRecord(
-        "c1",
-        cid,
-        CommandType.FORCE_BREAKER,
-        "ops",
-        NOON,
+        command_id="c1",
+        campaign_id=cid,
+        command=CommandType.FORCE_BREAKER,
+        reason="ops",
+        issued_at=NOON,
         channel=DISPLAY,
         state=CircuitBreakerState.OPEN,
     )
-    realloc = CommandRecord("c2", cid, CommandType.REALLOCATE, "ops", NOON)
+    realloc = CommandRecord(
+        command_id="c2",
+        campaign_id=cid,
+        command=CommandType.REALLOCATE,
+        reason="ops",
+        issued_at=NOON,
+    )
     async with worker.m.commands.test_context() as agent:
         await worker.put(agent, records.encode(force), key=cid.encode())
         await worker.put(agent, records.encode(realloc), key=cid.encode())
@@ -386,7 +425,14 @@ class TestSignedCommands:
         w.drain()
 
     def _stop(self, cid: str, **kw: Any) -> CommandRecord:
-        return CommandRecord(uuid.uuid4().hex, cid, CommandType.EMERGENCY_STOP, "ops", NOON, **kw)
+        return CommandRecord(
+            command_id=uuid.uuid4().hex,
+            campaign_id=cid,
+            command=CommandType.EMERGENCY_STOP,
+            reason="ops",
+            issued_at=NOON,
+            **kw,
+        )
 
     async def _put(self, worker: Harness, cid: str, rec: CommandRecord) -> list[Out]:
         async with worker.m.commands.test_context() as agent:
@@ -444,11 +490,11 @@ async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
         await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())
     async with worker.m.commands.test_context() as agent:
         force = CommandRecord(
-            "c",
-            cid,
-            CommandType.FORCE_BREAKER,
-            "x",
-            NOON,
+            command_id="c",
+            campaign_id=cid,
+            command=CommandType.FORCE_BREAKER,
+            reason="x",
+            issued_at=NOON,
             channel=DISPLAY,
             state=CircuitBreakerState.HALF_OPEN,
         )

@@ -77,7 +77,14 @@ class Desk:
         )
 
     def can_spend(self, cid: str, amount: int) -> Result:
-        request = CanSpendRequest(uuid.uuid4().hex, cid, GOOGLE, amount, self.clock.now(), 5000)
+        request = CanSpendRequest(
+            request_id=uuid.uuid4().hex,
+            campaign_id=cid,
+            channel=GOOGLE,
+            amount_micros=amount,
+            requested_at=self.clock.now(),
+            deadline_ms=5000,
+        )
         return self.handle(topics.CAN_SPEND_REQUESTS, cid, records.encode(request))
 
     def facts(self, cid: str) -> dict[str, Any]:

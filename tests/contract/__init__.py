@@ -16,7 +16,6 @@ from pathlib import Path
 from pacer_stream.core.types import (
     AlertType,
     BreakerCause,
-    ChannelConfig,
     ChannelType,
     CircuitBreakerState,
     Code,
@@ -29,12 +28,14 @@ from pacer_stream.records import (
     BudgetRecord,
     CanSpendReply,
     CanSpendRequest,
+    ChannelBudget,
     CommandRecord,
     CommandType,
     DlqRecord,
     PaceRecord,
     Record,
     SpendRecord,
+    threshold_overrides,
 )
 
 #: The worker clock the corpus is written against.
@@ -64,18 +65,18 @@ def full_samples() -> list[Record]:
             timezone="America/New_York",
             strategy=PacingStrategy.ADAPTIVE_HYBRID,
             channels={
-                ChannelType.GOOGLE_ADS: ChannelConfig(100_000_000),
-                ChannelType.SEARCH: ChannelConfig(
+                ChannelType.GOOGLE_ADS: ChannelBudget(100_000_000),
+                ChannelType.SEARCH: ChannelBudget(
                     50_000_000, PacingStrategy.PERFORMANCE_WEIGHTED
                 ),
             },
             updated_at=t,
-            thresholds={
+            thresholds=threshold_overrides({
                 "max_hourly_spend_pct": 0.2,
                 "breaker_cooldown_s": 120,
                 "max_cost_per_click_micros": 2_000_000,
                 "target_roas": None,
-            },
+            }),
             key_id="ops-key-1",
             nonce="n-1",
             expires_at=NOW + timedelta(minutes=5),
@@ -184,29 +185,48 @@ def full_samples() -> list[Record]:
 def minimal_samples() -> list[Record]:
     """One record of every type with only the required fields."""
     t = NOW - timedelta(hours=1)
+    ch = ChannelType.SEARCH
     return [
-        SpendRecord("evt-2", "cmp-2", ChannelType.TIKTOK_ADS, 0, t, 0, 0),
-        BudgetRecord(
-            "cmp-2", "UTC", PacingStrategy.EVEN_DISTRIBUTION,
-            {ChannelType.FACEBOOK_ADS: ChannelConfig(1)}, t,
+        SpendRecord(
+            event_id="evt-2", campaign_id="cmp-2", channel=ChannelType.TIKTOK_ADS,
+            amount_micros=0, event_time=t, clicks=0, conversions=0,
         ),
-        CommandRecord("cmd-2", "cmp-2", CommandType.EMERGENCY_STOP, "", t),
-        CanSpendRequest("req-2", "cmp-2", ChannelType.VIDEO, 1, t, 1),
+        BudgetRecord(
+            campaign_id="cmp-2", timezone="UTC", strategy=PacingStrategy.EVEN_DISTRIBUTION,
+            channels={ChannelType.FACEBOOK_ADS: ChannelBudget(1)}, updated_at=t,
+        ),
+        CommandRecord(
+            command_id="cmd-2", campaign_id="cmp-2", command=CommandType.EMERGENCY_STOP,
+            reason="", issued_at=t,
+        ),
+        CanSpendRequest(
+            request_id="req-2", campaign_id="cmp-2", channel=ChannelType.VIDEO,
+            amount_micros=1, requested_at=t, deadline_ms=1,
+        ),
         CanSpendReply(
-            "req-2", "cmp-2", ChannelType.VIDEO, False, Code.DAILY_CAP, "budget exhausted", 0, t
+            request_id="req-2", campaign_id="cmp-2", channel=ChannelType.VIDEO, allowed=False,
+            code=Code.DAILY_CAP, reason="budget exhausted", remaining_micros=0, decided_at=t,
         ),
         AlertRecord(
-            "alr-2", "cmp-2", None, AlertType.UNDERPACING, Severity.LOW, 0.0, 0, 0.0, 0.0,
-            "raise bids", t,
+            alert_id="alr-2", campaign_id="cmp-2", alert_type=AlertType.UNDERPACING,
+            severity=Severity.LOW, pace_ratio=0.0, current_spend_micros=0,
+            budget_consumed_pct=0.0, time_elapsed_pct=0.0, recommended_action="raise bids",
+            at=t, thresholds={},
         ),
         BreakerRecord(
-            "cmp-2", ChannelType.SEARCH, CircuitBreakerState.CLOSED, BreakerCause.TRIAL_PASSED, t
+            campaign_id="cmp-2", channel=ch, state=CircuitBreakerState.CLOSED,
+            cause=BreakerCause.TRIAL_PASSED, since=t,
         ),
         PaceRecord(
-            "cmp-2", ChannelType.SEARCH, t, 0, 0, 0, 0, 0.0, 0.0, 0, 0,
-            CircuitBreakerState.HALF_OPEN, 0, 0,
+            campaign_id="cmp-2", channel=ch, at=t, budget_micros=0, spent_micros=0,
+            reserved_micros=0, planned_micros=0, pace_ratio=0.0, time_elapsed_pct=0.0,
+            hour_allowance_micros=0, hour_spent_micros=0,
+            breaker=CircuitBreakerState.HALF_OPEN, clicks=0, conversions=0,
         ),
-        DlqRecord("pacer.budgets.v1", 0, 0, b"", "empty_payload", "no payload", t),
+        DlqRecord(
+            source_topic="pacer.budgets.v1", partition=0, offset=0, payload=b"",
+            error_code="empty_payload", error="no payload", at=t,
+        ),
     ]
 
 

@@ -4,7 +4,6 @@ the codec's own output strictly (input topics) or tolerantly (output topics)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -78,8 +77,7 @@ def _spend() -> dict[str, object]:
         ({"amount_micros": 1.0}, "Expected `int`, got `float` - at `$.amount_micros`"),
         ({"clicks": "3"}, "Expected `int`, got `str` - at `$.clicks`"),
         ({"amount_micros": 2**53}, "Expected `int` <= 9007199254740991"),
-        ({"event_time": "2026-03-02T10:00:00"}, "Expected `str` matching regex"),
-        ({"event_id": " "}, "Expected `str` matching regex"),
+        ({"event_time": "2026-03-02T10:00:00"}, "Expected `datetime` with a timezone"),
         ({"channel": "radio"}, "Invalid enum value 'radio'"),
         ({"schema_version": 2}, "Invalid enum value 2"),
         ({"zz_unknown": 1}, "Object contains unknown field `zz_unknown`"),
@@ -147,10 +145,8 @@ def test_decode_equals_strict_path(topic: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("topic", topics.ALL_TOPICS)
-def test_record_fields_are_the_model_fields(topic: str) -> None:
-    """Records are built from and written by their model's fields by name, so the two
-    must name the same fields (the DLQ's bytes travel as ``*_b64``)."""
-    renamed = {"payload_b64": "payload", "key_b64": "key"}
-    wire = {renamed.get(f.name, f.name) for f in msgspec.structs.fields(MODELS[topic])}
-    record = {f.name for f in dataclasses.fields(records.RECORD_TYPES[topic])}
-    assert record == wire - {"schema_version"}
+def test_records_are_their_models(topic: str) -> None:
+    """Each record class is its topic's model plus methods: the fields are defined once."""
+    record, model = records.RECORD_TYPES[topic], MODELS[topic]
+    assert issubclass(record, model)
+    assert record.__struct_fields__ == model.__struct_fields__

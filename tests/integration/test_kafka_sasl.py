@@ -143,13 +143,13 @@ async def test_scram_users_and_role_acls(private_kafka: Any, tmp_path: Path) -> 
 
 def _budget_payload(run: StreamRun, cid: str) -> bytes:
     from pacer_stream.core.types import ChannelType, PacingStrategy
-    from pacer_stream.records import BudgetRecord, ChannelConfig
+    from pacer_stream.records import BudgetRecord, ChannelBudget
 
     record = BudgetRecord(
         campaign_id=cid,
         timezone="UTC",
         strategy=PacingStrategy.EVEN_DISTRIBUTION,
-        channels={ChannelType.DISPLAY: ChannelConfig(10_000 * UNIT)},
+        channels={ChannelType.DISPLAY: ChannelBudget(10_000 * UNIT)},
         updated_at=run.now(),
     )
     return records.encode(record)

@@ -22,7 +22,13 @@ def test_remembered_nonces_are_bounded_without_forgetting_a_live_one(
 ) -> None:
     monkeypatch.setattr(signing, "MAX_NONCES", 5)
     nonces: dict[str, float] = {}
-    cmd = CommandRecord("c1", "camp", CommandType.RESUME, "ops", NOW)
+    cmd = CommandRecord(
+        command_id="c1",
+        campaign_id="camp",
+        command=CommandType.RESUME,
+        reason="ops",
+        issued_at=NOW,
+    )
     for i in range(5):
         signed = signing.sign(cmd, "k1", b"secret", now=NOW, nonce=f"n{i}")
         signing.verify(signed, KEYS, NOW, nonces)
