@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from datetime import datetime
 
-from pacer_stream.core import policy
+from pacer_stream.core import alerting, policy
 from pacer_stream.core.allocation import (
     AllocationContext,
     AllocationStrategy,
@@ -27,11 +27,7 @@ from pacer_stream.core.allocation import (
 )
 from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
 from pacer_stream.core.allocation.capacity import absorb_capacity
-from pacer_stream.core.breaker import (
-    UNAUTHORISED_TRIP_SHARE,
-    UNAUTHORISED_WINDOW_S,
-    Transition,
-)
+from pacer_stream.core.breaker import UNAUTHORISED_TRIP_SHARE, UNAUTHORISED_WINDOW_S
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
 from pacer_stream.core.ids import check_campaign_id, check_id
@@ -43,13 +39,7 @@ from pacer_stream.core.pacing import (
     released_allowance,
     velocity_limit,
 )
-from pacer_stream.core.performance import (
-    Metrics,
-    PerformanceSnapshot,
-    performance_snapshot,
-    threshold_violation,
-    window,
-)
+from pacer_stream.core.performance import Metrics, PerformanceSnapshot, performance_snapshot
 from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
 from pacer_stream.core.report_lag import record_lag, report_grace
 from pacer_stream.core.state import (
@@ -64,7 +54,6 @@ from pacer_stream.core.types import (
     Alert,
     AlertType,
     BreakerCause,
-    BreakerTransition,
     BudgetMove,
     CampaignConfig,
     ChannelType,
@@ -75,32 +64,10 @@ from pacer_stream.core.types import (
     PaceSnapshot,
     PacingStrategy,
     SpendEvent,
-    Thresholds,
 )
-from pacer_stream.core.types import Severity as Sev
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
 
-_SEVERITY = {
-    AlertType.WARNING_OVERPACING: Sev.MEDIUM,
-    AlertType.CRITICAL_OVERPACING: Sev.HIGH,
-    AlertType.EMERGENCY_STOP_REQUIRED: Sev.CRITICAL,
-    AlertType.CIRCUIT_BREAKER_OPEN: Sev.CRITICAL,
-    AlertType.PERFORMANCE_DEGRADATION: Sev.MEDIUM,
-    AlertType.UNDERPACING: Sev.LOW,
-    AlertType.UNBUDGETED_SPEND: Sev.HIGH,
-}
-_ACTION = {
-    AlertType.WARNING_OVERPACING: "Reduce bids or throttle delivery; spend is ahead of plan",
-    AlertType.CRITICAL_OVERPACING: "Throttle immediately; spend is far ahead of plan",
-    AlertType.EMERGENCY_STOP_REQUIRED: "Stop spending: most of the budget is gone ahead of plan",
-    AlertType.CIRCUIT_BREAKER_OPEN: "Spending blocked by the circuit breaker; investigate",
-    AlertType.PERFORMANCE_DEGRADATION: "Check tracking and creatives; conversion rate fell",
-    AlertType.UNDERPACING: "Raise bids or widen targeting; the day will end under budget",
-    AlertType.UNBUDGETED_SPEND: "Set a budget for this channel; spend arrived without one",
-}
-#: Ratio below which an active pace alert level is cleared (hysteresis factor).
-_PACE_HYSTERESIS = 0.9
 _DAY_S = 86400.0
 #: Unmet demand over this trailing window, extrapolated to the rest of the day, is what
 #: a channel is believed able to absorb when it receives reallocated budget ...
@@ -286,7 +253,7 @@ class PacingEngine:
         if ch.budget <= 0:
             if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
-                outputs.append(self._alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
+                outputs.append(alerting.alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
             return SpendResult(True, False, "today", outputs)
         outputs += self._after_spend(state, ch, ts, slot, unauthorised)
         return SpendResult(True, False, "today", outputs)
@@ -345,7 +312,7 @@ class PacingEngine:
             # Trial spends must be authorised ones: a bidder that spends without asking
             # while the breaker is testing recovery is the fault coming back.
             violation = violation or BreakerCause.TRIAL_FAILED
-        emergency = self._emergency_alert(state, ch, ts)
+        emergency = alerting.emergency_alert(state, ch, ts)
         if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
             out += emergency
             violation = violation or BreakerCause.OVERSPEND_AHEAD_OF_PLAN
@@ -353,75 +320,15 @@ class PacingEngine:
         if violation is not None:
             tr = br.trip(ts, violation, t)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
+                out += alerting.transition_outputs(state, ch, tr)
         elif br.state is CircuitBreakerState.HALF_OPEN:
             on_pace = pace_ratio(ch, ts) <= t.pace_warning_threshold
             tr = br.on_spend(ts, on_pace, t)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
-        out += self._pace_alerts(state, ch, ts)
-        out += self._performance_thresholds(state, ch, ts)
+                out += alerting.transition_outputs(state, ch, tr)
+        out += alerting.pace_alerts(state, ch, ts)
+        out += alerting.performance_thresholds(state, ch, ts)
         return out
-
-    def _performance_thresholds(
-        self, state: CampaignState, ch: ChannelState, ts: float
-    ) -> list[Output]:
-        """Track optional performance floors over the trailing window: a violation
-        throttles the multiplier at once; once it has persisted for the grace period,
-        spend is denied (policy rule 8) and one ``performance_degradation`` alert fires."""
-        t = state.thresholds
-        if (
-            t.min_conversion_rate is None
-            and t.max_cost_per_click_micros is None
-            and t.target_roas is None
-        ):
-            return []
-        now_hour = int(ts // 3600)
-        recent = window(ch.history, now_hour + 1, t.performance_window_h)
-        if recent.clicks < t.performance_min_clicks:
-            # Too little evidence either way: keep the current verdict. (A denied
-            # channel buys no clicks; letting its sample shrink must not clear it.)
-            return []
-        reason = threshold_violation(
-            recent,
-            min_conversion_rate=t.min_conversion_rate,
-            max_cost_per_click_micros=t.max_cost_per_click_micros,
-            target_roas=t.target_roas,
-            min_clicks=t.performance_min_clicks,
-        )
-        if reason is None:
-            ch.perf_violation_since = None
-            ch.perf_violation_reason = ""
-            ch.perf_violation_alerted = False
-            return []
-        if ch.perf_violation_since is None:
-            ch.perf_violation_since = ts
-        ch.perf_violation_reason = reason
-        if ts - ch.perf_violation_since >= t.performance_grace_s and not ch.perf_violation_alerted:
-            ch.perf_violation_alerted = True
-            return [self._alert(state, ch, AlertType.PERFORMANCE_DEGRADATION, ts)]
-        return []
-
-    def _emergency_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        """``emergency_stop_required`` once per episode; cleared when spend is back
-        within the threshold of plan."""
-        kind = AlertType.EMERGENCY_STOP_REQUIRED
-        if not self._emergency(ch, ts, state.thresholds):
-            ch.active_alerts.discard(kind)
-            return []
-        if kind in ch.active_alerts:
-            return []
-        ch.active_alerts.add(kind)
-        return [self._alert(state, ch, kind, ts)]
-
-    @staticmethod
-    def _emergency(ch: ChannelState, ts: float, t: Thresholds) -> bool:
-        """Spend above the emergency threshold *ahead of plan* (normal end-of-day
-        spending near 100% is not a violation)."""
-        b = ch.budget
-        if b <= 0 or ch.spent_total < b * t.emergency_stop_threshold:
-            return False
-        return ch.spent_total - planned_at(ch, ts) >= b * t.emergency_ahead_pct
 
     # ------------------------------------------------------------------ decisions
     def decide(
@@ -601,7 +508,7 @@ class PacingEngine:
             if ch.breaker.state is CircuitBreakerState.OPEN and ch.breaker.forced:
                 continue
             tr = ch.breaker.force(CircuitBreakerState.OPEN, ts, BreakerCause.EMERGENCY_STOP)
-            out += self._transition_outputs(state, ch, tr)
+            out += alerting.transition_outputs(state, ch, tr)
         return out
 
     def resume(self, state: CampaignState, now: datetime) -> list[Output]:
@@ -615,7 +522,7 @@ class PacingEngine:
             out += self._touch(state, ch, ts)
             tr = ch.breaker.resume(ts)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
+                out += alerting.transition_outputs(state, ch, tr)
         return out
 
     def force_breaker(
@@ -629,7 +536,7 @@ class PacingEngine:
         ch = self._channel(state, channel)
         out = self._touch(state, ch, ts)
         tr = ch.breaker.force(target, ts, BreakerCause.FORCED)
-        return out + self._transition_outputs(state, ch, tr)
+        return out + alerting.transition_outputs(state, ch, tr)
 
     def reallocate(
         self, state: CampaignState, now: datetime
@@ -687,9 +594,9 @@ class PacingEngine:
         for ch in state.channels.values():
             out += self._touch(state, ch, ts)
             if ch.budget > 0:
-                out += self._emergency_alert(state, ch, ts)
-                out += self._pace_alerts(state, ch, ts)
-                out += self._performance_thresholds(state, ch, ts)
+                out += alerting.emergency_alert(state, ch, ts)
+                out += alerting.pace_alerts(state, ch, ts)
+                out += alerting.performance_thresholds(state, ch, ts)
         return out
 
     def expired(self, state: CampaignState, now: datetime) -> bool:
@@ -786,21 +693,7 @@ class PacingEngine:
         if ch is None:
             return 0.0, None
         state.outbox += self._touch(state, ch, ts)
-        t = state.thresholds
-        ratio = pace_ratio(ch, ts)
-        if ch.breaker.state is CircuitBreakerState.OPEN:
-            return ratio, self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, ts, count=False)
-        if ch.budget <= 0:
-            return ratio, None
-        if self._emergency(ch, ts, t):
-            return ratio, self._alert(state, ch, AlertType.EMERGENCY_STOP_REQUIRED, ts, count=False)
-        if planned_at(ch, ts) < ch.budget * t.pace_min_planned_pct:
-            return ratio, None
-        if ratio > t.pace_critical_threshold:
-            return ratio, self._alert(state, ch, AlertType.CRITICAL_OVERPACING, ts, count=False)
-        if ratio > t.pace_warning_threshold:
-            return ratio, self._alert(state, ch, AlertType.WARNING_OVERPACING, ts, count=False)
-        return ratio, None
+        return alerting.current_condition(state, ch, ts)
 
     def allowance(
         self, state: CampaignState, channel: ChannelType, now: datetime, slice_s: float
@@ -886,7 +779,7 @@ class PacingEngine:
         if br.state is CircuitBreakerState.OPEN:
             tr = br.poll(ts, state.thresholds)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
+                out += alerting.transition_outputs(state, ch, tr)
         return out
 
     def _roll_day(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
@@ -1046,120 +939,6 @@ class PacingEngine:
             ctx = self._context(state, ch, day)
             ch.capacity_cache = (start, absorb_capacity(ctx, ch.unmet_hours.amounts))
         return ch.capacity_cache[1]
-
-    def _pace_alerts(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        t = state.thresholds
-        out: list[Output] = []
-        planned = planned_at(ch, ts)
-        if planned < ch.budget * t.pace_min_planned_pct or planned <= 0:
-            return out
-        ratio = ch.spent_total / planned
-        level = (
-            2 if ratio > t.pace_critical_threshold else 1 if ratio > t.pace_warning_threshold else 0
-        )
-        if level > ch.pace_level:
-            kind = AlertType.CRITICAL_OVERPACING if level == 2 else AlertType.WARNING_OVERPACING
-            out.append(self._alert(state, ch, kind, ts, ratio=ratio))
-            ch.pace_level = level
-        elif level < ch.pace_level:
-            bar = t.pace_critical_threshold if ch.pace_level == 2 else t.pace_warning_threshold
-            if ratio < bar * _PACE_HYSTERESIS:
-                ch.pace_level = level
-        day = ch.day
-        assert day is not None
-        under = AlertType.UNDERPACING
-        if day.elapsed_fraction(ts) >= t.underpacing_min_elapsed:
-            if ratio < t.underpacing_target and under not in ch.active_alerts:
-                ch.active_alerts.add(under)
-                out.append(self._alert(state, ch, under, ts, ratio=ratio))
-            elif ratio >= t.underpacing_target:
-                ch.active_alerts.discard(under)
-        out += self._performance_alert(state, ch, ts)
-        return out
-
-    def _performance_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        t = state.thresholds
-        kind = AlertType.PERFORMANCE_DEGRADATION
-        if ch.clicks_today < t.performance_min_clicks or ch.day is None:
-            return []
-        start = int(ch.day.start // 3600)
-        if ch.baseline_cache[0] != start:
-            base = ch.history.totals(start - 7 * 24, start)
-            ch.baseline_cache = (start, base[CLICKS], base[CONVERSIONS])
-        _, base_clicks, base_conv = ch.baseline_cache
-        if base_clicks < t.performance_min_clicks or base_conv == 0:
-            return []
-        baseline = base_conv / base_clicks
-        today = ch.conversions_today / ch.clicks_today
-        if today < baseline * (1 - t.performance_drop):
-            if kind not in ch.active_alerts:
-                ch.active_alerts.add(kind)
-                return [self._alert(state, ch, kind, ts)]
-        else:
-            ch.active_alerts.discard(kind)
-        return []
-
-    def _transition_outputs(
-        self, state: CampaignState, ch: ChannelState, tr: Transition
-    ) -> list[Output]:
-        out: list[Output] = [
-            BreakerTransition(
-                campaign_id=state.campaign_id,
-                channel=ch.channel,
-                previous=tr.previous,
-                state=tr.state,
-                cause=tr.cause,
-                since=from_ts(tr.at),
-                until=from_ts(tr.until) if tr.until is not None else None,
-                forced=tr.forced,
-            )
-        ]
-        if tr.state is CircuitBreakerState.OPEN and tr.previous is not CircuitBreakerState.OPEN:
-            out.append(self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, tr.at))
-        return out
-
-    def _alert(
-        self,
-        state: CampaignState,
-        ch: ChannelState,
-        kind: AlertType,
-        ts: float,
-        *,
-        ratio: float | None = None,
-        count: bool = True,
-    ) -> Alert:
-        t = state.thresholds
-        if ratio is None:
-            ratio = pace_ratio(ch, ts) if ch.day is not None else 0.0
-        if count:
-            ch.alert_seq += 1
-        day = ch.day
-        elapsed = day.elapsed_fraction(ts) if day is not None else 0.0
-        budget = ch.budget
-        projected = int(ch.spent_total / elapsed) if elapsed > 0 else ch.spent_total
-        date = day.date.isoformat() if day is not None else "-"
-        return Alert(
-            alert_id=f"{state.campaign_id}/{ch.channel.value}/{date}/{kind.value}/{ch.alert_seq}",
-            campaign_id=state.campaign_id,
-            channel=ch.channel,
-            alert_type=kind,
-            severity=_SEVERITY[kind],
-            pace_ratio=ratio,
-            current_spend_micros=ch.spent_total,
-            budget_micros=budget,
-            budget_consumed_pct=(ch.spent_total / budget) if budget > 0 else 0.0,
-            time_elapsed_pct=elapsed,
-            projected_overspend_micros=(
-                min(MAX_MICROS, max(0, projected - budget)) if budget > 0 else 0
-            ),
-            recommended_action=_ACTION[kind],
-            at=from_ts(ts),
-            thresholds={
-                "pace_warning_threshold": t.pace_warning_threshold,
-                "pace_critical_threshold": t.pace_critical_threshold,
-                "emergency_stop_threshold": t.emergency_stop_threshold,
-            },
-        )
 
 
 def _from_activation(result: StrategyResult, day: LocalDay, active_from: float) -> StrategyResult:
