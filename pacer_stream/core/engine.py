@@ -8,6 +8,11 @@ argument (the worker's clock, never a time supplied by a bidder).
 Time-based transitions (day roll-over, reservation expiry, breaker cooldown) are applied
 lazily whenever a channel is touched, so correctness never depends on a timer firing;
 :meth:`PacingEngine.tick` only makes them visible promptly.
+
+This module is the path of a request or a spend event and of operator commands; the
+rules it consults live beside it: lazy time in ``day`` (with how a reservation ends in
+``holds``), the day's plan in ``planning``, and when an alert fires and what it says in
+``alerting``.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from datetime import datetime
 from pacer_stream.core import alerting, planning, policy
 from pacer_stream.core.allocation import AllocationStrategy, default_registry
 from pacer_stream.core.breaker import UNAUTHORISED_TRIP_SHARE, UNAUTHORISED_WINDOW_S
-from pacer_stream.core.calendar import from_ts, local_day_at, zone
-from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
+from pacer_stream.core.calendar import from_ts, zone
+from pacer_stream.core.day import touch
+from pacer_stream.core.history import CONVERSIONS, SPEND
+from pacer_stream.core.holds import mark_answer, unused_trial
 from pacer_stream.core.ids import check_campaign_id, check_id
 from pacer_stream.core.money import MAX_MICROS, check_micros
 from pacer_stream.core.multiplier import pacing_multiplier
@@ -33,14 +40,13 @@ from pacer_stream.core.pacing import (
 from pacer_stream.core.performance import Metrics, PerformanceSnapshot, performance_snapshot
 from pacer_stream.core.planning import UNMET_HORIZON_S, UNMET_WINDOW_S
 from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
-from pacer_stream.core.report_lag import record_lag, report_grace
+from pacer_stream.core.report_lag import record_lag
 from pacer_stream.core.state import (
     Answer,
     AnswerStatus,
     CampaignState,
     ChannelState,
     Reservation,
-    Unreported,
 )
 from pacer_stream.core.types import (
     Alert,
@@ -205,7 +211,7 @@ class PacingEngine:
             else:
                 del ch.unreported[rid]
                 ch.unreported_total -= authorised
-            self._mark_answer(state, rid, AnswerStatus.SETTLED)
+            mark_answer(state, rid, AnswerStatus.SETTLED)
         if rid is not None:
             reserved_at = hold.created_at if hold is not None else _reserved_at(state, rid, ch)
             if reserved_at is not None:
@@ -425,15 +431,6 @@ class PacingEngine:
                 break
             del answered[next(iter(answered))]
 
-    @staticmethod
-    def _mark_answer(state: CampaignState, reservation_id: str, status: AnswerStatus) -> None:
-        """Record how a reservation ended on the answer of the request that made it."""
-        if not reservation_id.startswith("res-"):
-            return
-        answer = state.answered.get(reservation_id[4:])
-        if answer is not None and answer.reservation_id == reservation_id:
-            answer.status = status
-
     def release(
         self, state: CampaignState, channel: ChannelType, reservation_id: str, now: datetime
     ) -> bool:
@@ -447,17 +444,9 @@ class PacingEngine:
         if res is None:
             return False
         ch.reserved_total -= res.amount
-        self._unused_trial(ch, res)
-        self._mark_answer(state, reservation_id, AnswerStatus.RELEASED)
+        unused_trial(ch, res)
+        mark_answer(state, reservation_id, AnswerStatus.RELEASED)
         return True
-
-    @staticmethod
-    def _unused_trial(ch: ChannelState, res: Reservation) -> None:
-        """Every reservation made while HALF_OPEN was a trial admission; one that ends
-        without a spend gives its trial back."""
-        br = ch.breaker
-        if br.state is CircuitBreakerState.HALF_OPEN and res.created_at >= br.since:
-            br.release_trial(res.amount)
 
     # ------------------------------------------------------------------ commands
     def first_time(self, state: CampaignState, kind: str, input_id: str, now: datetime) -> bool:
@@ -725,77 +714,8 @@ class PacingEngine:
         return out
 
     def _touch(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        """Lazy time: roll the day, expire reservations, end a cooldown."""
-        out: list[Output] = []
-        day = ch.day
-        if day is None or ts >= day.end:
-            self._roll_day(state, ch, ts)
-        res = ch.reservations
-        br = ch.breaker
-        if res:
-            while res:
-                first = next(iter(res.values()))
-                if first.expires_at > ts:
-                    break
-                del res[first.reservation_id]
-                ch.reserved_total -= first.amount
-                self._unused_trial(ch, first)
-                self._mark_answer(state, first.reservation_id, AnswerStatus.EXPIRED)
-                grace = first.expires_at + report_grace(ch.report_lags, state.thresholds)
-                ch.unreported[first.reservation_id] = Unreported(
-                    first.amount, grace, first.created_at
-                )
-                ch.unreported_total += first.amount
-        unrep = ch.unreported
-        while unrep:
-            rid0, late = next(iter(unrep.items()))
-            if late.drop_at > ts:
-                break
-            del unrep[rid0]
-            ch.unreported_total -= late.amount
-        if br.state is CircuitBreakerState.OPEN:
-            tr = br.poll(ts, state.thresholds)
-            if tr is not None:
-                out += alerting.transition_outputs(state, ch, tr)
-        return out
-
-    def _roll_day(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
-        day = local_day_at(state.timezone, ts)
-        previous = ch.day
-        if previous is not None and day.date <= previous.date and previous.tz == day.tz:
-            return
-        if ch.active_from is not None and not day.contains(ch.active_from):
-            ch.active_from = None
-        ch.day = day
-        ch.budget = ch.base_budget
-        ch.spent = [0] * day.n_slots
-        ch.spent_total = 0
-        ch.clicks_today = ch.conversions_today = 0
-        ch.impressions_today = ch.revenue_today = 0
-        ch.pace_level = 0
-        ch.active_alerts.clear()
-        ch.overspend_times.clear()
-        ch.unauthorised_times.clear()
-        # A performance denial lasts at most until the end of the day: the new day
-        # starts from a clean slate (a denied channel cannot produce new evidence).
-        ch.perf_violation_since = None
-        ch.perf_violation_reason = ""
-        ch.perf_violation_alerted = False
-        # Rebuilding "today" (first use, or a time zone change): count today's spend from
-        # history. A normal roll to the next day must not: the only history at or after
-        # the new day's start is then spend already counted on the previous day (early
-        # arrivals are placed at min(event time, now)), plus, in zones whose day starts at
-        # :30 or :45, yesterday's last minutes sharing the first epoch hour.
-        if previous is None or previous.tz != day.tz:
-            start_hour = int(day.start // 3600)
-            for h, b in ch.history.buckets.items():
-                if h >= start_hour and h * 3600 < day.end:
-                    slot = day.slot_of(max(h * 3600.0, day.start))
-                    ch.spent[slot] += b[SPEND]
-                    ch.spent_total += b[SPEND]
-                    ch.clicks_today += b[CLICKS]
-                    ch.conversions_today += b[CONVERSIONS]
-        planning.replan(state, ch, self.strategies)
+        """Lazy time (see :mod:`pacer_stream.core.day`) with this engine's strategies."""
+        return touch(state, ch, ts, self.strategies)
 
 
 def _reserved_at(state: CampaignState, reservation_id: str, ch: ChannelState) -> float | None:
