@@ -1,9 +1,9 @@
 """How a reservation ends: settled by spend, released, or expired into a late-report grace.
 
 Both the decision path (a spend settles a hold, a caller releases one) and lazy time
-(a hold outlives its TTL) end reservations, and each ending must give back a breaker
-trial and mark the request's remembered answer the same way; the shared steps live here
-so neither side imports the other.
+(a hold outlives its TTL) end reservations. Every ending marks the remembered answer of
+the request that made the hold, and a hold that ends unused gives its breaker trial
+back; those shared steps live here so the engine and ``day`` need not import each other.
 """
 
 from __future__ import annotations
