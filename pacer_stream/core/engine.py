@@ -8,34 +8,28 @@ argument (the worker's clock, never a time supplied by a bidder).
 Time-based transitions (day roll-over, reservation expiry, breaker cooldown) are applied
 lazily whenever a channel is touched, so correctness never depends on a timer firing;
 :meth:`PacingEngine.tick` only makes them visible promptly.
+
+This module is the path of a request or a spend event and of operator commands; the
+rules it consults live beside it: lazy time in ``day`` (with how a reservation ends in
+``holds``), the day's plan in ``planning``, and when an alert fires and what it says in
+``alerting``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from dataclasses import replace as dataclass_replace
 from datetime import datetime
 
-from pacer_stream.core import policy
-from pacer_stream.core.allocation import (
-    AllocationContext,
-    AllocationStrategy,
-    StrategyResult,
-    default_registry,
-    shape_day,
-)
-from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
-from pacer_stream.core.allocation.capacity import absorb_capacity
-from pacer_stream.core.breaker import (
-    UNAUTHORISED_TRIP_SHARE,
-    UNAUTHORISED_WINDOW_S,
-    Transition,
-)
-from pacer_stream.core.calendar import LocalDay, from_ts, local_day_at, zone
-from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
+from pacer_stream.core import alerting, planning, policy
+from pacer_stream.core.allocation import AllocationStrategy, default_registry
+from pacer_stream.core.breaker import UNAUTHORISED_TRIP_SHARE, UNAUTHORISED_WINDOW_S
+from pacer_stream.core.calendar import from_ts, zone
+from pacer_stream.core.day import touch
+from pacer_stream.core.history import CONVERSIONS, SPEND
+from pacer_stream.core.holds import mark_answer, unused_trial
 from pacer_stream.core.ids import check_campaign_id, check_id
-from pacer_stream.core.money import MAX_MICROS, check_micros, split_exact
+from pacer_stream.core.money import MAX_MICROS, check_micros
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
     pace_ratio,
@@ -43,28 +37,21 @@ from pacer_stream.core.pacing import (
     released_allowance,
     velocity_limit,
 )
-from pacer_stream.core.performance import (
-    Metrics,
-    PerformanceSnapshot,
-    performance_snapshot,
-    threshold_violation,
-    window,
-)
+from pacer_stream.core.performance import Metrics, PerformanceSnapshot, performance_snapshot
+from pacer_stream.core.planning import UNMET_HORIZON_S, UNMET_WINDOW_S
 from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
-from pacer_stream.core.report_lag import record_lag, report_grace
+from pacer_stream.core.report_lag import record_lag
 from pacer_stream.core.state import (
     Answer,
     AnswerStatus,
     CampaignState,
     ChannelState,
     Reservation,
-    Unreported,
 )
 from pacer_stream.core.types import (
     Alert,
     AlertType,
     BreakerCause,
-    BreakerTransition,
     BudgetMove,
     CampaignConfig,
     ChannelType,
@@ -75,51 +62,14 @@ from pacer_stream.core.types import (
     PaceSnapshot,
     PacingStrategy,
     SpendEvent,
-    Thresholds,
 )
-from pacer_stream.core.types import Severity as Sev
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
 
-_SEVERITY = {
-    AlertType.WARNING_OVERPACING: Sev.MEDIUM,
-    AlertType.CRITICAL_OVERPACING: Sev.HIGH,
-    AlertType.EMERGENCY_STOP_REQUIRED: Sev.CRITICAL,
-    AlertType.CIRCUIT_BREAKER_OPEN: Sev.CRITICAL,
-    AlertType.PERFORMANCE_DEGRADATION: Sev.MEDIUM,
-    AlertType.UNDERPACING: Sev.LOW,
-    AlertType.UNBUDGETED_SPEND: Sev.HIGH,
-}
-_ACTION = {
-    AlertType.WARNING_OVERPACING: "Reduce bids or throttle delivery; spend is ahead of plan",
-    AlertType.CRITICAL_OVERPACING: "Throttle immediately; spend is far ahead of plan",
-    AlertType.EMERGENCY_STOP_REQUIRED: "Stop spending: most of the budget is gone ahead of plan",
-    AlertType.CIRCUIT_BREAKER_OPEN: "Spending blocked by the circuit breaker; investigate",
-    AlertType.PERFORMANCE_DEGRADATION: "Check tracking and creatives; conversion rate fell",
-    AlertType.UNDERPACING: "Raise bids or widen targeting; the day will end under budget",
-    AlertType.UNBUDGETED_SPEND: "Set a budget for this channel; spend arrived without one",
-}
-#: Ratio below which an active pace alert level is cleared (hysteresis factor).
-_PACE_HYSTERESIS = 0.9
 _DAY_S = 86400.0
-#: Unmet demand over this trailing window, extrapolated to the rest of the day, is what
-#: a channel is believed able to absorb when it receives reallocated budget ...
-UNMET_WINDOW_S = 900
-#: ... but only over the next half hour: demand seen now says little about tonight, and
-#: the reallocation timer runs again (every 15 minutes by default) to move more if the
-#: demand persists. Extrapolating further would move the same demand again at each run
-#: and strand budget on receivers (measured in the simulator: utilisation fell to 0.98).
-UNMET_HORIZON_S = 1800
 #: Refusals that are evidence of demand the hour could have absorbed (not breaker,
 #: stop or invalid-request ones).
 _DEMAND_CODES = frozenset({Code.HOURLY_CAP, Code.VELOCITY, Code.DAILY_CAP})
-#: A receiver may hold at most this share of what its remaining hours absorbed on past
-#: days (``allocation.capacity``: the mean demand x 0.9). Evening demand varies from day
-#: to day and money a receiver cannot spend by midnight is lost, while a donor would
-#: have spent it: measured in the simulator (10 seeds, 8 campaigns, 5 days, 3 warm-up),
-#: utilisation with reallocation was 0.9968 at 1.0, 0.9985 at 0.7 and 0.9990 at 0.6,
-#: against 0.9982 for the static split, with conversions +11% / +11% / +8% over it.
-RECEIVER_HEADROOM_SHARE = 0.6
 #: No reallocation in the last three hours of the day: moved budget would be stranded.
 REALLOCATION_CUTOFF_S = 10800
 #: Bound on remembered request ids (idempotent reservation retries), by count ...
@@ -187,14 +137,14 @@ class PacingEngine:
             had_plan = ch.plan is not None and ch.active_from != ts
             outputs += self._touch(state, ch, ts)
             if had_plan:
-                self._rebase(state, ch, ts)
+                planning.rebase(state, ch, ts, self.strategies)
             else:
-                self._replan(state, ch)
+                planning.replan(state, ch, self.strategies)
         for channel, ch in state.channels.items():
             if channel not in config.channels and ch.base_budget:
                 ch.base_budget = 0
                 ch.budget = 0
-                self._rebase(state, ch, ts)
+                planning.rebase(state, ch, ts, self.strategies)
         return state, outputs
 
     # ------------------------------------------------------------------ spend
@@ -261,7 +211,7 @@ class PacingEngine:
             else:
                 del ch.unreported[rid]
                 ch.unreported_total -= authorised
-            self._mark_answer(state, rid, AnswerStatus.SETTLED)
+            mark_answer(state, rid, AnswerStatus.SETTLED)
         if rid is not None:
             reserved_at = hold.created_at if hold is not None else _reserved_at(state, rid, ch)
             if reserved_at is not None:
@@ -286,7 +236,7 @@ class PacingEngine:
         if ch.budget <= 0:
             if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
-                outputs.append(self._alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
+                outputs.append(alerting.alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
             return SpendResult(True, False, "today", outputs)
         outputs += self._after_spend(state, ch, ts, slot, unauthorised)
         return SpendResult(True, False, "today", outputs)
@@ -345,7 +295,7 @@ class PacingEngine:
             # Trial spends must be authorised ones: a bidder that spends without asking
             # while the breaker is testing recovery is the fault coming back.
             violation = violation or BreakerCause.TRIAL_FAILED
-        emergency = self._emergency_alert(state, ch, ts)
+        emergency = alerting.emergency_alert(state, ch, ts)
         if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
             out += emergency
             violation = violation or BreakerCause.OVERSPEND_AHEAD_OF_PLAN
@@ -353,75 +303,15 @@ class PacingEngine:
         if violation is not None:
             tr = br.trip(ts, violation, t)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
+                out += alerting.transition_outputs(state, ch, tr)
         elif br.state is CircuitBreakerState.HALF_OPEN:
             on_pace = pace_ratio(ch, ts) <= t.pace_warning_threshold
             tr = br.on_spend(ts, on_pace, t)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
-        out += self._pace_alerts(state, ch, ts)
-        out += self._performance_thresholds(state, ch, ts)
+                out += alerting.transition_outputs(state, ch, tr)
+        out += alerting.pace_alerts(state, ch, ts)
+        out += alerting.performance_thresholds(state, ch, ts)
         return out
-
-    def _performance_thresholds(
-        self, state: CampaignState, ch: ChannelState, ts: float
-    ) -> list[Output]:
-        """Track optional performance floors over the trailing window: a violation
-        throttles the multiplier at once; once it has persisted for the grace period,
-        spend is denied (policy rule 8) and one ``performance_degradation`` alert fires."""
-        t = state.thresholds
-        if (
-            t.min_conversion_rate is None
-            and t.max_cost_per_click_micros is None
-            and t.target_roas is None
-        ):
-            return []
-        now_hour = int(ts // 3600)
-        recent = window(ch.history, now_hour + 1, t.performance_window_h)
-        if recent.clicks < t.performance_min_clicks:
-            # Too little evidence either way: keep the current verdict. (A denied
-            # channel buys no clicks; letting its sample shrink must not clear it.)
-            return []
-        reason = threshold_violation(
-            recent,
-            min_conversion_rate=t.min_conversion_rate,
-            max_cost_per_click_micros=t.max_cost_per_click_micros,
-            target_roas=t.target_roas,
-            min_clicks=t.performance_min_clicks,
-        )
-        if reason is None:
-            ch.perf_violation_since = None
-            ch.perf_violation_reason = ""
-            ch.perf_violation_alerted = False
-            return []
-        if ch.perf_violation_since is None:
-            ch.perf_violation_since = ts
-        ch.perf_violation_reason = reason
-        if ts - ch.perf_violation_since >= t.performance_grace_s and not ch.perf_violation_alerted:
-            ch.perf_violation_alerted = True
-            return [self._alert(state, ch, AlertType.PERFORMANCE_DEGRADATION, ts)]
-        return []
-
-    def _emergency_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        """``emergency_stop_required`` once per episode; cleared when spend is back
-        within the threshold of plan."""
-        kind = AlertType.EMERGENCY_STOP_REQUIRED
-        if not self._emergency(ch, ts, state.thresholds):
-            ch.active_alerts.discard(kind)
-            return []
-        if kind in ch.active_alerts:
-            return []
-        ch.active_alerts.add(kind)
-        return [self._alert(state, ch, kind, ts)]
-
-    @staticmethod
-    def _emergency(ch: ChannelState, ts: float, t: Thresholds) -> bool:
-        """Spend above the emergency threshold *ahead of plan* (normal end-of-day
-        spending near 100% is not a violation)."""
-        b = ch.budget
-        if b <= 0 or ch.spent_total < b * t.emergency_stop_threshold:
-            return False
-        return ch.spent_total - planned_at(ch, ts) >= b * t.emergency_ahead_pct
 
     # ------------------------------------------------------------------ decisions
     def decide(
@@ -541,15 +431,6 @@ class PacingEngine:
                 break
             del answered[next(iter(answered))]
 
-    @staticmethod
-    def _mark_answer(state: CampaignState, reservation_id: str, status: AnswerStatus) -> None:
-        """Record how a reservation ended on the answer of the request that made it."""
-        if not reservation_id.startswith("res-"):
-            return
-        answer = state.answered.get(reservation_id[4:])
-        if answer is not None and answer.reservation_id == reservation_id:
-            answer.status = status
-
     def release(
         self, state: CampaignState, channel: ChannelType, reservation_id: str, now: datetime
     ) -> bool:
@@ -563,17 +444,9 @@ class PacingEngine:
         if res is None:
             return False
         ch.reserved_total -= res.amount
-        self._unused_trial(ch, res)
-        self._mark_answer(state, reservation_id, AnswerStatus.RELEASED)
+        unused_trial(ch, res)
+        mark_answer(state, reservation_id, AnswerStatus.RELEASED)
         return True
-
-    @staticmethod
-    def _unused_trial(ch: ChannelState, res: Reservation) -> None:
-        """Every reservation made while HALF_OPEN was a trial admission; one that ends
-        without a spend gives its trial back."""
-        br = ch.breaker
-        if br.state is CircuitBreakerState.HALF_OPEN and res.created_at >= br.since:
-            br.release_trial(res.amount)
 
     # ------------------------------------------------------------------ commands
     def first_time(self, state: CampaignState, kind: str, input_id: str, now: datetime) -> bool:
@@ -601,7 +474,7 @@ class PacingEngine:
             if ch.breaker.state is CircuitBreakerState.OPEN and ch.breaker.forced:
                 continue
             tr = ch.breaker.force(CircuitBreakerState.OPEN, ts, BreakerCause.EMERGENCY_STOP)
-            out += self._transition_outputs(state, ch, tr)
+            out += alerting.transition_outputs(state, ch, tr)
         return out
 
     def resume(self, state: CampaignState, now: datetime) -> list[Output]:
@@ -615,7 +488,7 @@ class PacingEngine:
             out += self._touch(state, ch, ts)
             tr = ch.breaker.resume(ts)
             if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
+                out += alerting.transition_outputs(state, ch, tr)
         return out
 
     def force_breaker(
@@ -629,7 +502,7 @@ class PacingEngine:
         ch = self._channel(state, channel)
         out = self._touch(state, ch, ts)
         tr = ch.breaker.force(target, ts, BreakerCause.FORCED)
-        return out + self._transition_outputs(state, ch, tr)
+        return out + alerting.transition_outputs(state, ch, tr)
 
     def reallocate(
         self, state: CampaignState, now: datetime
@@ -650,7 +523,7 @@ class PacingEngine:
             if state.answered:  # the campaign reserves: demand is observable
                 unmet = ch.unmet.total(ts, UNMET_WINDOW_S)
                 capacity = int(unmet * UNMET_HORIZON_S / UNMET_WINDOW_S)
-            headroom = self._day_headroom(state, ch, ts)
+            headroom = planning.day_headroom(state, ch, ts)
             if headroom is not None:
                 capacity = headroom if capacity is None else min(capacity, headroom)
             perf[c] = ChannelPerformance(
@@ -673,9 +546,9 @@ class PacingEngine:
             ch = state.channels[c]
             ch.budget += d
             if d > 0:
-                self._receive(state, ch, ts, d)
+                planning.receive(state, ch, ts, d, self.strategies)
             else:
-                self._rebase(state, ch, ts)
+                planning.rebase(state, ch, ts, self.strategies)
         out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
         return deltas, out
 
@@ -687,9 +560,9 @@ class PacingEngine:
         for ch in state.channels.values():
             out += self._touch(state, ch, ts)
             if ch.budget > 0:
-                out += self._emergency_alert(state, ch, ts)
-                out += self._pace_alerts(state, ch, ts)
-                out += self._performance_thresholds(state, ch, ts)
+                out += alerting.emergency_alert(state, ch, ts)
+                out += alerting.pace_alerts(state, ch, ts)
+                out += alerting.performance_thresholds(state, ch, ts)
         return out
 
     def expired(self, state: CampaignState, now: datetime) -> bool:
@@ -786,21 +659,7 @@ class PacingEngine:
         if ch is None:
             return 0.0, None
         state.outbox += self._touch(state, ch, ts)
-        t = state.thresholds
-        ratio = pace_ratio(ch, ts)
-        if ch.breaker.state is CircuitBreakerState.OPEN:
-            return ratio, self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, ts, count=False)
-        if ch.budget <= 0:
-            return ratio, None
-        if self._emergency(ch, ts, t):
-            return ratio, self._alert(state, ch, AlertType.EMERGENCY_STOP_REQUIRED, ts, count=False)
-        if planned_at(ch, ts) < ch.budget * t.pace_min_planned_pct:
-            return ratio, None
-        if ratio > t.pace_critical_threshold:
-            return ratio, self._alert(state, ch, AlertType.CRITICAL_OVERPACING, ts, count=False)
-        if ratio > t.pace_warning_threshold:
-            return ratio, self._alert(state, ch, AlertType.WARNING_OVERPACING, ts, count=False)
-        return ratio, None
+        return alerting.current_condition(state, ch, ts)
 
     def allowance(
         self, state: CampaignState, channel: ChannelType, now: datetime, slice_s: float
@@ -855,326 +714,8 @@ class PacingEngine:
         return out
 
     def _touch(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        """Lazy time: roll the day, expire reservations, end a cooldown."""
-        out: list[Output] = []
-        day = ch.day
-        if day is None or ts >= day.end:
-            self._roll_day(state, ch, ts)
-        res = ch.reservations
-        br = ch.breaker
-        if res:
-            while res:
-                first = next(iter(res.values()))
-                if first.expires_at > ts:
-                    break
-                del res[first.reservation_id]
-                ch.reserved_total -= first.amount
-                self._unused_trial(ch, first)
-                self._mark_answer(state, first.reservation_id, AnswerStatus.EXPIRED)
-                grace = first.expires_at + report_grace(ch.report_lags, state.thresholds)
-                ch.unreported[first.reservation_id] = Unreported(
-                    first.amount, grace, first.created_at
-                )
-                ch.unreported_total += first.amount
-        unrep = ch.unreported
-        while unrep:
-            rid0, late = next(iter(unrep.items()))
-            if late.drop_at > ts:
-                break
-            del unrep[rid0]
-            ch.unreported_total -= late.amount
-        if br.state is CircuitBreakerState.OPEN:
-            tr = br.poll(ts, state.thresholds)
-            if tr is not None:
-                out += self._transition_outputs(state, ch, tr)
-        return out
-
-    def _roll_day(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
-        day = local_day_at(state.timezone, ts)
-        previous = ch.day
-        if previous is not None and day.date <= previous.date and previous.tz == day.tz:
-            return
-        if ch.active_from is not None and not day.contains(ch.active_from):
-            ch.active_from = None
-        ch.day = day
-        ch.budget = ch.base_budget
-        ch.spent = [0] * day.n_slots
-        ch.spent_total = 0
-        ch.clicks_today = ch.conversions_today = 0
-        ch.impressions_today = ch.revenue_today = 0
-        ch.pace_level = 0
-        ch.active_alerts.clear()
-        ch.overspend_times.clear()
-        ch.unauthorised_times.clear()
-        # A performance denial lasts at most until the end of the day: the new day
-        # starts from a clean slate (a denied channel cannot produce new evidence).
-        ch.perf_violation_since = None
-        ch.perf_violation_reason = ""
-        ch.perf_violation_alerted = False
-        # Rebuilding "today" (first use, or a time zone change): count today's spend from
-        # history. A normal roll to the next day must not: the only history at or after
-        # the new day's start is then spend already counted on the previous day (early
-        # arrivals are placed at min(event time, now)), plus, in zones whose day starts at
-        # :30 or :45, yesterday's last minutes sharing the first epoch hour.
-        if previous is None or previous.tz != day.tz:
-            start_hour = int(day.start // 3600)
-            for h, b in ch.history.buckets.items():
-                if h >= start_hour and h * 3600 < day.end:
-                    slot = day.slot_of(max(h * 3600.0, day.start))
-                    ch.spent[slot] += b[SPEND]
-                    ch.spent_total += b[SPEND]
-                    ch.clicks_today += b[CLICKS]
-                    ch.conversions_today += b[CONVERSIONS]
-        self._replan(state, ch)
-
-    def _rebase(self, state: CampaignState, ch: ChannelState, ts: float) -> None:
-        """Re-plan after a mid-day budget change: hours already past keep their planned
-        amounts and the rest of the new budget is spread over the remaining hours, so
-        the planned curve up to now does not jump (a channel that gave budget away is
-        not suddenly "ahead of plan", one that received it not suddenly behind)."""
-        old, day = ch.plan, ch.day
-        if old is None or day is None or not day.contains(ts):
-            self._replan(state, ch)
-            return
-        slot = day.slot_of(ts)
-        budget = ch.budget
-        past = list(old.amounts[:slot])
-        if sum(past) > budget:
-            past = split_exact(budget, [float(a) for a in past])
-        caps = slot_caps(budget, old.weights, state.thresholds, self._capacity(state, ch, day))
-        future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
-        self._set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
-
-    def _day_headroom(self, state: CampaignState, ch: ChannelState, ts: float) -> int | None:
-        """What the rest of the day can absorb beyond the money the channel already has
-        left (budget - spent - held), from what its hours absorbed on past days
-        (``allocation.capacity``, times ``RECEIVER_HEADROOM_SHARE``); None without
-        enough history. A receiver with no
-        headroom would only strand what it gets: a burst of refusals now (the unmet
-        demand) says little about tonight, the hours' history does."""
-        day = ch.day
-        assert day is not None
-        hours = self._capacity(state, ch, day)
-        if hours is None:
-            return None
-        slot = day.slot_of(ts)
-        lo, hi = day.bounds[slot], day.bounds[slot + 1]
-        absorb = int(hours[slot] * (hi - ts) / (hi - lo)) + sum(hours[slot + 1 :])
-        absorb = int(absorb * RECEIVER_HEADROOM_SHARE)
-        left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
-        return max(0, absorb - max(0, left))
-
-    def _receive(self, state: CampaignState, ch: ChannelState, ts: float, received: int) -> None:
-        """Re-plan a receiver after reallocation gave it ``received`` micros (its budget
-        already includes them): the rest of the day keeps its planned amounts, and the
-        received money goes to the next ``UNMET_HORIZON_S`` seconds, where the demand it
-        was moved for was seen (in proportion to each slot's share of that span, up to
-        the per-hour maximum); only what those slots cannot take is spread by weight over
-        the later hours. Spread by weight over the whole rest of the day (as a budget
-        change is), it would wait for evening hours that may not buy it: stranded.
-
-        The plan's future weights become its amounts, so the hourly rollover keeps the
-        money where it was placed (a slot that leaves part of it unspent passes that part
-        on to the later hours in proportion to their plan)."""
-        old, day = ch.plan, ch.day
-        if old is None or day is None or not day.contains(ts):
-            self._replan(state, ch)
-            return
-        t = state.thresholds
-        slot = day.slot_of(ts)
-        past = list(old.amounts[:slot])
-        before = ch.budget - received
-        if sum(past) > before:
-            past = split_exact(before, [float(a) for a in past])
-        caps = slot_caps(before, old.weights, t, self._capacity(state, ch, day))
-        future = waterfill(before - sum(past), old.weights[slot:], caps[slot:])
-        hour_cap = int(ch.budget * t.max_hourly_spend_pct)
-        end = ts + UNMET_HORIZON_S
-        spans = [
-            max(0.0, min(day.bounds[i + 1], end) - max(day.bounds[i], ts))
-            for i in range(slot, day.n_slots)
-        ]
-        left = received
-        if sum(spans) > 0:
-            for k, part in enumerate(split_exact(received, spans)):
-                take = min(part, max(0, hour_cap - future[k]))
-                future[k] += take
-                left -= take
-        if left:
-            room = [max(0, hour_cap - f) for f in future]
-            for k, part in enumerate(waterfill(left, old.weights[slot:], room)):
-                future[k] += part
-        weights = tuple(old.weights[:slot]) + tuple(float(a) for a in future)
-        new_caps = tuple(caps[:slot]) + tuple(
-            max(c, a) for c, a in zip(caps[slot:], future, strict=True)
-        )
-        self._set_plan(ch, DayPlan(tuple(past + future), new_caps, weights))
-
-    def _set_plan(self, ch: ChannelState, plan: DayPlan) -> None:
-        ch.plan = plan
-        cum = [0]
-        for a in plan.amounts:
-            cum.append(cum[-1] + a)
-        ch.cum_plan = cum
-        ch.allowance_key = (-1, -1, -1)
-
-    def _replan(self, state: CampaignState, ch: ChannelState) -> None:
-        day = ch.day
-        if day is None:
-            return
-        strategy = self.strategies[ch.strategy or state.strategy]
-        ctx = self._context(state, ch, day)
-        result = strategy.weigh(ctx)
-        if ch.active_from is not None and ch.active_from > day.start:
-            result = _from_activation(result, day, ch.active_from)
-        ch.result = result
-        capacity = self._capacity(state, ch, day)
-        self._set_plan(ch, shape_day(ch.budget, result, state.thresholds, capacity))
-
-    @staticmethod
-    def _context(state: CampaignState, ch: ChannelState, day: LocalDay) -> AllocationContext:
-        return AllocationContext(
-            day, ch.history, int(day.start // 3600), (state.campaign_id, ch.channel.value)
-        )
-
-    def _capacity(
-        self, state: CampaignState, ch: ChannelState, day: LocalDay
-    ) -> tuple[int, ...] | None:
-        """What each slot of ``day`` can absorb (cached per day: see ``capacity_cache``)."""
-        start = int(day.start // 3600)
-        if ch.capacity_cache[0] != start:
-            ctx = self._context(state, ch, day)
-            ch.capacity_cache = (start, absorb_capacity(ctx, ch.unmet_hours.amounts))
-        return ch.capacity_cache[1]
-
-    def _pace_alerts(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        t = state.thresholds
-        out: list[Output] = []
-        planned = planned_at(ch, ts)
-        if planned < ch.budget * t.pace_min_planned_pct or planned <= 0:
-            return out
-        ratio = ch.spent_total / planned
-        level = (
-            2 if ratio > t.pace_critical_threshold else 1 if ratio > t.pace_warning_threshold else 0
-        )
-        if level > ch.pace_level:
-            kind = AlertType.CRITICAL_OVERPACING if level == 2 else AlertType.WARNING_OVERPACING
-            out.append(self._alert(state, ch, kind, ts, ratio=ratio))
-            ch.pace_level = level
-        elif level < ch.pace_level:
-            bar = t.pace_critical_threshold if ch.pace_level == 2 else t.pace_warning_threshold
-            if ratio < bar * _PACE_HYSTERESIS:
-                ch.pace_level = level
-        day = ch.day
-        assert day is not None
-        under = AlertType.UNDERPACING
-        if day.elapsed_fraction(ts) >= t.underpacing_min_elapsed:
-            if ratio < t.underpacing_target and under not in ch.active_alerts:
-                ch.active_alerts.add(under)
-                out.append(self._alert(state, ch, under, ts, ratio=ratio))
-            elif ratio >= t.underpacing_target:
-                ch.active_alerts.discard(under)
-        out += self._performance_alert(state, ch, ts)
-        return out
-
-    def _performance_alert(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
-        t = state.thresholds
-        kind = AlertType.PERFORMANCE_DEGRADATION
-        if ch.clicks_today < t.performance_min_clicks or ch.day is None:
-            return []
-        start = int(ch.day.start // 3600)
-        if ch.baseline_cache[0] != start:
-            base = ch.history.totals(start - 7 * 24, start)
-            ch.baseline_cache = (start, base[CLICKS], base[CONVERSIONS])
-        _, base_clicks, base_conv = ch.baseline_cache
-        if base_clicks < t.performance_min_clicks or base_conv == 0:
-            return []
-        baseline = base_conv / base_clicks
-        today = ch.conversions_today / ch.clicks_today
-        if today < baseline * (1 - t.performance_drop):
-            if kind not in ch.active_alerts:
-                ch.active_alerts.add(kind)
-                return [self._alert(state, ch, kind, ts)]
-        else:
-            ch.active_alerts.discard(kind)
-        return []
-
-    def _transition_outputs(
-        self, state: CampaignState, ch: ChannelState, tr: Transition
-    ) -> list[Output]:
-        out: list[Output] = [
-            BreakerTransition(
-                campaign_id=state.campaign_id,
-                channel=ch.channel,
-                previous=tr.previous,
-                state=tr.state,
-                cause=tr.cause,
-                since=from_ts(tr.at),
-                until=from_ts(tr.until) if tr.until is not None else None,
-                forced=tr.forced,
-            )
-        ]
-        if tr.state is CircuitBreakerState.OPEN and tr.previous is not CircuitBreakerState.OPEN:
-            out.append(self._alert(state, ch, AlertType.CIRCUIT_BREAKER_OPEN, tr.at))
-        return out
-
-    def _alert(
-        self,
-        state: CampaignState,
-        ch: ChannelState,
-        kind: AlertType,
-        ts: float,
-        *,
-        ratio: float | None = None,
-        count: bool = True,
-    ) -> Alert:
-        t = state.thresholds
-        if ratio is None:
-            ratio = pace_ratio(ch, ts) if ch.day is not None else 0.0
-        if count:
-            ch.alert_seq += 1
-        day = ch.day
-        elapsed = day.elapsed_fraction(ts) if day is not None else 0.0
-        budget = ch.budget
-        projected = int(ch.spent_total / elapsed) if elapsed > 0 else ch.spent_total
-        date = day.date.isoformat() if day is not None else "-"
-        return Alert(
-            alert_id=f"{state.campaign_id}/{ch.channel.value}/{date}/{kind.value}/{ch.alert_seq}",
-            campaign_id=state.campaign_id,
-            channel=ch.channel,
-            alert_type=kind,
-            severity=_SEVERITY[kind],
-            pace_ratio=ratio,
-            current_spend_micros=ch.spent_total,
-            budget_micros=budget,
-            budget_consumed_pct=(ch.spent_total / budget) if budget > 0 else 0.0,
-            time_elapsed_pct=elapsed,
-            projected_overspend_micros=(
-                min(MAX_MICROS, max(0, projected - budget)) if budget > 0 else 0
-            ),
-            recommended_action=_ACTION[kind],
-            at=from_ts(ts),
-            thresholds={
-                "pace_warning_threshold": t.pace_warning_threshold,
-                "pace_critical_threshold": t.pace_critical_threshold,
-                "emergency_stop_threshold": t.emergency_stop_threshold,
-            },
-        )
-
-
-def _from_activation(result: StrategyResult, day: LocalDay, active_from: float) -> StrategyResult:
-    """Zero the weight of slots that ended before activation and scale the slot that
-    contains it by its remaining fraction."""
-    weights = list(result.weights)
-    for i in range(day.n_slots):
-        lo, hi = day.bounds[i], day.bounds[i + 1]
-        if hi <= active_from:
-            weights[i] = 0.0
-        elif lo < active_from:
-            weights[i] *= (hi - active_from) / (hi - lo)
-    if sum(weights) <= 0:
-        return result
-    return dataclass_replace(result, weights=tuple(weights))
+        """Lazy time (see :mod:`pacer_stream.core.day`) with this engine's strategies."""
+        return touch(state, ch, ts, self.strategies)
 
 
 def _reserved_at(state: CampaignState, reservation_id: str, ch: ChannelState) -> float | None:

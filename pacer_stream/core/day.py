@@ -1,0 +1,87 @@
+"""Lazy time: what the passage of time does to a channel, applied when it is touched.
+
+Day roll-over, reservation expiry and the end of a breaker cooldown happen whenever the
+engine touches a channel (any request, spend, command or tick), so correctness never
+depends on a timer firing. Kept apart from the engine so the decision path reads as
+"touch, then decide" without the roll-over details in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pacer_stream.core.alerting import transition_outputs
+from pacer_stream.core.allocation import AllocationStrategy
+from pacer_stream.core.calendar import local_day_at
+from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
+from pacer_stream.core.holds import expire_holds
+from pacer_stream.core.planning import replan
+from pacer_stream.core.state import CampaignState, ChannelState
+from pacer_stream.core.types import CircuitBreakerState, Output, PacingStrategy
+
+
+def touch(
+    state: CampaignState,
+    ch: ChannelState,
+    ts: float,
+    strategies: Mapping[PacingStrategy, AllocationStrategy],
+) -> list[Output]:
+    """Lazy time: roll the day, expire reservations, end a cooldown."""
+    out: list[Output] = []
+    day = ch.day
+    if day is None or ts >= day.end:
+        roll_day(state, ch, ts, strategies)
+    br = ch.breaker
+    if ch.reservations or ch.unreported:  # runs on every request and spend: skip the call
+        expire_holds(state, ch, ts)
+    if br.state is CircuitBreakerState.OPEN:
+        tr = br.poll(ts, state.thresholds)
+        if tr is not None:
+            out += transition_outputs(state, ch, tr)
+    return out
+
+
+def roll_day(
+    state: CampaignState,
+    ch: ChannelState,
+    ts: float,
+    strategies: Mapping[PacingStrategy, AllocationStrategy],
+) -> None:
+    """Start the local day containing ``ts`` (no-op if the channel is already on it or
+    a later one): reset today's counters and alerts, then plan the day."""
+    day = local_day_at(state.timezone, ts)
+    previous = ch.day
+    if previous is not None and day.date <= previous.date and previous.tz == day.tz:
+        return
+    if ch.active_from is not None and not day.contains(ch.active_from):
+        ch.active_from = None
+    ch.day = day
+    ch.budget = ch.base_budget
+    ch.spent = [0] * day.n_slots
+    ch.spent_total = 0
+    ch.clicks_today = ch.conversions_today = 0
+    ch.impressions_today = ch.revenue_today = 0
+    ch.pace_level = 0
+    ch.active_alerts.clear()
+    ch.overspend_times.clear()
+    ch.unauthorised_times.clear()
+    # A performance denial lasts at most until the end of the day: the new day
+    # starts from a clean slate (a denied channel cannot produce new evidence).
+    ch.perf_violation_since = None
+    ch.perf_violation_reason = ""
+    ch.perf_violation_alerted = False
+    # Rebuilding "today" (first use, or a time zone change): count today's spend from
+    # history. A normal roll to the next day must not: the only history at or after
+    # the new day's start is then spend already counted on the previous day (early
+    # arrivals are placed at min(event time, now)), plus, in zones whose day starts at
+    # :30 or :45, yesterday's last minutes sharing the first epoch hour.
+    if previous is None or previous.tz != day.tz:
+        start_hour = int(day.start // 3600)
+        for h, b in ch.history.buckets.items():
+            if h >= start_hour and h * 3600 < day.end:
+                slot = day.slot_of(max(h * 3600.0, day.start))
+                ch.spent[slot] += b[SPEND]
+                ch.spent_total += b[SPEND]
+                ch.clicks_today += b[CLICKS]
+                ch.conversions_today += b[CONVERSIONS]
+    replan(state, ch, strategies)

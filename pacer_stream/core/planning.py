@@ -1,0 +1,197 @@
+"""The day's plan: how a channel's budget is spread over the slots of its local day.
+
+Planning runs when a day starts, when the budget changes mid-day (re-based so hours
+already past keep their amounts) and when reallocation hands a channel more budget
+(placed where the demand it was moved for was seen). The engine decides what happens to
+a request or a spend event against the plan; this module only builds the plan, from the
+strategy registry the engine holds and the channel's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace as dataclass_replace
+
+from pacer_stream.core.allocation import (
+    AllocationContext,
+    AllocationStrategy,
+    StrategyResult,
+    shape_day,
+)
+from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
+from pacer_stream.core.allocation.capacity import absorb_capacity
+from pacer_stream.core.calendar import LocalDay
+from pacer_stream.core.money import split_exact
+from pacer_stream.core.state import CampaignState, ChannelState
+from pacer_stream.core.types import PacingStrategy
+
+#: Unmet demand over this trailing window, extrapolated to the rest of the day, is what
+#: a channel is believed able to absorb when it receives reallocated budget ...
+UNMET_WINDOW_S = 900
+#: ... but only over the next half hour: demand seen now says little about tonight, and
+#: the reallocation timer runs again (every 15 minutes by default) to move more if the
+#: demand persists. Extrapolating further would move the same demand again at each run
+#: and strand budget on receivers (measured in the simulator: utilisation fell to 0.98).
+UNMET_HORIZON_S = 1800
+#: A receiver may hold at most this share of what its remaining hours absorbed on past
+#: days (``allocation.capacity``: the mean demand x 0.9). Evening demand varies from day
+#: to day and money a receiver cannot spend by midnight is lost, while a donor would
+#: have spent it: measured in the simulator (10 seeds, 8 campaigns, 5 days, 3 warm-up),
+#: utilisation with reallocation was 0.9968 at 1.0, 0.9985 at 0.7 and 0.9990 at 0.6,
+#: against 0.9982 for the static split, with conversions +11% / +11% / +8% over it.
+RECEIVER_HEADROOM_SHARE = 0.6
+
+
+def replan(
+    state: CampaignState,
+    ch: ChannelState,
+    strategies: Mapping[PacingStrategy, AllocationStrategy],
+) -> None:
+    """Plan the channel's day from scratch with its strategy (from activation on)."""
+    day = ch.day
+    if day is None:
+        return
+    strategy = strategies[ch.strategy or state.strategy]
+    ctx = context(state, ch, day)
+    result = strategy.weigh(ctx)
+    if ch.active_from is not None and ch.active_from > day.start:
+        result = from_activation(result, day, ch.active_from)
+    ch.result = result
+    capacity = slot_capacity(state, ch, day)
+    set_plan(ch, shape_day(ch.budget, result, state.thresholds, capacity))
+
+
+def rebase(
+    state: CampaignState,
+    ch: ChannelState,
+    ts: float,
+    strategies: Mapping[PacingStrategy, AllocationStrategy],
+) -> None:
+    """Re-plan after a mid-day budget change: hours already past keep their planned
+    amounts and the rest of the new budget is spread over the remaining hours, so
+    the planned curve up to now does not jump (a channel that gave budget away is
+    not suddenly "ahead of plan", one that received it not suddenly behind)."""
+    old, day = ch.plan, ch.day
+    if old is None or day is None or not day.contains(ts):
+        replan(state, ch, strategies)
+        return
+    slot = day.slot_of(ts)
+    budget = ch.budget
+    past = list(old.amounts[:slot])
+    if sum(past) > budget:
+        past = split_exact(budget, [float(a) for a in past])
+    caps = slot_caps(budget, old.weights, state.thresholds, slot_capacity(state, ch, day))
+    future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
+    set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
+
+
+def receive(
+    state: CampaignState,
+    ch: ChannelState,
+    ts: float,
+    received: int,
+    strategies: Mapping[PacingStrategy, AllocationStrategy],
+) -> None:
+    """Re-plan a receiver after reallocation gave it ``received`` micros (its budget
+    already includes them): the rest of the day keeps its planned amounts, and the
+    received money goes to the next ``UNMET_HORIZON_S`` seconds, where the demand it
+    was moved for was seen (in proportion to each slot's share of that span, up to
+    the per-hour maximum); only what those slots cannot take is spread by weight over
+    the later hours. Spread by weight over the whole rest of the day (as a budget
+    change is), it would wait for evening hours that may not buy it: stranded.
+
+    The plan's future weights become its amounts, so the hourly rollover keeps the
+    money where it was placed (a slot that leaves part of it unspent passes that part
+    on to the later hours in proportion to their plan)."""
+    old, day = ch.plan, ch.day
+    if old is None or day is None or not day.contains(ts):
+        replan(state, ch, strategies)
+        return
+    t = state.thresholds
+    slot = day.slot_of(ts)
+    past = list(old.amounts[:slot])
+    before = ch.budget - received
+    if sum(past) > before:
+        past = split_exact(before, [float(a) for a in past])
+    caps = slot_caps(before, old.weights, t, slot_capacity(state, ch, day))
+    future = waterfill(before - sum(past), old.weights[slot:], caps[slot:])
+    hour_cap = int(ch.budget * t.max_hourly_spend_pct)
+    end = ts + UNMET_HORIZON_S
+    spans = [
+        max(0.0, min(day.bounds[i + 1], end) - max(day.bounds[i], ts))
+        for i in range(slot, day.n_slots)
+    ]
+    left = received
+    if sum(spans) > 0:
+        for k, part in enumerate(split_exact(received, spans)):
+            take = min(part, max(0, hour_cap - future[k]))
+            future[k] += take
+            left -= take
+    if left:
+        room = [max(0, hour_cap - f) for f in future]
+        for k, part in enumerate(waterfill(left, old.weights[slot:], room)):
+            future[k] += part
+    weights = tuple(old.weights[:slot]) + tuple(float(a) for a in future)
+    new_caps = tuple(caps[:slot]) + tuple(
+        max(c, a) for c, a in zip(caps[slot:], future, strict=True)
+    )
+    set_plan(ch, DayPlan(tuple(past + future), new_caps, weights))
+
+
+def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | None:
+    """What the rest of the day can absorb beyond the money the channel already has
+    left (budget - spent - held), from what its hours absorbed on past days
+    (``allocation.capacity``, times ``RECEIVER_HEADROOM_SHARE``); None without
+    enough history. A receiver with no
+    headroom would only strand what it gets: a burst of refusals now (the unmet
+    demand) says little about tonight, the hours' history does."""
+    day = ch.day
+    assert day is not None
+    hours = slot_capacity(state, ch, day)
+    if hours is None:
+        return None
+    slot = day.slot_of(ts)
+    lo, hi = day.bounds[slot], day.bounds[slot + 1]
+    absorb = int(hours[slot] * (hi - ts) / (hi - lo)) + sum(hours[slot + 1 :])
+    absorb = int(absorb * RECEIVER_HEADROOM_SHARE)
+    left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
+    return max(0, absorb - max(0, left))
+
+
+def set_plan(ch: ChannelState, plan: DayPlan) -> None:
+    ch.plan = plan
+    cum = [0]
+    for a in plan.amounts:
+        cum.append(cum[-1] + a)
+    ch.cum_plan = cum
+    ch.allowance_key = (-1, -1, -1)
+
+
+def slot_capacity(state: CampaignState, ch: ChannelState, day: LocalDay) -> tuple[int, ...] | None:
+    """What each slot of ``day`` can absorb (cached per day: see ``capacity_cache``)."""
+    start = int(day.start // 3600)
+    if ch.capacity_cache[0] != start:
+        ctx = context(state, ch, day)
+        ch.capacity_cache = (start, absorb_capacity(ctx, ch.unmet_hours.amounts))
+    return ch.capacity_cache[1]
+
+
+def context(state: CampaignState, ch: ChannelState, day: LocalDay) -> AllocationContext:
+    return AllocationContext(
+        day, ch.history, int(day.start // 3600), (state.campaign_id, ch.channel.value)
+    )
+
+
+def from_activation(result: StrategyResult, day: LocalDay, active_from: float) -> StrategyResult:
+    """Zero the weight of slots that ended before activation and scale the slot that
+    contains it by its remaining fraction."""
+    weights = list(result.weights)
+    for i in range(day.n_slots):
+        lo, hi = day.bounds[i], day.bounds[i + 1]
+        if hi <= active_from:
+            weights[i] = 0.0
+        elif lo < active_from:
+            weights[i] *= (hi - active_from) / (hi - lo)
+    if sum(weights) <= 0:
+        return result
+    return dataclass_replace(result, weights=tuple(weights))
