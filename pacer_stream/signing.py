@@ -31,7 +31,7 @@ from typing import Final, TypeVar
 from msgspec.structs import replace
 
 from pacer_stream.errors import PacerError
-from pacer_stream.records import BudgetRecord, CommandRecord
+from pacer_stream.wire.records import BudgetRecord, CommandRecord
 
 #: Longest accepted validity of a signed record (bounds the remembered nonces).
 MAX_VALIDITY_S: Final = 24 * 3600.0

@@ -54,7 +54,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pacer_stream import records, topics
 from pacer_stream.bench.worker_process import WorkerProcess, delete_topics, free_port, worker_env
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
@@ -70,6 +69,7 @@ from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.admin import create_topics
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.processor import Processor
+from pacer_stream.wire import records, topics
 
 UNIT = 1_000_000
 RESERVATION_TTL_S = 5

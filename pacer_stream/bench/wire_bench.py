@@ -2,7 +2,7 @@
 pydantic v2, with the error mapping each library allows.
 
 Why this exists: the wire contract is meant to move from hand-written checks
-(``pacer_stream.records``) to typed models that also generate the JSON Schemas. Two
+(``pacer_stream.wire.records``) to typed models that also generate the JSON Schemas. Two
 libraries fit; this module measures, on the hottest record (``pacer.spend.v1``), what
 matters for the choice:
 
@@ -35,11 +35,11 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from pacer_stream import records, topics
 from pacer_stream.core import ids
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import ChannelType
 from pacer_stream.errors import InvalidRecord
+from pacer_stream.wire import records, topics
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 VALID = (

@@ -14,7 +14,7 @@ never a second one, and never a new authorisation once it was settled, released 
 expired (``reservation_settled`` / ``_released`` / ``_expired``; another channel or
 amount is ``idempotency_conflict``).
 
-Every payload goes through :mod:`pacer_stream.records`' encoders (strict JSON, integer
+Every payload goes through :mod:`pacer_stream.wire.records`' encoders (strict JSON, integer
 micros, schema_version 1) and every record is keyed by ``campaign_id`` so a campaign's
 records land on the partition of the worker that owns it.
 
@@ -47,7 +47,6 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pacer_stream import records, topics
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -57,7 +56,8 @@ from pacer_stream.core.types import (
     SpendEvent,
 )
 from pacer_stream.errors import InvalidRecord
-from pacer_stream.records import (
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import (
     BreakerRecord,
     BudgetRecord,
     CanSpendReply,

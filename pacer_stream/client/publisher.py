@@ -6,8 +6,8 @@ record caps the pacer at the stream framework's per-record rate. :class:`SpendPu
 packs the events of one campaign that arrive within ``linger_s`` (a few milliseconds)
 into one batched record (the record key stays the campaign id, so the batch lands on the
 partition of the worker that owns the campaign), bounded by the wire limits
-(:data:`~pacer_stream.records.MAX_BATCH_EVENTS` events and
-:data:`~pacer_stream.records.MAX_BATCH_BYTES` bytes).
+(:data:`~pacer_stream.wire.records.MAX_BATCH_EVENTS` events and
+:data:`~pacer_stream.wire.records.MAX_BATCH_BYTES` bytes).
 
 Delivery is at least once: each :meth:`SpendPublisher.publish` returns a future that
 completes when the broker acknowledged the record holding the event (or fails with the
@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pacer_stream import records
 from pacer_stream.core.types import SpendEvent
+from pacer_stream.wire import records
 
 __all__ = ["Send", "SpendPublisher"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pacer_stream import topics
 from pacer_stream.connection import kafka_options
 from pacer_stream.streams.names import TopicNames
+from pacer_stream.wire import topics
 
 #: Kafka error code of CreateTopics for a topic that already exists.
 _TOPIC_ALREADY_EXISTS = 36

@@ -388,7 +388,7 @@ class Worker:
         )
 
     def _raw_topic(self, name: str) -> TopicT:
-        """A topic of raw bytes: decoding is :mod:`pacer_stream.records`' job, so a bad
+        """A topic of raw bytes: decoding is :mod:`pacer_stream.wire.records`' job, so a bad
         payload reaches the agent and goes to the DLQ with its original bytes."""
         return self.app.topic(
             name,

@@ -316,10 +316,10 @@ def _watch(request: urllib.request.Request, interval: float, iterations: int) ->
 async def _tail_alerts(from_beginning: bool, limit: int, timeout: float) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    from pacer_stream import records, topics
     from pacer_stream.connection import kafka_options
     from pacer_stream.errors import InvalidRecord
     from pacer_stream.settings import get_settings
+    from pacer_stream.wire import records, topics
 
     s = get_settings()
     topic = s.topic_prefix + topics.ALERTS

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from pacer_stream import topics
 from pacer_stream.errors import InvalidRecord
+from pacer_stream.wire import topics
 
 #: Default of ``settings.reply_topic_pattern``: the shared replies topic and per-client
 #: topics beside it (``pacer.can-spend.replies.<client>``), behind the prefix.

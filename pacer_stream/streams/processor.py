@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pacer_stream import records, signing, topics
+from pacer_stream import signing
 from pacer_stream.adapters import keys as fastpath_keys
 from pacer_stream.core import serde
 from pacer_stream.core.calendar import from_ts as _from_ts
@@ -51,7 +51,13 @@ from pacer_stream.core.types import (
 from pacer_stream.errors import InvalidRecord, PacerError
 from pacer_stream.observability import metrics
 from pacer_stream.observability.logging import get_logger
-from pacer_stream.records import (
+from pacer_stream.streams.activity import ActivityLog
+from pacer_stream.streams.clock import Clock, WallClock
+from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
+from pacer_stream.streams.names import TopicNames
+from pacer_stream.streams.stored import Stored
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import (
     BudgetRecord,
     CanSpendRequest,
     CommandRecord,
@@ -59,11 +65,6 @@ from pacer_stream.records import (
     SpendBatchRecord,
     SpendRecord,
 )
-from pacer_stream.streams.activity import ActivityLog
-from pacer_stream.streams.clock import Clock, WallClock
-from pacer_stream.streams.limits import UNBUDGETED_CAMPAIGN_LIMIT, AlertLimiter, CampaignQuota
-from pacer_stream.streams.names import TopicNames
-from pacer_stream.streams.stored import Stored
 
 log = get_logger("pacer_stream.streams")
 audit = get_logger("pacer_stream.audit")

@@ -6,7 +6,7 @@ descriptions: ``topics/schemas/*.json`` are generated from them (see
 types (``1.0`` is not an integer, ``"1"`` is not a number). Input topics forbid unknown
 fields; output topics ignore them, so readers keep working when v1 output gains a field.
 
-The record classes of :mod:`pacer_stream.records` subclass these models and add methods
+The record classes of :mod:`pacer_stream.wire.records` subclass these models and add methods
 only. Ids, times and base64 state their pattern here for the schema; the codec checks
 them by its own rules (ids in bytes, RFC 3339 stricter than msgspec's datetime parser).
 
@@ -23,7 +23,6 @@ from typing import Annotated, Any, ClassVar, Final, Literal, get_type_hints
 import msgspec
 from msgspec import Meta
 
-from pacer_stream import topics
 from pacer_stream.core.ids import MAX_ID_BYTES, MAX_TOKEN_BYTES
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
@@ -37,6 +36,7 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 from pacer_stream.core.validation import FRACTIONS, POSITIVE, POSITIVE_INTS
+from pacer_stream.wire import topics
 
 MAX_TEXT_LENGTH: Final = 4096
 MAX_DEADLINE_MS: Final = 86_400_000
@@ -143,7 +143,11 @@ KeyId = Annotated[Id, _d("Id of the HMAC key that signed this record.")]
 Nonce = Annotated[Id, _d("Single-use value against replays.")]
 SignatureExpiry = Annotated[Time, _t("The signature is not valid after this time.")]
 RecordSignature = Annotated[
-    Signature, _d("Signature over the canonical record bytes (see records.py).")
+    Signature,
+    _d(
+        "HMAC-SHA256 signature over the record's canonical bytes "
+        "(docs/streaming.md: signed commands)."
+    ),
 ]
 
 

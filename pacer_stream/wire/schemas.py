@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
-from pacer_stream import topics
+from pacer_stream.wire import topics
 from pacer_stream.wire.models import ENUMS, MODELS, VARIANTS, InputRecord, WireRecord
 
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pacer_stream import records, signing, topics
+from pacer_stream import signing
 from pacer_stream.core import serde
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -31,10 +31,11 @@ from pacer_stream.core.types import (
     SpendEvent,
     Thresholds,
 )
-from pacer_stream.records import CommandRecord, CommandType
 from pacer_stream.settings import Settings
 from pacer_stream.streams import app as app_module
 from pacer_stream.streams.clock import ManualClock
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import CommandRecord, CommandType
 
 GOOGLE = ChannelType.GOOGLE_ADS
 DISPLAY = ChannelType.DISPLAY

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import pytest
 
-from pacer_stream import records, topics
 from pacer_stream.core.types import (
     CampaignConfig,
     ChannelConfig,
@@ -27,12 +26,13 @@ from pacer_stream.core.types import (
     SpendEvent,
     Thresholds,
 )
-from pacer_stream.records import CanSpendRequest
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import ManualClock
 from pacer_stream.streams.processor import Processor, Result
 from pacer_stream.streams.stored import Stored
 from pacer_stream.streams.ui import model, render
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import CanSpendRequest
 
 GOOGLE = ChannelType.GOOGLE_ADS
 UNIT = 1_000_000

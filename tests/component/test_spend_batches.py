@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from pacer_stream import records, topics
 from pacer_stream.core import serde
 from pacer_stream.core.types import SpendEvent
+from pacer_stream.wire import records, topics
 
 from .test_agents import GOOGLE, NOON, Harness, _configure, cid, worker
 

@@ -22,7 +22,7 @@ from pacer_stream.core.types import (
     PacingStrategy,
     Severity,
 )
-from pacer_stream.records import (
+from pacer_stream.wire.records import (
     AlertRecord,
     BreakerRecord,
     BudgetRecord,

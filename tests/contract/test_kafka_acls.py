@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pacer_stream import topics
 from pacer_stream.errors import InvalidArgument
 from pacer_stream.streams.acls import DANGEROUS, Acl, allowed, load
+from pacer_stream.wire import topics
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "acls.yaml"
 ROLES = {"worker", "spend-producer", "bid-engine", "operator"}

@@ -1,4 +1,4 @@
-"""Strict decoding/encoding of every topic (pacer_stream.records)."""
+"""Strict decoding/encoding of every topic (pacer_stream.wire.records)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from pacer_stream import records, topics
 from pacer_stream.core.ids import id_problem
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
@@ -35,7 +34,8 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 from pacer_stream.errors import InvalidRecord
-from pacer_stream.records import (
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import (
     AlertRecord,
     BreakerRecord,
     BudgetRecord,

@@ -1,4 +1,4 @@
-"""Topic declarations (topics.yaml vs pacer_stream.topics) and JSON Schemas vs the codec."""
+"""Topic declarations (topics.yaml vs pacer_stream.wire.topics) and JSON Schemas vs the codec."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[import-untyped]
 
-from pacer_stream import records, topics
 from pacer_stream.core.types import (
     AlertType,
     BreakerCause,
@@ -23,7 +22,8 @@ from pacer_stream.core.types import (
     Thresholds,
 )
 from pacer_stream.errors import InvalidRecord
-from pacer_stream.records import CommandType, decode, encode
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import CommandType, decode, encode
 
 from . import NOW, full_samples, load_corpus, minimal_samples
 

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from pacer_stream import records, topics
 from pacer_stream.core.types import ChannelType, SpendEvent
 from pacer_stream.errors import InvalidRecord
-from pacer_stream.records import (
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     DlqRecord,

@@ -11,13 +11,12 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from pacer_stream import records, topics
 from pacer_stream.cli import app
 from pacer_stream.core.types import Code
 from pacer_stream.errors import InvalidRecord
-from pacer_stream.records import Record, encode
-from pacer_stream.wire import schemas
+from pacer_stream.wire import records, schemas, topics
 from pacer_stream.wire.models import MODELS, CanSpendReplyWire, SpendWire
+from pacer_stream.wire.records import Record, encode
 
 from . import full_samples, minimal_samples
 

@@ -34,10 +34,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pacer_stream import records, topics
 from pacer_stream.client.kafka import PacerClient
 from pacer_stream.settings import Settings
 from pacer_stream.streams.admin import create_topics
+from pacer_stream.wire import records, topics
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = Settings().kafka_bootstrap_servers

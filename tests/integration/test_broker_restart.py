@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from pacer_stream import records, topics
 from pacer_stream.client.kafka import PacerClient
 from pacer_stream.core.types import ChannelType, SpendEvent
 from pacer_stream.streams.admin import create_topics
+from pacer_stream.wire import records, topics
 
 from .conftest import Collector, StreamRun, WorkerProcess, poll
 

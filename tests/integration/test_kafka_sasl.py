@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from pacer_stream import records, topics
 from pacer_stream.client.kafka import PacerClient
 from pacer_stream.settings import Settings
 from pacer_stream.streams.acls import load
 from pacer_stream.streams.admin import create_topics, kafka_options
+from pacer_stream.wire import records, topics
 
 from .conftest import StreamRun, WorkerProcess, poll
 
@@ -143,7 +143,7 @@ async def test_scram_users_and_role_acls(private_kafka: Any, tmp_path: Path) -> 
 
 def _budget_payload(run: StreamRun, cid: str) -> bytes:
     from pacer_stream.core.types import ChannelType, PacingStrategy
-    from pacer_stream.records import BudgetRecord, ChannelBudget
+    from pacer_stream.wire.records import BudgetRecord, ChannelBudget
 
     record = BudgetRecord(
         campaign_id=cid,

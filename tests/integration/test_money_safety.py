@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from pacer_stream import topics
 from pacer_stream.client.kafka import PacerClient
 from pacer_stream.streams import stored
+from pacer_stream.wire import topics
 
 from .conftest import BOOTSTRAP, Collector, StreamRun, WorkerProcess, poll
 

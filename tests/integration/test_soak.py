@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from pacer_stream import records, topics
 from pacer_stream.core.types import ChannelType, SpendEvent
 from pacer_stream.streams.admin import create_topics
+from pacer_stream.wire import records, topics
 
 from .conftest import REPO, Collector, StreamRun, WorkerProcess, poll
 

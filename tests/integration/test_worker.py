@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pacer_stream import topics
 from pacer_stream.client.kafka import BreakerFollower, PacerClient
 from pacer_stream.core.types import CircuitBreakerState
+from pacer_stream.wire import topics
 
 from .conftest import BOOTSTRAP, Collector, StreamRun, WorkerProcess, poll
 

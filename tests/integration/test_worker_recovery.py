@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from pacer_stream import topics
 from pacer_stream.client.kafka import PacerClient
+from pacer_stream.wire import topics
 
 from .conftest import StreamRun, WorkerProcess, poll
 
@@ -45,8 +45,8 @@ class Ledger:
         event_id: str,
         amount: int,
     ) -> None:
-        from pacer_stream import records
         from pacer_stream.core.types import ChannelType, SpendEvent
+        from pacer_stream.wire import records
 
         payload = records.encode_spend(
             SpendEvent(event_id, cid, ChannelType(channel), amount, run.now(), clicks=1)
@@ -67,8 +67,8 @@ class Ledger:
         events: list[tuple[str, str, int]],
     ) -> None:
         """One batched record of ``(channel, event_id, amount)`` events of ``cid``."""
-        from pacer_stream import records
         from pacer_stream.core.types import ChannelType, SpendEvent
+        from pacer_stream.wire import records
 
         payload = records.encode_spend_batch(
             cid,

@@ -9,9 +9,9 @@ import pytest
 
 from pacer_stream import signing
 from pacer_stream.core.types import Alert, AlertType, ChannelType, Severity
-from pacer_stream.records import CommandRecord, CommandType
 from pacer_stream.streams.limits import AlertLimiter
 from pacer_stream.streams.processor import Processor
+from pacer_stream.wire.records import CommandRecord, CommandType
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 KEYS = {"k1": b"secret"}

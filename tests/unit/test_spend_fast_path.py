@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pacer_stream import records, topics
 from pacer_stream.errors import InvalidRecord
+from pacer_stream.wire import records, topics
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 BASE: dict[str, Any] = {

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pacer_stream import records, topics
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import ChannelType, SpendEvent
-from pacer_stream.records import SpendBatchRecord
+from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import SpendBatchRecord
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pacer_stream import records
 from pacer_stream.bench import wire_bench
 from pacer_stream.errors import InvalidRecord
+from pacer_stream.wire import records
 
 
 def test_the_spend_corpus_is_found() -> None:

@@ -28,11 +28,11 @@ from urllib.parse import quote
 
 from faust.web import Request, Response, View
 
-from pacer_stream import records
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.processor import Processor
 from pacer_stream.streams.stored import Stored
 from pacer_stream.streams.ui import model, render
+from pacer_stream.wire import records
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -46,10 +46,10 @@ _HOUR_MS: Final = 3_600_000
 _DAY_MS: Final = 24 * _HOUR_MS
 
 #: Where the declarations live when running from a checkout (``topics/`` at repo root).
-TOPICS_DIR: Final = Path(__file__).resolve().parent.parent / "topics"
+TOPICS_DIR: Final = Path(__file__).resolve().parents[2] / "topics"
 TOPICS_FILE: Final = TOPICS_DIR / "topics.yaml"
 #: Where an installed package may carry copies of the schemas (package data).
-_PACKAGE_SCHEMAS_DIR: Final = Path(__file__).resolve().parent / "schemas"
+_PACKAGE_SCHEMAS_DIR: Final = Path(__file__).resolve().parents[1] / "schemas"
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _KEYS: Final = frozenset({"campaign_id", "campaign_id:channel", "source_key"})

@@ -63,7 +63,6 @@ from typing import Annotated, Any, ClassVar, Final, NoReturn, TypeVar, get_args,
 
 import msgspec
 
-from pacer_stream import topics
 from pacer_stream.core import ids
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.types import (
@@ -79,6 +78,7 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidRecord, PacerError
+from pacer_stream.wire import topics
 from pacer_stream.wire.models import (
     B64_PATTERN,
     CAMPAIGN_ID_PATTERN,
