@@ -38,15 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
-from pacer_stream.bench.worker_process import WorkerProcess, delete_topics, free_port, worker_env
+from pacer_stream.bench.worker_process import (
+    WorkerProcess,
+    create_bench_topics,
+    delete_topics,
+    free_port,
+    worker_env,
+)
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.types import CampaignConfig, ChannelConfig, ChannelType, PacingStrategy
-from pacer_stream.settings import Settings
 from pacer_stream.streams import stored as stored_codec
-from pacer_stream.streams.admin import create_topics
 from pacer_stream.streams.app import MAX_VALUE_BYTES
 from pacer_stream.streams.stored import Stored
 
@@ -127,32 +130,15 @@ async def _one_store(
     run_id = uuid.uuid4().hex[:8]
     prefix = f"bench-rs-{run_id}."
     app_id = f"pacer-bench-rs-{run_id}"
-    settings = Settings(
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        topic_partitions=PARTITIONS,
-        app_id=app_id,
-    )
-    await create_topics(settings)
     changelog = f"{app_id}-campaigns-changelog"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    changelog,
-                    PARTITIONS,
-                    1,
-                    topic_configs={
-                        "cleanup.policy": "compact",
-                        "max.message.bytes": str(MAX_VALUE_BYTES),
-                    },
-                )
-            ]
-        )
-    finally:
-        await admin.close()
+    await create_bench_topics(
+        bootstrap,
+        prefix=prefix,
+        app_id=app_id,
+        partitions=PARTITIONS,
+        compacted=changelog,
+        compacted_configs={"max.message.bytes": str(MAX_VALUE_BYTES)},
+    )
     try:
         started = time.monotonic()
         loaded = await _preload(bootstrap, changelog, n_states, PARTITIONS, run_id)

@@ -52,9 +52,14 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pacer_stream.bench.worker_process import WorkerProcess, delete_topics, free_port, worker_env
+from pacer_stream.bench.worker_process import (
+    WorkerProcess,
+    create_bench_topics,
+    delete_topics,
+    free_port,
+    worker_env,
+)
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -64,9 +69,7 @@ from pacer_stream.core.types import (
     SpendEvent,
     Thresholds,
 )
-from pacer_stream.settings import Settings
 from pacer_stream.streams import stored as stored_codec
-from pacer_stream.streams.admin import create_topics
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.processor import Processor
 from pacer_stream.wire import records, topics
@@ -501,22 +504,10 @@ async def _run(
     prefix = f"bench-{run_id}."
     app_id = f"pacer-bench-{run_id}"
     names = TopicNames(prefix)
-    settings = Settings(
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        topic_partitions=partitions,
-        app_id=app_id,
-    )
-    await create_topics(settings)
     plain_changelog = f"{prefix}plain-campaigns-changelog"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(plain_changelog, partitions, 1, topic_configs={"cleanup.policy": "compact"})]
-        )
-    finally:
-        await admin.close()
+    await create_bench_topics(
+        bootstrap, prefix=prefix, app_id=app_id, partitions=partitions, compacted=plain_changelog
+    )
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="pacer-bench-"))
     port = free_port()

@@ -20,7 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pacer_stream.settings import Settings
+from pacer_stream.streams.admin import create_topics
 
 
 def free_port() -> int:
@@ -131,6 +134,35 @@ class WorkerProcess:
         except OSError:
             return None
         return None
+
+
+async def create_bench_topics(
+    bootstrap: str,
+    *,
+    prefix: str,
+    app_id: str,
+    partitions: int,
+    compacted: str,
+    compacted_configs: dict[str, str] | None = None,
+) -> None:
+    """A run's throwaway topics: every pacer topic under ``prefix`` (as the worker would
+    create them) plus one compacted topic named ``compacted`` (a changelog the benchmark
+    writes or preloads itself)."""
+    await create_topics(
+        Settings(
+            kafka_bootstrap_servers=bootstrap,
+            topic_prefix=prefix,
+            topic_partitions=partitions,
+            app_id=app_id,
+        )
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        configs = {"cleanup.policy": "compact", **(compacted_configs or {})}
+        await admin.create_topics([NewTopic(compacted, partitions, 1, topic_configs=configs)])
+    finally:
+        await admin.close()
 
 
 async def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
