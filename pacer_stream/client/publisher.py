@@ -51,9 +51,10 @@ _ENVELOPE = 512
 class _Pending:
     """Events of one campaign waiting for their batch to be sent."""
 
+    #: Completes when the record holding these events is acknowledged.
+    done: asyncio.Future[None]
     events: list[SpendEvent] = field(default_factory=list)
     size: int = _ENVELOPE
-    done: asyncio.Future[None] | None = None
     timer: asyncio.TimerHandle | None = None
 
 
@@ -113,7 +114,6 @@ class SpendPublisher:
             pending.timer = loop.call_later(self.linger_s, self._dispatch, cid)
         pending.events.append(event)
         pending.size += size
-        assert pending.done is not None
         done = pending.done
         if len(pending.events) >= self.max_events:
             self._dispatch(cid)
@@ -147,7 +147,6 @@ class SpendPublisher:
         task.add_done_callback(self._inflight.discard)
 
     async def _deliver(self, campaign_id: str, pending: _Pending) -> None:
-        assert pending.done is not None
         try:
             await self._send_events(campaign_id, pending.events)
         except Exception as exc:  # the caller sees it on the futures and from flush()

@@ -316,7 +316,7 @@ class Processor:
                     code, message, batch_index=index,
                 ).messages
             )
-        if not applied and not dirty:
+        if not applied:
             self._forget_if_empty(stored)
         stored.state.offsets[topics.SPEND] = record.offset
         stored.partition = record.partition
