@@ -266,7 +266,7 @@ class Processor:
         if isinstance(rec, SpendRecord):
             tally = _SpendTally()
             try:
-                res = self._apply_spend(stored, rec, now, tally)
+                applied = self._apply_spend(stored, rec, now, tally)
             except PacerError:
                 self._forget_if_empty(stored)
                 raise
@@ -274,13 +274,14 @@ class Processor:
                 tally.observe()
             state.offsets[topics.SPEND] = record.offset
             stored.partition = record.partition
-            if res is None:
+            if applied is None:
                 return Result(store=stored, status="duplicate")
+            res, late = applied
             return Result(
                 self.emit(res.outputs),
                 stored,
                 [(rec.campaign_id, rec.channel)],
-                "late" if self._is_late(rec, res, now) else "applied",
+                "late" if late else "applied",
                 _breakers(res.outputs),
             )
         return self._spend_batch(rec, record, stored, now)
@@ -299,14 +300,14 @@ class Processor:
         tally = _SpendTally()
         for index, rec in zip(batch.indexes, batch.events, strict=True):
             try:
-                res = self._apply_spend(stored, rec, now, tally)
+                result = self._apply_spend(stored, rec, now, tally)
             except PacerError as exc:
-                refused.append((index, exc.code, exc.message, records.encode_spend(
-                    rec.to_core(), source=rec.source)))
+                event_bytes = records.encode_spend(rec.to_core(), source=rec.source)
+                refused.append((index, exc.code, exc.message, event_bytes))
                 continue
-            if res is not None:
+            if result is not None:
                 applied += 1
-                outputs.extend(res.outputs)
+                outputs.extend(result[0].outputs)
                 dirty[(rec.campaign_id, rec.channel)] = None
         tally.observe()
         for index, code, message, payload in sorted(refused):
@@ -345,9 +346,10 @@ class Processor:
 
     def _apply_spend(
         self, stored: Stored, rec: SpendRecord, now: datetime, tally: _SpendTally
-    ) -> SpendResult | None:
-        """One event through ``engine.record_spend``; None for a duplicate. Raises the
-        engine's :class:`PacerError` for an event it refuses (state unchanged)."""
+    ) -> tuple[SpendResult, bool] | None:
+        """One event through ``engine.record_spend``: its result and whether it was late
+        (an earlier hour or day), or None for a duplicate. Raises the engine's
+        :class:`PacerError` for an event it refuses (state unchanged)."""
         res = self.engine.record_spend(stored.state, rec.to_core(), now)
         if res.duplicate:
             tally.add("duplicate", rec.channel, 0)
@@ -368,11 +370,10 @@ class Processor:
                 epoch = ""
             if epoch:
                 stored.add_fastpath_spend(rec.channel.value, epoch, rec.amount_micros)
-        tally.add(
-            "late" if self._is_late(rec, res, now) else "applied", rec.channel, rec.amount_micros
-        )
+        late = self._is_late(rec, res, now)
+        tally.add("late" if late else "applied", rec.channel, rec.amount_micros)
         metrics.observe_event_lag(now.timestamp() - rec.event_time.timestamp())
-        return res
+        return res, late
 
     @staticmethod
     def _is_late(rec: SpendRecord, res: SpendResult, now: datetime) -> bool:
