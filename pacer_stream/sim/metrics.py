@@ -66,6 +66,16 @@ HOUR_18 = 18 * 60
 HOUR_22 = 22 * 60
 
 Value = float | None
+#: Metrics of the runaways on late-reporting platforms (judged apart; lower is better).
+LATE_RUNAWAY_METRICS = (
+    "runaway_late_detect_minutes",
+    "runaway_late_detect_minutes_max",
+    "runaway_late_excess_share",
+    "runaway_late_excess_share_max",
+    "runaway_late_overspend_beyond_one_event",
+    "runaway_late_authorised_overspend_beyond_one_event",
+)
+
 #: Extras whose bad direction is up (every other extra: higher is better).
 _LOWER_IS_BETTER_EXTRAS = {
     "overspend_beyond_one_event",
@@ -74,12 +84,7 @@ _LOWER_IS_BETTER_EXTRAS = {
     "runaway_detect_minutes_max",
     "runaway_excess_share_max",
     "runaway_excess_campaign_share",
-    "runaway_late_detect_minutes",
-    "runaway_late_detect_minutes_max",
-    "runaway_late_excess_share",
-    "runaway_late_excess_share_max",
-    "runaway_late_overspend_beyond_one_event",
-    "runaway_late_authorised_overspend_beyond_one_event",
+    *LATE_RUNAWAY_METRICS,
 }
 
 
@@ -141,16 +146,7 @@ def trace_metrics(
             "runaway_excess_campaign_share": float(np.mean(of_campaign)),
         }
     late = [r for r in trace.runaways if r.late]
-    late_metrics: dict[str, Value] = dict.fromkeys(
-        (
-            "runaway_late_detect_minutes",
-            "runaway_late_detect_minutes_max",
-            "runaway_late_excess_share",
-            "runaway_late_excess_share_max",
-            "runaway_late_overspend_beyond_one_event",
-            "runaway_late_authorised_overspend_beyond_one_event",
-        )
-    )
+    late_metrics: dict[str, Value] = dict.fromkeys(LATE_RUNAWAY_METRICS)
     if late:
         l_detect = [r.detect_from_spend_minutes for r in late]
         l_excess = [r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in late]
