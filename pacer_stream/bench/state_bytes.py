@@ -1,18 +1,20 @@
 """Where the bytes of a campaign's table value go, and what one applied event costs in
 changelog bytes.
 
-Why this exists: the worker writes a campaign's whole value to the changelog after every
-applied batch, so the value's size is both the memory a campaign/channel costs and the
-changelog bytes an event costs. Before the encoding changes, this measures it on the
-real codec (:mod:`pacer_stream.streams.stored` over :mod:`pacer_stream.core.serde`):
+Why this exists: the worker writes a campaign's value to the changelog after every
+applied batch, and each event id as a record of its own (:mod:`pacer_stream.streams.
+event_ids`), so an applied event costs its id record, the id's tombstone when it
+leaves the window, and its share of the value written after its batch. This measures
+those on the real codecs (:mod:`pacer_stream.streams.stored` over
+:mod:`pacer_stream.core.serde`):
 
 * one campaign with one channel, configured for a day (a day's plan), then ``events``
   spend events with distinct ids spread over the day, each applied by the pure engine;
-* the encoded value after the events, broken down by section (each section's JSON size
-  on its own, so the parts add up to roughly the whole);
-* changelog bytes per applied event at steady state: the value written after one
-  applied event (one event per batch, the worst case) and the value divided by the
-  batch size for a batch of ``batch`` events of that campaign.
+* the encoded value after the events (the same size whatever ``events`` is: the ids are
+  not in it), broken down by section (each section's JSON size on its own, so the parts
+  add up to roughly the whole);
+* changelog bytes per applied event: with one event per batch (the worst case) and
+  with a batch of ``batch`` events of that campaign.
 
 Pure and deterministic (fixed day, no wall clock). ``python -m
 pacer_stream.bench.state_bytes [EVENTS...]`` prints the figures as JSON.
@@ -37,8 +39,10 @@ from pacer_stream.core.types import (
     PacingStrategy,
     SpendEvent,
 )
+from pacer_stream.streams import event_ids
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.stored import Stored
+from pacer_stream.wire import topics
 
 #: A Monday with no DST change; the day starts at midnight UTC.
 DAY: datetime = datetime(2026, 3, 2, tzinfo=UTC)
@@ -59,14 +63,14 @@ def campaign(events: int, *, budget_micros: int = 10**12) -> CampaignState:
         at = DAY + step * i + timedelta(seconds=1)
         event = SpendEvent(f"evt-{i:09d}", state.campaign_id, CHANNEL, 1_000, at, clicks=1)
         engine.record_spend(state, event, at)
-        state.offsets["pacer.spend.v1"] = i
+        state.offsets[topics.SPEND] = i
     return state
 
 
 def breakdown(state: CampaignState) -> dict[str, int]:
-    """JSON bytes of each section of the serialised state (campaign keys; channel keys
-    prefixed ``ch.``)."""
-    doc = serde.to_dict(state)
+    """JSON bytes of each section of the campaign's table value (campaign keys; channel
+    keys prefixed ``ch.``)."""
+    doc = serde.to_dict(state, dedupe=False)
     sizes: dict[str, int] = {}
     for key, value in doc.items():
         if key == "ch":
@@ -79,19 +83,38 @@ def breakdown(state: CampaignState) -> dict[str, int]:
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
+def id_record_bytes(state: CampaignState) -> tuple[int, int]:
+    """Changelog bytes (key + value) of the campaign's event-id records, and of the
+    tombstones (key only) that delete them when they leave the window."""
+    records = tombstones = 0
+    for event_id, expires_at in state.dedupe.expiry.items():
+        key = event_ids.id_key(state.campaign_id, event_id).encode()
+        offset = state.offsets.get(topics.SPEND, 0)
+        records += len(key) + len(event_ids.encode_entry(event_ids.IdEntry(offset, expires_at)))
+        tombstones += len(key)
+    return records, tombstones
+
+
 def measure(events: int, *, batch: int = 1000) -> dict[str, Any]:
-    """The figures for one campaign/channel after ``events`` events."""
+    """The figures for one campaign/channel after ``events`` events: the table value
+    (the ids are not in it) and what an applied event costs the changelog -- its id
+    record, its tombstone a window later, and its share of the value written after
+    its batch."""
     state = campaign(events)
     value = stored_codec.dumps(Stored(state, partition=0))
     parts = breakdown(state)
     top = {k: v for k, v in list(parts.items())[:8]}
+    ids = max(1, len(state.dedupe.expiry))
+    records, tombstones = id_record_bytes(state)
+    per_id = (records + tombstones) / ids
     return {
         "events": events,
         "value_bytes": len(value),
         "dedupe_ids": len(state.dedupe.expiry),
-        "bytes_per_dedupe_id": round(parts.get("d", 0) / max(1, len(state.dedupe.expiry)), 1),
-        "changelog_bytes_per_event_batch_1": len(value),
-        f"changelog_bytes_per_event_batch_{batch}": round(len(value) / batch, 1),
+        "id_record_bytes": round(records / ids, 1),
+        "id_tombstone_bytes": round(tombstones / ids, 1),
+        "changelog_bytes_per_event_batch_1": round(len(value) + per_id, 1),
+        f"changelog_bytes_per_event_batch_{batch}": round(len(value) / batch + per_id, 1),
         "largest_sections": top,
     }
 

@@ -69,7 +69,9 @@ from pacer_stream.core.types import (
     SpendEvent,
     Thresholds,
 )
+from pacer_stream.streams import event_ids
 from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.processor import Processor
 from pacer_stream.wire import records, topics
@@ -213,6 +215,13 @@ async def _applied_times(
                 for m in msgs:
                     if m.value is None or m.key is None:
                         continue
+                    if event_ids.is_id_key(m.key):
+                        # An event id's own record, counted with the record it came from.
+                        cid = event_ids.split_id_key(m.key)[0].encode()
+                        entry = event_ids.decode_entry(m.value)
+                        if (tp.partition, entry.offset, cid) in produced:
+                            applied.changelog_bytes += len(m.key) + len(m.value)
+                        continue
                     hwm = _spend_hwm(m.value)
                     offsets = pending.get((tp.partition, m.key))
                     if hwm is None or not offsets:
@@ -303,9 +312,16 @@ class PlainLoop:
         self.group = group
         self.processor = Processor(names=names)
         self.table: dict[str, stored_codec.Stored] = {}
+        self.event_ids = EventIdIndex(changelog)
         self.spend_seen = 0
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+
+    def _lookup(self, campaign_id: str) -> stored_codec.Stored | None:
+        value = self.table.get(campaign_id)
+        if value is not None:
+            self.event_ids.attach(value)
+        return value
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -355,13 +371,17 @@ class PlainLoop:
         key: bytes | None,
         value: bytes | None,
     ) -> None:
-        result = self.processor.handle(topic, partition, offset, key, value, self.table.get)
+        result = self.processor.handle(topic, partition, offset, key, value, self._lookup)
         # ``send`` only waits for room in the batch accumulator, not for delivery (the
         # flush before each commit does that): the same contract as faust's send_soon.
         for out in result.messages:
             await producer.send(out.topic, out.value, key=out.key)
         if result.store is not None:
             self.table[result.store.campaign_id] = result.store
+            self.event_ids.attach(result.store)
+            logical = self.names.logical(topic) or topic
+            for write in self.event_ids.writes(result.store, offset, logical):
+                await producer.send(self.changelog, write.value, key=write.key, partition=partition)
             await producer.send(
                 self.changelog,
                 stored_codec.dumps(result.store),

@@ -257,14 +257,20 @@ class PacingEngine:
         if unauthorised and slot == current_slot and ch.spent[slot] > allowance:
             times = ch.overspend_times
             times.append(ts)
-            while times and times[0] <= ts - t.overspend_window_s:
+            # Only "are there enough in the window" is asked: the latest few times
+            # answer it, so the deque never grows with the event rate.
+            while times and (
+                times[0] <= ts - t.overspend_window_s or len(times) > t.overspend_events_to_trip
+            ):
                 times.popleft()
             if len(times) >= t.overspend_events_to_trip:
                 violation = BreakerCause.REPEATED_OVERSPEND
         times = ch.unauthorised_times
         if unauthorised:
             times.append(ts)
-        while times and times[0] <= ts - t.velocity_window_s:
+        while times and (
+            times[0] <= ts - t.velocity_window_s or len(times) > t.velocity_trip_min_events
+        ):
             times.popleft()
         window = ch.unauthorised.total(ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
@@ -455,11 +461,17 @@ class PacingEngine:
         use it so a producer retry of, say, ``reallocate`` does not move budget twice."""
         ts = aware(now, what="now").timestamp()
         check_id(input_id, f"{kind} id")
-        key = f"{kind}:{input_id}"
+        key = _input_key(kind, input_id)
         if state.dedupe.seen(key, ts):
             return False
         state.dedupe.add(key, ts)
         return True
+
+    def forget_input(self, state: CampaignState, kind: str, input_id: str) -> None:
+        """Undo :meth:`first_time` for an input whose effect could not be applied, so a
+        retry of it is not taken for a repeat (the stream worker shares the dedupe
+        window between a campaign and the copy a command is tried on)."""
+        state.dedupe.forget(_input_key(kind, input_id))
 
     def emergency_stop(self, state: CampaignState, reason: str, now: datetime) -> list[Output]:
         """Force every channel OPEN until :meth:`resume`."""
@@ -787,3 +799,8 @@ def _check_spend(event: SpendEvent) -> None:
             continue
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_MICROS:
             raise InvalidArgument(f"{name} must be an integer from 0 to {MAX_MICROS}, got {v!r}")
+
+
+def _input_key(kind: str, input_id: str) -> str:
+    """Dedupe-window key of a non-spend input (kept apart from event ids by the kind)."""
+    return f"{kind}:{input_id}"

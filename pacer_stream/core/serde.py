@@ -77,9 +77,12 @@ def dumps(state: CampaignState) -> bytes:
     return orjson.dumps(to_dict(state))
 
 
-def to_dict(state: CampaignState) -> JSON:
-    """A JSON-able dict holding everything :class:`CampaignState` holds."""
-    return {
+def to_dict(state: CampaignState, *, dedupe: bool = True) -> JSON:
+    """A JSON-able dict holding everything :class:`CampaignState` holds; without the
+    event-id window when ``dedupe`` is False (the stream worker saves each id as its own
+    record, so a campaign's value does not grow with its events; it reads back as an
+    empty window)."""
+    out = {
         "v": FORMAT_VERSION,
         "id": state.campaign_id,
         "tz": state.timezone,
@@ -88,12 +91,14 @@ def to_dict(state: CampaignState) -> JSON:
         "cf": state.configured,
         "es": state.emergency_stopped,
         "sr": state.stop_reason,
-        "d": _dedupe_dict(state.dedupe),
         "o": dict(state.offsets),
         "a": _answered_dict(state.answered),
         "ob": [_transition_dict(o) for o in state.outbox if isinstance(o, BreakerTransition)],
         "ch": [_channel_dict(ch) for ch in state.channels.values()],
     }
+    if dedupe:
+        out["d"] = _dedupe_dict(state.dedupe)
+    return out
 
 
 @lru_cache(maxsize=256)
@@ -262,7 +267,7 @@ def _state(obj: JSON) -> CampaignState:
         configured=_bool(obj["cf"]),
         emergency_stopped=_bool(obj["es"]),
         stop_reason=_str(obj["sr"]),
-        dedupe=_dedupe(obj["d"]),
+        dedupe=_dedupe(obj["d"]) if "d" in obj else DedupeWindow(),
         offsets={_str(k): _int(v) for k, v in obj["o"].items()},
         answered=_answered(obj["a"]),
         outbox=[_transition(x) for x in obj.get("ob", ())],

@@ -60,10 +60,12 @@ from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
+from pacer_stream.streams import event_ids
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.datadir import DataDir, prepare_data_dir
+from pacer_stream.streams.event_ids import EventIdIndex, is_id_key, split_id_key
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
@@ -73,6 +75,7 @@ from pacer_stream.streams.table_store import (
     DEFAULT_CACHE_VALUES,
     CampaignStore,
     ChangelogWrite,
+    MemoryCampaignStore,
 )
 from pacer_stream.streams.ui.routes import register as register_ui
 
@@ -90,6 +93,11 @@ class StoredCodec(codecs.Codec):
         return stored_codec.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
+        # Event-id records share the changelog (:mod:`.event_ids`) and faust decodes
+        # every record a recovery reads with the table's codec: their values (JSON
+        # arrays) stay bytes, which is what the stores hand to the id windows.
+        if event_ids.is_entry(s):
+            return s
         return stored_codec.loads(s)
 
 
@@ -207,6 +215,9 @@ class CampaignTable(faust.Table[str, Stored]):
 
     #: Decoded values the RocksDB store keeps in memory (set before the store is built).
     cache_values: int = DEFAULT_CACHE_VALUES
+    #: The worker's event-id windows: both stores hand them the id records a recovery
+    #: reads (set before the store is built).
+    event_ids: EventIdIndex | None = None
 
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw" if typ is str else stored_codec.CODEC_NAME
@@ -217,7 +228,21 @@ class CampaignTable(faust.Table[str, Stored]):
         return self._new_store_by_url(self._store if self._store is not None else "memory://")
 
     def _new_store_by_url(self, url: str | URL) -> StoreT:
-        if URL(str(url)).scheme != "rocksdb":
+        scheme = URL(str(url)).scheme
+        if scheme == "memory":
+            return MemoryCampaignStore(
+                url,
+                self.app,
+                self,
+                table_name=self.name,
+                key_type=self.key_type,
+                key_serializer=self.key_serializer,
+                value_serializer=self.value_serializer,
+                value_type=self.value_type,
+                loop=self.loop,
+                options=self.options,
+            )
+        if scheme != "rocksdb":
             return super()._new_store_by_url(url)  # type: ignore[no-any-return]
         return CampaignStore(
             url,
@@ -232,6 +257,13 @@ class CampaignTable(faust.Table[str, Stored]):
             options=self.options,
             cache_values=self.cache_values,
         )
+
+    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[str, bytes]]:
+        """The campaign's event-id records the local store holds (RocksDB: on disk; the
+        memory store holds none: a recovery hands them over as it reads them)."""
+        store = self.data
+        if isinstance(store, CampaignStore):
+            yield from store.saved_ids(campaign_id, partition)
 
     def changelog_sending(
         self, key: str, partition: int, value: Stored | None = None
@@ -330,6 +362,10 @@ class Worker:
             help="campaign_id -> CampaignState (+ offset marks, nonces, fast-path counts)",
         )
         table.cache_values = settings.table_cache_values
+        #: Each campaign's event-id window, in memory; every id is its own changelog
+        #: record beside the campaign's value (:mod:`.event_ids`).
+        self.event_ids = EventIdIndex(table.changelog_topic.get_topic_name(), saved=table)
+        table.event_ids = self.event_ids
         self.campaigns: CampaignTable = self.app.tables.add(table)  # type: ignore[assignment]
         self.redis_sync: RedisSync | None = None
         #: Input records fully handled by this process (tests wait on it).
@@ -446,6 +482,9 @@ class Worker:
         """
         touched: dict[str, Stored] = {}
         handled: list[tuple[Any, Result]] = []
+        # Id records go first: on the campaign's changelog partition they precede the
+        # value that relies on them (see :mod:`.event_ids`).
+        direct: list[Message] = []
         for event in events:
             msg = event.message
             result = self.processor.handle(
@@ -456,12 +495,14 @@ class Worker:
                 cid = result.store.campaign_id
                 self.campaigns.data[cid] = result.store  # visible at once (new campaigns)
                 touched[cid] = result.store
+                self.event_ids.attach(result.store)  # a campaign this record created
+                topic = self.names.logical(msg.topic) or msg.topic
+                direct.extend(self.event_ids.writes(result.store, msg.offset, topic))
         # The changelog writes are handed to the producer by the agent itself (awaited,
         # like the replies) before the batch is acked: faust's ``send_soon`` buffer can
         # hold a message its background task has taken but not yet given to the Kafka
         # client while an offset commit flushes the client, and a kill -9 then loses
         # that state change although its input offsets were committed.
-        direct: list[Message] = []
         failed: set[str] = set()
         for cid, value in touched.items():
             write = self._changelog_message(cid, value)
@@ -513,6 +554,7 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
         )
         self.campaigns.data.pop(campaign_id, None)
+        self.event_ids.drop(campaign_id)
         self.quarantined.add(campaign_id)
 
     def _write_changelog(self, campaign_id: str, value: Stored) -> bool:
@@ -554,7 +596,8 @@ class Worker:
             except Exception as exc:
                 if pending is not None:
                     self.campaigns.data.failed(pending)
-                self._quarantine(m.key.decode(), m.partition or 0, exc)
+                campaign_id = split_id_key(m.key)[0] if is_id_key(m.key) else m.key.decode()
+                self._quarantine(campaign_id, m.partition or 0, exc)
                 continue
             sent.add_done_callback(  # type: ignore[attr-defined]
                 functools.partial(self.campaigns.changelog_done, pending, m.value)
@@ -572,6 +615,8 @@ class Worker:
         if campaign_id in self.quarantined:
             raise InvalidRecord(CAMPAIGN_QUARANTINED, f"campaign {campaign_id!r} is quarantined")
         value: Stored | None = self.campaigns.get(campaign_id)
+        if value is not None:
+            self.event_ids.attach(value)
         return value
 
     def lookup_quiet(self, campaign_id: str) -> Stored | None:
@@ -579,6 +624,9 @@ class Worker:
         is unknown (its fast-path allowance then expires: fail closed)."""
         if campaign_id in self.quarantined:
             return None
+        # No event-id window: readers do not need one, and while a recovery is running
+        # the value may be older than the id records already read, which would then
+        # look like ids of records a crash lost.
         value: Stored | None = self.campaigns.get(campaign_id)
         return value
 
@@ -608,6 +656,14 @@ class Worker:
         if result.dirty:
             sync.mark(result.dirty)
 
+    def _send_changelog(self, messages: list[Message]) -> None:
+        """Changelog records written by a timer (event-id records and tombstones)."""
+        for m in messages:
+            assert m.key is not None and m.partition is not None
+            self.campaigns.send_changelog(
+                m.partition, m.key.decode(), m.value, value_serializer="raw"
+            )
+
     def _apply_timer_result(self, result: Result) -> None:
         """Outputs of a timer step; the changelog is written with the campaign's own
         partition because no input event is in hand."""
@@ -619,7 +675,8 @@ class Worker:
 
     def _remove(self, value: Stored) -> None:
         """Drop a campaign from the table: a tombstone in the changelog, so compaction
-        forgets it too and a restart does not bring it back."""
+        forgets it too and a restart does not bring it back (its ids' records too)."""
+        self._send_changelog(self.event_ids.forget(value.campaign_id))
         self.campaigns.data.pop(value.campaign_id, None)
         self.campaigns.send_changelog(
             value.partition, value.campaign_id, None, value_serializer="raw"
@@ -646,6 +703,7 @@ class Worker:
         for key in list(self.campaigns.keys()):
             value: Stored | None = self.campaigns.get(key)
             if value is not None and value.partition in active:
+                self.event_ids.attach(value)
                 yield value
 
     # ------------------------------------------------------------------ timers
@@ -668,8 +726,13 @@ class Worker:
         return n
 
     async def tick_all(self) -> int:
-        """Expiry, cooldowns and alerts made visible; campaigns past retention removed."""
-        return await self.sweep(self.processor.tick, expire=True)
+        """Expiry, cooldowns and alerts made visible; campaigns past retention removed;
+        event ids past their window deleted from the changelog."""
+        n = await self.sweep(self.processor.tick, expire=True)
+        if self.settled():
+            now = self.processor.clock.now().timestamp()
+            self._send_changelog(self.event_ids.expire(now, self.active_partitions()))
+        return n
 
     async def reallocate_all(self) -> int:
         """Move unused budget toward the channels that convert (engine.reallocate)."""

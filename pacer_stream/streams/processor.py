@@ -81,7 +81,8 @@ class Message:
 
     topic: str
     key: bytes | None
-    value: bytes
+    #: None: a tombstone (a changelog key removed).
+    value: bytes | None
     #: Partition to write to (the changelog: the campaign's own); None = by key.
     partition: int | None = None
     #: Campaign whose state this output reports (replies, alerts, breaker states, pace
@@ -494,7 +495,13 @@ class Processor:
         if not self.engine.first_time(state, "command", rec.command_id, now):
             self._audit(rec, "duplicate", "command_id already applied", record)
             return Result(status="duplicate")
-        outputs = self._apply_command(state, rec, now)
+        try:
+            outputs = self._apply_command(state, rec, now)
+        except Exception:
+            # The copy shares the campaign's id window: a command that did not apply
+            # must not be remembered as applied.
+            self.engine.forget_input(state, "command", rec.command_id)
+            raise
         state.offsets[topics.COMMANDS] = offset
         stored.state = state
         stored.partition = partition
@@ -788,5 +795,10 @@ def _breakers(outputs: Iterable[Output]) -> list[tuple[str, ChannelType, Circuit
 
 
 def _copy_state(stored: Stored) -> CampaignState:
-    """A deep, exact copy of the campaign state (via the table's own serialiser)."""
-    return serde.from_dict(serde.to_dict(stored.state))
+    """A deep, exact copy of the campaign state (via the table's own serialiser) that
+    shares the campaign's event-id window: budgets never touch it, a command adds its
+    own id and takes it back if it fails, and copying a day of ids would cost as much
+    as the ids themselves."""
+    copy = serde.from_dict(serde.to_dict(stored.state, dedupe=False))
+    copy.dedupe = stored.state.dedupe
+    return copy

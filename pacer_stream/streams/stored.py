@@ -6,6 +6,10 @@ campaign's value as one message. Keeping the input-offset high-water marks (insi
 :class:`CampaignState`), the accepted command nonces and the fast-path accounting in that
 same message means a crash can never persist one without the others.
 
+The campaign's event-id window is the one part of its state that is not in this value:
+it grows with the campaign's events, so each id is a record of its own
+(:mod:`.event_ids`) and the value stays the same size all day.
+
 * ``partition`` -- the input partition the campaign lives on, so the timers can write
   the changelog and tell active from standby campaigns without an event in hand.
 * ``nonces`` -- accepted signed-command nonces -> expiry (replay protection, see
@@ -32,7 +36,10 @@ from pacer_stream.core import serde
 from pacer_stream.core.state import CampaignState
 
 CODEC_NAME: Final = "pacer-campaign"
-FORMAT_VERSION: Final = 1
+#: 2: the event-id window is no longer part of the value (each id is its own record,
+#: :mod:`.event_ids`); values of format 1 still load, with their ids.
+FORMAT_VERSION: Final = 2
+_READABLE: Final = frozenset({1, FORMAT_VERSION})
 #: Ledger epochs remembered per channel (a new epoch appears only when Redis lost data).
 MAX_EPOCHS: Final = 4
 
@@ -65,7 +72,7 @@ def dumps(value: Stored) -> bytes:
         {
             "v": FORMAT_VERSION,
             "p": value.partition,
-            "s": serde.to_dict(value.state),
+            "s": serde.to_dict(value.state, dedupe=False),
             "n": value.nonces,
             "f": value.fastpath,
             "c": [value.config_applied_at, value.config_updated_at],
@@ -78,7 +85,7 @@ def loads(data: bytes) -> Stored:
         obj: Any = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise serde.SerdeError(f"stored campaign is not JSON: {exc}") from exc
-    if not isinstance(obj, dict) or obj.get("v") != FORMAT_VERSION:
+    if not isinstance(obj, dict) or obj.get("v") not in _READABLE:
         raise serde.SerdeError("unknown stored campaign format")
     config = obj.get("c") or [None, None]
     return Stored(

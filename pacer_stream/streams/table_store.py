@@ -34,11 +34,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from faust.stores import memory as faust_memory
 from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
 from pacer_stream.observability.logging import get_logger
+from pacer_stream.streams.event_ids import ID_PREFIX_BYTES, campaign_prefix, is_id_key
 
 log = get_logger("pacer_stream.table_store")
 
@@ -148,7 +150,11 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         for partition, db in list(self._dbs.items()):
             if TP(topic=topic, partition=partition) not in actives:
                 continue
-            for raw, data in self._visible_items(db):
+            for raw, data in db.items():
+                if raw.startswith(ID_PREFIX_BYTES):
+                    break  # event-id records sort after every campaign (:mod:`.event_ids`)
+                if raw == self.offset_key:
+                    continue
                 key = self._decode_key(raw)
                 if key in seen or key in self._hidden:
                     continue
@@ -156,6 +162,15 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
                 if fill and len(self.live) < self.cache_values:
                     self.live[key] = self._decode_value(data)
                 yield key
+
+    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[str, bytes]]:
+        """The campaign's event-id records on disk (one prefix range of its partition's
+        database; see :mod:`.event_ids`)."""
+        prefix = campaign_prefix(campaign_id)
+        for raw, data in self._db_for_partition(partition).items(from_key=prefix):
+            if not raw.startswith(prefix):
+                break
+            yield raw[len(prefix) :].decode(), data
 
     def _values_decoded(self) -> Iterator[Any]:
         for _, value in self._items_decoded():
@@ -266,9 +281,14 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         copy of those keys is stale from now on."""
         events = list(batch)
         super().apply_changelog_batch(events, to_key, to_value)
+        event_ids = self.table.event_ids
         for event in events:
             raw = event.message.key
             if raw is None:
+                continue
+            if is_id_key(raw):
+                if event_ids is not None:
+                    event_ids.recovered(raw, event.message.value)
                 continue
             key = self._decode_key(raw)
             self._hidden.discard(key)
@@ -285,6 +305,8 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         """Partitions that leave or arrive keep no decoded value: another worker may
         change them meanwhile, and recovery brings the disk up to date."""
         moved = {tp.partition for tp in revoked | newly_assigned}
+        if moved and self.table.event_ids is not None:
+            self.table.event_ids.drop_partitions(moved)  # rebuilt from disk when used
         if moved:
             for key in [k for k, v in self.live.items() if _partition(v) in moved]:
                 del self.live[key]
@@ -301,3 +323,25 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
 def _partition(value: Any) -> int | None:
     partition = getattr(value, "partition", None)
     return partition if isinstance(partition, int) else None
+
+
+class MemoryCampaignStore(faust_memory.Store):  # type: ignore[misc]
+    """faust's memory store, except that event-id records read by a recovery go to the
+    worker's id windows (:mod:`.event_ids`) instead of the table's dict."""
+
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[EventT],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        campaigns = []
+        event_ids = self.table.event_ids
+        for event in batch:
+            raw = event.message.key
+            if raw is not None and is_id_key(raw):
+                if event_ids is not None:
+                    event_ids.recovered(raw, event.message.value)
+            else:
+                campaigns.append(event)
+        super().apply_changelog_batch(campaigns, to_key, to_value)

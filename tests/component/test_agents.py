@@ -33,6 +33,7 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.settings import Settings
 from pacer_stream.streams import app as app_module
+from pacer_stream.streams import event_ids
 from pacer_stream.streams.clock import ManualClock
 from pacer_stream.wire import records, topics
 from pacer_stream.wire.records import CommandRecord, CommandType
@@ -94,7 +95,20 @@ class Harness:
         return [o for o in outs if o.topic == self.names.actual(logical)]
 
     def changelog(self, outs: list[Out]) -> list[Out]:
-        return [o for o in outs if o.topic.endswith("-campaigns-changelog")]
+        """The campaign values written to the changelog (not the event-id records)."""
+        return [
+            o
+            for o in outs
+            if o.topic.endswith("-campaigns-changelog") and not event_ids.is_id_key(o.key or b"")
+        ]
+
+    def id_records(self, outs: list[Out]) -> list[Out]:
+        """The event-id records (and tombstones) written to the changelog."""
+        return [
+            o
+            for o in outs
+            if o.topic.endswith("-campaigns-changelog") and event_ids.is_id_key(o.key or b"")
+        ]
 
     async def put(self, agent: Any, value: bytes, key: bytes, **kw: Any) -> None:
         """Put one record and wait until the agent has handled it (agents take records

@@ -158,12 +158,15 @@ class WorkerProcess:
         *,
         cwd: Path = REPO,
         env: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
         data_dir: Path | None = None,
     ) -> None:
         self.run = run
         self.cwd = cwd
         #: The whole environment of the process (default: the run's, over this one's).
         self.env = env
+        #: Settings on top of that environment (e.g. ``PACER_TABLE_STORE``).
+        self.extra_env = dict(extra_env or {})
         #: The worker's own data directory (default: the run's, shared by the workers a
         #: test runs one after the other). Workers running side by side need their own:
         #: a RocksDB table database is opened by one process at a time.
@@ -191,6 +194,7 @@ class WorkerProcess:
 
     def _env(self) -> dict[str, str]:
         env = dict(self.env) if self.env is not None else self.run.env(self.port)
+        env.update(self.extra_env)
         if self.data_dir is not None:
             env["PACER_WORKER_DATA_DIR"] = str(self.data_dir)
         return env

@@ -218,17 +218,23 @@ async def test_restart_graceful_and_kill9_exact_totals(
     print(f"recovery after kill -9 (ready + caught up): {recovery_s:.1f} s")
 
 
+@pytest.mark.parametrize("table_store", ["rocksdb", "memory"])
 async def test_kill9_with_batched_records_exact_totals(
     stream_run: StreamRun,
     workers: Callable[..., WorkerProcess],
     client: PacerClient,
+    table_store: str,
 ) -> None:
     """Batched records (duplicates inside a batch, across batches and whole batches
-    delivered twice) while the worker is killed -9: every unique event counts once."""
+    delivered twice) while the worker is killed -9: every unique event counts once, on
+    either table store (the event ids are records of their own beside the campaign
+    values: recovered from the local database and the changelog's tail, or from the
+    whole changelog)."""
     rng = random.Random(11)
     ledger = Ledger()
     cids = [f"b-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
-    w1 = workers("w1")
+    store = {"PACER_TABLE_STORE": table_store}
+    w1 = workers("w1", extra_env=store)
     w1.start()
     await w1.wait_ready()
     for cid in cids:
@@ -263,7 +269,7 @@ async def test_kill9_with_batched_records_exact_totals(
     await poll(progressed, what="worker applying batches")
     assert not done.is_set(), "the kill must happen while batches are still flowing"
     w1.kill()
-    w2 = workers("w2")
+    w2 = workers("w2", extra_env=store)
     w2.start()
     await w2.wait_ready()
     await producer
