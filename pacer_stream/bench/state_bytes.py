@@ -83,16 +83,22 @@ def breakdown(state: CampaignState) -> dict[str, int]:
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
-def id_record_bytes(state: CampaignState) -> tuple[int, int]:
-    """Changelog bytes (key + value) of the campaign's event-id records, and of the
-    tombstones (key only) that delete them when they leave the window."""
-    records = tombstones = 0
-    for event_id, expires_at in state.dedupe.expiry.items():
-        key = event_ids.id_key(state.campaign_id, event_id).encode()
-        offset = state.offsets.get(topics.SPEND, 0)
-        records += len(key) + len(event_ids.encode_entry(event_ids.IdEntry(offset, expires_at)))
-        tombstones += len(key)
-    return records, tombstones
+def id_record_bytes(state: CampaignState, batch: int) -> tuple[float, float]:
+    """Changelog bytes per event of the campaign's event-id records, when each record
+    holds the ids of ``batch`` events (one input record), and of the deletions that
+    remove them once they have left the window (key only, one per record)."""
+    window = state.dedupe
+    ids = list(window.expiry)
+    if not ids:
+        return 0.0, 0.0
+    records = deletions = 0
+    offset = state.offsets.get(topics.SPEND, 0)
+    chunks = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+    for chunk in chunks:
+        key = event_ids.record_key(state.campaign_id, topics.SPEND, offset).encode()
+        records += len(key) + len(event_ids.encode_ids(window, chunk))
+        deletions += len(key)
+    return records / len(ids), deletions / len(ids)
 
 
 def measure(events: int, *, batch: int = 1000) -> dict[str, Any]:
@@ -104,17 +110,19 @@ def measure(events: int, *, batch: int = 1000) -> dict[str, Any]:
     value = stored_codec.dumps(Stored(state, partition=0))
     parts = breakdown(state)
     top = {k: v for k, v in list(parts.items())[:8]}
-    ids = max(1, len(state.dedupe.expiry))
-    records, tombstones = id_record_bytes(state)
-    per_id = (records + tombstones) / ids
+    single, single_deletion = id_record_bytes(state, 1)
+    batched, batched_deletion = id_record_bytes(state, batch)
     return {
         "events": events,
         "value_bytes": len(value),
         "dedupe_ids": len(state.dedupe.expiry),
-        "id_record_bytes": round(records / ids, 1),
-        "id_tombstone_bytes": round(tombstones / ids, 1),
-        "changelog_bytes_per_event_batch_1": round(len(value) + per_id, 1),
-        f"changelog_bytes_per_event_batch_{batch}": round(len(value) / batch + per_id, 1),
+        "id_record_bytes_batch_1": round(single, 1),
+        "id_deletion_bytes_batch_1": round(single_deletion, 1),
+        f"id_record_bytes_batch_{batch}": round(batched, 1),
+        "changelog_bytes_per_event_batch_1": round(len(value) + single + single_deletion, 1),
+        f"changelog_bytes_per_event_batch_{batch}": round(
+            len(value) / batch + batched + batched_deletion, 1
+        ),
         "largest_sections": top,
     }
 

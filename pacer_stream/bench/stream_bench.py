@@ -217,9 +217,8 @@ async def _applied_times(
                         continue
                     if event_ids.is_id_key(m.key):
                         # An event id's own record, counted with the record it came from.
-                        cid = event_ids.split_id_key(m.key)[0].encode()
-                        entry = event_ids.decode_entry(m.value)
-                        if (tp.partition, entry.offset, cid) in produced:
+                        cid, _, offset = event_ids.split_key(m.key)
+                        if (tp.partition, offset, cid.encode()) in produced:
                             applied.changelog_bytes += len(m.key) + len(m.value)
                         continue
                     hwm = _spend_hwm(m.value)

@@ -65,11 +65,11 @@ class DedupeWindow:
     so pruning pops from the front: O(1) amortised. ``max_entries`` bounds memory if a
     producer floods ids; the oldest are dropped first and the drop is counted.
 
-    ``changed`` is off (None) for the facade and the simulator, which keep the window
+    ``added`` is off (None) for the facade and the simulator, which keep the window
     inside the campaign state. The stream worker turns it on (:meth:`track`): it saves
-    each id as its own small record instead of the whole window with every state
-    write, so it needs to know which ids were added or dropped since it last asked
-    (:meth:`take_changes`).
+    the ids each input record added as a record of their own instead of the whole window
+    with every state write, so it asks which ids were added since it last asked
+    (:meth:`take_added`); ids leave with the records that hold them.
     """
 
     window_s: float = 25 * 3600.0
@@ -77,9 +77,9 @@ class DedupeWindow:
     expiry: dict[str, float] = field(default_factory=dict)
     order: deque[str] = field(default_factory=deque)
     evicted: int = 0
-    #: Ids added or dropped since the last :meth:`take_changes` (an ordered set), or
-    #: None while nobody tracks changes.
-    changed: dict[str, None] | None = field(default=None, compare=False, repr=False)
+    #: Ids added since the last :meth:`take_added` (an ordered set), or None while
+    #: nobody tracks them.
+    added: dict[str, None] | None = field(default=None, compare=False, repr=False)
 
     def seen(self, event_id: str, now: float) -> bool:
         self.prune(now)
@@ -90,32 +90,26 @@ class DedupeWindow:
             return
         self.expiry[event_id] = now + self.window_s
         self.order.append(event_id)
-        changed = self.changed
-        if changed is not None:
-            changed[event_id] = None
+        if self.added is not None:
+            self.added[event_id] = None
         while len(self.order) > self.max_entries:
-            old = self.order.popleft()
-            if self.expiry.pop(old, None) is not None:
+            if self.expiry.pop(self.order.popleft(), None) is not None:
                 self.evicted += 1
-                if changed is not None:
-                    changed[old] = None
 
     def prune(self, now: float) -> None:
         order = self.order
         expiry = self.expiry
-        changed = self.changed
         while order and expiry.get(order[0], 0.0) <= now:
-            old = order.popleft()
-            if expiry.pop(old, None) is not None and changed is not None:
-                changed[old] = None
+            expiry.pop(order.popleft(), None)
 
     def forget(self, event_id: str) -> None:
         """Drop one id at once (its slot in ``order`` is skipped by the next prune)."""
-        if self.expiry.pop(event_id, None) is not None and self.changed is not None:
-            self.changed[event_id] = None
+        self.expiry.pop(event_id, None)
+        if self.added is not None:
+            self.added.pop(event_id, None)
 
     def restore(self, entries: Iterable[tuple[str, float]]) -> None:
-        """Put back ids saved elsewhere with their expiry times (not a change: they are
+        """Put back ids saved elsewhere with their expiry times (not additions: they are
         saved already). Keeps ``order`` sorted by expiry, which pruning relies on."""
         saved = list(entries)
         if not saved:
@@ -125,21 +119,19 @@ class DedupeWindow:
         self.order = deque(sorted(expiry, key=expiry.__getitem__))
 
     def track(self) -> None:
-        """Start listing changes; every id already held counts as a change (it may
-        not be saved anywhere yet, e.g. a window read from an older format)."""
-        if self.changed is None:
-            self.changed = dict.fromkeys(self.order)
-            for event_id in [e for e in self.changed if e not in self.expiry]:
-                del self.changed[event_id]
+        """Start listing additions; every id already held counts as added (it may not
+        be saved anywhere yet, e.g. a window read from an older format)."""
+        if self.added is None:
+            self.added = {e: None for e in self.order if e in self.expiry}
 
-    def take_changes(self) -> list[str]:
-        """Ids added or dropped since the last call, oldest change first: an id still in
-        ``expiry`` was added (or kept), any other was dropped."""
-        changed = self.changed
-        if not changed:
+    def take_added(self) -> list[str]:
+        """Ids added since the last call and still held, oldest first."""
+        added = self.added
+        if not added:
             return []
-        self.changed = {}
-        return list(changed)
+        self.added = {}
+        expiry = self.expiry
+        return [e for e in added if e in expiry]
 
     def __len__(self) -> int:
         return len(self.expiry)

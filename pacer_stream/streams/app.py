@@ -65,7 +65,7 @@ from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.datadir import DataDir, prepare_data_dir
-from pacer_stream.streams.event_ids import EventIdIndex, is_id_key, split_id_key
+from pacer_stream.streams.event_ids import EventIdIndex, is_id_key, split_key
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
@@ -258,7 +258,7 @@ class CampaignTable(faust.Table[str, Stored]):
             cache_values=self.cache_values,
         )
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[str, bytes]]:
+    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """The campaign's event-id records the local store holds (RocksDB: on disk; the
         memory store holds none: a recovery hands them over as it reads them)."""
         store = self.data
@@ -596,7 +596,7 @@ class Worker:
             except Exception as exc:
                 if pending is not None:
                     self.campaigns.data.failed(pending)
-                campaign_id = split_id_key(m.key)[0] if is_id_key(m.key) else m.key.decode()
+                campaign_id = split_key(m.key)[0] if is_id_key(m.key) else m.key.decode()
                 self._quarantine(campaign_id, m.partition or 0, exc)
                 continue
             sent.add_done_callback(  # type: ignore[attr-defined]

@@ -1,42 +1,46 @@
-"""Each event id as its own changelog record, so a campaign's table value stays the same
-size however many events the campaign had today.
+"""Event ids as changelog records of their own, so a campaign's table value stays the
+same size however many events the campaign had today.
 
 Why: the engine remembers event ids for 25 h to count producer retries once
 (:class:`~pacer_stream.core.windows.DedupeWindow`). Saved inside the campaign's value,
 the window made every changelog write carry all of the day's ids (29 bytes each: a
 campaign with 10,000 events a day wrote ~300 KB per applied batch, and one with about
-150,000 outgrew the record size limit). Here each id added is one small record and each
-id leaving the window one tombstone: changelog bytes proportional to the change.
+150,000 outgrew the record size limit). Here the ids an input record added are one small
+record, deleted (a tombstone) once they have all left the window: changelog bytes
+proportional to the change, and one record per input record, so a batch of 1,000
+events adds one record, not 1,000.
 
-Layout: the id records share the ``campaigns`` table's changelog topic and partition with
+Layout: the records share the ``campaigns`` table's changelog topic and partition with
 their campaign, under keys that sort after every campaign key (so listing campaigns stops
-at the first id key, and one campaign's ids are one prefix range)::
+at the first of them, and one campaign's records are one prefix range)::
 
-    ID_PREFIX + campaign_id + "\\x1f" + id  ->  [input offset, expires at(, topic)]
+    ID_PREFIX + campaign_id + "\\x1f" + topic code + "\\x1f" + input offset
+        ->  [[event id, expires at], ...]
 
-``topic`` (the logical input topic whose offset it is) is written only when it is not
-the spend topic (commands record their ids too). Offset -1 marks an id whose record is
-already covered by the campaign's saved state (carried over from an older value format).
+The topic code says whose offset it is: ``s`` the spend topic, ``c`` the commands topic
+(command ids are remembered the same way).
 
 Crash safety: a batch's id records are produced before its campaign value, on the same
-topic-partition, and the Kafka client keeps one partition's records in the order sent;
-so when a campaign's value is in the changelog, the id records it relies on are too.
-The reverse can happen (ids delivered, the value lost to a crash): an id whose offset is
-above the campaign's recovered high-water mark for its topic belongs to a record that
-will be replayed, so rebuilding the window skips it and writes its tombstone (the replay
-writes it again if the event still applies).
+topic-partition, and the Kafka client keeps one partition's records in the order sent
+(one request in flight per broker; a failed batch is retried ahead of later ones); so
+when a campaign's value is in the changelog, the id records it relies on are too. The
+reverse can happen (ids delivered, the value lost to a crash): a record whose offset is
+above the campaign's recovered high-water mark for its topic belongs to an input record
+that will be replayed, so rebuilding the window skips it and deletes it (the replay
+writes it again if the events still apply).
 
 At run time a campaign's window lives in memory (:class:`EventIdIndex`, ~120 bytes per
-id held) and is handed to the engine inside the campaign state; records are read back
-only to rebuild a window: records met during a table recovery (both stores) and, with
-the RocksDB store, the ids already on disk (one prefix scan the first time a campaign
-is used after a start).
+id held, plus one small entry per id record) and is handed to the engine inside the
+campaign state; records are read back only to rebuild a window: those met during a table
+recovery (both stores) and, with the RocksDB store, those already on disk (one prefix
+scan the first time a campaign is used after a start).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import orjson
@@ -54,23 +58,16 @@ log = get_logger("pacer_stream.event_ids")
 #: and no printable character is above U+E01EF), and is never part of one.
 ID_PREFIX: Final = "\U0010ffff"
 ID_PREFIX_BYTES: Final = ID_PREFIX.encode()
-#: Between campaign id and event id (a control character: never in an id).
+#: Between the key's parts (a control character: never in an id).
 SEP: Final = "\x1f"
-#: Offset of an id whose record the campaign's saved state already covers.
-COVERED: Final = -1
+#: Logical input topic -> its code in record keys (and back).
+TOPIC_CODES: Final = {topics.SPEND: "s", topics.COMMANDS: "c"}
+_CODE_TOPICS: Final = {code: topic for topic, code in TOPIC_CODES.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class IdEntry:
-    """One saved id: the input record that added it and when it leaves the window."""
-
-    offset: int
-    expires_at: float
-    topic: str = topics.SPEND
-
-
-def id_key(campaign_id: str, event_id: str) -> str:
-    return f"{ID_PREFIX}{campaign_id}{SEP}{event_id}"
+def record_key(campaign_id: str, topic: str, offset: int) -> str:
+    """Key of the id record of the input record at ``offset`` of ``topic`` (logical)."""
+    return f"{ID_PREFIX}{campaign_id}{SEP}{TOPIC_CODES.get(topic, topic)}{SEP}{offset}"
 
 
 def campaign_prefix(campaign_id: str) -> bytes:
@@ -84,10 +81,11 @@ def is_id_key(raw: bytes | str) -> bool:
     return raw.startswith(ID_PREFIX_BYTES)
 
 
-def split_id_key(raw: bytes) -> tuple[str, str]:
-    """``(campaign_id, event_id)`` of a raw id-record key."""
-    campaign_id, _, event_id = raw[len(ID_PREFIX_BYTES) :].decode().partition(SEP)
-    return campaign_id, event_id
+def split_key(raw: bytes) -> tuple[str, str, int]:
+    """``(campaign id, logical topic, input offset)`` of a raw id-record key."""
+    campaign_id, _, rest = raw[len(ID_PREFIX_BYTES) :].decode().partition(SEP)
+    code, _, offset = rest.rpartition(SEP)
+    return campaign_id, _CODE_TOPICS.get(code, code), int(offset)
 
 
 def is_entry(value: bytes) -> bool:
@@ -96,167 +94,175 @@ def is_entry(value: bytes) -> bool:
     return value[:1] == b"["
 
 
-def encode_entry(entry: IdEntry) -> bytes:
-    if entry.topic == topics.SPEND:
-        return orjson.dumps([entry.offset, entry.expires_at])
-    return orjson.dumps([entry.offset, entry.expires_at, entry.topic])
+def encode_ids(window: DedupeWindow, event_ids: Iterable[str]) -> bytes:
+    expiry = window.expiry
+    return orjson.dumps([[e, expiry[e]] for e in event_ids])
 
 
-def decode_entry(data: bytes) -> IdEntry:
-    obj = orjson.loads(data)
-    if len(obj) > 2:
-        return IdEntry(int(obj[0]), float(obj[1]), str(obj[2]))
-    return IdEntry(int(obj[0]), float(obj[1]))
+def decode_ids(data: bytes) -> list[tuple[str, float]]:
+    return [(str(e), float(x)) for e, x in orjson.loads(data)]
 
 
 class SavedIds(Protocol):
     """Where a store keeps the id records it already holds (RocksDB: its disk)."""
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[str, bytes]]:
-        """``(event id, record value)`` of every id record of the campaign held."""
+    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """``(raw key, value)`` of every id record of the campaign held."""
         ...
+
+
+@dataclass(slots=True)
+class CampaignIds:
+    """One campaign's window and the records that hold its ids."""
+
+    window: DedupeWindow
+    partition: int
+    #: (when its last id leaves the window, record key) per record, oldest first.
+    records: deque[tuple[float, bytes]] = field(default_factory=deque)
+    #: Keys of records to delete with the next writes (skipped when rebuilding).
+    stale: list[bytes] = field(default_factory=list)
 
 
 class EventIdIndex:
     """The worker's in-memory event-id windows, one per campaign, and the records that
     keep them durable (see the module docstring).
 
-    The worker calls :meth:`attach` whenever it reads a campaign's value (the engine
-    then finds the campaign's window in ``state.dedupe``), :meth:`writes` after each
-    input record to get that record's id records, :meth:`recovered` for every id record
-    a table recovery reads, and :meth:`expire` from a timer.
+    The worker calls :meth:`attach` whenever it reads a campaign's value to apply a
+    record (the engine then finds the campaign's window in ``state.dedupe``),
+    :meth:`writes` after each input record to get that record's id record,
+    :meth:`recovered` for every id record a table recovery reads, and :meth:`expire`
+    from a timer.
     """
 
     def __init__(self, changelog: str, saved: SavedIds | None = None) -> None:
         self.changelog = changelog
         self.saved = saved
-        #: campaign id -> its window (tracked: changes are listed for :meth:`writes`).
-        self.windows: dict[str, DedupeWindow] = {}
-        #: campaign id -> the partition its records go to.
-        self.partitions: dict[str, int] = {}
+        #: campaign id -> its window and records.
+        self.campaigns: dict[str, CampaignIds] = {}
         #: campaign id -> id records read by a recovery, not yet merged into a window
         #: (value None: a tombstone).
-        self.pending: dict[str, dict[str, bytes | None]] = {}
+        self.pending: dict[str, dict[bytes, bytes | None]] = {}
 
     def __len__(self) -> int:
-        return sum(len(w) for w in self.windows.values())
+        return sum(len(c.window) for c in self.campaigns.values())
 
     def attach(self, stored: Stored) -> None:
         """Give the campaign its window: the one in memory, else one rebuilt from the
-        saved records (ids from before the campaign's recovered high-water marks only);
-        records a recovery read since are merged in."""
+        saved records (those from before the campaign's recovered high-water marks
+        only); records a recovery read since are merged in."""
         state = stored.state
         campaign_id = state.campaign_id
-        self.partitions[campaign_id] = stored.partition
-        window = self.windows.get(campaign_id)
-        if window is None:
+        ids = self.campaigns.get(campaign_id)
+        if ids is None:
             # The state's own window: empty, or ids carried by a value of the older
-            # format (tracking lists those as changes, so they get records of their own).
-            window = state.dedupe
-            window.track()
+            # format (tracking lists those as added, so they get a record of their own).
+            ids = CampaignIds(state.dedupe, stored.partition)
+            ids.window.track()
             if self.saved is not None:
-                restored, skipped = _merge(
-                    window, state, self.saved.saved_ids(campaign_id, stored.partition)
-                )
+                saved = self.saved.saved_ids(campaign_id, stored.partition)
+                restored, skipped = _merge(ids, state, saved)
                 if restored or skipped:
                     log.info(
                         "event_ids_restored",
                         campaign_id=campaign_id,
-                        restored=restored,
-                        skipped_past_mark=skipped,
+                        ids=restored,
+                        records_past_mark=skipped,
                     )
-            self.windows[campaign_id] = window
-        elif state.dedupe is not window:
-            state.dedupe = window
+            self.campaigns[campaign_id] = ids
+        else:
+            ids.partition = stored.partition
+            if state.dedupe is not ids.window:
+                state.dedupe = ids.window
         pending = self.pending.pop(campaign_id, None)
         if pending:
-            _merge(window, state, pending.items())
+            _merge(ids, state, pending.items())
 
     def recovered(self, raw_key: bytes, value: bytes | None) -> None:
         """An id record read from the changelog by a table recovery (or a standby)."""
-        campaign_id, event_id = split_id_key(raw_key)
-        self.pending.setdefault(campaign_id, {})[event_id] = value
+        campaign_id = split_key(raw_key)[0]
+        self.pending.setdefault(campaign_id, {})[raw_key] = value
 
     def writes(self, stored: Stored, offset: int, topic: str) -> list[Message]:
-        """The id records (and tombstones) for what the input record at ``offset`` of
-        ``topic`` (logical name) changed in the campaign's window."""
-        return self._writes(stored.state, stored.partition, offset, topic)
+        """The id record of the input record at ``offset`` of ``topic`` (logical name):
+        the ids it added to the campaign's window (plus any deletions due)."""
+        campaign_id = stored.campaign_id
+        ids = self.campaigns.get(campaign_id)
+        if ids is None:
+            return []
+        out = self._stale(ids)
+        added = ids.window.take_added()
+        if added:
+            key = record_key(campaign_id, topic, offset).encode()
+            expiry = ids.window.expiry
+            ids.records.append((max(expiry[e] for e in added), key))
+            value = encode_ids(ids.window, added)
+            out.append(Message(self.changelog, key, value, partition=ids.partition))
+        return out
 
     def expire(self, now: float, partitions: set[int]) -> list[Message]:
-        """Tombstones of the ids that left their window by ``now``, for the campaigns of
-        ``partitions`` (those this worker actively owns)."""
+        """Deletions of the records whose ids have all left their window by ``now``, for
+        the campaigns of ``partitions`` (those this worker actively owns)."""
         out: list[Message] = []
-        for campaign_id, window in list(self.windows.items()):
-            partition = self.partitions.get(campaign_id, -1)
-            if partition not in partitions:
+        for ids in self.campaigns.values():
+            if ids.partition not in partitions:
                 continue
-            window.prune(now)
-            if window.changed:
-                out.extend(self._changes(campaign_id, window, partition, COVERED, topics.SPEND))
+            ids.window.prune(now)
+            out.extend(self._stale(ids))
+            records = ids.records
+            while records and records[0][0] <= now:
+                key = records.popleft()[1]
+                out.append(Message(self.changelog, key, None, partition=ids.partition))
         return out
 
     def forget(self, campaign_id: str) -> list[Message]:
-        """Drop a campaign's window (the campaign is removed): tombstones for its ids."""
-        window = self.windows.pop(campaign_id, None)
-        partition = self.partitions.pop(campaign_id, 0)
+        """Drop a campaign's window (the campaign is removed): deletions of its records."""
         self.pending.pop(campaign_id, None)
-        if window is None:
+        ids = self.campaigns.pop(campaign_id, None)
+        if ids is None:
             return []
-        for event_id in list(window.expiry):
-            window.forget(event_id)
-        return self._changes(campaign_id, window, partition, COVERED, topics.SPEND)
+        keys = ids.stale + [key for _, key in ids.records]
+        return [Message(self.changelog, k, None, partition=ids.partition) for k in keys]
 
     def drop(self, campaign_id: str) -> None:
         """Forget a campaign's window in memory only (quarantine, a partition that moved
         away): its records stay; it is rebuilt from them when needed."""
-        self.windows.pop(campaign_id, None)
-        self.partitions.pop(campaign_id, None)
+        self.campaigns.pop(campaign_id, None)
 
     def drop_partitions(self, partitions: set[int]) -> None:
-        for campaign_id in [c for c, p in self.partitions.items() if p in partitions]:
+        for campaign_id in [c for c, i in self.campaigns.items() if i.partition in partitions]:
             self.drop(campaign_id)
 
-    def _writes(
-        self, state: CampaignState, partition: int, offset: int, topic: str
-    ) -> list[Message]:
-        window = state.dedupe
-        if not window.changed:
+    def _stale(self, ids: CampaignIds) -> list[Message]:
+        if not ids.stale:
             return []
-        return self._changes(state.campaign_id, window, partition, offset, topic)
-
-    def _changes(
-        self, campaign_id: str, window: DedupeWindow, partition: int, offset: int, topic: str
-    ) -> list[Message]:
-        expiry = window.expiry
-        out = []
-        for event_id in window.take_changes():
-            expires_at = expiry.get(event_id)
-            value = None if expires_at is None else encode_entry(IdEntry(offset, expires_at, topic))
-            key = id_key(campaign_id, event_id).encode()
-            out.append(Message(self.changelog, key, value, partition=partition))
-        return out
+        keys, ids.stale = ids.stale, []
+        return [Message(self.changelog, k, None, partition=ids.partition) for k in keys]
 
 
 def _merge(
-    window: DedupeWindow, state: CampaignState, records: Iterable[tuple[str, bytes | None]]
+    ids: CampaignIds, state: CampaignState, records: Iterable[tuple[bytes, bytes | None]]
 ) -> tuple[int, int]:
-    """Merge saved id records into ``window``: a tombstone removes its id; an id added
-    by a record past the campaign's high-water mark for its topic is not applied state
-    (a crash lost the value that would have covered it) and is deleted."""
+    """Merge saved id records into a campaign's window: a deletion drops its record; a
+    record of an input past the campaign's high-water mark for its topic is not applied
+    state (a crash lost the value that would have covered it) and is deleted. Returns
+    (ids restored, records skipped)."""
     restored: list[tuple[str, float]] = []
+    kept: dict[bytes, float] = {until_key[1]: until_key[0] for until_key in ids.records}
     offsets = state.offsets
-    changed = window.changed
     skipped = 0
-    for event_id, data in records:
+    for key, data in records:
         if data is None:
-            window.expiry.pop(event_id, None)
+            kept.pop(key, None)
             continue
-        entry = decode_entry(data)
-        if entry.offset <= offsets.get(entry.topic, -1):
-            restored.append((event_id, entry.expires_at))
-        elif event_id not in window.expiry:
+        _, topic, offset = split_key(key)
+        if offset > offsets.get(topic, -1):
             skipped += 1
-            if changed is not None:
-                changed[event_id] = None  # its tombstone goes out with the next writes
-    window.restore(restored)
+            ids.stale.append(key)
+            continue
+        entries = decode_ids(data)
+        restored.extend(entries)
+        if entries:
+            kept[key] = max(x for _, x in entries)
+    ids.window.restore(restored)
+    ids.records = deque(sorted((until, key) for key, until in kept.items()))
     return len(restored), skipped

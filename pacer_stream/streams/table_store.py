@@ -163,14 +163,14 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
                     self.live[key] = self._decode_value(data)
                 yield key
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[str, bytes]]:
+    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """The campaign's event-id records on disk (one prefix range of its partition's
         database; see :mod:`.event_ids`)."""
         prefix = campaign_prefix(campaign_id)
         for raw, data in self._db_for_partition(partition).items(from_key=prefix):
             if not raw.startswith(prefix):
                 break
-            yield raw[len(prefix) :].decode(), data
+            yield raw, data
 
     def _values_decoded(self) -> Iterator[Any]:
         for _, value in self._items_decoded():

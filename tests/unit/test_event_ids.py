@@ -8,7 +8,6 @@ store's prefix scan is tested against a real database at the end.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -29,16 +28,14 @@ from pacer_stream.settings import Settings
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.app import build_worker
 from pacer_stream.streams.event_ids import (
-    COVERED,
     EventIdIndex,
-    IdEntry,
     campaign_prefix,
-    decode_entry,
-    encode_entry,
-    id_key,
+    decode_ids,
+    encode_ids,
     is_entry,
     is_id_key,
-    split_id_key,
+    record_key,
+    split_key,
 )
 from pacer_stream.streams.processor import Message
 from pacer_stream.streams.stored import Stored
@@ -54,12 +51,12 @@ ENGINE = PacingEngine()
 
 
 class Saved:
-    """A store's saved id records, as a dict (campaign id -> event id -> value)."""
+    """A store's saved id records, as a dict (campaign id -> raw key -> value)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, bytes]] = {}
+        self.records: dict[str, dict[bytes, bytes]] = {}
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[str, bytes]]:
+    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
         yield from self.records.get(campaign_id, {}).items()
 
 
@@ -69,10 +66,9 @@ def _stored(cid: str = "c1", partition: int = 0) -> Stored:
     return Stored(state, partition)
 
 
-def _spend(stored: Stored, event_id: str, minutes: int = 0) -> bool:
-    at = NOON + timedelta(minutes=minutes)
-    event = SpendEvent(event_id, stored.campaign_id, G, 1_000, at)
-    return not ENGINE.record_spend(stored.state, event, at).duplicate
+def _spend(stored: Stored, event_id: str) -> bool:
+    event = SpendEvent(event_id, stored.campaign_id, G, 1_000, NOON)
+    return not ENGINE.record_spend(stored.state, event, NOON).duplicate
 
 
 def _apply(index: EventIdIndex, stored: Stored, offset: int, *ids: str) -> list[Message]:
@@ -84,34 +80,44 @@ def _apply(index: EventIdIndex, stored: Stored, offset: int, *ids: str) -> list[
     return index.writes(stored, offset, topics.SPEND)
 
 
+def _ids(message: Message) -> list[str]:
+    return [e for e, _ in decode_ids(message.value or b"")]
+
+
+def _record(cid: str, offset: int, *ids: str, topic: str = topics.SPEND) -> tuple[bytes, bytes]:
+    window = DedupeWindow()
+    for event_id in ids:
+        window.add(event_id, NOON.timestamp())
+    return record_key(cid, topic, offset).encode(), encode_ids(window, ids)
+
+
 def test_keys_sort_after_campaign_keys_and_split_back() -> None:
-    key = id_key("camp-1", "ev:1").encode()
+    key = record_key("camp-1", topics.COMMANDS, 42).encode()
     assert is_id_key(key) and not is_id_key(b"camp-1")
     # every printable first character of a campaign id sorts before the id records
     assert max(b"camp-1", "\U000e01ef-campaign".encode()) < key
-    assert split_id_key(key) == ("camp-1", "ev:1")
+    assert split_key(key) == ("camp-1", topics.COMMANDS, 42)
+    assert split_key(record_key("c", topics.SPEND, 7).encode()) == ("c", topics.SPEND, 7)
     assert key.startswith(campaign_prefix("camp-1"))
-    assert not id_key("camp-10", "x").encode().startswith(campaign_prefix("camp-1"))
+    assert not record_key("camp-10", topics.SPEND, 1).encode().startswith(campaign_prefix("camp-1"))
 
 
-def test_entries_round_trip_and_name_only_a_non_spend_topic() -> None:
-    spend = IdEntry(41, 1_800_000_000.5)
-    command = IdEntry(7, 1_800_000_000.0, topics.COMMANDS)
-    assert orjson.loads(encode_entry(spend)) == [41, 1_800_000_000.5]
-    assert decode_entry(encode_entry(spend)) == spend
-    assert decode_entry(encode_entry(command)) == command
-    assert is_entry(encode_entry(spend))
-    assert not is_entry(stored_codec.dumps(_stored()))
+def test_values_round_trip_and_are_told_from_campaign_values() -> None:
+    window = DedupeWindow()
+    window.add("a", 100.0)
+    data = encode_ids(window, ["a"])
+    assert decode_ids(data) == [("a", 100.0 + window.window_s)]
+    assert is_entry(data) and not is_entry(stored_codec.dumps(_stored()))
 
 
-def test_a_record_writes_one_entry_per_new_id_and_nothing_for_a_duplicate() -> None:
+def test_a_record_writes_one_entry_with_its_new_ids_and_nothing_for_duplicates() -> None:
     index = EventIdIndex(CHANGELOG)
     stored = _stored()
     writes = _apply(index, stored, 5, "a", "b", "a")
-    assert [split_id_key(m.key or b"")[1] for m in writes] == ["a", "b"]
-    assert all(m.topic == CHANGELOG and m.partition == 0 for m in writes)
-    entry = decode_entry(writes[0].value or b"")
-    assert entry.offset == 5 and entry.expires_at == stored.state.dedupe.expiry["a"]
+    assert len(writes) == 1 and _ids(writes[0]) == ["a", "b"]
+    assert writes[0].key == record_key("c1", topics.SPEND, 5).encode()
+    assert writes[0].topic == CHANGELOG and writes[0].partition == 0
+    assert dict(decode_ids(writes[0].value or b""))["a"] == stored.state.dedupe.expiry["a"]
     assert _apply(index, stored, 6, "a", "b") == []  # retries: nothing new
     # the campaign's value holds no ids at all
     assert "d" not in orjson.loads(stored_codec.dumps(stored))["s"]
@@ -122,48 +128,51 @@ def test_a_new_campaign_gets_its_window_after_the_record_that_created_it() -> No
     stored = _stored("fresh")
     _spend(stored, "x")  # applied before the worker attached a window (a new campaign)
     index.attach(stored)
-    writes = index.writes(stored, 3, topics.SPEND)
-    assert [split_id_key(m.key or b"")[1] for m in writes] == ["x"]
+    assert [_ids(m) for m in index.writes(stored, 3, topics.SPEND)] == [["x"]]
 
 
-def test_a_rebuilt_window_keeps_only_ids_the_saved_state_covers() -> None:
+def test_a_rebuilt_window_keeps_only_records_the_saved_state_covers() -> None:
     saved = Saved()
-    expires = NOON.timestamp() + 90_000
-    saved.records["c1"] = {
-        "old": encode_entry(IdEntry(3, expires)),
-        "kept": encode_entry(IdEntry(COVERED, expires)),
-        # written by a record whose campaign value a crash lost (mark is 4)
-        "lost": encode_entry(IdEntry(9, expires)),
-        "cmd": encode_entry(IdEntry(2, expires, topics.COMMANDS)),
-    }
+    saved.records["c1"] = dict(
+        [
+            _record("c1", 3, "old", "older"),
+            # written for an input record whose campaign value a crash lost (mark is 4)
+            _record("c1", 9, "lost"),
+            _record("c1", 2, "cmd:2", topic=topics.COMMANDS),
+        ]
+    )
     stored = _stored()
     stored.state.offsets = {topics.SPEND: 4, topics.COMMANDS: 1}
     index = EventIdIndex(CHANGELOG, saved)
     index.attach(stored)
-    window = stored.state.dedupe
-    assert set(window.expiry) == {"old", "kept"}  # "cmd" is past the commands mark too
+    assert set(stored.state.dedupe.expiry) == {"old", "older"}  # "cmd:2" is past its mark
     assert not _spend(stored, "old")  # a duplicate after the restart
-    # the record that lost its value is replayed: its id applies again, and is saved
-    # again; the ids nobody replays get tombstones
+    # the record that lost its value is replayed: its id applies again and is saved
+    # again; the record nobody replays is deleted
     assert _spend(stored, "lost")
-    writes = {split_id_key(m.key or b"")[1]: m.value for m in index.writes(stored, 9, topics.SPEND)}
-    assert writes["lost"] is not None and decode_entry(writes["lost"]).offset == 9
-    assert writes["cmd"] is None
+    writes = {m.key: m.value for m in index.writes(stored, 9, topics.SPEND)}
+    assert _ids(Message(CHANGELOG, None, writes[record_key("c1", topics.SPEND, 9).encode()])) == [
+        "lost"
+    ]
+    assert writes[record_key("c1", topics.COMMANDS, 2).encode()] is None
 
 
 def test_records_read_by_a_recovery_merge_into_a_window_at_its_next_use() -> None:
     index = EventIdIndex(CHANGELOG)
     stored = _stored()
     _apply(index, stored, 1, "a", "b")
-    expires = NOON.timestamp() + 90_000
-    index.recovered(id_key("c1", "c").encode(), encode_entry(IdEntry(1, expires)))
-    index.recovered(id_key("c1", "a").encode(), None)  # another worker's tombstone
+    key, value = _record("c1", 0, "c")  # covered by the campaign's mark (1)
+    index.recovered(key, value)
     index.attach(stored)
-    assert set(stored.state.dedupe.expiry) == {"b", "c"}
-    assert list(stored.state.dedupe.order) == sorted(
-        stored.state.dedupe.expiry, key=stored.state.dedupe.expiry.__getitem__
-    )
+    window = stored.state.dedupe
+    assert set(window.expiry) == {"a", "b", "c"}
+    assert list(window.order) == sorted(window.expiry, key=window.expiry.__getitem__)
     assert index.writes(stored, 2, topics.SPEND) == []  # merged records are saved already
+    # another worker deleted a record: it is no longer to be deleted here
+    index.recovered(record_key("c1", topics.SPEND, 1).encode(), None)
+    index.attach(stored)
+    later = NOON.timestamp() + window.window_s + 1
+    assert [m.key for m in index.expire(later, {0})] == [key]
 
 
 def test_a_fresh_value_object_gets_the_campaigns_window() -> None:
@@ -176,7 +185,7 @@ def test_a_fresh_value_object_gets_the_campaigns_window() -> None:
     assert again.state.dedupe is stored.state.dedupe and "a" in again.state.dedupe.expiry
 
 
-def test_ids_leave_after_the_window_only_on_owned_partitions() -> None:
+def test_records_leave_with_their_last_id_and_only_on_owned_partitions() -> None:
     index = EventIdIndex(CHANGELOG)
     mine, theirs = _stored("mine", 0), _stored("theirs", 1)
     _apply(index, mine, 1, "a")
@@ -185,22 +194,23 @@ def test_ids_leave_after_the_window_only_on_owned_partitions() -> None:
     assert index.expire(NOON.timestamp(), {0, 1}) == []
     gone = index.expire(later, {0})
     assert [(m.key, m.value, m.partition) for m in gone] == [
-        (id_key("mine", "a").encode(), None, 0)
+        (record_key("mine", topics.SPEND, 1).encode(), None, 0)
     ]
-    assert "b" in theirs.state.dedupe.expiry
+    assert "a" not in mine.state.dedupe.expiry and "b" in theirs.state.dedupe.expiry
 
 
-def test_a_removed_campaign_takes_its_ids_with_it() -> None:
+def test_a_removed_campaign_takes_its_records_with_it() -> None:
     index = EventIdIndex(CHANGELOG)
     stored = _stored()
-    _apply(index, stored, 1, "a", "b")
+    _apply(index, stored, 1, "a")
+    _apply(index, stored, 2, "b")
     gone = index.forget("c1")
-    assert sorted(m.key for m in gone) == sorted(id_key("c1", e).encode() for e in "ab")
+    assert [m.key for m in gone] == [record_key("c1", topics.SPEND, o).encode() for o in (1, 2)]
     assert all(m.value is None for m in gone)
     assert index.forget("c1") == []
 
 
-def test_a_value_of_the_older_format_hands_its_ids_over_as_records() -> None:
+def test_a_value_of_the_older_format_hands_its_ids_over_as_a_record() -> None:
     stored = _stored()
     _spend(stored, "legacy")
     old = orjson.loads(stored_codec.dumps(stored))
@@ -210,8 +220,7 @@ def test_a_value_of_the_older_format_hands_its_ids_over_as_records() -> None:
     assert "legacy" in loaded.state.dedupe.expiry
     index = EventIdIndex(CHANGELOG)
     index.attach(loaded)
-    writes = index.writes(loaded, 7, topics.SPEND)
-    assert [split_id_key(m.key or b"")[1] for m in writes] == ["legacy"]
+    assert [_ids(m) for m in index.writes(loaded, 7, topics.SPEND)] == [["legacy"]]
 
 
 def test_a_command_that_fails_is_not_remembered() -> None:
@@ -221,18 +230,19 @@ def test_a_command_that_fails_is_not_remembered() -> None:
     assert ENGINE.first_time(stored.state, "command", "cmd-1", NOON)
 
 
-def test_window_changes_are_listed_once_and_restore_keeps_expiry_order() -> None:
+def test_a_window_lists_its_additions_once_and_restore_keeps_expiry_order() -> None:
     window = DedupeWindow(window_s=100.0)
     window.add("before", 0.0)
     window.track()
     window.add("a", 10.0)
-    assert window.take_changes() == ["before", "a"]
-    assert window.take_changes() == []
+    window.add("b", 10.0)
+    window.forget("b")
+    assert window.take_added() == ["before", "a"]
+    assert window.take_added() == []
     window.prune(105.0)  # "before" (expires 100) leaves
-    window.forget("a")
-    assert window.take_changes() == ["before", "a"] and len(window) == 0
+    assert set(window.expiry) == {"a"}
     window.restore([("late", 300.0), ("early", 200.0)])
-    assert list(window.order) == ["early", "late"] and window.take_changes() == []
+    assert list(window.order) == ["a", "early", "late"] and window.take_added() == []
 
 
 def test_the_rocksdb_store_lists_campaigns_without_id_records(
@@ -247,9 +257,13 @@ def test_the_rocksdb_store_lists_campaigns_without_id_records(
     db = store._db_for_partition(0)
     for cid in ("c1", "c10"):
         db[cid.encode()] = stored_codec.dumps(_stored(cid))
-        for event_id in ("x", "y"):
-            db[id_key(cid, event_id).encode()] = encode_entry(IdEntry(1, 9e9))
-    assert [e for e, _ in store.saved_ids("c1", 0)] == ["x", "y"]
+        for offset in (1, 2):
+            key, value = _record(cid, offset, f"{cid}-{offset}")
+            db[key] = value
+    assert [split_key(k) for k, _ in store.saved_ids("c1", 0)] == [
+        ("c1", topics.SPEND, 1),
+        ("c1", topics.SPEND, 2),
+    ]
     topic = store.table.changelog_topic.get_topic_name()
     monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {TP(topic, 0)})
     assert sorted(store) == ["c1", "c10"] and len(store) == 2
