@@ -9,8 +9,10 @@ strategy registry the engine holds and the channel's history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from dataclasses import replace as dataclass_replace
+from itertools import accumulate
 
 from pacer_stream.core.allocation import (
     AllocationContext,
@@ -160,11 +162,14 @@ def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | Non
 
 def set_plan(ch: ChannelState, plan: DayPlan) -> None:
     ch.plan = plan
-    cum = [0]
-    for a in plan.amounts:
-        cum.append(cum[-1] + a)
-    ch.cum_plan = cum
+    ch.cum_plan = cumulative(plan.amounts)
     ch.allowance_key = (-1, -1, -1)
+
+
+def cumulative(amounts: Sequence[int]) -> array[int]:
+    """Cumulative planned spend at each slot boundary (``len(amounts) + 1`` values), as an
+    ``array('q')``: 8 bytes a boundary instead of an int object and a list pointer."""
+    return array("q", list(accumulate(amounts, initial=0)))
 
 
 def slot_capacity(state: CampaignState, ch: ChannelState, day: LocalDay) -> tuple[int, ...] | None:

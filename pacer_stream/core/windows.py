@@ -6,6 +6,7 @@ every decision independent of how much history a campaign has.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -17,17 +18,19 @@ class MinuteRing:
     """Spend per epoch minute over a short trailing window (velocity rules).
 
     The arrays are allocated on the first ``add``: most channels never see unauthorised
-    spend or unmet demand, and an empty ring costs two empty lists.
+    spend or unmet demand, and an empty ring costs two empty arrays. They are
+    ``array('q')`` (epoch minutes and saturated micros both fit 64 bits): 8 bytes a
+    value where a list holds a pointer to a separate int object.
     """
 
     size: int = 16
-    minutes: list[int] = field(default_factory=list)
-    amounts: list[int] = field(default_factory=list)
+    minutes: array[int] = field(default_factory=lambda: array("q"))
+    amounts: array[int] = field(default_factory=lambda: array("q"))
 
     def add(self, ts: float, amount: int) -> None:
         if not self.minutes:
-            self.minutes = [-1] * self.size
-            self.amounts = [0] * self.size
+            self.minutes = array("q", [-1]) * self.size
+            self.amounts = array("q", [0]) * self.size
         m = int(ts // 60)
         i = m % self.size
         if self.minutes[i] != m:
