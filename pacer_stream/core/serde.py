@@ -27,7 +27,6 @@ from collections import deque
 from dataclasses import fields
 from datetime import date
 from functools import lru_cache
-from itertools import accumulate
 from typing import Any, Final
 
 import orjson
@@ -37,6 +36,7 @@ from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
 from pacer_stream.core.compact import AlertSet, FloatQueue
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
+from pacer_stream.core.planning import shared_plan, shared_result
 from pacer_stream.core.report_lag import new_lags
 from pacer_stream.core.state import (
     Answer,
@@ -336,12 +336,14 @@ def _channel(c: JSON) -> ChannelState:
     plan: DayPlan | None = None
     cum: array[int] = array("q")
     if "pa" in c:
-        plan = DayPlan(
-            tuple(_int(a) for a in c["pa"]),
-            tuple(_int(a) for a in c["pc"]),
-            _float_list(c["pw"]),
+        # shared with equal plans of other channels, as when planned (memory)
+        plan, cum = shared_plan(
+            DayPlan(
+                tuple(_int(a) for a in c["pa"]),
+                tuple(_int(a) for a in c["pc"]),
+                _float_list(c["pw"]),
+            )
         )
-        cum = array("q", list(accumulate(plan.amounts, initial=0)))
     result: StrategyResult | None = None
     if "res" in c:
         w, mults, cr, cpc, conf, version = c["res"]
@@ -351,13 +353,15 @@ def _channel(c: JSON) -> ChannelState:
             weights = plan.weights
         else:
             weights = _float_list(w)
-        result = StrategyResult(
-            weights,
-            _float_list(mults),
-            _float_list(cr),
-            _float_list(cpc),
-            _NON_FINITE[conf] if isinstance(conf, str) else float(conf),
-            version,
+        result = shared_result(
+            StrategyResult(
+                weights,
+                _float_list(mults),
+                _float_list(cr),
+                _float_list(cpc),
+                _NON_FINITE[conf] if isinstance(conf, str) else float(conf),
+                version,
+            )
         )
     tot = c["tot"]
     br_state, since, until, cause, trips, forced, admitted, passed = c["br"][:8]

@@ -90,7 +90,8 @@ class ChannelState:
     active_from: float | None = None
     plan: DayPlan | None = None
     result: StrategyResult | None = None
-    #: Cumulative planned spend at each slot boundary (len = slots + 1).
+    #: Cumulative planned spend at each slot boundary (len = slots + 1). Shared by
+    #: channels with equal plans (``planning.shared_plan``): replaced, never changed.
     cum_plan: array[int] = field(default_factory=lambda: array("q"))
     spent: array[int] = field(default_factory=lambda: array("q"))
     spent_total: int = 0
