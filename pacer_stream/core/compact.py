@@ -19,10 +19,6 @@ from collections.abc import Iterable, Iterator, MutableSet
 
 from pacer_stream.core.types import AlertType
 
-#: Popped entries kept at the front of a :class:`FloatQueue`'s array before it is
-#: compacted: compacting on every pop would make a long burst quadratic.
-_COMPACT_AFTER = 32
-
 
 class FloatQueue:
     """A FIFO of floats with the ``deque`` operations the engine uses (append, popleft,
@@ -31,10 +27,10 @@ class FloatQueue:
     Values live in one ``array('d')`` (8 bytes each instead of a 24-byte float object
     plus a pointer), allocated on the first append and released when the queue empties:
     most channels never see unauthorised spend or an overspend, and an empty queue is
-    just this object. ``popleft`` advances a head index and compacts the array only once
-    enough entries were popped, so it stays O(1) amortised. A subclass may set
-    :attr:`maxlen`: appending to a full queue then drops the oldest value, like a
-    ``deque(maxlen=...)``.
+    just this object. ``popleft`` advances a head index and compacts the array once half
+    of it is popped entries: O(1) amortised, and never more than twice the live values.
+    A subclass may set :attr:`maxlen`: appending to a full queue then drops the oldest
+    value, like a ``deque(maxlen=...)``.
     """
 
     __slots__ = ("_head", "_values")
@@ -69,7 +65,7 @@ class FloatQueue:
         if self._head == len(values):
             self._values = None
             self._head = 0
-        elif self._head >= _COMPACT_AFTER and self._head * 2 >= len(values):
+        elif self._head * 2 >= len(values):
             del values[: self._head]
             self._head = 0
         return value

@@ -443,11 +443,10 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
 
 def _ring(value: list[Any], what: str) -> MinuteRing:
     size, minutes, amounts = value
-    ring = MinuteRing(
-        size=_int(size),
-        minutes=array("q", [_int(m) for m in minutes]),
-        amounts=array("q", [_int(a) for a in amounts]),
-    )
+    ring = MinuteRing(size=_int(size))
+    if minutes or amounts:  # an unused ring keeps its shared empty arrays (memory)
+        ring.minutes = array("q", [_int(m) for m in minutes])
+        ring.amounts = array("q", [_int(a) for a in amounts])
     if len(ring.minutes) != len(ring.amounts) or len(ring.minutes) not in (0, ring.size):
         raise SerdeError(f"{what} ring arrays do not match its size")
     return ring
