@@ -82,12 +82,17 @@ class FloatQueue:
         return self._values is not None
 
     def __getitem__(self, index: int) -> float:
-        n = len(self)
+        values = self._values
+        if values is None:
+            raise IndexError("FloatQueue index out of range")
+        if index == 0:  # the engine's pruning loops read the oldest value
+            return values[self._head]
+        n = len(values) - self._head
         if index < 0:
             index += n
-        if not 0 <= index < n or self._values is None:
+        if not 0 <= index < n:
             raise IndexError("FloatQueue index out of range")
-        return self._values[self._head + index]
+        return values[self._head + index]
 
     def __iter__(self) -> Iterator[float]:
         values = self._values
@@ -124,16 +129,13 @@ class AlertSet(MutableSet[AlertType]):
             self.add(a)
 
     def __contains__(self, alert: object) -> bool:
-        bit = _BIT.get(alert) if isinstance(alert, AlertType) else None
-        return bit is not None and bool(self._mask & bit)
+        return bool(self._mask & _BIT.get(alert, 0))  # type: ignore[call-overload]
 
     def add(self, alert: AlertType) -> None:
         self._mask |= _BIT[alert]
 
     def discard(self, alert: AlertType) -> None:
-        bit = _BIT.get(alert) if isinstance(alert, AlertType) else None
-        if bit is not None:
-            self._mask &= ~bit
+        self._mask &= ~_BIT.get(alert, 0)
 
     def clear(self) -> None:
         self._mask = 0
