@@ -94,7 +94,9 @@ def bench(
         _write(out, "memory", res)
         console.print(
             f"memory: {res['bytes_per_campaign_channel']:,.0f} B per campaign/channel "
-            f"(target 2,048), {res['bytes_per_dedupe_id']:,.0f} B per dedupe id, "
+            f"(target 2,048; "
+            f"{res['bytes_per_campaign_channel_without_dedupe_window']:,.0f} B without the "
+            f"emptied dedupe window), {res['bytes_per_dedupe_id']:,.0f} B per dedupe id, "
             f"RSS +{res['rss_growth_bytes'] / 2**20:,.0f} MiB for {res['states_held']:,} states"
         )
     if "redis" in chosen:

@@ -8,6 +8,7 @@ depends on a timer firing. Kept apart from the engine so the decision path reads
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 
 from pacer_stream.core.alerting import transition_outputs
@@ -57,7 +58,7 @@ def roll_day(
         ch.active_from = None
     ch.day = day
     ch.budget = ch.base_budget
-    ch.spent = [0] * day.n_slots
+    ch.spent = array("q", [0]) * day.n_slots
     ch.spent_total = 0
     ch.clicks_today = ch.conversions_today = 0
     ch.impressions_today = ch.revenue_today = 0

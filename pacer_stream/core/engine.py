@@ -62,6 +62,7 @@ from pacer_stream.core.types import (
     PaceSnapshot,
     PacingStrategy,
     SpendEvent,
+    shared_thresholds,
 )
 from pacer_stream.core.validation import aware
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
@@ -120,7 +121,7 @@ class PacingEngine:
         tz_changed = state.timezone != config.timezone
         state.timezone = config.timezone
         state.strategy = config.strategy
-        state.thresholds = config.thresholds
+        state.thresholds = shared_thresholds(config.thresholds)
         state.configured = True
         outputs: list[Output] = []
         for channel, cc in config.channels.items():

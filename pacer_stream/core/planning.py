@@ -9,8 +9,11 @@ strategy registry the engine holds and the channel's history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from dataclasses import replace as dataclass_replace
+from functools import lru_cache
+from itertools import accumulate
 
 from pacer_stream.core.allocation import (
     AllocationContext,
@@ -56,7 +59,7 @@ def replan(
     result = strategy.weigh(ctx)
     if ch.active_from is not None and ch.active_from > day.start:
         result = from_activation(result, day, ch.active_from)
-    ch.result = result
+    ch.result = shared_result(result)
     capacity = slot_capacity(state, ch, day)
     set_plan(ch, shape_day(ch.budget, result, state.thresholds, capacity))
 
@@ -159,12 +162,36 @@ def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | Non
 
 
 def set_plan(ch: ChannelState, plan: DayPlan) -> None:
-    ch.plan = plan
-    cum = [0]
-    for a in plan.amounts:
-        cum.append(cum[-1] + a)
-    ch.cum_plan = cum
+    ch.plan, ch.cum_plan = shared_plan(plan)
     ch.allowance_key = (-1, -1, -1)
+
+
+#: Plans and strategy results kept for sharing (bounded; about 2 KB each at most).
+SHARED_PLANS = 4096
+
+
+@lru_cache(maxsize=SHARED_PLANS)
+def shared_plan(plan: DayPlan) -> tuple[DayPlan, array[int]]:
+    """The first-seen plan equal to ``plan``, with its cumulative amounts.
+
+    Channels with the same budget, strategy and history shape (most new channels, and
+    every channel of a strategy that ignores history) get equal plans: they share one
+    ``DayPlan`` and one ``cum_plan`` array instead of holding about 1.5 KB each. Both
+    are only ever replaced, never changed in place, so sharing cannot leak a change
+    from one channel to another."""
+    return plan, cumulative(plan.amounts)
+
+
+@lru_cache(maxsize=SHARED_PLANS)
+def shared_result(result: StrategyResult) -> StrategyResult:
+    """The first-seen strategy result equal to ``result`` (frozen: safe to share)."""
+    return result
+
+
+def cumulative(amounts: Sequence[int]) -> array[int]:
+    """Cumulative planned spend at each slot boundary (``len(amounts) + 1`` values), as an
+    ``array('q')``: 8 bytes a boundary instead of an int object and a list pointer."""
+    return array("q", list(accumulate(amounts, initial=0)))
 
 
 def slot_capacity(state: CampaignState, ch: ChannelState, day: LocalDay) -> tuple[int, ...] | None:

@@ -15,9 +15,9 @@ reservation's lifetime, bounded. Until enough lags are known the configured
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 
+from pacer_stream.core.compact import FloatQueue
 from pacer_stream.core.types import Thresholds
 
 #: Recent lags kept per channel (bounded state; recent behaviour matters most).
@@ -34,16 +34,24 @@ MIN_GRACE_S = 60.0
 MAX_GRACE_S = 86_400.0
 
 
-def new_lags(values: Iterable[float] = ()) -> deque[float]:
-    return deque(values, maxlen=LAG_SAMPLES)
+class Lags(FloatQueue):
+    """The last :data:`LAG_SAMPLES` report lags of a channel, oldest first (a compact
+    ``deque(maxlen=LAG_SAMPLES)``: nothing allocated until the first lag is known)."""
+
+    __slots__ = ()
+    maxlen = LAG_SAMPLES
 
 
-def record_lag(lags: deque[float], lag: float) -> None:
+def new_lags(values: Iterable[float] = ()) -> Lags:
+    return Lags(values)
+
+
+def record_lag(lags: Lags, lag: float) -> None:
     """Remember one observed report lag (seconds; negative or non-finite ones count 0)."""
     lags.append(lag if lag > 0 and math.isfinite(lag) else 0.0)
 
 
-def report_grace(lags: deque[float], t: Thresholds) -> float:
+def report_grace(lags: Lags, t: Thresholds) -> float:
     """Seconds an expired, unreported reservation keeps counting against the cap."""
     if len(lags) < MIN_LAG_SAMPLES:
         return float(t.report_grace_s)

@@ -22,6 +22,7 @@ Pure: no I/O, no clock; ``orjson`` is the only dependency beyond the standard li
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import fields
 from datetime import date
@@ -33,7 +34,9 @@ import orjson
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
+from pacer_stream.core.compact import AlertSet, FloatQueue
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
+from pacer_stream.core.planning import shared_plan, shared_result
 from pacer_stream.core.report_lag import new_lags
 from pacer_stream.core.state import (
     Answer,
@@ -156,6 +159,10 @@ def _non_finite_name(v: float) -> str:
     return "inf" if v > 0 else "-inf"
 
 
+def _ring_list(ring: MinuteRing) -> list[Any]:
+    return [ring.size, ring.minutes.tolist(), ring.amounts.tolist()]
+
+
 def _channel_dict(ch: ChannelState) -> JSON:
     day = ch.day
     plan = ch.plan
@@ -170,7 +177,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "st": ch.strategy.value if ch.strategy is not None else None,
         "day": [day.tz, day.date.isoformat()] if day is not None else None,
         "af": ch.active_from,
-        "sp": ch.spent,
+        "sp": ch.spent.tolist(),
         "tot": [
             ch.spent_total,
             ch.clicks_today,
@@ -183,9 +190,9 @@ def _channel_dict(ch: ChannelState) -> JSON:
             [r.reservation_id, r.amount, r.expires_at, r.created_at]
             for r in ch.reservations.values()
         ],
-        "vel": [vel.size, vel.minutes, vel.amounts],
-        "una": [ch.unauthorised.size, ch.unauthorised.minutes, ch.unauthorised.amounts],
-        "unm": [ch.unmet.size, ch.unmet.minutes, ch.unmet.amounts],
+        "vel": _ring_list(vel),
+        "una": _ring_list(ch.unauthorised),
+        "unm": _ring_list(ch.unmet),
         "ot": list(ch.overspend_times),
         "ur": [[k, u.amount, u.drop_at, u.created_at] for k, u in ch.unreported.items()],
         "ut": list(ch.unauthorised_times),
@@ -254,7 +261,7 @@ def from_dict(obj: object) -> CampaignState:
         return _state(obj)
     except SerdeError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise SerdeError(f"malformed campaign state: {type(exc).__name__}: {exc}") from exc
 
 
@@ -332,16 +339,16 @@ def _channel(c: JSON) -> ChannelState:
         tz, iso = c["day"]
         day = local_day(_str(tz), date.fromisoformat(iso))
     plan: DayPlan | None = None
-    cum: list[int] = []
+    cum: array[int] = array("q")
     if "pa" in c:
-        plan = DayPlan(
-            tuple(_int(a) for a in c["pa"]),
-            tuple(_int(a) for a in c["pc"]),
-            _float_list(c["pw"]),
+        # shared with equal plans of other channels, as when planned (memory)
+        plan, cum = shared_plan(
+            DayPlan(
+                tuple(_int(a) for a in c["pa"]),
+                tuple(_int(a) for a in c["pc"]),
+                _float_list(c["pw"]),
+            )
         )
-        cum = [0]
-        for a in plan.amounts:
-            cum.append(cum[-1] + a)
     result: StrategyResult | None = None
     if "res" in c:
         w, mults, cr, cpc, conf, version = c["res"]
@@ -351,13 +358,15 @@ def _channel(c: JSON) -> ChannelState:
             weights = plan.weights
         else:
             weights = _float_list(w)
-        result = StrategyResult(
-            weights,
-            _float_list(mults),
-            _float_list(cr),
-            _float_list(cpc),
-            _NON_FINITE[conf] if isinstance(conf, str) else float(conf),
-            version,
+        result = shared_result(
+            StrategyResult(
+                weights,
+                _float_list(mults),
+                _float_list(cr),
+                _float_list(cpc),
+                _NON_FINITE[conf] if isinstance(conf, str) else float(conf),
+                version,
+            )
         )
     tot = c["tot"]
     br_state, since, until, cause, trips, forced, admitted, passed = c["br"][:8]
@@ -395,7 +404,7 @@ def _channel(c: JSON) -> ChannelState:
         plan=plan,
         result=result,
         cum_plan=cum,
-        spent=[_int(x) for x in c["sp"]],
+        spent=array("q", [_int(x) for x in c["sp"]]),
         spent_total=_int(tot[0]),
         clicks_today=_int(tot[1]),
         conversions_today=_int(tot[2]),
@@ -406,18 +415,18 @@ def _channel(c: JSON) -> ChannelState:
         velocity=velocity,
         unauthorised=unauthorised,
         unmet=unmet,
-        overspend_times=deque(float(x) for x in c.get("ot", ())),
+        overspend_times=FloatQueue(float(x) for x in c.get("ot", ())),
         unreported={
             _str(u[0]): Unreported(_int(u[1]), float(u[2]), float(u[3]) if len(u) > 3 else 0.0)
             for u in c.get("ur", ())
         },
         unreported_total=sum(_int(u[1]) for u in c.get("ur", ())),
-        unauthorised_times=deque(float(x) for x in c.get("ut", ())),
+        unauthorised_times=FloatQueue(float(x) for x in c.get("ut", ())),
         report_lags=new_lags(float(x) for x in c.get("lag", ())),
         unmet_hours=_unmet_hours(c.get("umh")),
         breaker=breaker,
         pace_level=_int(c["pl"]),
-        active_alerts={AlertType(a) for a in c["aa"]},
+        active_alerts=AlertSet(AlertType(a) for a in c["aa"]),
         alert_seq=_int(c["seq"]),
         perf_violation_since=None if since_v is None else float(since_v),
         perf_violation_reason=_str(reason),
@@ -439,7 +448,10 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
 
 def _ring(value: list[Any], what: str) -> MinuteRing:
     size, minutes, amounts = value
-    ring = MinuteRing(size=_int(size), minutes=list(minutes), amounts=list(amounts))
+    ring = MinuteRing(size=_int(size))
+    if minutes or amounts:  # an unused ring keeps its shared empty arrays (memory)
+        ring.minutes = array("q", [_int(m) for m in minutes])
+        ring.amounts = array("q", [_int(a) for a in amounts])
     if len(ring.minutes) != len(ring.amounts) or len(ring.minutes) not in (0, ring.size):
         raise SerdeError(f"{what} ring arrays do not match its size")
     return ring

@@ -1,23 +1,29 @@
 """Mutable state of one campaign and its channels (the value of the worker's table).
 
 Everything here is bounded: today's per-slot arrays (<= 25 entries), a per-minute ring,
-a deque of recent overspend times, the active reservations (each expires after its TTL),
+a queue of recent overspend times, the active reservations (each expires after its TTL),
 sparse hourly history over a fixed horizon, and the dedupe window.
+
+It is also compact, because a worker holds one value per campaign/channel in memory:
+per-slot series are ``array('q')`` (8 bytes a value, no int objects), the queues of
+times and the alert set are the small containers of ``core.compact`` (a few dozen bytes
+while empty, where a ``deque`` costs about 760 and a ``set`` 216), and the per-minute
+rings allocate nothing until first used.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay
+from pacer_stream.core.compact import AlertSet, FloatQueue
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
-from pacer_stream.core.report_lag import new_lags
+from pacer_stream.core.report_lag import Lags, new_lags
 from pacer_stream.core.types import (
-    AlertType,
     ChannelType,
     Output,
     PacingStrategy,
@@ -84,9 +90,10 @@ class ChannelState:
     active_from: float | None = None
     plan: DayPlan | None = None
     result: StrategyResult | None = None
-    #: Cumulative planned spend at each slot boundary (len = slots + 1).
-    cum_plan: list[int] = field(default_factory=list)
-    spent: list[int] = field(default_factory=list)
+    #: Cumulative planned spend at each slot boundary (len = slots + 1). Shared by
+    #: channels with equal plans (``planning.shared_plan``): replaced, never changed.
+    cum_plan: array[int] = field(default_factory=lambda: array("q"))
+    spent: array[int] = field(default_factory=lambda: array("q"))
     spent_total: int = 0
     clicks_today: int = 0
     conversions_today: int = 0
@@ -101,7 +108,7 @@ class ChannelState:
     unreported_total: int = 0
     #: Recent report lags (seconds from reservation to the spend settling it): the
     #: grace of expired reservations follows them (``core.report_lag``).
-    report_lags: deque[float] = field(default_factory=new_lags)
+    report_lags: Lags = field(default_factory=new_lags)
     velocity: MinuteRing = field(default_factory=MinuteRing)
     #: Spend nobody authorised (no reservation, or above the reserved amount): the
     #: breaker's runaway and repeated-overspend rules look only at this, so authorised
@@ -115,11 +122,11 @@ class ChannelState:
     unmet_hours: HourlyAmounts = field(default_factory=HourlyAmounts)
     #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
     #: so one odd event (however large) never trips the breaker on velocity alone.
-    unauthorised_times: deque[float] = field(default_factory=deque)
-    overspend_times: deque[float] = field(default_factory=deque)
+    unauthorised_times: FloatQueue = field(default_factory=FloatQueue)
+    overspend_times: FloatQueue = field(default_factory=FloatQueue)
     breaker: Breaker = field(default_factory=Breaker)
     pace_level: int = 0
-    active_alerts: set[AlertType] = field(default_factory=set)
+    active_alerts: AlertSet = field(default_factory=AlertSet)
     alert_seq: int = 0
     #: Since when a performance threshold has been violated (None = not violated).
     perf_violation_since: float | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from pacer_stream.core.validation import validate_thresholds
 
@@ -179,6 +180,14 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         validate_thresholds(self)
+
+
+@lru_cache(maxsize=256)
+def shared_thresholds(t: Thresholds) -> Thresholds:
+    """The first-seen instance equal to ``t``: campaigns configured alike (nearly all use
+    the defaults) then share one object instead of holding a copy each (about 330 bytes
+    per campaign). Thresholds are frozen, so sharing cannot leak a change."""
+    return t
 
 
 @dataclass(frozen=True, slots=True)

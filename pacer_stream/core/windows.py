@@ -6,11 +6,15 @@ every decision independent of how much history a campaign has.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pacer_stream.core.money import MAX_MICROS
+
+#: The arrays of every ring not used yet (never changed: see :class:`MinuteRing`).
+_UNUSED: array[int] = array("q")
 
 
 @dataclass(slots=True)
@@ -18,17 +22,20 @@ class MinuteRing:
     """Spend per epoch minute over a short trailing window (velocity rules).
 
     The arrays are allocated on the first ``add``: most channels never see unauthorised
-    spend or unmet demand, and an empty ring costs two empty lists.
+    spend or unmet demand, and until then both fields hold one shared empty array
+    (``add`` replaces it, nothing appends to it), so an unused ring is just this object.
+    They are ``array('q')`` (epoch minutes and saturated micros both fit 64 bits): 8
+    bytes a value where a list holds a pointer to a separate int object.
     """
 
     size: int = 16
-    minutes: list[int] = field(default_factory=list)
-    amounts: list[int] = field(default_factory=list)
+    minutes: array[int] = field(default_factory=lambda: _UNUSED)
+    amounts: array[int] = field(default_factory=lambda: _UNUSED)
 
     def add(self, ts: float, amount: int) -> None:
         if not self.minutes:
-            self.minutes = [-1] * self.size
-            self.amounts = [0] * self.size
+            self.minutes = array("q", [-1]) * self.size
+            self.amounts = array("q", [0]) * self.size
         m = int(ts // 60)
         i = m % self.size
         if self.minutes[i] != m:

@@ -8,6 +8,7 @@ integer split all live in :func:`shape_day`, written once.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,13 +55,59 @@ def flat_result(n: int, *, confidence: float = 0.0, version: str | None = None) 
     return StrategyResult(ones, ones, zeros, zeros, confidence, version)
 
 
-@dataclass(frozen=True, slots=True)
 class DayPlan:
-    """A day's hourly plan in micros, plus what rollover needs to re-plan later hours."""
+    """A day's hourly plan in micros, plus what rollover needs to re-plan later hours.
 
-    amounts: tuple[int, ...]
-    caps: tuple[int, ...]
+    Immutable, compared and hashed by value like the frozen dataclass it replaces. The
+    amounts and caps are kept as ``array('q')`` (8 bytes a slot; a tuple of micros holds
+    a separate int object per slot, ~1 KB a day) and handed out as tuples; the weights
+    stay the tuple given, which is usually the strategy result's own (shared).
+    """
+
+    __slots__ = ("_amounts", "_caps", "weights")
+
+    _amounts: array[int]
+    _caps: array[int]
     weights: tuple[float, ...]
+
+    def __init__(
+        self, amounts: Sequence[int], caps: Sequence[int], weights: tuple[float, ...]
+    ) -> None:
+        object.__setattr__(self, "_amounts", array("q", amounts))
+        object.__setattr__(self, "_caps", array("q", caps))
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def amounts(self) -> tuple[int, ...]:
+        return tuple(self._amounts)
+
+    @property
+    def caps(self) -> tuple[int, ...]:
+        return tuple(self._caps)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"DayPlan is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"DayPlan is immutable (cannot delete {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DayPlan):
+            return NotImplemented
+        return (
+            self._amounts == other._amounts
+            and self._caps == other._caps
+            and self.weights == other.weights
+        )
+
+    def __hash__(self) -> int:
+        return hash((tuple(self._amounts), tuple(self._caps), self.weights))
+
+    def __repr__(self) -> str:
+        return f"DayPlan(amounts={self.amounts!r}, caps={self.caps!r}, weights={self.weights!r})"
+
+    def __reduce__(self) -> tuple[type[DayPlan], tuple[object, ...]]:
+        return (DayPlan, (self.amounts, self.caps, self.weights))
 
 
 def _normalise(weights: Sequence[float]) -> list[float]:

@@ -1,0 +1,151 @@
+"""Small containers for per-channel state that is usually empty or tiny.
+
+A worker holds one state per campaign/channel in memory, so a few hundred bytes per
+channel is the difference between a partition fitting in RAM or not. The standard
+containers are generous for this use: an empty ``deque`` costs about 760 bytes (it
+allocates a 64-slot block up front), an empty ``set`` 216 bytes, and a list of floats
+one 24-byte object per value. The containers here keep the same operations the engine
+uses on them and cost a few dozen bytes while empty:
+
+* :class:`FloatQueue` - a FIFO of floats (event times, report lags) on an
+  ``array('d')`` allocated on the first append and dropped again when emptied;
+* :class:`AlertSet` - a set of :class:`~pacer_stream.core.types.AlertType` as a bit mask.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, MutableSet
+
+from pacer_stream.core.types import AlertType
+
+
+class FloatQueue:
+    """A FIFO of floats with the ``deque`` operations the engine uses (append, popleft,
+    ``[0]``/``[-1]``, ``len``, iteration, clear).
+
+    Values live in one ``array('d')`` (8 bytes each instead of a 24-byte float object
+    plus a pointer), allocated on the first append and released when the queue empties:
+    most channels never see unauthorised spend or an overspend, and an empty queue is
+    just this object. ``popleft`` advances a head index and compacts the array once half
+    of it is popped entries: O(1) amortised, and never more than twice the live values.
+    A subclass may set :attr:`maxlen`: appending to a full queue then drops the oldest
+    value, like a ``deque(maxlen=...)``.
+    """
+
+    __slots__ = ("_head", "_values")
+
+    #: Bound on the number of values (None = unbounded).
+    maxlen: int | None = None
+
+    def __init__(self, values: Iterable[float] = ()) -> None:
+        self._values: array[float] | None = None
+        self._head = 0
+        for v in values:
+            self.append(v)
+
+    def append(self, value: float) -> None:
+        values = self._values
+        if values is None:
+            values = self._values = array("d")
+        values.append(value)
+        if self.maxlen is not None and len(values) - self._head > self.maxlen:
+            self.popleft()
+
+    def extend(self, values: Iterable[float]) -> None:
+        for v in values:
+            self.append(v)
+
+    def popleft(self) -> float:
+        values = self._values
+        if values is None:
+            raise IndexError("pop from an empty FloatQueue")
+        value = values[self._head]
+        self._head += 1
+        if self._head == len(values):
+            self._values = None
+            self._head = 0
+        elif self._head * 2 >= len(values):
+            del values[: self._head]
+            self._head = 0
+        return value
+
+    def clear(self) -> None:
+        self._values = None
+        self._head = 0
+
+    def __len__(self) -> int:
+        values = self._values
+        return 0 if values is None else len(values) - self._head
+
+    def __bool__(self) -> bool:
+        return self._values is not None
+
+    def __getitem__(self, index: int) -> float:
+        values = self._values
+        if values is None:
+            raise IndexError("FloatQueue index out of range")
+        if index == 0:  # the engine's pruning loops read the oldest value
+            return values[self._head]
+        n = len(values) - self._head
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("FloatQueue index out of range")
+        return values[self._head + index]
+
+    def __iter__(self) -> Iterator[float]:
+        values = self._values
+        if values is None:
+            return iter(())
+        return iter(values[self._head :])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FloatQueue):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a deque
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+_ALERTS: tuple[AlertType, ...] = tuple(AlertType)
+_BIT: dict[AlertType, int] = {a: 1 << i for i, a in enumerate(_ALERTS)}
+
+
+class AlertSet(MutableSet[AlertType]):
+    """The active alert types of a channel as a bit mask (one int instead of a set).
+
+    Behaves as a mutable set of :class:`AlertType` (``in``, add, discard, clear,
+    iteration in declaration order, equality with any set)."""
+
+    __slots__ = ("_mask",)
+
+    def __init__(self, alerts: Iterable[AlertType] = ()) -> None:
+        self._mask = 0
+        for a in alerts:
+            self.add(a)
+
+    def __contains__(self, alert: object) -> bool:
+        return bool(self._mask & _BIT.get(alert, 0))  # type: ignore[call-overload]
+
+    def add(self, alert: AlertType) -> None:
+        self._mask |= _BIT[alert]
+
+    def discard(self, alert: AlertType) -> None:
+        self._mask &= ~_BIT.get(alert, 0)
+
+    def clear(self) -> None:
+        self._mask = 0
+
+    def __iter__(self) -> Iterator[AlertType]:
+        mask = self._mask
+        return iter([a for a in _ALERTS if mask & _BIT[a]])
+
+    def __len__(self) -> int:
+        return self._mask.bit_count()
+
+    def __repr__(self) -> str:
+        return f"AlertSet({set(self)!r})"
