@@ -65,11 +65,13 @@ from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.datadir import DataDir, prepare_data_dir
-from pacer_stream.streams.event_ids import EventIdIndex, is_id_key, split_key
+from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.forecasting import submit_trainings
+from pacer_stream.streams.grants import GrantLog
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
+from pacer_stream.streams.side_records import SideRecords, campaign_of
 from pacer_stream.streams.stored import Stored
 from pacer_stream.streams.table_store import (
     DEFAULT_CACHE_VALUES,
@@ -138,13 +140,13 @@ def split_outputs(
     once, and those that must wait for the delivery of the batch's changelog writes
     because they report the state of a campaign the batch wrote (a breaker state or
     reply must never show a state a crash could still lose)."""
-    written = {m.key for m in messages if m.topic == changelog}
+    written = {campaign_of(m.key) for m in messages if m.topic == changelog and m.key}
     at_once: list[Message] = []
     after_writes: list[Message] = []
     for m in messages:
         if m.topic == changelog:
             continue
-        waits = m.campaign is not None and m.campaign.encode() in written
+        waits = m.campaign is not None and m.campaign in written
         (after_writes if waits else at_once).append(m)
     return at_once, after_writes
 
@@ -215,9 +217,9 @@ class CampaignTable(faust.Table[str, Stored]):
 
     #: Decoded values the RocksDB store keeps in memory (set before the store is built).
     cache_values: int = DEFAULT_CACHE_VALUES
-    #: The worker's event-id windows: both stores hand them the id records a recovery
-    #: reads (set before the store is built).
-    event_ids: EventIdIndex | None = None
+    #: The worker's event-id windows and grant records: both stores hand them the
+    #: records beside the values that a recovery reads (set before the store is built).
+    side_records: SideRecords | None = None
 
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw" if typ is str else stored_codec.CODEC_NAME
@@ -258,12 +260,12 @@ class CampaignTable(faust.Table[str, Stored]):
             cache_values=self.cache_values,
         )
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """The campaign's event-id records the local store holds (RocksDB: on disk; the
-        memory store holds none: a recovery hands them over as it reads them)."""
+    def saved(self, prefix: bytes, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Records beside the values that the local store holds, by key prefix (RocksDB:
+        on disk; the memory store holds none: a recovery hands them over as it reads)."""
         store = self.data
         if isinstance(store, CampaignStore):
-            yield from store.saved_ids(campaign_id, partition)
+            yield from store.saved(prefix, partition)
 
     def changelog_sending(
         self, key: str, partition: int, value: Stored | None = None
@@ -364,8 +366,11 @@ class Worker:
         table.cache_values = settings.table_cache_values
         #: Each campaign's event-id window, in memory; every id is its own changelog
         #: record beside the campaign's value (:mod:`.event_ids`).
-        self.event_ids = EventIdIndex(table.changelog_topic.get_topic_name(), saved=table)
-        table.event_ids = self.event_ids
+        changelog = table.changelog_topic.get_topic_name()
+        self.event_ids = EventIdIndex(changelog, saved=table)
+        #: Grants made durable as records of their own (:mod:`.grants`).
+        self.grants = GrantLog(changelog, saved=table)
+        self.side_records = table.side_records = SideRecords(self.event_ids, self.grants)
         self.campaigns: CampaignTable = self.app.tables.add(table)  # type: ignore[assignment]
         self.redis_sync: RedisSync | None = None
         #: Input records fully handled by this process (tests wait on it).
@@ -495,9 +500,14 @@ class Worker:
                 cid = result.store.campaign_id
                 self.campaigns.data[cid] = result.store  # visible at once (new campaigns)
                 touched[cid] = result.store
-                self.event_ids.attach(result.store)  # a campaign this record created
+                self.side_records.attach(result.store)  # a campaign this record created
                 topic = self.names.logical(msg.topic) or msg.topic
                 direct.extend(self.event_ids.writes(result.store, msg.offset, topic))
+            elif result.grant is not None:
+                stored, grant = result.grant
+                # Changed in place and not written: the store must keep it in memory.
+                self.campaigns.data[stored.campaign_id] = stored
+                direct.append(self.grants.granted(stored, grant, msg.offset))
         # The changelog writes are handed to the producer by the agent itself (awaited,
         # like the replies) before the batch is acked: faust's ``send_soon`` buffer can
         # hold a message its background task has taken but not yet given to the Kafka
@@ -510,6 +520,7 @@ class Worker:
                 failed.add(cid)
             else:
                 direct.append(write)
+                direct.extend(self.grants.covered(cid))  # after the value that covers them
         for msg, result in handled:
             if result.store is not None and result.store.campaign_id in failed:
                 # Its effect could not be made durable: park the record (original bytes)
@@ -554,7 +565,7 @@ class Worker:
             error=f"{type(exc).__name__}: {exc}",
         )
         self.campaigns.data.pop(campaign_id, None)
-        self.event_ids.drop(campaign_id)
+        self.side_records.drop(campaign_id)
         self.quarantined.add(campaign_id)
 
     def _write_changelog(self, campaign_id: str, value: Stored) -> bool:
@@ -570,6 +581,7 @@ class Worker:
         except Exception as exc:
             self._quarantine(campaign_id, value.partition, exc)
             return False
+        self._send_changelog(self.grants.covered(campaign_id))
         return True
 
     async def send_batch(self, messages: list[Message]) -> None:
@@ -596,8 +608,7 @@ class Worker:
             except Exception as exc:
                 if pending is not None:
                     self.campaigns.data.failed(pending)
-                campaign_id = split_key(m.key)[0] if is_id_key(m.key) else m.key.decode()
-                self._quarantine(campaign_id, m.partition or 0, exc)
+                self._quarantine(campaign_of(m.key), m.partition or 0, exc)
                 continue
             sent.add_done_callback(  # type: ignore[attr-defined]
                 functools.partial(self.campaigns.changelog_done, pending, m.value)
@@ -616,8 +627,14 @@ class Worker:
             raise InvalidRecord(CAMPAIGN_QUARANTINED, f"campaign {campaign_id!r} is quarantined")
         value: Stored | None = self.campaigns.get(campaign_id)
         if value is not None:
-            self.event_ids.attach(value)
+            self._attach(value)
         return value
+
+    def _attach(self, value: Stored) -> None:
+        """A campaign about to be used: its event-id window, and grants its saved value
+        does not cover put back (the store then keeps the value in memory)."""
+        if self.side_records.attach(value):
+            self.campaigns.data[value.campaign_id] = value
 
     def lookup_quiet(self, campaign_id: str) -> Stored | None:
         """:meth:`lookup` for readers (Redis publisher, views): a quarantined campaign
@@ -676,7 +693,7 @@ class Worker:
     def _remove(self, value: Stored) -> None:
         """Drop a campaign from the table: a tombstone in the changelog, so compaction
         forgets it too and a restart does not bring it back (its ids' records too)."""
-        self._send_changelog(self.event_ids.forget(value.campaign_id))
+        self._send_changelog(self.side_records.forget(value.campaign_id))
         self.campaigns.data.pop(value.campaign_id, None)
         self.campaigns.send_changelog(
             value.partition, value.campaign_id, None, value_serializer="raw"
@@ -703,7 +720,7 @@ class Worker:
         for key in list(self.campaigns.keys()):
             value: Stored | None = self.campaigns.get(key)
             if value is not None and value.partition in active:
-                self.event_ids.attach(value)
+                self._attach(value)
                 yield value
 
     # ------------------------------------------------------------------ timers

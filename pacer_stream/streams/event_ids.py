@@ -103,11 +103,12 @@ def decode_ids(data: bytes) -> list[tuple[str, float]]:
     return [(str(e), float(x)) for e, x in orjson.loads(data)]
 
 
-class SavedIds(Protocol):
-    """Where a store keeps the id records it already holds (RocksDB: its disk)."""
+class SavedRecords(Protocol):
+    """Where a store keeps the records beside campaign values it already holds (RocksDB:
+    its disk; the memory store holds none)."""
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """``(raw key, value)`` of every id record of the campaign held."""
+    def saved(self, prefix: bytes, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """``(raw key, value)`` of every record whose key starts with ``prefix``."""
         ...
 
 
@@ -134,7 +135,7 @@ class EventIdIndex:
     from a timer.
     """
 
-    def __init__(self, changelog: str, saved: SavedIds | None = None) -> None:
+    def __init__(self, changelog: str, saved: SavedRecords | None = None) -> None:
         self.changelog = changelog
         self.saved = saved
         #: campaign id -> its window and records.
@@ -159,7 +160,7 @@ class EventIdIndex:
             ids = CampaignIds(state.dedupe, stored.partition)
             ids.window.track()
             if self.saved is not None:
-                saved = self.saved.saved_ids(campaign_id, stored.partition)
+                saved = self.saved.saved(campaign_prefix(campaign_id), stored.partition)
                 restored, skipped = _merge(ids, state, saved)
                 if restored or skipped:
                     log.info(

@@ -36,6 +36,7 @@ from pacer_stream.adapters import keys as fastpath_keys
 from pacer_stream.core import serde
 from pacer_stream.core.calendar import from_ts as _from_ts
 from pacer_stream.core.engine import PacingEngine, SpendResult
+from pacer_stream.core.grants import Grant, grant_of
 from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import (
     Alert,
@@ -118,6 +119,10 @@ class Result:
     status: str = ""
     #: Breaker changes (campaign, channel, new state), pushed to Redis at once.
     breakers: list[tuple[str, ChannelType, CircuitBreakerState]] = field(default_factory=list)
+    #: A grant that changed nothing else: the campaign (changed in place) and the grant,
+    #: made durable as a record of its own instead of the campaign's value
+    #: (:mod:`.grants`); ``store`` is then None.
+    grant: tuple[Stored, Grant] | None = None
 
 
 Lookup = Callable[[str], Stored | None]
@@ -401,17 +406,29 @@ class Processor:
             # Answered before a crash; a bidder that lost the reply retries with the same
             # request_id and gets the same reservation back (engine.reserve is idempotent).
             return Result(status="replayed")
+        retry = state is not None and rec.request_id in state.answered
         decision, outputs = self.engine.reserve(
             state, rec.channel, rec.amount_micros, rec.request_id, now
         )
         durable = None
+        grant = None
         if stored is not None and state is not None:
             state.offsets[topics.CAN_SPEND_REQUESTS] = offset
-            # A denial changes nothing durable (lazy expiry is recomputed after a crash);
-            # only a hold or a transition must reach the changelog.
-            if decision.allowed or outputs:
+            # A denial or a retry changes nothing durable (lazy expiry is recomputed
+            # after a crash); a new hold does, and a plain one is a record of its own.
+            new_hold = decision.allowed and not retry
+            if new_hold and not outputs:
+                held = grant_of(state, rec.channel, rec.request_id)
+                grant = (stored, held) if held is not None else None
+            if outputs or (new_hold and grant is None):
                 durable = stored
-        return self._reply(rec, decision, reply_topic, now, started, durable, outputs, "replied")
+        result = self._reply(
+            rec, decision, reply_topic, now, started, durable, outputs, "replied"
+        )
+        if grant is not None:
+            result.grant = grant
+            result.dirty = [(rec.campaign_id, rec.channel)]
+        return result
 
     def _reply(
         self,

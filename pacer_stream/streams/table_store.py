@@ -40,7 +40,7 @@ from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
 from pacer_stream.observability.logging import get_logger
-from pacer_stream.streams.event_ids import ID_PREFIX_BYTES, campaign_prefix, is_id_key
+from pacer_stream.streams.side_records import SIDE_RECORDS_START, is_side_key
 
 log = get_logger("pacer_stream.table_store")
 
@@ -151,8 +151,9 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
             if TP(topic=topic, partition=partition) not in actives:
                 continue
             for raw, data in db.items():
-                if raw.startswith(ID_PREFIX_BYTES):
-                    break  # event-id records sort after every campaign (:mod:`.event_ids`)
+                if raw >= SIDE_RECORDS_START:
+                    break  # records beside the values sort after every campaign
+
                 if raw == self.offset_key:
                     continue
                 key = self._decode_key(raw)
@@ -163,10 +164,9 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
                     self.live[key] = self._decode_value(data)
                 yield key
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """The campaign's event-id records on disk (one prefix range of its partition's
-        database; see :mod:`.event_ids`)."""
-        prefix = campaign_prefix(campaign_id)
+    def saved(self, prefix: bytes, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """The records on disk whose keys start with ``prefix`` (one campaign's event-id
+        or grant records: one key range of its partition's database)."""
         for raw, data in self._db_for_partition(partition).items(from_key=prefix):
             if not raw.startswith(prefix):
                 break
@@ -281,14 +281,14 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         copy of those keys is stale from now on."""
         events = list(batch)
         super().apply_changelog_batch(events, to_key, to_value)
-        event_ids = self.table.event_ids
+        side = self.table.side_records
         for event in events:
             raw = event.message.key
             if raw is None:
                 continue
-            if is_id_key(raw):
-                if event_ids is not None:
-                    event_ids.recovered(raw, event.message.value)
+            if is_side_key(raw):
+                if side is not None:
+                    side.recovered(raw, event.message.value)
                 continue
             key = self._decode_key(raw)
             self._hidden.discard(key)
@@ -305,8 +305,8 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
         """Partitions that leave or arrive keep no decoded value: another worker may
         change them meanwhile, and recovery brings the disk up to date."""
         moved = {tp.partition for tp in revoked | newly_assigned}
-        if moved and self.table.event_ids is not None:
-            self.table.event_ids.drop_partitions(moved)  # rebuilt from disk when used
+        if moved and self.table.side_records is not None:
+            self.table.side_records.drop_partitions(moved)  # rebuilt from disk when used
         if moved:
             for key in [k for k, v in self.live.items() if _partition(v) in moved]:
                 del self.live[key]
@@ -326,8 +326,9 @@ def _partition(value: Any) -> int | None:
 
 
 class MemoryCampaignStore(faust_memory.Store):  # type: ignore[misc]
-    """faust's memory store, except that event-id records read by a recovery go to the
-    worker's id windows (:mod:`.event_ids`) instead of the table's dict."""
+    """faust's memory store, except that the records beside the campaign values (event
+    ids, grants: :mod:`.side_records`) read by a recovery go to the worker's indexes
+    instead of the table's dict."""
 
     def apply_changelog_batch(
         self,
@@ -336,12 +337,12 @@ class MemoryCampaignStore(faust_memory.Store):  # type: ignore[misc]
         to_value: Callable[[Any], Any],
     ) -> None:
         campaigns = []
-        event_ids = self.table.event_ids
+        side = self.table.side_records
         for event in batch:
             raw = event.message.key
-            if raw is not None and is_id_key(raw):
-                if event_ids is not None:
-                    event_ids.recovered(raw, event.message.value)
+            if raw is not None and is_side_key(raw):
+                if side is not None:
+                    side.recovered(raw, event.message.value)
             else:
                 campaigns.append(event)
         super().apply_changelog_batch(campaigns, to_key, to_value)

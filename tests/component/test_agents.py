@@ -33,8 +33,9 @@ from pacer_stream.core.types import (
 )
 from pacer_stream.settings import Settings
 from pacer_stream.streams import app as app_module
-from pacer_stream.streams import event_ids
+from pacer_stream.streams import event_ids, grants
 from pacer_stream.streams.clock import ManualClock
+from pacer_stream.streams.side_records import is_side_key
 from pacer_stream.wire import records, topics
 from pacer_stream.wire.records import CommandRecord, CommandType
 
@@ -99,7 +100,15 @@ class Harness:
         return [
             o
             for o in outs
-            if o.topic.endswith("-campaigns-changelog") and not event_ids.is_id_key(o.key or b"")
+            if o.topic.endswith("-campaigns-changelog") and not is_side_key(o.key or b"")
+        ]
+
+    def grant_records(self, outs: list[Out]) -> list[Out]:
+        """The grant records (and their deletions) written to the changelog."""
+        return [
+            o
+            for o in outs
+            if o.topic.endswith("-campaigns-changelog") and grants.is_grant_key(o.key or b"")
         ]
 
     def id_records(self, outs: list[Out]) -> list[Out]:
@@ -658,19 +667,52 @@ async def test_a_state_that_cannot_be_written_quarantines_the_campaign(
     and later records of the campaign are parked too."""
     await _configure(worker, cid)
     worker.drain()
-    worker.state(cid).channels[GOOGLE].clicks_today = 2**70
+    # another channel than the one spent on: the spend's own checks pass
+    worker.state(cid).channels[ChannelType.DISPLAY].clicks_today = 2**70
     try:
-        async with worker.m.can_spend.test_context() as agent:
-            await worker.put(agent, _request(cid, "r1", 1_000_000, NOON), key=cid.encode())
-            await worker.put(agent, _request(cid, "r2", 1_000_000, NOON), key=cid.encode())
+        async with worker.m.spend_events.test_context() as agent:
+            await worker.put(agent, _spend(cid, "s1", 1_000, NOON), key=cid.encode())
+            await worker.put(agent, _spend(cid, "s2", 1_000, NOON), key=cid.encode())
         outs = worker.drain()
         codes = [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)]
         assert codes == ["state_write_failed", "campaign_quarantined"]
-        assert worker.on(outs, topics.CAN_SPEND_REPLIES) == []  # no grant went out
         assert worker.changelog(outs) == []
         assert worker.state(cid) is None and cid in worker.m.quarantined
     finally:
         worker.m.quarantined.discard(cid)
+
+
+async def test_a_grant_writes_only_its_record_until_the_value_carries_it(
+    worker: Harness, cid: str
+) -> None:
+    """A plain grant is a small record of its own (the campaign's value is not written);
+    a retry writes nothing; the next value written carries the hold and deletes the
+    grant record right after it."""
+    await _configure(worker, cid)
+    worker.drain()
+    async with worker.m.can_spend.test_context() as agent:
+        await worker.put(agent, _request(cid, "r1", 1_000_000, NOON), key=cid.encode())
+        await worker.put(agent, _request(cid, "r1", 1_000_000, NOON), key=cid.encode())
+    outs = worker.drain()
+    replies = [o.json() for o in worker.on(outs, topics.CAN_SPEND_REPLIES)]
+    assert [r["allowed"] for r in replies] == [True, True]
+    assert replies[0]["reservation_id"] == replies[1]["reservation_id"]
+    assert worker.changelog(outs) == []
+    (record,) = worker.grant_records(outs)
+    saved = grants.decode_grant(record.value)
+    assert (saved.request_id, saved.amount, saved.channel) == ("r1", 1_000_000, GOOGLE)
+    assert saved.reservation_id == replies[0]["reservation_id"]
+    assert worker.state(cid).channels[GOOGLE].reserved_total == 1_000_000
+    async with worker.m.spend_events.test_context() as agent:
+        await worker.put(agent, _spend(cid, "s1", 1_000, NOON), key=cid.encode())
+    outs = worker.drain()
+    (value,) = worker.changelog(outs)
+    carried = app_module.StoredCodec()._loads(value.value)
+    assert carried.state.channels[GOOGLE].reserved_total == 1_000_000
+    (deletion,) = worker.grant_records(outs)
+    assert deletion.key == record.key and deletion.value is None
+    log = [o for o in outs if o.topic.endswith("-campaigns-changelog")]
+    assert log.index(deletion) > log.index(value)  # the value first, then the deletion
 
 
 async def test_fast_path_spend_is_reported_to_redis_only_where_the_core_counted_it(

@@ -58,7 +58,6 @@ class Ledger:
             key = (cid, channel)
             self.spend[key] = self.spend.get(key, 0) + amount
 
-
     async def spend_batch(
         self,
         client: PacerClient,
@@ -276,3 +275,48 @@ async def test_kill9_with_batched_records_exact_totals(
     await poll(lambda: _caught_up(w2, ledger, cids), what="all batches after kill -9")
     _assert_exact(w2, ledger, cids)
     assert sum(ledger.spend.values()) > 0
+
+
+async def test_kill9_keeps_the_grants_made_since_the_campaign_was_last_written(
+    stream_run: StreamRun,
+    workers: Callable[..., WorkerProcess],
+    client: PacerClient,
+) -> None:
+    """A plain grant is a record of its own, not a write of the campaign: after a kill -9
+    every hold granted since the campaign's value was last written is still held, and a
+    retried request gets its reservation back and nothing more."""
+    cid = f"g-{uuid.uuid4().hex[:8]}"
+    w1 = workers("w1")
+    w1.start()
+    await w1.wait_ready()
+    await client.set_budget(
+        cid,
+        {c: 1_000_000 * UNIT for c in CHANNELS},
+        strategy="even_distribution",
+        thresholds={"reservation_ttl_s": 3600},
+    )
+    await poll(lambda: w1.status(cid) is not None, what="campaign configured")
+    granted = {}
+    for i in range(12):
+        reply = await client.can_spend(
+            cid, CHANNELS[i % 2], UNIT, request_id=f"grant-{i}", timeout_s=20
+        )
+        assert reply.allowed
+        granted[f"grant-{i}"] = reply.reservation_id
+    view = _view(w1, cid)
+    assert view is not None
+    held = {ch: v[1] for ch, v in view["channels"].items()}  # type: ignore[attr-defined]
+    assert held == {c: 6 * UNIT for c in CHANNELS}
+    w1.kill()
+    w2 = workers("w2")
+    w2.start()
+    await w2.wait_ready()
+    await poll(lambda: _view(w2, cid) is not None, what="campaign recovered")
+    view = _view(w2, cid)
+    assert view is not None
+    assert {ch: v[1] for ch, v in view["channels"].items()} == held  # type: ignore[attr-defined]
+    retry = await client.can_spend(cid, CHANNELS[1], UNIT, request_id="grant-5", timeout_s=20)
+    assert retry.allowed and retry.reservation_id == granted["grant-5"]
+    view = _view(w2, cid)
+    assert view is not None
+    assert {ch: v[1] for ch, v in view["channels"].items()} == held  # type: ignore[attr-defined]

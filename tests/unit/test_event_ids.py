@@ -51,13 +51,13 @@ ENGINE = PacingEngine()
 
 
 class Saved:
-    """A store's saved id records, as a dict (campaign id -> raw key -> value)."""
+    """A store's saved records, as a dict (raw key -> value)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, dict[bytes, bytes]] = {}
+        self.records: dict[bytes, bytes] = {}
 
-    def saved_ids(self, campaign_id: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        yield from self.records.get(campaign_id, {}).items()
+    def saved(self, prefix: bytes, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        yield from ((k, v) for k, v in sorted(self.records.items()) if k.startswith(prefix))
 
 
 def _stored(cid: str = "c1", partition: int = 0) -> Stored:
@@ -133,7 +133,7 @@ def test_a_new_campaign_gets_its_window_after_the_record_that_created_it() -> No
 
 def test_a_rebuilt_window_keeps_only_records_the_saved_state_covers() -> None:
     saved = Saved()
-    saved.records["c1"] = dict(
+    saved.records = dict(
         [
             _record("c1", 3, "old", "older"),
             # written for an input record whose campaign value a crash lost (mark is 4)
@@ -260,7 +260,7 @@ def test_the_rocksdb_store_lists_campaigns_without_id_records(
         for offset in (1, 2):
             key, value = _record(cid, offset, f"{cid}-{offset}")
             db[key] = value
-    assert [split_key(k) for k, _ in store.saved_ids("c1", 0)] == [
+    assert [split_key(k) for k, _ in store.saved(campaign_prefix("c1"), 0)] == [
         ("c1", topics.SPEND, 1),
         ("c1", topics.SPEND, 2),
     ]
