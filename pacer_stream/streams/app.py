@@ -95,9 +95,10 @@ class StoredCodec(codecs.Codec):
         return stored_codec.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
-        # Event-id records share the changelog (:mod:`.event_ids`) and faust decodes
-        # every record a recovery reads with the table's codec: their values (JSON
-        # arrays) stay bytes, which is what the stores hand to the id windows.
+        # Event-id and grant records share the changelog (:mod:`.side_records`) and
+        # faust decodes every record a recovery reads with the table's codec (dropping
+        # one it refuses): their values (JSON arrays) stay bytes, which is what the
+        # stores hand over to the worker's indexes.
         if event_ids.is_entry(s):
             return s
         return stored_codec.loads(s)
