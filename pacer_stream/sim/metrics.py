@@ -13,10 +13,13 @@ Per seed (one simulated day, all campaigns):
   curve; asap and oracle, which have none: the even line).
 * ``exhausted_before_18`` / ``_22``: share of campaigns that stop being able to spend for
   good (99% of the budget spent, or every channel blocked until midnight) before
-  18:00 / 22:00 local time.
+  18:00 / 22:00 local wall-clock time (on a 23-hour DST day, 22:00 is 1260 minutes
+  after midnight, not 1320).
 * ``alive``: share of campaign-minutes in which the campaign can still spend (less than
   99% of the budget spent and at least one channel neither blocked by a breaker nor out
-  of budget).
+  of budget), over the minutes of each campaign's local day (a 23-hour day has 1380:
+  the grid's last hour is not part of it, and counting it as "unable" charged every
+  strategy an hour for a day that had ended).
 * ``conversions_per_unit``: conversions / currency units spent (all campaigns).
 * ``oracle_share``: conversions / the free oracle's (``oracle-free``) conversions on the
   same days.
@@ -59,7 +62,7 @@ import numpy as np
 from pacer_stream.sim.baselines import GATES
 from pacer_stream.sim.scenario import HIGHER_IS_BETTER, METRICS, MINUTES, ORACLE_FREE, ORACLE_SPLIT
 from pacer_stream.sim.trace import Trace
-from pacer_stream.sim.traffic import MICROS, Traffic
+from pacer_stream.sim.traffic import MICROS, Traffic, minutes_to_wall_clock
 
 ALIVE_SPENT_SHARE = 0.99
 HOUR_18 = 18 * 60
@@ -117,11 +120,15 @@ def trace_metrics(
     tracking = float(gap.mean(axis=1).mean())
 
     able = trace.able[keep].any(axis=1)
-    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & able
+    n_day = np.minimum(traffic.day_minutes[keep], MINUTES)
+    in_day = np.arange(MINUTES)[None, :] < n_day[:, None]
+    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & able & in_day
     # Exhausted at: one past the last minute the campaign could spend (1440 = never).
     last = np.where(alive.any(axis=1), MINUTES - 1 - np.argmax(alive[:, ::-1], axis=1), -1)
     exhausted_at = last + 1
-    exhausted_at = np.where(alive[:, -1], MINUTES, exhausted_at)
+    exhausted_at = np.where(alive[np.arange(len(n_day)), n_day - 1], MINUTES, exhausted_at)
+    at_18 = minutes_to_wall_clock(traffic, HOUR_18 // 60)[keep]
+    at_22 = minutes_to_wall_clock(traffic, HOUR_22 // 60)[keep]
 
     spend_units = float(spend_c.sum()) / MICROS
     conversions = int(trace.conversions[keep].sum())
@@ -178,9 +185,9 @@ def trace_metrics(
         "utilisation": float(util.mean()),
         "overspend_share": float(over.sum() / budget_c.sum()),
         "tracking_error": tracking,
-        "exhausted_before_18": float(np.mean(exhausted_at < HOUR_18)),
-        "exhausted_before_22": float(np.mean(exhausted_at < HOUR_22)),
-        "alive": float(alive.mean()),
+        "exhausted_before_18": float(np.mean(exhausted_at < at_18)),
+        "exhausted_before_22": float(np.mean(exhausted_at < at_22)),
+        "alive": float(alive.sum() / in_day.sum()),
         "conversions_per_unit": conversions / spend_units if spend_units > 0 else 0.0,
         **runaway,
         "double_counted_micros": float(trace.recorded_micros - trace.unique_micros),
