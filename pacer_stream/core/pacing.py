@@ -82,7 +82,8 @@ def slot_allowance(ch: ChannelState, slot: int) -> int:
 
 def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int, int, int]:
     """(slot, slot allowance, part of it released by ``ts``): the hour's allowance is
-    released linearly over the hour, ``hour_release_lead_s`` ahead of the clock."""
+    released linearly over the hour, ``hour_release_lead_s`` ahead of the clock (the
+    day's last hour: on the clock)."""
     day = ch.day
     if day is None:
         return 0, 0, 0
@@ -90,7 +91,10 @@ def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int,
     allowance = slot_allowance(ch, slot)
     lo, hi = slot_span(ch, slot)
     length = hi - lo
-    frac = (ts - lo + t.hour_release_lead_s) / length
+    # The day's last hour is released on the clock: released ahead, it would let the
+    # campaign finish before midnight (the plan's closing share, ``planning``).
+    lead = 0 if slot == day.n_slots - 1 else t.hour_release_lead_s
+    frac = (ts - lo + lead) / length
     released = allowance if frac >= 1.0 else int(allowance * max(frac, 0.0))
     return slot, allowance, released
 
