@@ -27,7 +27,9 @@ Per seed (one simulated day, all campaigns):
   unauthorised spend until its spend was stopped (0 = stopped before it spent; 15 =
   never stopped during the incident), over the incidents on promptly reporting channels.
 * ``runaway_excess_share``: mean unauthorised runaway spend as a share of the affected
-  channel's configured daily budget (the same incidents).
+  channel's configured daily budget (the same incidents). Extras ``_max`` and
+  ``runaway_excess_after_report_share`` (and ``_max``): the part spent once the first
+  unauthorised spend could have been reported, what a controller could have stopped.
 * ``runaway_late_*`` (extras): the incidents on late-reporting channels, apart:
   ``runaway_late_detect_minutes`` counts from the first unauthorised spend itself (the
   engine cannot know of it before the platform reports it: judged against the
@@ -87,6 +89,8 @@ _LOWER_IS_BETTER_EXTRAS = {
     "runaway_detect_minutes_max",
     "runaway_excess_share_max",
     "runaway_excess_campaign_share",
+    "runaway_excess_after_report_share",
+    "runaway_excess_after_report_share_max",
     *LATE_RUNAWAY_METRICS,
 }
 
@@ -139,18 +143,26 @@ def trace_metrics(
         "runaway_detect_minutes_max": None,
         "runaway_excess_share_max": None,
         "runaway_excess_campaign_share": None,
+        "runaway_excess_after_report_share": None,
+        "runaway_excess_after_report_share_max": None,
     }
     prompt = [r for r in trace.runaways if not r.late]
     if prompt:
         detect = [r.detect_minutes for r in prompt]
         excess = [r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in prompt]
         of_campaign = [r.excess_micros / float(budget_all[r.campaign]) for r in prompt]
+        after = [
+            r.excess_after_report_micros / float(traffic.budget[r.campaign, r.channel])
+            for r in prompt
+        ]
         runaway = {
             "runaway_detect_minutes": float(np.mean(detect)),
             "runaway_excess_share": float(np.mean(excess)),
             "runaway_detect_minutes_max": float(np.max(detect)),
             "runaway_excess_share_max": float(np.max(excess)),
             "runaway_excess_campaign_share": float(np.mean(of_campaign)),
+            "runaway_excess_after_report_share": float(np.mean(after)),
+            "runaway_excess_after_report_share_max": float(np.max(after)),
         }
     late = [r for r in trace.runaways if r.late]
     late_metrics: dict[str, Value] = dict.fromkeys(LATE_RUNAWAY_METRICS)

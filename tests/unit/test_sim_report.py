@@ -273,3 +273,16 @@ def test_simulate_refuses_a_warm_up_as_long_as_the_run(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "--warmup-days" in result.output
     assert not (tmp_path / "report.json").exists()
+
+
+def test_runaway_excess_after_the_first_report_is_counted_apart() -> None:
+    """Spend a runaway got out before its first event could be reported is out of any
+    controller's reach; what came after it is counted apart as well."""
+    from pacer_stream.sim.trace import RunawayOutcome
+
+    r = RunawayOutcome(0, 0, 600, 15.0, 0, False, report_delay_s=1.0)
+    r.spent(36_000.0, 5)  # the first event
+    r.spent(36_000.75, 7)  # sent before the first could be reported
+    r.spent(36_001.5, 11)  # sent after it
+    assert r.excess_micros == 23
+    assert r.excess_after_report_micros == 11
