@@ -160,21 +160,23 @@ def test_hour_allowance_is_released_linearly_with_a_lead() -> None:
     assert velocity_limit(ch, 12, 200 * U, t, 3.0) == int(200 * U / 3600 * 300 * 3.0)
 
 
-def test_the_days_last_hour_is_released_on_the_clock() -> None:
+def test_the_days_last_hour_is_released_up_to_midnight() -> None:
     h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
     ch = h.ch()
     t = h.state.thresholds
     last = DAY0.timestamp() + 23 * 3600
     # (nothing was spent, so the whole budget rolled into the last hour)
     slot, allowance, released = released_allowance(ch, last, t)
-    assert (slot, allowance, released) == (23, 2400 * U, 0)  # no lead: nothing yet
+    assert (slot, allowance) == (23, 2400 * U)
+    # the same 10-minute lead at its start, but the whole only at midnight
+    assert released == int(2400 * U * 600 / 4200)
     _, _, released = released_allowance(ch, last + 1800, t)
-    assert released == 1200 * U
-    _, _, released = released_allowance(ch, last + 3599, t)
+    assert released == int(2400 * U * 2400 / 4200)
+    _, _, released = released_allowance(ch, last + 3000, t)
     assert released < 2400 * U
-    # any other hour is released 10 minutes ahead
-    _, allowance, released = released_allowance(ch, last - 3600, t)
-    assert released == int(allowance * 600 / 3600)
+    # any other hour is released in full 10 minutes early
+    _, allowance, released = released_allowance(ch, last - 3600 + 3000, t)
+    assert released == allowance
 
 
 def test_a_shaped_plan_keeps_a_closing_share_for_the_last_hour() -> None:
