@@ -6,6 +6,11 @@
 
 * Cooldowns back off exponentially on repeated trips (base x 2^(trips-1), capped); the
   trip count resets after the breaker has stayed CLOSED for the maximum cooldown.
+* A trip on *unasked* spend (a campaign that reserves, tripped by spend nobody
+  authorised) holds OPEN for the maximum cooldown at once: HALF_OPEN bounds only what
+  is asked for, so a bidder that spends without asking would get a whole burst out at
+  every re-test; it is re-tested rarely instead (see docs/simulation.md, "Runaway
+  excess").
 * HALF_OPEN admits at most ``half_open_trial_spends`` trial spends, together at most
   :data:`TRIAL_ALLOWANCE_SHARE` of the hour's allowance (while under that amount one
   trial may cross it, as a lump must fit somewhere): a bidder that is still broken
@@ -106,14 +111,20 @@ class Breaker:
             self.trial_amount = max(0, self.trial_amount - amount)
 
     # -- events ---------------------------------------------------------------------
-    def trip(self, now: float, cause: BreakerCause, t: Thresholds) -> Transition | None:
-        """A violation. CLOSED/HALF_OPEN -> OPEN with a backed-off cooldown."""
+    def trip(
+        self, now: float, cause: BreakerCause, t: Thresholds, *, unasked: bool = False
+    ) -> Transition | None:
+        """A violation. CLOSED/HALF_OPEN -> OPEN with a backed-off cooldown (the
+        maximum one at once when ``unasked``: the spend that tripped it was never asked
+        for, so a HALF_OPEN trial could not bound it)."""
         if self.state is OPEN:
             return None
         if self.state is CLOSED and now - self.since >= t.breaker_max_cooldown_s:
             self.trips = 0
         self.trips += 1
         cooldown = min(t.breaker_cooldown_s * 2 ** (self.trips - 1), t.breaker_max_cooldown_s)
+        if unasked:
+            cooldown = max(cooldown, t.breaker_max_cooldown_s)
         actual = BreakerCause.TRIAL_FAILED if self.state is HALF_OPEN else cause
         tr = self._go(OPEN, actual, now, now + cooldown)
         self.cause = cause

@@ -39,7 +39,12 @@ from pacer_stream.core.pacing import (
 )
 from pacer_stream.core.performance import Metrics, PerformanceSnapshot, performance_snapshot
 from pacer_stream.core.planning import UNMET_HORIZON_S, UNMET_WINDOW_S
-from pacer_stream.core.reallocation import ChannelPerformance, plan_moves
+from pacer_stream.core.reallocation import (
+    ChannelBooks,
+    ChannelPerformance,
+    cover_overruns,
+    plan_moves,
+)
 from pacer_stream.core.report_lag import record_lag
 from pacer_stream.core.state import (
     Answer,
@@ -308,7 +313,14 @@ class PacingEngine:
             violation = violation or BreakerCause.OVERSPEND_AHEAD_OF_PLAN
         br = ch.breaker
         if violation is not None:
-            tr = br.trip(ts, violation, t)
+            # Every rule above that trips a campaign that reserves does so on spend
+            # nobody asked for, bar the emergency (ahead of plan) one.
+            unasked = (
+                reserves
+                and ch.unauthorised.total(ts, UNAUTHORISED_WINDOW_S) > 0
+                and violation is not BreakerCause.OVERSPEND_AHEAD_OF_PLAN
+            )
+            tr = br.trip(ts, violation, t, unasked=unasked)
             if tr is not None:
                 out += alerting.transition_outputs(state, ch, tr)
         elif br.state is CircuitBreakerState.HALF_OPEN:
@@ -523,9 +535,24 @@ class PacingEngine:
         """Move unused budget toward efficient channels (sum of deltas == 0)."""
         ts = aware(now, what="now").timestamp()
         out: list[Output] = []
+        for ch in state.channels.values():
+            out += self._touch(state, ch, ts)
+        cover = cover_overruns(
+            {
+                c: ChannelBooks(ch.budget, ch.spent_total + ch.reserved_total + ch.unreported_total)
+                for c, ch in state.channels.items()
+                if ch.day is not None
+            }
+        )
+        if cover:
+            # Unasked spend took a channel past its budget (reallocation had cut it):
+            # the campaign's other channels absorb it, at any hour.
+            for c, d in cover.items():
+                state.channels[c].budget += d
+                planning.rebase(state, state.channels[c], ts, self.strategies)
+            out.append(BudgetMove(state.campaign_id, dict(cover), from_ts(ts), "overrun"))
         perf: dict[ChannelType, ChannelPerformance] = {}
         for c, ch in state.channels.items():
-            out += self._touch(state, ch, ts)
             if ch.budget <= 0 or ch.day is None:
                 continue
             start = int(ch.day.start // 3600)
@@ -554,7 +581,7 @@ class PacingEngine:
             )
         deltas = plan_moves(perf, state.thresholds)
         if not deltas:
-            return {}, out
+            return cover, out
         for c, d in deltas.items():
             ch = state.channels[c]
             ch.budget += d
@@ -563,7 +590,9 @@ class PacingEngine:
             else:
                 planning.rebase(state, ch, ts, self.strategies)
         out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
-        return deltas, out
+        for c, d in cover.items():
+            deltas[c] = deltas.get(c, 0) + d
+        return {c: d for c, d in deltas.items() if d}, out
 
     # ------------------------------------------------------------------ time
     def tick(self, state: CampaignState, now: datetime) -> list[Output]:

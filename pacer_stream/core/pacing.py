@@ -82,7 +82,8 @@ def slot_allowance(ch: ChannelState, slot: int) -> int:
 
 def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int, int, int]:
     """(slot, slot allowance, part of it released by ``ts``): the hour's allowance is
-    released linearly over the hour, ``hour_release_lead_s`` ahead of the clock."""
+    released linearly over the hour, ``hour_release_lead_s`` ahead of the clock (the
+    day's last hour: from the same lead at its start to the whole at midnight)."""
     day = ch.day
     if day is None:
         return 0, 0, 0
@@ -90,7 +91,14 @@ def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int,
     allowance = slot_allowance(ch, slot)
     lo, hi = slot_span(ch, slot)
     length = hi - lo
-    frac = (ts - lo + t.hour_release_lead_s) / length
+    lead = t.hour_release_lead_s
+    if slot == day.n_slots - 1:
+        # The day's last hour starts with the same lead but reaches its whole allowance
+        # only at midnight: released fully 10 minutes early, it would let the campaign
+        # finish before the day ends (the plan's closing share, ``planning``).
+        frac = (ts - lo + lead) / (length + lead)
+    else:
+        frac = (ts - lo + lead) / length
     released = allowance if frac >= 1.0 else int(allowance * max(frac, 0.0))
     return slot, allowance, released
 

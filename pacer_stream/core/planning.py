@@ -43,6 +43,16 @@ UNMET_HORIZON_S = 1800
 #: utilisation with reallocation was 0.9968 at 1.0, 0.9985 at 0.7 and 0.9990 at 0.6,
 #: against 0.9982 for the static split, with conversions +11% / +11% / +8% over it.
 RECEIVER_HEADROOM_SHARE = 0.6
+#: The day's last slot gets at least this share of the plan's weight (1.5x an even
+#: hour's): a campaign stays able to spend until midnight instead of finishing its
+#: budget at the night trough. The "alive" figure counts a campaign that has spent 99%
+#: of its budget as done, so the last 1% must last the day's last 1% (14.4 minutes);
+#: the last hour's allowance reaches its whole only at midnight
+#: (``pacing.released_allowance``). Measured in the simulator (6 seeds, 8 campaigns, 5
+#: days, 3 warm-up): alive 0.976 with no floor (and the last hour released in full 10
+#: minutes early), 0.991 at 1/16, 0.993 at 1/12; utilisation 0.9989 / 0.9980 / 0.9971
+#: (static split 0.9988 / 0.9976 / 0.9964); conversions 1,626 / 1,619 / 1,601.
+CLOSING_SHARE = 1.0 / 16.0
 
 
 def replan(
@@ -54,14 +64,31 @@ def replan(
     day = ch.day
     if day is None:
         return
-    strategy = strategies[ch.strategy or state.strategy]
+    kind = ch.strategy or state.strategy
+    strategy = strategies[kind]
     ctx = context(state, ch, day)
     result = strategy.weigh(ctx)
     if ch.active_from is not None and ch.active_from > day.start:
         result = from_activation(result, day, ch.active_from)
     ch.result = shared_result(result)
     capacity = slot_capacity(state, ch, day)
+    if kind is not PacingStrategy.EVEN_DISTRIBUTION:  # even is even, to the last hour
+        result = closing_floor(result)
     set_plan(ch, shape_day(ch.budget, result, state.thresholds, capacity))
+
+
+def closing_floor(result: StrategyResult) -> StrategyResult:
+    """Raise the day's last slot to at least :data:`CLOSING_SHARE` of the weight (never
+    lower it): the plan keeps money for the day's last hour."""
+    weights = list(result.weights)
+    if len(weights) < 2:
+        return result
+    rest = sum(weights[:-1])
+    floor = rest * CLOSING_SHARE / (1.0 - CLOSING_SHARE)
+    if weights[-1] >= floor:
+        return result
+    weights[-1] = floor
+    return dataclass_replace(result, weights=tuple(weights))
 
 
 def rebase(

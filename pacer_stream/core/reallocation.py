@@ -12,6 +12,12 @@ absorbed on past days, that is their *capacity*), in proportion to their efficie
 never beyond their capacity: budget moved to a channel that cannot spend it would be
 lost. Donors give only what receivers can take, pro rata. Deltas are integer micros
 summing to exactly zero.
+
+Before any of that, :func:`cover_overruns`: a channel whose spend (with what it holds
+and what a late platform has yet to report) is above its budget, which unasked spend
+can do after reallocation cut the budget, takes the overrun back from the channels
+with money left, in proportion to it. That money is spent already; the campaign's other
+channels absorb it, as the channel's own slack would have under the static split.
 """
 
 from __future__ import annotations
@@ -95,3 +101,36 @@ def plan_moves(
 
 def _capacity(p: ChannelPerformance, unlimited: int) -> int:
     return unlimited if p.capacity is None else p.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelBooks:
+    """What a channel has and what it has committed (micros)."""
+
+    budget: int
+    #: Spent + reserved + expired-but-unreported holds.
+    committed: int
+
+
+def cover_overruns(channels: Mapping[ChannelType, ChannelBooks]) -> dict[ChannelType, int]:
+    """Budget deltas (sum 0) that lift every budgeted channel to what it has committed,
+    taken from the others' money left (budget - committed) in proportion to it, as far
+    as it goes; overruns share a short pool in proportion to their size."""
+    budgeted = {c: b for c, b in channels.items() if b.budget > 0}
+    order = sorted(budgeted, key=lambda ch: ch.value)
+    over = {c: budgeted[c].committed - budgeted[c].budget for c in order}
+    short = [c for c in order if over[c] > 0]
+    rich = [c for c in order if over[c] < 0]
+    if not short or not rich:
+        return {}
+    need = sum(over[c] for c in short)
+    left = [-over[c] for c in rich]
+    pool = min(need, sum(left))
+    deltas: dict[ChannelType, int] = {}
+    for c, give in zip(rich, split_exact(pool, [float(x) for x in left]), strict=True):
+        if give:
+            deltas[c] = -give
+    for c, take in zip(short, split_exact(pool, [float(over[c]) for c in short]), strict=True):
+        if take:
+            deltas[c] = take
+    return deltas

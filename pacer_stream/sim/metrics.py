@@ -13,10 +13,13 @@ Per seed (one simulated day, all campaigns):
   curve; asap and oracle, which have none: the even line).
 * ``exhausted_before_18`` / ``_22``: share of campaigns that stop being able to spend for
   good (99% of the budget spent, or every channel blocked until midnight) before
-  18:00 / 22:00 local time.
+  18:00 / 22:00 local wall-clock time (on a 23-hour DST day, 22:00 is 1260 minutes
+  after midnight, not 1320).
 * ``alive``: share of campaign-minutes in which the campaign can still spend (less than
   99% of the budget spent and at least one channel neither blocked by a breaker nor out
-  of budget).
+  of budget), over the minutes of each campaign's local day (a 23-hour day has 1380:
+  the grid's last hour is not part of it, and counting it as "unable" charged every
+  strategy an hour for a day that had ended).
 * ``conversions_per_unit``: conversions / currency units spent (all campaigns).
 * ``oracle_share``: conversions / the free oracle's (``oracle-free``) conversions on the
   same days.
@@ -24,7 +27,9 @@ Per seed (one simulated day, all campaigns):
   unauthorised spend until its spend was stopped (0 = stopped before it spent; 15 =
   never stopped during the incident), over the incidents on promptly reporting channels.
 * ``runaway_excess_share``: mean unauthorised runaway spend as a share of the affected
-  channel's configured daily budget (the same incidents).
+  channel's configured daily budget (the same incidents). Extras ``_max`` and
+  ``runaway_excess_after_report_share`` (and ``_max``): the part spent once the first
+  unauthorised spend could have been reported, what a controller could have stopped.
 * ``runaway_late_*`` (extras): the incidents on late-reporting channels, apart:
   ``runaway_late_detect_minutes`` counts from the first unauthorised spend itself (the
   engine cannot know of it before the platform reports it: judged against the
@@ -59,7 +64,7 @@ import numpy as np
 from pacer_stream.sim.baselines import GATES
 from pacer_stream.sim.scenario import HIGHER_IS_BETTER, METRICS, MINUTES, ORACLE_FREE, ORACLE_SPLIT
 from pacer_stream.sim.trace import Trace
-from pacer_stream.sim.traffic import MICROS, Traffic
+from pacer_stream.sim.traffic import MICROS, Traffic, minutes_to_wall_clock
 
 ALIVE_SPENT_SHARE = 0.99
 HOUR_18 = 18 * 60
@@ -84,6 +89,8 @@ _LOWER_IS_BETTER_EXTRAS = {
     "runaway_detect_minutes_max",
     "runaway_excess_share_max",
     "runaway_excess_campaign_share",
+    "runaway_excess_after_report_share",
+    "runaway_excess_after_report_share_max",
     *LATE_RUNAWAY_METRICS,
 }
 
@@ -117,11 +124,15 @@ def trace_metrics(
     tracking = float(gap.mean(axis=1).mean())
 
     able = trace.able[keep].any(axis=1)
-    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & able
+    n_day = np.minimum(traffic.day_minutes[keep], MINUTES)
+    in_day = np.arange(MINUTES)[None, :] < n_day[:, None]
+    alive = (cum[:, :MINUTES] < ALIVE_SPENT_SHARE * budget_c[:, None]) & able & in_day
     # Exhausted at: one past the last minute the campaign could spend (1440 = never).
     last = np.where(alive.any(axis=1), MINUTES - 1 - np.argmax(alive[:, ::-1], axis=1), -1)
     exhausted_at = last + 1
-    exhausted_at = np.where(alive[:, -1], MINUTES, exhausted_at)
+    exhausted_at = np.where(alive[np.arange(len(n_day)), n_day - 1], MINUTES, exhausted_at)
+    at_18 = minutes_to_wall_clock(traffic, HOUR_18 // 60)[keep]
+    at_22 = minutes_to_wall_clock(traffic, HOUR_22 // 60)[keep]
 
     spend_units = float(spend_c.sum()) / MICROS
     conversions = int(trace.conversions[keep].sum())
@@ -132,18 +143,26 @@ def trace_metrics(
         "runaway_detect_minutes_max": None,
         "runaway_excess_share_max": None,
         "runaway_excess_campaign_share": None,
+        "runaway_excess_after_report_share": None,
+        "runaway_excess_after_report_share_max": None,
     }
     prompt = [r for r in trace.runaways if not r.late]
     if prompt:
         detect = [r.detect_minutes for r in prompt]
         excess = [r.excess_micros / float(traffic.budget[r.campaign, r.channel]) for r in prompt]
         of_campaign = [r.excess_micros / float(budget_all[r.campaign]) for r in prompt]
+        after = [
+            r.excess_after_report_micros / float(traffic.budget[r.campaign, r.channel])
+            for r in prompt
+        ]
         runaway = {
             "runaway_detect_minutes": float(np.mean(detect)),
             "runaway_excess_share": float(np.mean(excess)),
             "runaway_detect_minutes_max": float(np.max(detect)),
             "runaway_excess_share_max": float(np.max(excess)),
             "runaway_excess_campaign_share": float(np.mean(of_campaign)),
+            "runaway_excess_after_report_share": float(np.mean(after)),
+            "runaway_excess_after_report_share_max": float(np.max(after)),
         }
     late = [r for r in trace.runaways if r.late]
     late_metrics: dict[str, Value] = dict.fromkeys(LATE_RUNAWAY_METRICS)
@@ -178,9 +197,9 @@ def trace_metrics(
         "utilisation": float(util.mean()),
         "overspend_share": float(over.sum() / budget_c.sum()),
         "tracking_error": tracking,
-        "exhausted_before_18": float(np.mean(exhausted_at < HOUR_18)),
-        "exhausted_before_22": float(np.mean(exhausted_at < HOUR_22)),
-        "alive": float(alive.mean()),
+        "exhausted_before_18": float(np.mean(exhausted_at < at_18)),
+        "exhausted_before_22": float(np.mean(exhausted_at < at_22)),
+        "alive": float(alive.sum() / in_day.sum()),
         "conversions_per_unit": conversions / spend_units if spend_units > 0 else 0.0,
         **runaway,
         "double_counted_micros": float(trace.recorded_micros - trace.unique_micros),

@@ -31,12 +31,18 @@ class RunawayOutcome:
     #: stop (None: none / never).
     first_spend_s: float | None = None
     stop_s: float | None = None
+    #: The part of ``excess_micros`` spent once the first unauthorised spend could have
+    #: been reported (its time + ``report_delay_s``): what a controller could have
+    #: stopped. The rest was bought before any controller could know of the bidder.
+    excess_after_report_micros: int = 0
 
     def spent(self, t: float, amount: int) -> None:
         """The broken bidder got ``amount`` out at ``t`` (s from local midnight)."""
         self.excess_micros += amount
         if self.first_spend_s is None:
             self.first_spend_s = t
+        elif t >= self.first_spend_s + self.report_delay_s:
+            self.excess_after_report_micros += amount
 
     def stop(self, t: float) -> None:
         """The bidder saw the kill switch at ``t`` (s from local midnight)."""

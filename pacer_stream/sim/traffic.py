@@ -147,6 +147,18 @@ def _local_midnight(tz: str, d: date) -> float:
     return datetime(d.year, d.month, d.day, tzinfo=zone(tz)).timestamp()
 
 
+def minutes_to_wall_clock(traffic: Traffic, hour: int) -> np.ndarray:
+    """Per campaign, the minutes from its local midnight to ``hour``:00 on its local
+    wall clock that day (``hour`` x 60, bar the hour a DST switch adds or removes)."""
+    d = traffic.scenario.date_of(traffic.day)
+    return np.array(
+        [
+            (datetime(d.year, d.month, d.day, hour, tzinfo=zone(z)).timestamp() - start) / 60.0
+            for z, start in zip(traffic.zones, traffic.day_start, strict=True)
+        ]
+    )
+
+
 def diurnal_curve(shift_h: np.ndarray) -> np.ndarray:
     """Per-minute relative traffic [len(shift_h), M] for the given hour shifts, by
     circular linear interpolation of :data:`DIURNAL` (values at hour midpoints)."""

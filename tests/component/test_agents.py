@@ -509,7 +509,9 @@ async def test_breaker_trips_on_runaway_spend(worker: Harness, cid: str) -> None
 async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
     worker: Harness, cid: str
 ) -> None:
-    await _configure(worker, cid, breaker_cooldown_s=30, reservation_ttl_s=10)
+    await _configure(
+        worker, cid, breaker_cooldown_s=30, breaker_max_cooldown_s=30, reservation_ttl_s=10
+    )
     async with worker.m.can_spend.test_context() as agent:
         await worker.put(agent, _request(cid, "r1", 2_000_000, NOON), key=cid.encode())
     async with worker.m.commands.test_context() as agent:
@@ -524,7 +526,8 @@ async def test_maintenance_tick_expires_reservations_and_ends_cooldown(
         )
         await worker.put(agent, records.encode(force), key=cid.encode())
     async with worker.m.spend_events.test_context() as agent:
-        for i in range(6):  # a failed trial re-opens DISPLAY with a 30 s cooldown
+        # unasked spend fails the trial: DISPLAY re-opens for the longest cooldown (30 s)
+        for i in range(6):
             await worker.put(
                 agent, _spend(cid, f"d{i}", 60_000_000, NOON, DISPLAY), key=cid.encode()
             )

@@ -423,3 +423,37 @@ def test_a_campaign_that_never_reserves_is_not_judged_on_the_share() -> None:
     # all its spend is "unauthorised", none of it asked for: a catch-up, not a runaway
     assert transitions(h.spend(11 * U).outputs) == []
     assert h.ch().breaker.state is CLOSED
+
+
+# -- unasked spend: re-tested at the longest cooldown ----------------------------------
+def test_an_unasked_trip_holds_open_for_the_maximum_cooldown() -> None:
+    b = Breaker()
+    tr = b.trip(1000.0, BreakerCause.RUNAWAY_VELOCITY, T, unasked=True)
+    assert tr is not None and tr.until == 1000.0 + T.breaker_max_cooldown_s
+    assert b.poll(1000.0 + T.breaker_cooldown_s, T) is None  # the usual cooldown is not enough
+    assert b.poll(1000.0 + T.breaker_max_cooldown_s, T) is not None
+
+
+def test_a_runaway_that_spends_without_asking_is_not_re_admitted_after_the_usual_cooldown() -> None:
+    h = _reserving(1000 * U)
+    tr = transitions(h.spend(11 * U).outputs)  # one unasked event above 1% of the budget
+    assert len(tr) == 1 and tr[0].state is OPEN
+    assert tr[0].until is not None
+    assert (tr[0].until - tr[0].since).total_seconds() == T.breaker_max_cooldown_s
+    h.advance(seconds=T.breaker_cooldown_s * 2)
+    h.tick()
+    # a bidder following the kill switch still sees OPEN: no second burst
+    assert h.ch().breaker.state is OPEN
+    h.advance(seconds=T.breaker_max_cooldown_s)
+    h.tick()
+    assert h.ch().breaker.state is HALF_OPEN
+
+
+def test_a_campaign_that_never_reserves_keeps_the_usual_cooldown_on_a_runaway() -> None:
+    h = Harness({G: 1000 * U}, thresholds=UNCAPPED)
+    h.at(DAY0 + timedelta(hours=12))
+    out = []
+    for _ in range(4):
+        out += transitions(h.spend(240 * U).outputs)
+    assert out and out[0].state is OPEN and out[0].until is not None
+    assert (out[0].until - out[0].since).total_seconds() == T.breaker_cooldown_s

@@ -56,15 +56,16 @@ def _spend(
 # -- 1. a retried request id after its hold expired -------------------------------------------
 def test_retry_after_the_hold_expired_authorises_nothing() -> None:
     pacer, clock = _pacer()
-    clock.set(DAY0 + timedelta(hours=23, minutes=50))  # late: the whole budget is on plan
+    clock.set(DAY0 + timedelta(hours=22, minutes=40))  # late: most of the budget is on plan
     first = pacer.reserve("c", G, Decimal("5"), request_id="q")
     assert first.allowed
     clock.advance(seconds=61)  # the 60 s hold expires unused
     _spend(pacer, clock, "2400")  # the whole daily budget is gone
     # Nobody asked for that spend: it tripped the breaker (unauthorised spend beyond 1%
-    # of the budget). Past the cooldown the breaker is HALF_OPEN and the cap answers.
+    # of the budget), for the longest cooldown (an hour). Past it the breaker is
+    # HALF_OPEN and the cap answers.
     assert pacer.circuit_breakers["c"][G].state is CircuitBreakerState.OPEN
-    clock.advance(seconds=301)
+    clock.advance(seconds=3601)
     fresh = pacer.reserve("c", G, Decimal("5"))
     assert not fresh.allowed and fresh.code == Code.DAILY_CAP
     for _ in range(300):

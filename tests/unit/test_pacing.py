@@ -17,6 +17,7 @@ from pacer_stream.core.pacing import (
     slot_allowance,
     velocity_limit,
 )
+from pacer_stream.core.planning import CLOSING_SHARE
 from pacer_stream.core.types import (
     Alert,
     AlertType,
@@ -159,9 +160,60 @@ def test_hour_allowance_is_released_linearly_with_a_lead() -> None:
     assert velocity_limit(ch, 12, 200 * U, t, 3.0) == int(200 * U / 3600 * 300 * 3.0)
 
 
+def test_the_days_last_hour_is_released_up_to_midnight() -> None:
+    h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
+    ch = h.ch()
+    t = h.state.thresholds
+    last = DAY0.timestamp() + 23 * 3600
+    # (nothing was spent, so the whole budget rolled into the last hour)
+    slot, allowance, released = released_allowance(ch, last, t)
+    assert (slot, allowance) == (23, 2400 * U)
+    # the same 10-minute lead at its start, but the whole only at midnight
+    assert released == int(2400 * U * 600 / 4200)
+    _, _, released = released_allowance(ch, last + 1800, t)
+    assert released == int(2400 * U * 2400 / 4200)
+    _, _, released = released_allowance(ch, last + 3000, t)
+    assert released < 2400 * U
+    # any other hour is released in full 10 minutes early
+    _, allowance, released = released_allowance(ch, last - 3600 + 3000, t)
+    assert released == allowance
+
+
+def test_a_shaped_plan_keeps_a_closing_share_for_the_last_hour() -> None:
+    """A strategy that puts almost nothing in the night's last hour still plans at least
+    CLOSING_SHARE of the day there (the campaign can spend until midnight); one that
+    plans more keeps its own weight. EVEN stays even."""
+    low = [1.0] * 23 + [0.05]
+    h = Harness(
+        {G: 2400 * U},
+        thresholds=UNCAPPED,
+        strategy=PacingStrategy.ADAPTIVE_HYBRID,
+        engine=PacingEngine(strategies={PacingStrategy.ADAPTIVE_HYBRID: _Hybrid(low)}),
+    )
+    plan = h.ch().plan
+    assert plan is not None
+    assert plan.amounts[-1] == pytest.approx(2400 * U * CLOSING_SHARE, rel=1e-6)
+    assert sum(plan.amounts) == 2400 * U
+    high = [1.0] * 23 + [3.0]
+    h2 = Harness(
+        {G: 2400 * U},
+        thresholds=UNCAPPED,
+        strategy=PacingStrategy.ADAPTIVE_HYBRID,
+        engine=PacingEngine(strategies={PacingStrategy.ADAPTIVE_HYBRID: _Hybrid(high)}),
+    )
+    assert h2.ch().plan.amounts[-1] == pytest.approx(2400 * U * 3 / 26, rel=1e-6)  # type: ignore[union-attr]
+    even = Harness({G: 2400 * U}, thresholds=UNCAPPED)
+    assert even.ch().plan.amounts[-1] == 100 * U  # type: ignore[union-attr]
+
+
+class _Hybrid(FixedWeights):
+    name = PacingStrategy.ADAPTIVE_HYBRID
+
+
 def test_hourly_allowance_on_a_23_hour_day() -> None:
-    h = Harness({G: 2300 * U}, tz="Europe/London", thresholds=UNCAPPED,
-                start=DAY0.replace(month=3, day=29))
+    h = Harness(
+        {G: 2300 * U}, tz="Europe/London", thresholds=UNCAPPED, start=DAY0.replace(month=3, day=29)
+    )
     ch = h.ch()
     assert ch.day.n_slots == 23  # type: ignore[union-attr]
     assert slot_allowance(ch, 0) == 100 * U
@@ -218,8 +270,9 @@ def test_hysteresis_keeps_an_alert_level_near_the_threshold() -> None:
 
 
 def test_warning_threshold_is_configurable() -> None:
-    t = Thresholds(max_hourly_spend_pct=1.0, frontload_protection_hours=0,
-                   pace_warning_threshold=1.3)
+    t = Thresholds(
+        max_hourly_spend_pct=1.0, frontload_protection_hours=0, pace_warning_threshold=1.3
+    )
     h = Harness({G: 2400 * U}, thresholds=t)
     h.at(DAY0 + timedelta(hours=10))
     out = h.spend(1400 * U, when=DAY0 + timedelta(hours=9))  # 1.4
@@ -267,8 +320,12 @@ def test_emergency_alert_when_most_of_the_budget_is_gone_ahead_of_plan() -> None
     assert len(em) == 1
     assert em[0].severity is Severity.CRITICAL
     assert em[0].budget_consumed_pct == pytest.approx(0.92)
-    assert alerts(h.spend(U, when=DAY0 + timedelta(hours=9)).outputs,
-                  AlertType.EMERGENCY_STOP_REQUIRED) == []
+    assert (
+        alerts(
+            h.spend(U, when=DAY0 + timedelta(hours=9)).outputs, AlertType.EMERGENCY_STOP_REQUIRED
+        )
+        == []
+    )
     assert alerts(h.tick(), AlertType.EMERGENCY_STOP_REQUIRED) == []
 
 
@@ -317,8 +374,13 @@ def test_performance_degradation_needs_a_baseline_and_a_sample() -> None:
     out = h.spend(U, when=DAY0 + timedelta(hours=11), clicks=150, conversions=3)
     deg = alerts(out, AlertType.PERFORMANCE_DEGRADATION)
     assert len(deg) == 1 and deg[0].severity is Severity.MEDIUM
-    assert alerts(h.spend(U, when=DAY0 + timedelta(hours=11), clicks=10).outputs,
-                  AlertType.PERFORMANCE_DEGRADATION) == []
+    assert (
+        alerts(
+            h.spend(U, when=DAY0 + timedelta(hours=11), clicks=10).outputs,
+            AlertType.PERFORMANCE_DEGRADATION,
+        )
+        == []
+    )
     # recovery clears it; a new drop fires again
     h.spend(U, when=DAY0 + timedelta(hours=11), clicks=10, conversions=40)
     assert AlertType.PERFORMANCE_DEGRADATION not in h.ch().active_alerts
@@ -339,8 +401,10 @@ def test_breaker_open_alert_once_per_transition() -> None:
     h.at(DAY0 + timedelta(hours=10))
     out = h.spend(950 * U, when=DAY0 + timedelta(hours=9))
     assert len(alerts(out, AlertType.CIRCUIT_BREAKER_OPEN)) == 1
-    assert alerts(h.spend(U, when=DAY0 + timedelta(hours=9)).outputs,
-                  AlertType.CIRCUIT_BREAKER_OPEN) == []
+    assert (
+        alerts(h.spend(U, when=DAY0 + timedelta(hours=9)).outputs, AlertType.CIRCUIT_BREAKER_OPEN)
+        == []
+    )
 
 
 def test_current_alert_reports_without_touching_deduplication() -> None:
@@ -390,8 +454,14 @@ def test_critical_refires_after_recovery() -> None:
 def test_emergency_alert_refires_after_recovery() -> None:
     h = Harness({G: 1000 * U})
     h.at(DAY0 + timedelta(hours=10))
-    assert len(alerts(h.spend(920 * U, when=DAY0 + timedelta(hours=9)),
-                      AlertType.EMERGENCY_STOP_REQUIRED)) == 1
+    assert (
+        len(
+            alerts(
+                h.spend(920 * U, when=DAY0 + timedelta(hours=9)), AlertType.EMERGENCY_STOP_REQUIRED
+            )
+        )
+        == 1
+    )
     h.at(DAY0 + timedelta(hours=23))  # the plan caught up: no longer ahead
     assert alerts(h.tick(), AlertType.EMERGENCY_STOP_REQUIRED) == []
     assert AlertType.EMERGENCY_STOP_REQUIRED not in h.ch().active_alerts
@@ -403,8 +473,12 @@ def test_emergency_alert_refires_after_recovery() -> None:
 def test_breaker_open_alert_refires_on_each_new_trip() -> None:
     h = Harness({G: 1000 * U})
     h.at(DAY0 + timedelta(hours=10))
-    assert len(alerts(h.spend(950 * U, when=DAY0 + timedelta(hours=9)),
-                      AlertType.CIRCUIT_BREAKER_OPEN)) == 1
+    assert (
+        len(
+            alerts(h.spend(950 * U, when=DAY0 + timedelta(hours=9)), AlertType.CIRCUIT_BREAKER_OPEN)
+        )
+        == 1
+    )
     h.advance(minutes=6)  # cooldown over: HALF_OPEN
     assert alerts(h.tick(), AlertType.CIRCUIT_BREAKER_OPEN) == []
     assert h.ch().breaker.state is CircuitBreakerState.HALF_OPEN

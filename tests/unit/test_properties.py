@@ -180,6 +180,8 @@ def test_spend_never_exceeds_the_budget_beyond_late_settlements(
 
 def test_two_bidders_cannot_jointly_overspend_through_reservations() -> None:
     h = Harness({G: 100 * U}, start=DAY0 + timedelta(hours=23, minutes=50))
+    # the day's last hour is released on the clock: by 23:59:59 all of it is
+    h.at(DAY0 + timedelta(hours=23, minutes=59, seconds=59))
     grants = [h.reserve(30 * U) for _ in range(10)]
     allowed = [g for g in grants if g.allowed]
     assert sum(30 * U for _ in allowed) <= 100 * U

@@ -8,7 +8,13 @@ import pytest
 
 from pacer_stream.core.efficiency import pooled_rate, smoothed_efficiency
 from pacer_stream.core.pacing import slot_allowance
-from pacer_stream.core.reallocation import ChannelPerformance, efficiencies, plan_moves
+from pacer_stream.core.reallocation import (
+    ChannelBooks,
+    ChannelPerformance,
+    cover_overruns,
+    efficiencies,
+    plan_moves,
+)
 from pacer_stream.core.types import BudgetMove, ChannelType, Code, Thresholds
 
 from .conftest import DAY0, F, G, Harness, T, U
@@ -153,6 +159,53 @@ def test_engine_reallocation_keeps_reservations_safe() -> None:
     # half of 100 - 80 spent - 4 reserved - its plan for 21:00-24:00
     assert moves[G] == -int((16 * U - evening) * 0.5)
     assert h.ch(G).budget >= h.ch(G).spent_total + h.ch(G).reserved_total + evening
+
+
+# -- overruns: a channel reallocation cut, then unasked spend took past its budget ------
+def test_cover_overruns_takes_the_overrun_from_the_money_left_elsewhere() -> None:
+    books = {
+        G: ChannelBooks(100 * U, 130 * U),
+        F: ChannelBooks(300 * U, 100 * U),
+        T: ChannelBooks(200 * U, 100 * U),
+    }
+    moves = cover_overruns(books)
+    assert moves[G] == 30 * U
+    assert moves[F] == -20 * U and moves[T] == -10 * U  # in proportion to what is left
+    assert sum(moves.values()) == 0
+
+
+def test_cover_overruns_gives_no_more_than_is_left_and_ignores_unbudgeted() -> None:
+    books = {
+        G: ChannelBooks(100 * U, 130 * U),
+        F: ChannelBooks(100 * U, 90 * U),
+        T: ChannelBooks(0, 50 * U),
+    }
+    assert cover_overruns(books) == {G: 10 * U, F: -10 * U}
+    assert cover_overruns({G: ChannelBooks(100 * U, 100 * U), F: ChannelBooks(9, 0)}) == {}
+
+
+def test_engine_reallocation_covers_unasked_spend_on_a_channel_it_had_cut() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    h.spend(100 * U, channel=G, clicks=100, conversions=1, when=DAY0 + timedelta(hours=8))
+    h.spend(100 * U, channel=F, clicks=100, conversions=30, when=DAY0 + timedelta(hours=8))
+    moves, _ = h.engine.reallocate(h.state, h.now)
+    assert moves[G] < 0
+    cut = h.ch(G).budget
+    # a runaway bidder on G spends without asking, past G's (reduced) budget
+    h.advance(minutes=5)
+    h.spend(cut, channel=G)
+    assert h.ch(G).spent_total > h.ch(G).budget
+    h.advance(minutes=10)
+    moves, out = h.engine.reallocate(h.state, h.now)
+    # the overrun is covered from F's money left: the campaign absorbs it, and no
+    # channel ends with less budget than it has spent
+    assert h.ch(G).budget >= h.ch(G).spent_total
+    assert h.ch(G).budget + h.ch(F).budget == 2000 * U
+    assert sum(moves.values()) == 0
+    assert any(isinstance(o, BudgetMove) and o.reason == "overrun" for o in out)
+    for c in (G, F):
+        assert sum(h.ch(c).plan.amounts) == h.ch(c).budget  # type: ignore[union-attr]
 
 
 def test_nothing_to_reallocate_returns_empty_and_emits_nothing() -> None:

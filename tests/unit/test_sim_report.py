@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -29,7 +32,7 @@ from pacer_stream.sim.scenario import (
 )
 from pacer_stream.sim.targets import TARGETS
 from pacer_stream.sim.trace import empty_trace
-from pacer_stream.sim.traffic import generate
+from pacer_stream.sim.traffic import Traffic, generate
 
 
 def test_aggregate_takes_the_bad_direction_as_worst() -> None:
@@ -82,6 +85,40 @@ def test_campaigns_judged_apart_leave_the_pacing_figures() -> None:
     assert apart["utilisation"] == pytest.approx(1.0, abs=0.01)
     assert apart["exhausted_before_18"] == 0.0
     assert apart["conversions"] == int(trace.conversions[0].sum())
+
+
+def _dst_day_in_new_york() -> Traffic:
+    """Two campaigns on the spring-forward day in New York (a 23-hour local day)."""
+    scenario = Scenario(campaigns=2, channels=2, days=2, warmup_days=1)
+    day = next(d for d in range(2) if scenario.date_of(d) == DST_DAY)
+    t = generate(0, scenario, day)
+    zones = ("America/New_York",) * 2
+    start = datetime(2026, 3, 8, tzinfo=ZoneInfo(zones[0])).timestamp()
+    return dataclasses.replace(
+        t,
+        zones=zones,
+        day_start=np.full(2, start),
+        day_minutes=np.full(2, 1380, dtype=np.int64),
+    )
+
+
+def test_a_23_hour_day_is_judged_on_its_own_minutes_and_wall_clock() -> None:
+    """On the spring-forward day 22:00 local is 1260 minutes after midnight and the
+    grid's last hour is not part of the day: a campaign that spends evenly to the end of
+    its 23 hours is alive all day; one that stops at 21:50 local is exhausted before 22."""
+    traffic = _dst_day_in_new_york()
+    trace = empty_trace("t", 2, 2, MINUTES, traffic.budget)
+    trace.able[:] = True
+    trace.able[:, :, 1380:] = False  # after the day's end nothing can spend
+    for c, stop in ((0, 1380), (1, 1250)):
+        per_minute = traffic.budget[c] // stop
+        trace.spend[c, :, :stop] = per_minute[:, None]
+        trace.spend[c, :, stop - 1] += traffic.budget[c] - per_minute * stop
+    m0 = trace_metrics(trace, traffic, apart={1})
+    assert m0["alive"] > 0.99
+    assert m0["exhausted_before_22"] == 0.0
+    m1 = trace_metrics(trace, traffic, apart={0})
+    assert m1["exhausted_before_22"] == 1.0 and m1["exhausted_before_18"] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +273,16 @@ def test_simulate_refuses_a_warm_up_as_long_as_the_run(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "--warmup-days" in result.output
     assert not (tmp_path / "report.json").exists()
+
+
+def test_runaway_excess_after_the_first_report_is_counted_apart() -> None:
+    """Spend a runaway got out before its first event could be reported is out of any
+    controller's reach; what came after it is counted apart as well."""
+    from pacer_stream.sim.trace import RunawayOutcome
+
+    r = RunawayOutcome(0, 0, 600, 15.0, 0, False, report_delay_s=1.0)
+    r.spent(36_000.0, 5)  # the first event
+    r.spent(36_000.75, 7)  # sent before the first could be reported
+    r.spent(36_001.5, 11)  # sent after it
+    assert r.excess_micros == 23
+    assert r.excess_after_report_micros == 11
