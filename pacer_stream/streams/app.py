@@ -232,34 +232,20 @@ class CampaignTable(faust.Table[str, Stored]):
 
     def _new_store_by_url(self, url: str | URL) -> StoreT:
         scheme = URL(str(url)).scheme
-        if scheme == "memory":
-            return MemoryCampaignStore(
-                url,
-                self.app,
-                self,
-                table_name=self.name,
-                key_type=self.key_type,
-                key_serializer=self.key_serializer,
-                value_serializer=self.value_serializer,
-                value_type=self.value_type,
-                loop=self.loop,
-                options=self.options,
-            )
-        if scheme != "rocksdb":
+        if scheme not in ("memory", "rocksdb"):
             return super()._new_store_by_url(url)  # type: ignore[no-any-return]
-        return CampaignStore(
-            url,
-            self.app,
-            self,
-            table_name=self.name,
-            key_type=self.key_type,
-            key_serializer=self.key_serializer,
-            value_serializer=self.value_serializer,
-            value_type=self.value_type,
-            loop=self.loop,
-            options=self.options,
-            cache_values=self.cache_values,
-        )
+        common: dict[str, Any] = {
+            "table_name": self.name,
+            "key_type": self.key_type,
+            "key_serializer": self.key_serializer,
+            "value_serializer": self.value_serializer,
+            "value_type": self.value_type,
+            "loop": self.loop,
+            "options": self.options,
+        }
+        if scheme == "memory":
+            return MemoryCampaignStore(url, self.app, self, **common)
+        return CampaignStore(url, self.app, self, cache_values=self.cache_values, **common)
 
     def saved(self, prefix: bytes, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Records beside the values that the local store holds, by key prefix (RocksDB:
