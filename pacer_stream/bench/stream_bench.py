@@ -74,6 +74,7 @@ from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.processor import Processor
+from pacer_stream.streams.side_records import is_side_key
 from pacer_stream.wire import records, topics
 
 UNIT = 1_000_000
@@ -215,11 +216,13 @@ async def _applied_times(
                 for m in msgs:
                     if m.value is None or m.key is None:
                         continue
-                    if event_ids.is_id_key(m.key):
-                        # An event id's own record, counted with the record it came from.
-                        cid, _, offset = event_ids.split_key(m.key)
-                        if (tp.partition, offset, cid.encode()) in produced:
-                            applied.changelog_bytes += len(m.key) + len(m.value)
+                    if is_side_key(m.key):
+                        # An event-id record counts with the spend record it came from;
+                        # grant records are the can-spend phase's.
+                        if event_ids.is_id_key(m.key):
+                            cid, _, offset = event_ids.split_key(m.key)
+                            if (tp.partition, offset, cid.encode()) in produced:
+                                applied.changelog_bytes += len(m.key) + len(m.value)
                         continue
                     hwm = _spend_hwm(m.value)
                     offsets = pending.get((tp.partition, m.key))
