@@ -70,6 +70,26 @@ class FloatQueue:
             self._head = 0
         return value
 
+    def keep_recent(self, since: float, most: int) -> int:
+        """Drop the values at or before ``since`` and all but the newest ``most``;
+        returns how many are left. The engine's event-count rules only ask whether
+        enough events fell in a window, which the newest few answer, so the queue never
+        grows with the event rate (one call instead of a popleft loop per event)."""
+        values = self._values
+        if values is None:
+            return 0
+        n = len(values)
+        head = max(self._head, n - most)
+        while head < n and values[head] <= since:
+            head += 1
+        if head >= n:
+            self.clear()
+            return 0
+        if head:
+            del values[:head]
+        self._head = 0
+        return n - head
+
     def clear(self) -> None:
         self._values = None
         self._head = 0

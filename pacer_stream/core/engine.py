@@ -263,21 +263,13 @@ class PacingEngine:
         if unauthorised and slot == current_slot and ch.spent[slot] > allowance:
             times = ch.overspend_times
             times.append(ts)
-            # Only "are there enough in the window" is asked: the latest few times
-            # answer it, so the deque never grows with the event rate.
-            while times and (
-                times[0] <= ts - t.overspend_window_s or len(times) > t.overspend_events_to_trip
-            ):
-                times.popleft()
-            if len(times) >= t.overspend_events_to_trip:
+            need = t.overspend_events_to_trip
+            if times.keep_recent(ts - t.overspend_window_s, need) >= need:
                 violation = BreakerCause.REPEATED_OVERSPEND
         times = ch.unauthorised_times
         if unauthorised:
             times.append(ts)
-        while times and (
-            times[0] <= ts - t.velocity_window_s or len(times) > t.velocity_trip_min_events
-        ):
-            times.popleft()
+        recent = times.keep_recent(ts - t.velocity_window_s, t.velocity_trip_min_events)
         window = ch.unauthorised.total(ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
         # Runaway = unauthorised spend far above the planned rate. For a campaign that
@@ -287,7 +279,7 @@ class PacingEngine:
         reserves = bool(state.answered)
         if (
             window > trip_limit
-            and len(times) >= t.velocity_trip_min_events
+            and recent >= t.velocity_trip_min_events
             and window > ch.budget * t.velocity_trip_min_pct
             and (reserves or ch.spent_total > planned_at(ch, ts))
         ):

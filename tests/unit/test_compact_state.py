@@ -121,3 +121,13 @@ def test_channel_type_is_not_a_container_field() -> None:
     ch = ChannelState(channel=ChannelType.GOOGLE_ADS)
     ch.active_alerts = set()  # type: ignore[assignment]
     assert _standard_containers(ch) == ["active_alerts"]
+
+
+def test_keep_recent_keeps_only_the_newest_values_inside_the_window() -> None:
+    from pacer_stream.core.compact import FloatQueue
+
+    q = FloatQueue([1.0, 2.0, 3.0, 10.0, 11.0])
+    assert q.keep_recent(since=2.0, most=10) == 3 and list(q) == [3.0, 10.0, 11.0]
+    assert q.keep_recent(since=0.0, most=2) == 2 and list(q) == [10.0, 11.0]
+    assert q.keep_recent(since=11.0, most=2) == 0 and not q
+    assert FloatQueue().keep_recent(since=0.0, most=3) == 0
