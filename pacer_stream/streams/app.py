@@ -24,8 +24,9 @@ the high-water mark in the table value makes those replays no-ops.
 
 Timers act only on campaigns whose partition this worker *actively* owns (never standby
 replicas) and only while no rebalance or table recovery is in progress. A timer has no
-input event, so it writes the changelog explicitly with the campaign's partition
-(``Table.send_changelog``).
+input event, so it queues its changelog writes with the campaign's partition and sends
+them the agents' way (directly to the Kafka client), each value encoded when it is sent:
+a write never lands after a newer one of the same campaign.
 
 State: the changelog holds the latest value per campaign (compacted). Locally the table
 is kept in RocksDB under the data directory (``table_store = "rocksdb"``, the default,
@@ -40,6 +41,7 @@ import asyncio
 import functools
 import hmac
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -275,38 +277,6 @@ class CampaignTable(faust.Table[str, Stored]):
         else:
             store.written(write, data, int(fut.result().offset))
 
-    def send_changelog(  # type: ignore[override]
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-        *,
-        stored: Stored | None = None,
-    ) -> Any:
-        """faust's ``send_changelog`` (through faust's producer buffer), reporting the
-        write's delivery to the store instead of faust's bare offset callback. The
-        worker calls it for timer writes and tombstones, always with raw bytes."""
-        assert partition is not None and isinstance(key, str)
-        assert value is None or isinstance(value, bytes)
-        write = self.changelog_sending(key, partition, stored)
-        try:
-            fut = self.changelog_topic.send_soon(
-                key=key,
-                value=value,
-                partition=partition,
-                key_serializer=key_serializer or self.key_serializer,
-                value_serializer=value_serializer or self.value_serializer,
-                eager_partitioning=True,
-            )
-        except BaseException:
-            if write is not None and isinstance(self.data, CampaignStore):
-                self.data.failed(write)  # never sent: the partition's offset may move on
-            raise
-        fut.add_done_callback(functools.partial(self.changelog_done, write, value))
-        return fut
-
 
 class Worker:
     """One pacer-stream worker: the faust app, the ``campaigns`` table, four agents,
@@ -371,6 +341,11 @@ class Worker:
         self.data_dir: DataDir | None = None
         self._out_topics: dict[str, TopicT] = {}
         self._last_full_publish = 0.0
+        #: Timers' changelog writes waiting to be sent in order: a campaign (its value is
+        #: encoded when sent) with the outputs that report it, or records as they are.
+        self._timer_jobs: deque[tuple[str, list[Message]] | list[Message]] = deque()
+        self._timer_lock = asyncio.Lock()
+        self._timer_flush: asyncio.Future[None] | None = None
         self._agents()
         self._timers()
         self._lifecycle()
@@ -555,21 +530,47 @@ class Worker:
         self.side_records.drop(campaign_id)
         self.quarantined.add(campaign_id)
 
-    def _write_changelog(self, campaign_id: str, value: Stored) -> bool:
-        """Queue one campaign's table value from a timer (no input offset depends on
-        it: a lost write is recomputed); False when it could not be written."""
-        write = self._changelog_message(campaign_id, value)
-        if write is None:
+    def _write_changelog(
+        self, campaign_id: str, value: Stored, outputs: Sequence[Message] = ()
+    ) -> bool:
+        """Queue a write of one campaign's value from a timer; False (and the campaign
+        quarantined) when the value cannot be encoded. The bytes are made when the write
+        is sent (:meth:`flush_timer_writes`), not now: a value encoded now and sent
+        later could land in the changelog after a newer one an agent wrote meanwhile,
+        and compaction would then keep the older state. ``outputs`` (what the timer step
+        reports of that state) go out once the write is delivered."""
+        if self._changelog_message(campaign_id, value) is None:
             return False
-        try:
-            self.campaigns.send_changelog(
-                value.partition, campaign_id, write.value, value_serializer="raw", stored=value
-            )
-        except Exception as exc:
-            self._quarantine(campaign_id, value.partition, exc)
-            return False
-        self._send_changelog(self.grants.covered(campaign_id))
+        self._timer_jobs.append((campaign_id, list(outputs)))
         return True
+
+    def _send_changelog(self, messages: list[Message]) -> None:
+        """Queue changelog records of a timer (event-id and grant record deletions)."""
+        if messages:
+            self._timer_jobs.append(messages)
+
+    async def flush_timer_writes(self) -> None:
+        """Send the timers' queued changelog writes in order, each campaign value encoded
+        from its current state right before it is handed to the Kafka client (the
+        agents' path, so a later write of a campaign never lands before an earlier one),
+        followed by the grant records it covers."""
+        async with self._timer_lock:
+            while self._timer_jobs:
+                job = self._timer_jobs.popleft()
+                if isinstance(job, list):
+                    await self.send_batch(job)
+                    continue
+                campaign_id, outputs = job
+                value = self.lookup_quiet(campaign_id)
+                write = None if value is None else self._changelog_message(campaign_id, value)
+                if write is not None:
+                    # outputs wait for the write's delivery (``send_batch``)
+                    await self.send_batch([write, *self.grants.covered(campaign_id), *outputs])
+
+    def _flush_soon(self) -> None:
+        """Flush queued timer writes from a caller that cannot await (Redis sync)."""
+        if self._timer_jobs and (self._timer_flush is None or self._timer_flush.done()):
+            self._timer_flush = asyncio.ensure_future(self.flush_timer_writes())
 
     async def send_batch(self, messages: list[Message]) -> None:
         """Hand a batch's records straight to the Kafka client (awaited before the batch
@@ -660,32 +661,27 @@ class Worker:
         if result.dirty:
             sync.mark(result.dirty)
 
-    def _send_changelog(self, messages: list[Message]) -> None:
-        """Changelog records written by a timer (event-id records and tombstones)."""
-        for m in messages:
-            assert m.key is not None and m.partition is not None
-            self.campaigns.send_changelog(
-                m.partition, m.key.decode(), m.value, value_serializer="raw"
-            )
-
     def _apply_timer_result(self, result: Result) -> None:
         """Outputs of a timer step; the changelog is written with the campaign's own
         partition because no input event is in hand."""
         store = result.store
-        if store is not None and not self._write_changelog(store.campaign_id, store):
-            return
-        self._send(result.messages)
+        if store is not None:
+            if not self._write_changelog(store.campaign_id, store, result.messages):
+                return
+        else:
+            self._send(result.messages)
         self._mark(result)
+        self._flush_soon()
 
     def _remove(self, value: Stored) -> None:
         """Drop a campaign from the table: a tombstone in the changelog, so compaction
-        forgets it too and a restart does not bring it back (its ids' records too)."""
-        self._send_changelog(self.side_records.forget(value.campaign_id))
-        self.campaigns.data.pop(value.campaign_id, None)
-        self.campaigns.send_changelog(
-            value.partition, value.campaign_id, None, value_serializer="raw"
-        )
-        log.info("campaign_expired", campaign_id=value.campaign_id)
+        forgets it too and a restart does not bring it back (its side records too)."""
+        cid = value.campaign_id
+        self.campaigns.data.pop(cid, None)
+        changelog = self.campaigns.changelog_topic.get_topic_name()
+        tombstone = Message(changelog, cid.encode(), None, partition=value.partition)
+        self._send_changelog([*self.side_records.forget(cid), tombstone])
+        log.info("campaign_expired", campaign_id=cid)
 
     # ------------------------------------------------------------------ ownership
     def active_partitions(self) -> set[int]:
@@ -726,7 +722,9 @@ class Worker:
                 self._apply_timer_result(result)
             n += 1
             if n % 200 == 0:
+                await self.flush_timer_writes()
                 await asyncio.sleep(0)
+        await self.flush_timer_writes()
         return n
 
     async def tick_all(self) -> int:
@@ -736,6 +734,7 @@ class Worker:
         if self.settled():
             now = self.processor.clock.now().timestamp()
             self._send_changelog(self.event_ids.expire(now, self.active_partitions()))
+            await self.flush_timer_writes()
         return n
 
     async def reallocate_all(self) -> int:

@@ -718,6 +718,29 @@ async def test_a_grant_writes_only_its_record_until_the_value_carries_it(
     assert log.index(deletion) > log.index(value)  # the value first, then the deletion
 
 
+async def test_a_timer_write_carries_the_state_at_send_time_not_at_queue_time(
+    worker: Harness, cid: str
+) -> None:
+    """A timer's value write is encoded when it is sent: if an agent applied a record of
+    the campaign in between, the timer's (later) changelog write is the newer state, so
+    compaction can never keep a value older than what the agent wrote."""
+    await _configure(worker, cid)
+    worker.drain()
+    stored = worker.m.campaigns.get(cid)
+    assert worker.m._write_changelog(cid, stored)  # queued by a timer step
+    async with worker.m.spend_events.test_context() as agent:
+        await worker.put(agent, _spend(cid, "late-1", 1_000, NOON), key=cid.encode())
+    await worker.m.flush_timer_writes()
+    values = [
+        app_module.StoredCodec()._loads(o.value) for o in worker.changelog(worker.drain())
+    ]
+    assert len(values) == 2  # the agent's write, then the timer's
+    agent_value, timer_value = values
+    assert agent_value.state.offsets[topics.SPEND] == 0
+    assert timer_value.state.offsets == agent_value.state.offsets
+    assert timer_value.state.channels[GOOGLE].spent_total == 1_000
+
+
 async def test_fast_path_spend_is_reported_to_redis_only_where_the_core_counted_it(
     worker: Harness, cid: str
 ) -> None:
