@@ -16,6 +16,7 @@ Ids the pacer itself generates (reservation ids, which embed two ids) may be up 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 from pacer_stream.errors import InvalidArgument, WrongType
@@ -32,6 +33,19 @@ def id_problem(
     value: str, *, campaign: bool = False, max_bytes: int = MAX_ID_BYTES
 ) -> tuple[str, str] | None:
     """``(code, why)`` when ``value`` is not a valid id, else None (``value`` is a str)."""
+    if campaign:
+        return _campaign_id_problem(value, max_bytes)
+    return _id_problem(value, False, max_bytes)
+
+
+@lru_cache(maxsize=65_536)
+def _campaign_id_problem(value: str, max_bytes: int) -> tuple[str, str] | None:
+    """Campaign ids repeat on every event of a campaign (the decoder and the engine
+    both check them): their verdicts are remembered, for a bounded number of ids."""
+    return _id_problem(value, True, max_bytes)
+
+
+def _id_problem(value: str, campaign: bool, max_bytes: int) -> tuple[str, str] | None:
     if not value.strip():
         return EMPTY_ID, "must not be empty or blank"
     try:

@@ -49,6 +49,7 @@ the wrong partition) and dead-letters failures with :func:`encode_dlq`. Clients 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import operator
@@ -168,11 +169,18 @@ def _same_named(target: type[_T], origin: object, /, **overrides: object) -> _T:
     """A ``target`` from every field ``origin`` has under the same name, plus
     ``overrides``: records and the core types share field names, so converting between
     them is never a hand-kept field-by-field copy."""
+    values = {n: getattr(origin, n) for n in _field_names(target) if hasattr(origin, n)}
+    return target(**{**values, **overrides})
+
+
+@functools.lru_cache(maxsize=64)
+def _field_names(target: type) -> tuple[str, ...]:
+    """A record's or core type's field names (read once per type: ``fields()`` on
+    every event was a measurable share of the spend path)."""
     names = getattr(target, "__struct_fields__", None)
     if names is None:  # a core dataclass
-        names = [f.name for f in fields(target)]  # type: ignore[arg-type]
-    values = {n: getattr(origin, n) for n in names if hasattr(origin, n)}
-    return target(**{**values, **overrides})
+        names = tuple(f.name for f in fields(target))
+    return tuple(names)
 
 
 class SpendRecord(SpendWire, frozen=True):
