@@ -62,7 +62,6 @@ from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
-from pacer_stream.streams import event_ids
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
@@ -73,7 +72,7 @@ from pacer_stream.streams.grants import GrantLog
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
-from pacer_stream.streams.side_records import SideRecords, campaign_of
+from pacer_stream.streams.side_records import SideRecords, campaign_of, is_side_value
 from pacer_stream.streams.stored import Stored
 from pacer_stream.streams.table_store import (
     DEFAULT_CACHE_VALUES,
@@ -101,7 +100,7 @@ class StoredCodec(codecs.Codec):
         # faust decodes every record a recovery reads with the table's codec (dropping
         # one it refuses): their values (JSON arrays) stay bytes, which is what the
         # stores hand over to the worker's indexes.
-        if event_ids.is_entry(s):
+        if is_side_value(s):
             return s
         return stored_codec.loads(s)
 
@@ -530,19 +529,15 @@ class Worker:
         self.side_records.drop(campaign_id)
         self.quarantined.add(campaign_id)
 
-    def _write_changelog(
-        self, campaign_id: str, value: Stored, outputs: Sequence[Message] = ()
-    ) -> bool:
-        """Queue a write of one campaign's value from a timer; False (and the campaign
-        quarantined) when the value cannot be encoded. The bytes are made when the write
-        is sent (:meth:`flush_timer_writes`), not now: a value encoded now and sent
-        later could land in the changelog after a newer one an agent wrote meanwhile,
-        and compaction would then keep the older state. ``outputs`` (what the timer step
-        reports of that state) go out once the write is delivered."""
-        if self._changelog_message(campaign_id, value) is None:
-            return False
+    def _write_changelog(self, campaign_id: str, outputs: Sequence[Message] = ()) -> None:
+        """Queue a write of one campaign's value from a timer. The bytes are made when
+        the write is sent (:meth:`flush_timer_writes`), not now: a value encoded now and
+        sent later could land in the changelog after a newer one an agent wrote
+        meanwhile, and compaction would then keep the older state. ``outputs`` (what the
+        timer step reports of that state) go out once the write is delivered; a value
+        that cannot be encoded quarantines its campaign there, and its outputs are
+        dropped."""
         self._timer_jobs.append((campaign_id, list(outputs)))
-        return True
 
     def _send_changelog(self, messages: list[Message]) -> None:
         """Queue changelog records of a timer (event-id and grant record deletions)."""
@@ -567,8 +562,10 @@ class Worker:
                     # outputs wait for the write's delivery (``send_batch``)
                     await self.send_batch([write, *self.grants.covered(campaign_id), *outputs])
 
-    def _flush_soon(self) -> None:
-        """Flush queued timer writes from a caller that cannot await (Redis sync)."""
+    def _apply_soon(self, result: Result) -> None:
+        """:meth:`_apply_timer_result` for a caller that cannot await (the Redis sync),
+        with the queued writes flushed by a task of their own."""
+        self._apply_timer_result(result)
         if self._timer_jobs and (self._timer_flush is None or self._timer_flush.done()):
             self._timer_flush = asyncio.ensure_future(self.flush_timer_writes())
 
@@ -663,15 +660,13 @@ class Worker:
 
     def _apply_timer_result(self, result: Result) -> None:
         """Outputs of a timer step; the changelog is written with the campaign's own
-        partition because no input event is in hand."""
+        partition because no input event is in hand (queued: the caller flushes)."""
         store = result.store
         if store is not None:
-            if not self._write_changelog(store.campaign_id, store, result.messages):
-                return
+            self._write_changelog(store.campaign_id, result.messages)
         else:
             self._send(result.messages)
         self._mark(result)
-        self._flush_soon()
 
     def _remove(self, value: Stored) -> None:
         """Drop a campaign from the table: a tombstone in the changelog, so compaction
@@ -873,7 +868,7 @@ class Worker:
             self.processor,
             lookup=self.lookup_quiet,
             owned=lambda p: p in self.active_partitions(),
-            apply=self._apply_timer_result,
+            apply=self._apply_soon,
             slice_s=s.allowance_slice_s,
             status=self.status,
             ping=publisher.store.redis.ping,

@@ -88,12 +88,6 @@ def split_key(raw: bytes) -> tuple[str, str, int]:
     return campaign_id, _CODE_TOPICS.get(code, code), int(offset)
 
 
-def is_entry(value: bytes) -> bool:
-    """Whether a changelog value is an id record's (a JSON array; campaign values are
-    JSON objects)."""
-    return value[:1] == b"["
-
-
 def encode_ids(window: DedupeWindow, event_ids: Iterable[str]) -> bytes:
     expiry = window.expiry
     return orjson.dumps([[e, expiry[e]] for e in event_ids])

@@ -31,6 +31,12 @@ def is_side_key(raw: bytes) -> bool:
     return is_id_key(raw) or is_grant_key(raw)
 
 
+def is_side_value(value: bytes) -> bool:
+    """Whether a changelog value is a side record's: event-id and grant records are
+    JSON arrays, campaign values JSON objects."""
+    return value[:1] == b"["
+
+
 def campaign_of(raw_key: bytes) -> str:
     """The campaign a changelog key belongs to (its own value, or a record beside it)."""
     if is_id_key(raw_key):

@@ -32,12 +32,12 @@ from pacer_stream.streams.event_ids import (
     campaign_prefix,
     decode_ids,
     encode_ids,
-    is_entry,
     is_id_key,
     record_key,
     split_key,
 )
 from pacer_stream.streams.processor import Message
+from pacer_stream.streams.side_records import is_side_value
 from pacer_stream.streams.stored import Stored
 from pacer_stream.streams.table_store import CampaignStore
 from pacer_stream.wire import topics
@@ -107,7 +107,7 @@ def test_values_round_trip_and_are_told_from_campaign_values() -> None:
     window.add("a", 100.0)
     data = encode_ids(window, ["a"])
     assert decode_ids(data) == [("a", 100.0 + window.window_s)]
-    assert is_entry(data) and not is_entry(stored_codec.dumps(_stored()))
+    assert is_side_value(data) and not is_side_value(stored_codec.dumps(_stored()))
 
 
 def test_a_record_writes_one_entry_with_its_new_ids_and_nothing_for_duplicates() -> None:
