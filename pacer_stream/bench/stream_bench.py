@@ -15,7 +15,10 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    ``Processor.handle`` -> produce-changelog-and-outputs -> commit loop in this process:
    the same decoding, engine work, serialisation and produce per event, minus faust.
 2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
-   for ``live_seconds``; lag = changelog write time - produce time, per event; p50/p99.
+   for ``live_seconds``; lag = apply time - produce time, per event; p50/p99. The apply
+   time is that of the first changelog record showing the event applied: its event-id
+   record, or a value covering it (the worker writes a busy campaign's value at most
+   once per ``value_write_interval_s``; its id records go out as each batch is applied).
 3. **Can-spend round trip.** ``PacerClient.can_spend`` through the worker at fixed
    request rates (250/s to 3,000/s by default) for ``request_seconds`` each: p50/p99 of
    the round trip (request produced, decided, reply consumed), timeouts counted, and the
@@ -183,8 +186,9 @@ async def _applied_times(
     bootstrap: str, changelog: str, produced: dict[RecordId, int], timeout: float
 ) -> Applied:
     """Read a changelog until every produced spend record is seen applied; returns
-    record id -> CreateTime (ms) of the first changelog write that covers it (same
-    partition and campaign, offset high-water mark at or past the record's offset)."""
+    record id -> CreateTime (ms) of the first changelog write that shows it applied:
+    its event-id record (written when the worker applied it) or the first value that
+    covers it (same partition and campaign, offset high-water mark at or past it)."""
     pending: dict[tuple[int, bytes], list[int]] = {}
     for partition, offset, key in produced:
         pending.setdefault((partition, key), []).append(offset)
@@ -221,8 +225,12 @@ async def _applied_times(
                         # grant records are the can-spend phase's.
                         if event_ids.is_id_key(m.key):
                             cid, _, offset = event_ids.split_key(m.key)
-                            if (tp.partition, offset, cid.encode()) in produced:
+                            rid = (tp.partition, offset, cid.encode())
+                            if rid in produced:
                                 applied.changelog_bytes += len(m.key) + len(m.value)
+                                # written when the record was applied (its value may
+                                # follow up to the value write interval later)
+                                applied.setdefault(rid, m.timestamp)
                         continue
                     hwm = _spend_hwm(m.value)
                     offsets = pending.get((tp.partition, m.key))
@@ -231,7 +239,7 @@ async def _applied_times(
                     if offsets[-1] <= hwm:
                         applied.changelog_bytes += len(m.key) + len(m.value)
                     while offsets and offsets[-1] <= hwm:
-                        applied[(tp.partition, offsets.pop(), m.key)] = m.timestamp
+                        applied.setdefault((tp.partition, offsets.pop(), m.key), m.timestamp)
     finally:
         await consumer.stop()
     return applied

@@ -42,7 +42,7 @@ import functools
 import hmac
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import faust
@@ -81,6 +81,7 @@ from pacer_stream.streams.table_store import (
     MemoryCampaignStore,
 )
 from pacer_stream.streams.ui.routes import register as register_ui
+from pacer_stream.streams.value_writes import ValueWrites
 
 log = get_logger("pacer_stream.worker")
 
@@ -277,6 +278,20 @@ class CampaignTable(faust.Table[str, Stored]):
             store.written(write, data, int(fut.result().offset))
 
 
+class PacerApp(faust.App):
+    """faust's app, plus one hook: before faust waits for every record in hand to be
+    acknowledged (partitions revoked, shutdown), the worker writes the values it has
+    deferred, whose records are held unacknowledged until then (:mod:`.value_writes`);
+    without it that wait would outlast the timers that write them."""
+
+    before_wait_empty: Callable[[], Awaitable[None]] | None = None
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if self.before_wait_empty is not None:
+            await self.before_wait_empty()
+        await super()._consumer_wait_empty(consumer, logger)
+
+
 class Worker:
     """One pacer-stream worker: the faust app, the ``campaigns`` table, four agents,
     four timers and the web views, built from ``settings`` and a ``clock``.
@@ -298,9 +313,7 @@ class Worker:
         self.processor = Processor.from_settings(
             settings, clock=clock or WallClock(float(settings.clock_offset_s)), engine=engine
         )
-        self.processor.activity = ActivityLog(
-            started_at=self.processor.clock.now().timestamp()
-        )
+        self.processor.activity = ActivityLog(started_at=self.processor.clock.now().timestamp())
         self.names = self.processor.names
         self.status = WorkerStatus(redis_configured=settings.redis_publish_enabled)
         self.status.details.update({"app_id": settings.app_id, "version": _version})
@@ -327,6 +340,8 @@ class Worker:
         #: Grants made durable as records of their own (:mod:`.grants`).
         self.grants = GrantLog(changelog, saved=table)
         self.side_records = table.side_records = SideRecords(self.event_ids, self.grants)
+        #: When the spend path writes each campaign's value (:mod:`.value_writes`).
+        self.value_writes = ValueWrites(settings.value_write_interval_s)
         self.campaigns: CampaignTable = self.app.tables.add(table)  # type: ignore[assignment]
         self.redis_sync: RedisSync | None = None
         #: Input records fully handled by this process (tests wait on it).
@@ -351,9 +366,9 @@ class Worker:
         self._views()
 
     # ------------------------------------------------------------------ construction
-    def _build_app(self) -> faust.App:
+    def _build_app(self) -> PacerApp:
         s = self.settings
-        return faust.App(
+        return PacerApp(
             s.app_id,
             broker=_broker_url(s),
             broker_credentials=_credentials(s),
@@ -409,7 +424,7 @@ class Worker:
         async def spend_events(stream: faust.Stream[bytes]) -> None:
             """Spend events -> engine.record_spend (idempotent) -> alerts, breakers."""
             async for events in stream.take_events(*SPEND_BATCH):
-                await self.send_batch(self.process(events))
+                await self.send_batch(self.process(events, defer_values=True))
 
         @app.agent(self._raw_topic(names.budgets), name="budgets")  # type: ignore[arg-type]
         async def budgets(stream: faust.Stream[bytes]) -> None:
@@ -432,9 +447,14 @@ class Worker:
         self.spend_events, self.budgets = spend_events, budgets
         self.commands, self.can_spend = commands, can_spend
 
-    def process(self, events: Sequence[EventT[bytes]]) -> list[Message]:
+    def process(
+        self, events: Sequence[EventT[bytes]], *, defer_values: bool = False
+    ) -> list[Message]:
         """Decode and apply each record in order, produce its outputs, then write the
-        value of every campaign the batch changed -- once per campaign.
+        value of every campaign the batch changed -- once per campaign. With
+        ``defer_values`` (the spend path) a campaign written less than
+        ``value_write_interval_s`` ago and whose records produced no output is written
+        later instead, its records held unacknowledged until then (:mod:`.value_writes`).
 
         Synchronous on purpose: nothing else runs on the event loop between reading a
         campaign's value and queueing its changelog write, so no other agent or timer
@@ -448,6 +468,9 @@ class Worker:
         """
         touched: dict[str, Stored] = {}
         handled: list[tuple[Any, Result]] = []
+        #: per touched campaign: its input records; campaigns whose records had outputs
+        records_of: dict[str, list[Any]] = {}
+        with_outputs: set[str] = set()
         # Id records go first: on the campaign's changelog partition they precede the
         # value that relies on them (see :mod:`.event_ids`).
         direct: list[Message] = []
@@ -461,6 +484,9 @@ class Worker:
                 cid = result.store.campaign_id
                 self.campaigns.data[cid] = result.store  # visible at once (new campaigns)
                 touched[cid] = result.store
+                records_of.setdefault(cid, []).append(msg)
+                if result.messages:
+                    with_outputs.add(cid)
                 self.side_records.attach(result.store)  # a campaign this record created
                 topic = self.names.logical(msg.topic) or msg.topic
                 direct.extend(self.event_ids.writes(result.store, msg.offset, topic))
@@ -475,7 +501,14 @@ class Worker:
         # client while an offset commit flushes the client, and a kill -9 then loses
         # that state change although its input offsets were committed.
         failed: set[str] = set()
+        now = self.processor.clock.now().timestamp() if defer_values else 0.0
         for cid, value in touched.items():
+            if (
+                defer_values
+                and cid not in with_outputs
+                and self.value_writes.defer(cid, now, records_of[cid])
+            ):
+                continue
             write = self._changelog_message(cid, value)
             if write is None:
                 failed.add(cid)
@@ -514,7 +547,11 @@ class Worker:
             self._quarantine(campaign_id, value.partition, exc)
             return None
         topic = self.campaigns.changelog_topic.get_topic_name()
-        return Message(topic, campaign_id.encode(), data, partition=value.partition)
+        now = self.processor.clock.now().timestamp()
+        covered = tuple(self.value_writes.written(campaign_id, now))
+        return Message(
+            topic, campaign_id.encode(), data, partition=value.partition, releases=covered
+        )
 
     def _quarantine(self, campaign_id: str, partition: int, exc: BaseException) -> None:
         """A value that cannot be written: a bug or a value the codec cannot hold must
@@ -528,6 +565,18 @@ class Worker:
         self.campaigns.data.pop(campaign_id, None)
         self.side_records.drop(campaign_id)
         self.quarantined.add(campaign_id)
+        # Records applied to the dropped value and not written yet: parked with their
+        # original bytes (replay them from the DLQ once the cause is fixed).
+        held = self.value_writes.written(campaign_id, 0.0)
+        for record in held:
+            result = self.processor.dead_letter(
+                record.topic, record.partition, record.offset, record.key, record.value,
+                STATE_WRITE_FAILED,
+                "the campaign's state could not be written to the changelog; "
+                "the campaign is quarantined until the worker restarts",
+            )  # fmt: skip
+            self._send(result.messages)
+        self._release(held)
 
     def _write_changelog(self, campaign_id: str, outputs: Sequence[Message] = ()) -> None:
         """Queue a write of one campaign's value from a timer. The bytes are made when
@@ -557,10 +606,33 @@ class Worker:
                     continue
                 campaign_id, outputs = job
                 value = self.lookup_quiet(campaign_id)
+                if value is None:  # removed meanwhile (its tombstone is written)
+                    self._release(self.value_writes.written(campaign_id, 0.0))
                 write = None if value is None else self._changelog_message(campaign_id, value)
                 if write is not None:
                     # outputs wait for the write's delivery (``send_batch``)
                     await self.send_batch([write, *self.grants.covered(campaign_id), *outputs])
+
+    async def write_held(self, *, everything: bool = False) -> int:
+        """Write the values the spend path deferred whose interval is over (all of them
+        with ``everything``: partitions revoked, shutdown); each value is encoded when
+        sent, and its held records are acknowledged once it is delivered."""
+        if everything:
+            due = list(self.value_writes.holding())
+        else:
+            due = self.value_writes.due(self.processor.clock.now().timestamp())
+        for cid in due:
+            self._write_changelog(cid)
+        if due:
+            await self.flush_timer_writes()
+        return len(due)
+
+    def _release(self, records: Sequence[Any], fut: asyncio.Future[Any] | None = None) -> None:
+        """Acknowledge held input records (their value's write is delivered, or their
+        campaign left this worker): the consumer may now commit past them."""
+        consumer = self.app.consumer
+        for record in records:
+            record.ack(consumer)
 
     def _apply_soon(self, result: Result) -> None:
         """:meth:`_apply_timer_result` for a caller that cannot await (the Redis sync),
@@ -598,6 +670,8 @@ class Worker:
             sent.add_done_callback(  # type: ignore[attr-defined]
                 functools.partial(self.campaigns.changelog_done, pending, m.value)
             )
+            if m.releases:
+                sent.add_done_callback(functools.partial(self._release, m.releases))  # type: ignore[attr-defined]
             written.append(sent)
         at_once, after_writes = split_outputs(messages, changelog)
         for m in at_once:
@@ -644,7 +718,10 @@ class Worker:
             if len(self._out_topics) > 1024:  # reply_to names come from requests: bounded
                 self._out_topics.clear()
             topic = self._out_topics[name] = self.app.topic(
-                name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
                 value_serializer="raw",
             )
         return topic
@@ -783,9 +860,7 @@ class Worker:
     def forecast_training(self) -> int:
         """Submit due model trainings for owned campaigns; returns at once (the
         executor trains, the runner swaps the model in when it is done)."""
-        submitted = submit_trainings(
-            self.forecast_runner, self.owned(), self.processor.clock.now()
-        )
+        submitted = submit_trainings(self.forecast_runner, self.owned(), self.processor.clock.now())
         if submitted:
             log.info("forecast_training_submitted", count=submitted)
         return submitted
@@ -809,6 +884,12 @@ class Worker:
         async def pace_snapshots() -> None:
             await self.snapshot_all()
 
+        if s.value_write_interval_s > 0:
+            # A quarter of the interval: a deferred value waits at most 1.25 intervals.
+            @app.timer(interval=s.value_write_interval_s / 4)  # type: ignore[untyped-decorator]
+            async def deferred_values() -> None:
+                await self.write_held()
+
     # ------------------------------------------------------------------ lifecycle
     async def on_recovered(self) -> None:
         """The table is complete again: heal the compacted breakers topic (a crash may
@@ -821,9 +902,7 @@ class Worker:
             healed += 1
             if self.redis_sync is not None:
                 self.redis_sync.mark((value.campaign_id, c) for c in value.state.channels)
-        log.info(
-            "table_recovered", campaigns=healed, partitions=sorted(self.active_partitions())
-        )
+        log.info("table_recovered", campaigns=healed, partitions=sorted(self.active_partitions()))
 
     def _refresh_status(self) -> None:
         """A rebalance that ends without anything to recover may not call
@@ -897,10 +976,20 @@ class Worker:
         @app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def _on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             status.on_partitions_assigned(len(self.active_partitions()))
+            self.value_writes.suspended = False
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]
         async def _stopping(sender: Any, *args: Any, **kwargs: Any) -> None:
             status.mark_stopping()
+
+        async def _before_wait_empty() -> None:
+            # faust is about to wait for every record in hand to be acknowledged
+            # (partitions revoked, or shutdown): write what is deferred now, and defer
+            # nothing more until partitions are assigned again.
+            self.value_writes.suspended = True
+            await self.write_held(everything=True)
+
+        app.before_wait_empty = _before_wait_empty
 
         @app.task(on_leader=False)  # type: ignore[untyped-decorator]
         async def start() -> None:

@@ -90,6 +90,9 @@ class Message:
     #: snapshots); None for records that report no state (DLQ entries). An output waits
     #: only for the delivery of its own campaign's changelog write.
     campaign: str | None = None
+    #: Input records this changelog write covers that are held unacknowledged until it
+    #: is delivered (the spend path's deferred value writes, see ``value_writes``).
+    releases: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,8 +322,14 @@ class Processor:
         for index, code, message, payload in sorted(refused):
             messages.extend(
                 self.dead_letter(
-                    record.topic, record.partition, record.offset, record.key, payload,
-                    code, message, batch_index=index,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    payload,
+                    code,
+                    message,
+                    batch_index=index,
                 ).messages
             )
         if not applied:
@@ -422,9 +431,7 @@ class Processor:
                 grant = (stored, held) if held is not None else None
             if outputs or (new_hold and grant is None):
                 durable = stored
-        result = self._reply(
-            rec, decision, reply_topic, now, started, durable, outputs, "replied"
-        )
+        result = self._reply(rec, decision, reply_topic, now, started, durable, outputs, "replied")
         if grant is not None:
             result.grant = grant
             result.dirty = [(rec.campaign_id, rec.channel)]
@@ -793,9 +800,7 @@ class _SpendTally:
 
     def observe(self) -> None:
         for (result, channel), (count, amount) in self._counts.items():
-            metrics.observe_spend_event(
-                result, channel=channel, amount_micros=amount, count=count
-            )
+            metrics.observe_spend_event(result, channel=channel, amount_micros=amount, count=count)
         self._counts.clear()
 
 

@@ -1,0 +1,99 @@
+"""When the spend path writes a campaign's value: at most once per interval.
+
+A campaign's changelog value is KiBs; a spend event changes a few counters in it. Writing
+the value for every input batch that touches the campaign makes the changelog carry the
+whole value per event when many campaigns share the traffic (a batch then holds one or two
+events per campaign). So the spend agent writes a campaign's value at once only when it
+was not written during the last ``interval_s``; otherwise the write waits until the
+interval is over and covers every event applied meanwhile.
+
+What keeps this exact across a kill -9 is the input offset: the records applied but not
+yet written are held *unacknowledged* (their faust message's reference count is raised),
+so the consumer does not commit past them until the value that covers them is delivered.
+A crash replays them; the campaign's offset high-water mark in the recovered value makes
+the replay apply exactly what the lost write held. Event-id records are written at once
+(they are small) and the recovery drops those above the recovered high-water mark.
+
+Outputs never wait here: a record whose handling produced an alert or a breaker state
+writes its campaign at once (an output is published only after the state that produced
+it is delivered). Other agents (budgets, commands, can-spend) always write at once, and
+their write covers whatever the spend path was holding for that campaign.
+
+Times are the worker clock's (injected), so tests drive the interval without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Held(Protocol):
+    """The part of a faust consumer message this module needs."""
+
+    def incref(self, n: int = 1) -> None: ...
+
+
+class ValueWrites:
+    """Per campaign: when its value was last written and the input records waiting for
+    the next write. ``interval_s = 0`` writes every batch (no record is ever held)."""
+
+    def __init__(self, interval_s: float) -> None:
+        if interval_s < 0:
+            raise ValueError("value write interval must be >= 0")
+        self.interval_s = interval_s
+        #: campaign -> worker time of its last value write (kept one interval)
+        self._last: dict[str, float] = {}
+        #: campaign -> input records applied since that write, held unacknowledged
+        self._held: dict[str, list[Held]] = {}
+        #: while faust waits for every record in hand to be acknowledged (rebalance,
+        #: shutdown) nothing new is held: every batch writes its values
+        self.suspended = False
+
+    def defer(self, campaign_id: str, now: float, records: list[Held]) -> bool:
+        """Hold ``records`` until the campaign's next write when its value was written
+        less than an interval ago (or a write is already due); False: write now."""
+        if self.interval_s <= 0 or self.suspended:
+            return False
+        held = self._held.get(campaign_id)
+        if held is None:
+            last = self._last.get(campaign_id)
+            if last is None or now - last >= self.interval_s:
+                return False
+            held = self._held[campaign_id] = []
+        for record in records:
+            record.incref()
+        held.extend(records)
+        return True
+
+    def written(self, campaign_id: str, now: float) -> list[Held]:
+        """The campaign's value is being written now: returns the records it covers
+        (to acknowledge once the write is delivered)."""
+        if self.interval_s > 0:
+            self._last[campaign_id] = now
+        return self._held.pop(campaign_id, [])
+
+    def due(self, now: float) -> list[str]:
+        """Campaigns whose held records should be written now (their interval is over),
+        oldest first; forgets write times older than an interval."""
+        interval = self.interval_s
+        last = self._last
+        out = [c for c in self._held if now - last.get(c, -interval) >= interval]
+        stale = [c for c, t in self._last.items() if now - t >= interval and c not in self._held]
+        for c in stale:
+            del self._last[c]
+        return out
+
+    def holding(self) -> Iterator[str]:
+        """Every campaign with records held (to write them all: revocation, shutdown)."""
+        return iter(list(self._held))
+
+    def held(self, campaign_id: str) -> tuple[Held, ...]:
+        """The campaign's records waiting for its next write (read-only view)."""
+        return tuple(self._held.get(campaign_id, ()))
+
+    def held_records(self) -> int:
+        return sum(len(v) for v in self._held.values())
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return campaign_id in self._held
