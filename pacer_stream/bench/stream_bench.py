@@ -246,7 +246,7 @@ async def _applied_times(
 
 
 def _spend_hwm(value: bytes) -> int | None:
-    obj = orjson.loads(value)
+    obj = orjson.loads(stored_codec.json_of(value))
     offsets = obj.get("s", {}).get("o", {})
     hwm = offsets.get(_SPEND_HWM)
     return int(hwm) if hwm is not None else None

