@@ -81,7 +81,7 @@ from pacer_stream.streams.table_store import (
     MemoryCampaignStore,
 )
 from pacer_stream.streams.ui.routes import register as register_ui
-from pacer_stream.streams.value_writes import ValueWrites
+from pacer_stream.streams.value_writes import AckOrder, ValueWrites
 
 log = get_logger("pacer_stream.worker")
 
@@ -342,6 +342,11 @@ class Worker:
         self.side_records = table.side_records = SideRecords(self.event_ids, self.grants)
         #: When the spend path writes each campaign's value (:mod:`.value_writes`).
         self.value_writes = ValueWrites(settings.value_write_interval_s)
+        #: Held spend records, acknowledged per partition in offset order.
+        self.acks = AckOrder()
+        #: Records of the last spend batch held only because an earlier record of their
+        #: partition is: done once the batch's writes are handed to the producer.
+        self._parked: list[Any] = []
         self.campaigns: CampaignTable = self.app.tables.add(table)  # type: ignore[assignment]
         self.redis_sync: RedisSync | None = None
         #: Input records fully handled by this process (tests wait on it).
@@ -424,7 +429,10 @@ class Worker:
         async def spend_events(stream: faust.Stream[bytes]) -> None:
             """Spend events -> engine.record_spend (idempotent) -> alerts, breakers."""
             async for events in stream.take_events(*SPEND_BATCH):
-                await self.send_batch(self.process(events, defer_values=True))
+                try:
+                    await self.send_batch(self.process(events, defer_values=True))
+                finally:  # the batch's writes are in the producer's hands
+                    self._release(self._parked)
 
         @app.agent(self._raw_topic(names.budgets), name="budgets")  # type: ignore[arg-type]
         async def budgets(stream: faust.Stream[bytes]) -> None:
@@ -501,6 +509,7 @@ class Worker:
         # client while an offset commit flushes the client, and a kill -9 then loses
         # that state change although its input offsets were committed.
         failed: set[str] = set()
+        deferred: set[str] = set()
         now = self.processor.clock.now().timestamp() if defer_values else 0.0
         for cid, value in touched.items():
             if (
@@ -508,6 +517,7 @@ class Worker:
                 and cid not in with_outputs
                 and self.value_writes.defer(cid, now, records_of[cid])
             ):
+                deferred.add(cid)
                 continue
             write = self._changelog_message(cid, value)
             if write is None:
@@ -535,6 +545,16 @@ class Worker:
             # topic showing a transition the recovered state never made.
             direct.extend(result.messages)
             self._mark(result)
+        if defer_values:
+            # Held records are acknowledged when their value is delivered; a record
+            # after one of them on its partition waits for it (:class:`AckOrder`).
+            self._parked = []
+            for msg, result in handled:
+                if result.store is not None and result.store.campaign_id in deferred:
+                    self.acks.hold(msg)
+                elif self.acks.behind(msg):
+                    self.acks.hold(msg)
+                    self._parked.append(msg)
         self.events_processed += len(events)
         return direct
 
@@ -630,9 +650,7 @@ class Worker:
     def _release(self, records: Sequence[Any], fut: asyncio.Future[Any] | None = None) -> None:
         """Acknowledge held input records (their value's write is delivered, or their
         campaign left this worker): the consumer may now commit past them."""
-        consumer = self.app.consumer
-        for record in records:
-            record.ack(consumer)
+        self.acks.release(records, self.app.consumer)
 
     def _apply_soon(self, result: Result) -> None:
         """:meth:`_apply_timer_result` for a caller that cannot await (the Redis sync),

@@ -10,6 +10,10 @@ interval is over and covers every event applied meanwhile.
 What keeps this exact across a kill -9 is the input offset: the records applied but not
 yet written are held *unacknowledged* (their faust message's reference count is raised),
 so the consumer does not commit past them until the value that covers them is delivered.
+The consumer commits the first run of consecutive acknowledged offsets and does not
+reliably stop at a hole before it (a partition never committed, or one unacknowledged
+offset right at the committed position, is skipped), so :class:`AckOrder` acknowledges
+each partition's records strictly in offset order: a record behind a held one waits too.
 A crash replays them; the campaign's offset high-water mark in the recovered value makes
 the replay apply exactly what the lost write held. Event-id records are written at once
 (they are small) and the recovery drops those above the recovered high-water mark.
@@ -24,14 +28,71 @@ Times are the worker clock's (injected), so tests drive the interval without sle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 
 class Held(Protocol):
     """The part of a faust consumer message this module needs."""
 
+    @property
+    def tp(self) -> Any: ...
+
     def incref(self, n: int = 1) -> None: ...
+
+    def ack(self, consumer: Any, n: int = 1) -> bool: ...
+
+
+class AckOrder:
+    """Acknowledges held records per partition in offset order.
+
+    :meth:`hold` takes a reference on a record (the stream's own acknowledgement then
+    leaves it uncommittable); :meth:`release` marks records done and acknowledges, per
+    partition, every done record from the oldest held one on, stopping at the first
+    that is not done. A record that is not held itself but comes after a held one of its
+    partition must be held too (:meth:`behind`), so acknowledged offsets always form a
+    prefix of what was consumed.
+    """
+
+    def __init__(self) -> None:
+        #: partition -> [record, done] in the order they were held (offset order)
+        self._queues: dict[Any, deque[list[Any]]] = {}
+        self._entries: dict[int, list[Any]] = {}
+
+    def behind(self, record: Held) -> bool:
+        """Whether an earlier record of this record's partition is still held."""
+        return bool(self._queues.get(record.tp))
+
+    def hold(self, record: Held) -> None:
+        if id(record) in self._entries:
+            return
+        record.incref()
+        entry = [record, False]
+        self._entries[id(record)] = entry
+        self._queues.setdefault(record.tp, deque()).append(entry)
+
+    def release(self, records: Iterable[Held], consumer: Any) -> int:
+        """Mark ``records`` done; returns how many records were acknowledged."""
+        partitions = set()
+        for record in records:
+            entry = self._entries.pop(id(record), None)
+            if entry is not None:
+                entry[1] = True
+                partitions.add(record.tp)
+        acked = 0
+        for tp in partitions:
+            queue = self._queues[tp]
+            while queue and queue[0][1]:
+                queue.popleft()[0].ack(consumer)
+                acked += 1
+            if not queue:
+                del self._queues[tp]
+        return acked
+
+    def __len__(self) -> int:
+        """Records held and not acknowledged yet (done ones waiting behind included)."""
+        return sum(len(q) for q in self._queues.values())
 
 
 class ValueWrites:
@@ -51,8 +112,9 @@ class ValueWrites:
         self.suspended = False
 
     def defer(self, campaign_id: str, now: float, records: list[Held]) -> bool:
-        """Hold ``records`` until the campaign's next write when its value was written
-        less than an interval ago (or a write is already due); False: write now."""
+        """Keep ``records`` for the campaign's next write when its value was written
+        less than an interval ago (or a write is already due); False: write now. The
+        caller holds them (:class:`AckOrder`)."""
         if self.interval_s <= 0 or self.suspended:
             return False
         held = self._held.get(campaign_id)
@@ -61,8 +123,6 @@ class ValueWrites:
             if last is None or now - last >= self.interval_s:
                 return False
             held = self._held[campaign_id] = []
-        for record in records:
-            record.incref()
         held.extend(records)
         return True
 

@@ -142,3 +142,27 @@ async def test_a_held_campaign_that_cannot_be_written_parks_its_records(
         assert cid in w.m.quarantined and w.m.value_writes.held(cid) == ()
     finally:
         w.m.quarantined.discard(cid)
+
+
+async def test_a_record_behind_a_held_one_is_acknowledged_after_it(tmp_path: Any) -> None:
+    """The consumer commits the first run of acknowledged offsets: a record written at
+    once but behind a held one on its partition waits for it, or a commit could skip
+    the held record."""
+    w = _harness(tmp_path, value_write_interval_s=1.0)
+    await _configure(w, "quiet")
+    w.clock.advance(2.0)
+    await _configure(w, "busy")  # written just now: its next spend is held
+    w.drain()
+    held: list[Any] = []
+    async with w.m.spend_events.test_context() as agent:
+        await w.put(agent, _spend("busy", "b1", 1_000, NOON), key=b"busy")  # offset 0
+        await w.put(agent, _spend("quiet", "q1", 1_000, NOON), key=b"quiet")  # offset 1
+    outs = w.drain()
+    assert [v.campaign_id for v in _values(w, outs, "quiet")] == ["quiet"]  # at once
+    assert _values(w, outs, "busy") == []
+    held = [*w.m.value_writes.held("busy")]
+    assert len(held) == 1 and len(w.m.acks) == 2  # the quiet record waits behind it
+    w.clock.advance(1.0)
+    await w.m.write_held()
+    assert [v.campaign_id for v in _values(w, w.drain(), "busy")] == ["busy"]
+    assert len(w.m.acks) == 0 and _acked(tuple(held)) == [True]
