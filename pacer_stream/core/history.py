@@ -57,6 +57,10 @@ class HourlyHistory:
             if h < epoch_hour:
                 yield h, b
 
+    def __len__(self) -> int:
+        """Hours held."""
+        return len(self.buckets)
+
     def hours_with_data(self, before_epoch_hour: int) -> int:
         return sum(1 for h in self.buckets if h < before_epoch_hour)
 

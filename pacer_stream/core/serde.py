@@ -126,7 +126,7 @@ def _dedupe_dict(d: DedupeWindow) -> JSON:
     out["e"] = list(expiry.values())
     # The deque and the dict hold the same ids in the same order (both only grow at the
     # end and shrink from the front): store the ids once when that holds (C-speed check).
-    order = list(d.order)
+    order = list(d.order or ())
     if order != ids:  # defensive: keep both exactly
         out["q"] = order
     return out
@@ -308,9 +308,10 @@ def _dedupe(obj: JSON) -> DedupeWindow:
         raise SerdeError("dedupe ids and expiries differ in length")
     d = DedupeWindow(window_s=_num(obj["w"]), max_entries=_int(obj["m"]))
     d.evicted = _int(obj["x"])
-    d.expiry = dict(zip(ids, exp, strict=True))
-    order: list[str] = obj["q"] if "q" in obj else ids  # noqa: SIM401 (typed)
-    d.order = deque(order)
+    if ids:  # an empty window holds no storage (see DedupeWindow)
+        d.expiry = dict(zip(ids, exp, strict=True))
+        order: list[str] = obj["q"] if "q" in obj else ids  # noqa: SIM401 (typed)
+        d.order = deque(order)
     return d
 
 

@@ -72,6 +72,13 @@ class DedupeWindow:
     so pruning pops from the front: O(1) amortised. ``max_entries`` bounds memory if a
     producer floods ids; the oldest are dropped first and the drop is counted.
 
+    The expiry queue ``order`` is None while the window is empty: a ``deque`` costs
+    about 760 bytes even when empty (it allocates a 64-slot block up front), and the
+    worker holds one window per campaign, most of them empty between bursts (the
+    stream worker keeps the ids themselves in records of their own). It is allocated
+    by the first :meth:`add` and dropped again, with the ``expiry`` table, when the
+    window empties (a dict keeps its grown table after its entries are popped).
+
     ``added`` is off (None) for the facade and the simulator, which keep the window
     inside the campaign state. The stream worker turns it on (:meth:`track`): it saves
     the ids each input record added as a record of their own instead of the whole window
@@ -82,7 +89,8 @@ class DedupeWindow:
     window_s: float = 25 * 3600.0
     max_entries: int = 1_000_000
     expiry: dict[str, float] = field(default_factory=dict)
-    order: deque[str] = field(default_factory=deque)
+    #: Held ids oldest first (None while empty: never an empty deque).
+    order: deque[str] | None = None
     evicted: int = 0
     #: Ids added since the last :meth:`take_added` (an ordered set), or None while
     #: nobody tracks them.
@@ -93,27 +101,45 @@ class DedupeWindow:
         return event_id in self.expiry
 
     def add(self, event_id: str, now: float) -> None:
-        if event_id in self.expiry:
+        expiry = self.expiry
+        if event_id in expiry:
             return
-        self.expiry[event_id] = now + self.window_s
-        self.order.append(event_id)
+        expiry[event_id] = now + self.window_s
+        order = self.order
+        if order is None:
+            order = self.order = deque()
+        order.append(event_id)
         if self.added is not None:
             self.added[event_id] = None
-        while len(self.order) > self.max_entries:
-            if self.expiry.pop(self.order.popleft(), None) is not None:
+        while len(order) > self.max_entries:
+            if expiry.pop(order.popleft(), None) is not None:
                 self.evicted += 1
 
     def prune(self, now: float) -> None:
         order = self.order
+        if order is None:
+            return
         expiry = self.expiry
         while order and expiry.get(order[0], 0.0) <= now:
             expiry.pop(order.popleft(), None)
+        if not expiry:
+            self.clear()
 
     def forget(self, event_id: str) -> None:
         """Drop one id at once (its slot in ``order`` is skipped by the next prune)."""
         self.expiry.pop(event_id, None)
         if self.added is not None:
             self.added.pop(event_id, None)
+        if not self.expiry:
+            self.clear()
+
+    def clear(self) -> None:
+        """Forget every held id and release the storage that held them (the eviction
+        count and tracking stay: ids that leave are not additions to save)."""
+        self.expiry = {}
+        self.order = None
+        if self.added:
+            self.added = {}
 
     def restore(self, entries: Iterable[tuple[str, float]]) -> None:
         """Put back ids saved elsewhere with their expiry times (not additions: they are
@@ -129,7 +155,7 @@ class DedupeWindow:
         """Start listing additions; every id already held counts as added (it may not
         be saved anywhere yet, e.g. a window read from an older format)."""
         if self.added is None:
-            self.added = {e: None for e in self.order if e in self.expiry}
+            self.added = {e: None for e in self.order or () if e in self.expiry}
 
     def take_added(self) -> list[str]:
         """Ids added since the last call and still held, oldest first."""
