@@ -789,14 +789,14 @@ def _check_totals(ch: ChannelState, hour: int, event: SpendEvent, today: bool) -
     something the table cannot store."""
     amount, clicks, conversions = event.amount_micros, event.clicks, event.conversions
     impressions, revenue = event.impressions or 0, event.revenue_micros or 0
-    bucket = ch.history.buckets.get(hour)
+    bucket = ch.history.get(hour)
     # Plain comparisons, not a generator over zip: this runs for every spend event.
     if bucket is not None and (
         bucket[0] + amount > MAX_MICROS
         or bucket[1] + clicks > MAX_MICROS
         or bucket[2] + conversions > MAX_MICROS
-        or (len(bucket) > 3 and bucket[3] + impressions > MAX_MICROS)
-        or (len(bucket) > 4 and bucket[4] + revenue > MAX_MICROS)
+        or bucket[3] + impressions > MAX_MICROS
+        or bucket[4] + revenue > MAX_MICROS
     ):
         raise InvalidArgument("an hourly history total would overflow", code="total_overflow")
     if today and (

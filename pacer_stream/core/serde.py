@@ -214,7 +214,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "seq": ch.alert_seq,
         "pv": [ch.perf_violation_since, ch.perf_violation_reason, ch.perf_violation_alerted],
         # keys and bucket lists as two arrays: no per-bucket Python work (up to 29 x 24)
-        "h": [hist.horizon_hours, hist.newest, list(hist.buckets), list(hist.buckets.values())],
+        "h": [hist.horizon_hours, hist.newest, hist.hours(), hist.rows()],
         "ak": list(ch.allowance_key),
         "av": ch.allowance_value,
     }
@@ -467,11 +467,14 @@ def _history(value: list[Any]) -> HourlyHistory:
         horizon, newest, hours, buckets = value
     if len(hours) != len(buckets):
         raise SerdeError("history hours and buckets differ in length")
-    return HourlyHistory(
-        horizon_hours=_int(horizon),
-        buckets={_int(h): [_int(x) for x in b] for h, b in zip(hours, buckets, strict=True)},
-        newest=_int(newest),
-    )
+    try:
+        return HourlyHistory(
+            horizon_hours=_int(horizon),
+            buckets={_int(h): [_int(x) for x in b] for h, b in zip(hours, buckets, strict=True)},
+            newest=_int(newest),
+        )
+    except (ValueError, OverflowError) as e:  # more than five metrics, or out of range
+        raise SerdeError(f"history: {e}") from e
 
 
 def _str(v: object) -> str:
