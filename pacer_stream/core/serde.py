@@ -447,11 +447,21 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
     return HourlyAmounts(amounts={_int(h): _int(a) for h, a in zip(hours, amounts, strict=True)})
 
 
+def _minutes(minutes: list[int], what: str) -> array[int]:
+    """Epoch minutes in 4 bytes each when they fit (see MinuteRing), else 8."""
+    for typecode in "iq":
+        try:
+            return array(typecode, minutes)
+        except OverflowError:
+            continue
+    raise SerdeError(f"{what} ring minutes out of range")
+
+
 def _ring(value: list[Any], what: str) -> MinuteRing:
     size, minutes, amounts = value
     ring = MinuteRing(size=_int(size))
     if minutes or amounts:  # an unused ring keeps its shared empty arrays (memory)
-        ring.minutes = array("q", [_int(m) for m in minutes])
+        ring.minutes = _minutes([_int(m) for m in minutes], what)
         ring.amounts = array("q", [_int(a) for a in amounts])
     if len(ring.minutes) != len(ring.amounts) or len(ring.minutes) not in (0, ring.size):
         raise SerdeError(f"{what} ring arrays do not match its size")

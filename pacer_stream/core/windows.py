@@ -24,8 +24,10 @@ class MinuteRing:
     The arrays are allocated on the first ``add``: most channels never see unauthorised
     spend or unmet demand, and until then both fields hold one shared empty array
     (``add`` replaces it, nothing appends to it), so an unused ring is just this object.
-    They are ``array('q')`` (epoch minutes and saturated micros both fit 64 bits): 8
-    bytes a value where a list holds a pointer to a separate int object.
+    Amounts are ``array('q')`` (saturated micros fit 64 bits): 8 bytes a value where a
+    list holds a pointer to a separate int object. Minutes are ``array('i')``: every
+    epoch minute until the year 6053 fits 4 bytes; a later one (a far-future event
+    time) widens the column to 8 bytes, so no time is refused for its size.
     """
 
     size: int = 16
@@ -34,14 +36,18 @@ class MinuteRing:
 
     def add(self, ts: float, amount: int) -> None:
         if not self.minutes:
-            self.minutes = array("q", [-1]) * self.size
+            self.minutes = array("i", [-1]) * self.size
             self.amounts = array("q", [0]) * self.size
         m = int(ts // 60)
         i = m % self.size
         if self.minutes[i] != m:
             if self.minutes[i] > m:  # older than what the slot holds: outside the ring
                 return
-            self.minutes[i] = m
+            try:
+                self.minutes[i] = m
+            except OverflowError:  # past 4 bytes: widen the column, once
+                self.minutes = array("q", self.minutes)
+                self.minutes[i] = m
             self.amounts[i] = 0
         # Saturate: a minute's total is evidence, not money owed, and must stay a
         # JSON-safe integer however many requests a hostile caller repeats.

@@ -41,12 +41,14 @@ def test_a_channel_holds_no_deque_set_or_list() -> None:
     assert _standard_containers(serde.loads(serde.dumps(h.state)).channels[G]) == []
 
 
-def test_per_slot_series_and_rings_are_int64_arrays() -> None:
+def test_per_slot_series_and_rings_are_packed_arrays() -> None:
     h = Harness()
     _morning(h)
     ch = h.ch()
-    for series in (ch.spent, ch.cum_plan, ch.velocity.minutes, ch.velocity.amounts):
+    for series in (ch.spent, ch.cum_plan, ch.velocity.amounts):
         assert isinstance(series, array) and series.typecode == "q"
+    # epoch minutes fit 4 bytes (see MinuteRing)
+    assert isinstance(ch.velocity.minutes, array) and ch.velocity.minutes.typecode == "i"
 
 
 def test_unused_rings_and_queues_allocate_nothing() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pacer_stream.core import serde
-from pacer_stream.core.state import CampaignState
-from pacer_stream.core.windows import DedupeWindow
+from pacer_stream.core.money import MAX_MICROS
+from pacer_stream.core.state import CampaignState, ChannelState
+from pacer_stream.core.types import ChannelType
+from pacer_stream.core.windows import DedupeWindow, MinuteRing
 
 
 def test_an_unused_window_holds_no_queue() -> None:
@@ -57,3 +59,41 @@ def test_an_empty_window_round_trips_without_storage() -> None:
     again = serde.loads(serde.dumps(state))
     assert again.dedupe.order is not None and list(again.dedupe.order) == ["b"]
     assert again == state
+
+
+def test_a_ring_holds_minutes_in_four_bytes_and_widens_for_far_future_times() -> None:
+    ring = MinuteRing()
+    assert not ring.minutes  # unused: the shared empty arrays
+    ring.add(1_772_000_000.0, 5)
+    assert ring.minutes.typecode == "i" and ring.amounts.typecode == "q"
+    far = float(2**31 * 60 + 120)  # an epoch minute past 4 bytes (year 6053+)
+    ring.add(far, 7)
+    assert ring.minutes.typecode == "q"
+    assert ring.total(far, 60) == 7 and ring.total(1_772_000_000.0, 60) == 5
+    loaded = serde.loads(serde.dumps(_state_with_ring(ring)))
+    again = loaded.channels[ChannelType.GOOGLE_ADS].velocity
+    assert again == ring and again.minutes.typecode == "q"
+
+
+def test_a_ring_keeps_its_rules() -> None:
+    ring = MinuteRing(size=4)
+    ring.add(600.0, 3)  # minute 10
+    ring.add(610.0, 4)
+    ring.add(660.0, 5)  # minute 11
+    assert ring.total(660.0, 120) == 12 and ring.total(660.0, 60) == 5
+    ring.add(840.0, 1)  # minute 14 reuses minute 10's slot
+    assert ring.total(840.0, 300) == 6
+    ring.add(600.0, 100)  # older than the slot holds: outside the ring, ignored
+    assert ring.total(840.0, 300) == 6
+    ring.add(900.0, MAX_MICROS)
+    ring.add(900.0, MAX_MICROS)  # saturates
+    assert ring.total(900.0, 60) == MAX_MICROS
+    loaded = serde.loads(serde.dumps(_state_with_ring(ring)))
+    again = loaded.channels[ChannelType.GOOGLE_ADS].velocity
+    assert again == ring and again.minutes.typecode == "i"
+
+
+def _state_with_ring(ring: MinuteRing) -> CampaignState:
+    state = CampaignState("c")
+    state.channels[ChannelType.GOOGLE_ADS] = ChannelState(ChannelType.GOOGLE_ADS, velocity=ring)
+    return state
