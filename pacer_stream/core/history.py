@@ -18,6 +18,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pacer_stream.core.compact import no_entries, own
+
 SPEND, CLICKS, CONVERSIONS, IMPRESSIONS, REVENUE = range(5)
 N_METRICS = 5
 
@@ -237,9 +239,11 @@ class HourlyAmounts:
     the same horizon as :class:`HourlyHistory`. Bounded: older hours are pruned."""
 
     horizon_hours: int = 29 * 24
-    amounts: dict[int, int] = field(default_factory=dict)
+    #: The shared empty dict until the first refusal (most channels never see one).
+    amounts: dict[int, int] = field(default_factory=no_entries)
 
     def add(self, epoch_hour: int, amount: int) -> None:
+        self.amounts = own(self.amounts)
         self.amounts[epoch_hour] = self.amounts.get(epoch_hour, 0) + amount
         if len(self.amounts) > self.horizon_hours:
             oldest = max(self.amounts) - self.horizon_hours

@@ -34,7 +34,7 @@ import orjson
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
-from pacer_stream.core.compact import AlertSet, FloatQueue
+from pacer_stream.core.compact import AlertSet, FloatQueue, no_outputs, shared_if_empty
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.planning import shared_plan, shared_result
 from pacer_stream.core.report_lag import new_lags
@@ -276,8 +276,9 @@ def _state(obj: JSON) -> CampaignState:
         stop_reason=_str(obj["sr"]),
         dedupe=_dedupe(obj["d"]) if "d" in obj else DedupeWindow(),
         offsets={_str(k): _int(v) for k, v in obj["o"].items()},
-        answered=_answered(obj["a"]),
-        outbox=[_transition(x) for x in obj.get("ob", ())],
+        # Empty maps load as the shared empty containers, as a new state holds them.
+        answered=shared_if_empty(_answered(obj["a"])),
+        outbox=[_transition(x) for x in obj.get("ob", ())] or no_outputs(),
     )
     for c in obj["ch"]:
         ch = _channel(c)
@@ -412,15 +413,17 @@ def _channel(c: JSON) -> ChannelState:
         impressions_today=_int(tot[3]),
         revenue_today=_int(tot[4]),
         reserved_total=_int(tot[5]),
-        reservations=reservations,
+        reservations=shared_if_empty(reservations),
         velocity=velocity,
         unauthorised=unauthorised,
         unmet=unmet,
         overspend_times=FloatQueue(float(x) for x in c.get("ot", ())),
-        unreported={
-            _str(u[0]): Unreported(_int(u[1]), float(u[2]), float(u[3]) if len(u) > 3 else 0.0)
-            for u in c.get("ur", ())
-        },
+        unreported=shared_if_empty(
+            {
+                _str(u[0]): Unreported(_int(u[1]), float(u[2]), float(u[3]) if len(u) > 3 else 0.0)
+                for u in c.get("ur", ())
+            }
+        ),
         unreported_total=sum(_int(u[1]) for u in c.get("ur", ())),
         unauthorised_times=FloatQueue(float(x) for x in c.get("ut", ())),
         report_lags=new_lags(float(x) for x in c.get("lag", ())),
@@ -444,7 +447,9 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
     hours, amounts = value
     if len(hours) != len(amounts):
         raise SerdeError("unmet demand hours and amounts differ in length")
-    return HourlyAmounts(amounts={_int(h): _int(a) for h, a in zip(hours, amounts, strict=True)})
+    return HourlyAmounts(
+        amounts=shared_if_empty({_int(h): _int(a) for h, a in zip(hours, amounts, strict=True)})
+    )
 
 
 def _minutes(minutes: list[int], what: str) -> array[int]:

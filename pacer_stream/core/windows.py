@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pacer_stream.core.compact import no_entries, own
 from pacer_stream.core.money import MAX_MICROS
 
 #: The arrays of every ring not used yet (never changed: see :class:`MinuteRing`).
@@ -83,7 +84,8 @@ class DedupeWindow:
     worker holds one window per campaign, most of them empty between bursts (the
     stream worker keeps the ids themselves in records of their own). It is allocated
     by the first :meth:`add` and dropped again, with the ``expiry`` table, when the
-    window empties (a dict keeps its grown table after its entries are popped).
+    window empties (a dict keeps its grown table after its entries are popped); an
+    empty window's ``expiry`` is the shared empty dict of ``core.compact``.
 
     ``added`` is off (None) for the facade and the simulator, which keep the window
     inside the campaign state. The stream worker turns it on (:meth:`track`): it saves
@@ -94,7 +96,7 @@ class DedupeWindow:
 
     window_s: float = 25 * 3600.0
     max_entries: int = 1_000_000
-    expiry: dict[str, float] = field(default_factory=dict)
+    expiry: dict[str, float] = field(default_factory=no_entries)
     #: Held ids oldest first (None while empty: never an empty deque).
     order: deque[str] | None = None
     evicted: int = 0
@@ -107,9 +109,9 @@ class DedupeWindow:
         return event_id in self.expiry
 
     def add(self, event_id: str, now: float) -> None:
-        expiry = self.expiry
-        if event_id in expiry:
+        if event_id in self.expiry:
             return
+        expiry = self.expiry = own(self.expiry)
         expiry[event_id] = now + self.window_s
         order = self.order
         if order is None:
@@ -142,7 +144,7 @@ class DedupeWindow:
     def clear(self) -> None:
         """Forget every held id and release the storage that held them (the eviction
         count and tracking stay: ids that leave are not additions to save)."""
-        self.expiry = {}
+        self.expiry = no_entries()
         self.order = None
         if self.added:
             self.added = {}
@@ -153,7 +155,7 @@ class DedupeWindow:
         saved = list(entries)
         if not saved:
             return
-        expiry = self.expiry
+        expiry = self.expiry = own(self.expiry)
         expiry.update(saved)
         self.order = deque(sorted(expiry, key=expiry.__getitem__))
 
