@@ -160,10 +160,11 @@ class HourlyHistory:
         """The epoch hours held, oldest first."""
         return self._hours.tolist()
 
-    def rows(self) -> list[list[int]]:
-        """The five metrics of each hour held, in the order of :meth:`hours`."""
-        values = self._values.tolist()
-        return [values[j : j + N_METRICS] for j in range(0, len(values), N_METRICS)]
+    def rows(self) -> list[tuple[int, int, int, int, int]]:
+        """The five metrics of each hour held, in the order of :meth:`hours` (tuples:
+        grouped by ``zip`` in C, as the stored value is written often)."""
+        it = iter(self._values.tolist())
+        return list(zip(it, it, it, it, it, strict=False))
 
     def hours_with_data(self, before_epoch_hour: int) -> int:
         return bisect_left(self._hours, before_epoch_hour)
@@ -230,7 +231,7 @@ class HistoryBuckets(Mapping[int, list[int]]):
         return list(self._history.items())
 
     def values(self) -> Iterable[list[int]]:  # type: ignore[override]
-        return self._history.rows()
+        return [list(row) for row in self._history.rows()]
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from array import array
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,7 +67,7 @@ def test_pruning_keeps_exactly_the_horizon() -> None:
     for h in range(30):
         hist.add(H0 + h, 1, 0, 0, 0, 0)
     assert hist.hours() == list(range(H0 + 19, H0 + 30))  # newest - 10 .. newest
-    assert hist.rows() == [[1, 0, 0, 0, 0]] * 11
+    assert hist.rows() == [(1, 0, 0, 0, 0)] * 11
     hist.add(H0 + 5, 9, 0, 0, 0, 0)  # older than the horizon: held until it moves
     assert hist.hours()[0] == H0 + 5
     hist.add(H0 + 30, 1, 0, 0, 0, 0)
@@ -126,7 +127,7 @@ def test_serde_round_trip_keeps_the_stored_form() -> None:
     hist.add(H0, 3, 0, 1, 0, 7)
     hist.add(H0 + 2, 2**40, 0, 0, 0, 0)
     state = _state_with(hist)
-    doc = serde.to_dict(state)
+    doc = orjson.loads(serde.dumps(state))
     assert doc["ch"][0]["h"] == [
         hist.horizon_hours,
         H0 + 2,
