@@ -85,6 +85,7 @@ def bench_decisions(history_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)) -
             base.record(START + step * i, 1000)
         # pacer-stream: decide (pure check) and record_spend, per-call latency.
         reps = 20_000
+
         # Throughput from a tight loop; latency percentiles from a timed loop (the
         # timer calls would otherwise be counted as decision cost).
         def decide(s: CampaignState, c: ChannelType, a: int, n: datetime) -> object:
@@ -146,12 +147,16 @@ def _rss_bytes() -> int:
     return pages * resource.getpagesize()
 
 
-def bench_memory(n_states: int = 100_000, events_per_state: int = 20) -> dict[str, Any]:
+def bench_memory(n_states: int = 100_000, events_per_state: int = 48) -> dict[str, Any]:
     """Bytes of state per campaign/channel (tracemalloc over a sample) and process RSS
-    growth while holding ``n_states`` campaign/channels with a typical morning of
-    spend. History (hourly buckets) is part of the state and is counted."""
+    growth while holding ``n_states`` campaign/channels with a day's plan and a full
+    local day of history: ``events_per_state`` spend events spread evenly over the day
+    (at least one an hour, so every one of the 24 hourly buckets holds data). History
+    is part of the state and is counted; the event ids are not (the window is emptied,
+    and the bytes an id costs while held are reported apart, per id)."""
     engine = PacingEngine()
     sample = min(2_000, n_states)
+    step = timedelta(seconds=86_400 / max(24, events_per_state))
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -159,16 +164,16 @@ def bench_memory(n_states: int = 100_000, events_per_state: int = 20) -> dict[st
     for i in range(sample):
         st = _campaign(engine, f"m{i}")
         for k in range(events_per_state):
-            t = START + timedelta(minutes=30 * k + 1)
+            t = START + step * k + timedelta(seconds=1)
             engine.record_spend(st, SpendEvent(f"m{i}-{k}", st.campaign_id, CH, 5000, t), t)
-        st.dedupe.expiry.clear()  # the dedupe window is reported separately below
-        st.dedupe.order.clear()
+        st.dedupe.clear()  # the ids are reported separately below
         states.append(st)
     gc.collect()
     per_state = (tracemalloc.get_traced_memory()[0] - before) / sample
     tracemalloc.stop()
-    # The emptied dedupe window still counts above (its dict, deque and block stay in
-    # the value): measured alike on its own, so the rest of the state can be read apart.
+    hours = len(states[0].channels[CH].history)
+    # The emptied dedupe window still counts above: measured alike on its own, so the
+    # rest of the state can be read apart.
     gc.collect()
     tracemalloc.start()
     w0 = tracemalloc.get_traced_memory()[0]
@@ -177,8 +182,7 @@ def bench_memory(n_states: int = 100_000, events_per_state: int = 20) -> dict[st
         window = DedupeWindow()
         for k in range(events_per_state):
             window.add(f"m{i}-{k}", 0.0)
-        window.expiry.clear()
-        window.order.clear()
+        window.clear()
         windows.append(window)
     gc.collect()
     per_window = (tracemalloc.get_traced_memory()[0] - w0) / sample
@@ -203,6 +207,8 @@ def bench_memory(n_states: int = 100_000, events_per_state: int = 20) -> dict[st
     return {
         "benchmark": "memory",
         "bytes_per_campaign_channel": per_state,
+        "history_hours": hours,
+        "events_per_campaign_channel": events_per_state,
         "bytes_per_emptied_dedupe_window": per_window,
         "bytes_per_campaign_channel_without_dedupe_window": per_state - per_window,
         "bytes_per_dedupe_id": per_id,

@@ -9,13 +9,16 @@ uses on them and cost a few dozen bytes while empty:
 
 * :class:`FloatQueue` - a FIFO of floats (event times, report lags) on an
   ``array('d')`` allocated on the first append and dropped again when emptied;
-* :class:`AlertSet` - a set of :class:`~pacer_stream.core.types.AlertType` as a bit mask.
+* :class:`AlertSet` - a set of :class:`~pacer_stream.core.types.AlertType` as a bit mask;
+* :data:`NO_ENTRIES` / :data:`NO_OUTPUTS` - one empty dict and one empty list shared by
+  every state until it has something to put there (see :func:`own`).
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, MutableSet
+from typing import Any, Final, NoReturn, TypeVar
 
 from pacer_stream.core.types import AlertType
 
@@ -169,3 +172,64 @@ class AlertSet(MutableSet[AlertType]):
 
     def __repr__(self) -> str:
         return f"AlertSet({set(self)!r})"
+
+
+class _SharedEmptyDict(dict[Any, Any]):
+    """The empty dict every state starts with for its rarely used maps (reservations,
+    unreported holds, answered requests...): an empty dict costs 64 bytes per owner,
+    this one nothing. It refuses writes, so a writer that forgot :func:`own` fails
+    loudly instead of writing into every state at once."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("the shared empty dict is never written: own() it first")
+
+    __setitem__ = _refuse
+    setdefault = _refuse
+    update = _refuse
+    __ior__ = _refuse
+
+
+class _SharedEmptyList(list[Any]):
+    """The empty list every campaign's outbox starts with (see :class:`_SharedEmptyDict`)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("the shared empty list is never written: give the owner its own")
+
+    append = _refuse
+    extend = _refuse
+    insert = _refuse
+    __setitem__ = _refuse
+    __iadd__ = _refuse
+
+
+NO_ENTRIES: Final[dict[Any, Any]] = _SharedEmptyDict()
+NO_OUTPUTS: Final[list[Any]] = _SharedEmptyList()
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def no_entries() -> dict[Any, Any]:
+    """Default for a rarely used map: the shared empty dict."""
+    return NO_ENTRIES
+
+
+def no_outputs() -> list[Any]:
+    """Default for an outbox: the shared empty list."""
+    return NO_OUTPUTS
+
+
+def own(entries: dict[K, V]) -> dict[K, V]:
+    """``entries`` if it is a dict of its own, else a new one to store in its place
+    before the first write (``ch.reservations = res = own(ch.reservations)``)."""
+    return {} if entries is NO_ENTRIES else entries
+
+
+def shared_if_empty(entries: dict[K, V]) -> dict[K, V]:
+    """``entries``, or the shared empty dict once it has emptied (a dict keeps its grown
+    table after its entries are deleted)."""
+    return entries if entries else NO_ENTRIES

@@ -78,7 +78,7 @@ def roll_day(
     # :30 or :45, yesterday's last minutes sharing the first epoch hour.
     if previous is None or previous.tz != day.tz:
         start_hour = int(day.start // 3600)
-        for h, b in ch.history.buckets.items():
+        for h, b in ch.history.items():
             if h >= start_hour and h * 3600 < day.end:
                 slot = day.slot_of(max(h * 3600.0, day.start))
                 ch.spent[slot] += b[SPEND]

@@ -25,6 +25,7 @@ from pacer_stream.core import alerting, planning, policy
 from pacer_stream.core.allocation import AllocationStrategy, default_registry
 from pacer_stream.core.breaker import UNAUTHORISED_TRIP_SHARE, UNAUTHORISED_WINDOW_S
 from pacer_stream.core.calendar import from_ts, zone
+from pacer_stream.core.compact import NO_OUTPUTS, own
 from pacer_stream.core.day import touch
 from pacer_stream.core.history import CONVERSIONS, SPEND
 from pacer_stream.core.holds import mark_answer, unused_trial
@@ -183,7 +184,7 @@ class PacingEngine:
         ch = self._channel(state, event.channel)
         # Lazy-time outputs go to the outbox first: an event refused below must not
         # swallow a transition that was due anyway.
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         amount = event.amount_micros
         impressions = event.impressions or 0
         revenue = event.revenue_micros or 0
@@ -341,7 +342,7 @@ class PacingEngine:
         ts = aware(now, what="now").timestamp()
         ch = state.channels.get(channel) if state is not None else None
         if state is not None and ch is not None:
-            state.outbox += self._touch(state, ch, ts)
+            self._defer(state, self._touch(state, ch, ts))
         v = policy.evaluate(state, ch, amount, ts)
         if state is None or ch is None:
             return Decision(v.allowed, v.code, v.reason, 0)
@@ -386,6 +387,7 @@ class PacingEngine:
         t = state.thresholds
         rid = f"res-{request_id}"
         expires = ts + t.reservation_ttl_s
+        ch.reservations = own(ch.reservations)
         ch.reservations[rid] = Reservation(rid, amount, expires, ts)
         ch.reserved_total += amount
         ch.breaker.admit_trial(amount)
@@ -434,7 +436,7 @@ class PacingEngine:
 
     @staticmethod
     def _remember_answer(state: CampaignState, request_id: str, answer: Answer, ts: float) -> None:
-        answered = state.answered
+        answered = state.answered = own(state.answered)
         answered[request_id] = answer
         while answered:
             oldest = next(iter(answered.values()))
@@ -450,7 +452,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             return False
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         res = ch.reservations.pop(reservation_id, None)
         if res is None:
             return False
@@ -617,7 +619,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             ch = self._channel(state, channel)
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         day = ch.day
         assert day is not None
         slot, allowance, _ = released_allowance(ch, ts, state.thresholds)
@@ -648,7 +650,7 @@ class PacingEngine:
         """Today / last 7 days / 28-day baseline metrics and today's hourly view."""
         ts = aware(now, what="now").timestamp()
         ch = self._channel(state, channel)
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         day = ch.day
         assert day is not None
         return performance_snapshot(
@@ -660,7 +662,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             return 0.0
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         return pacing_multiplier(state, ch, ts)
 
     @staticmethod
@@ -692,7 +694,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None:
             return 0.0, None
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         return alerting.current_condition(state, ch, ts)
 
     def allowance(
@@ -705,7 +707,7 @@ class PacingEngine:
         ch = state.channels.get(channel)
         if ch is None or not state.configured or state.emergency_stopped or ch.budget <= 0:
             return 0
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         if ch.breaker.state is not CircuitBreakerState.CLOSED:
             return 0
         t = state.thresholds
@@ -727,7 +729,7 @@ class PacingEngine:
         """The channel state with today's plan computed (for allocation reports)."""
         ts = aware(now, what="now").timestamp()
         ch = self._channel(state, channel)
-        state.outbox += self._touch(state, ch, ts)
+        self._defer(state, self._touch(state, ch, ts))
         return ch
 
     # ------------------------------------------------------------------ internals
@@ -744,8 +746,18 @@ class PacingEngine:
     def _take_outbox(state: CampaignState) -> list[Output]:
         if not state.outbox:
             return []
-        out, state.outbox = state.outbox, []
+        out, state.outbox = state.outbox, NO_OUTPUTS
         return out
+
+    @staticmethod
+    def _defer(state: CampaignState, outputs: list[Output]) -> None:
+        """Queue lazy-time outputs for the next call that returns outputs (the outbox
+        stays the shared empty list until there is something to queue)."""
+        if outputs:
+            if state.outbox:
+                state.outbox += outputs
+            else:
+                state.outbox = list(outputs)
 
     def _touch(self, state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
         """Lazy time (see :mod:`pacer_stream.core.day`) with this engine's strategies."""
@@ -789,14 +801,14 @@ def _check_totals(ch: ChannelState, hour: int, event: SpendEvent, today: bool) -
     something the table cannot store."""
     amount, clicks, conversions = event.amount_micros, event.clicks, event.conversions
     impressions, revenue = event.impressions or 0, event.revenue_micros or 0
-    bucket = ch.history.buckets.get(hour)
+    bucket = ch.history.get(hour)
     # Plain comparisons, not a generator over zip: this runs for every spend event.
     if bucket is not None and (
         bucket[0] + amount > MAX_MICROS
         or bucket[1] + clicks > MAX_MICROS
         or bucket[2] + conversions > MAX_MICROS
-        or (len(bucket) > 3 and bucket[3] + impressions > MAX_MICROS)
-        or (len(bucket) > 4 and bucket[4] + revenue > MAX_MICROS)
+        or bucket[3] + impressions > MAX_MICROS
+        or bucket[4] + revenue > MAX_MICROS
     ):
         raise InvalidArgument("an hourly history total would overflow", code="total_overflow")
     if today and (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pacer_stream.core.compact import own
 from pacer_stream.core.state import Answer, CampaignState, Reservation
 from pacer_stream.core.types import ChannelType, CircuitBreakerState
 
@@ -49,7 +50,9 @@ def restore(state: CampaignState, grant: Grant) -> bool:
     if ch is None or grant.request_id in state.answered:
         return False
     rid = grant.reservation_id
+    ch.reservations = own(ch.reservations)
     ch.reservations[rid] = Reservation(rid, grant.amount, grant.expires_at, grant.created_at)
     ch.reserved_total += grant.amount
+    state.answered = own(state.answered)
     state.answered[grant.request_id] = Answer(grant.channel, grant.amount, rid, grant.created_at)
     return True

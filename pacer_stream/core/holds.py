@@ -8,6 +8,7 @@ back; those shared steps live here so the engine and ``day`` need not import eac
 
 from __future__ import annotations
 
+from pacer_stream.core.compact import own, shared_if_empty
 from pacer_stream.core.report_lag import report_grace
 from pacer_stream.core.state import (
     AnswerStatus,
@@ -50,6 +51,7 @@ def expire_holds(state: CampaignState, ch: ChannelState, ts: float) -> None:
             unused_trial(ch, first)
             mark_answer(state, first.reservation_id, AnswerStatus.EXPIRED)
             grace = first.expires_at + report_grace(ch.report_lags, state.thresholds)
+            ch.unreported = own(ch.unreported)
             ch.unreported[first.reservation_id] = Unreported(first.amount, grace, first.created_at)
             ch.unreported_total += first.amount
     unrep = ch.unreported
@@ -59,3 +61,6 @@ def expire_holds(state: CampaignState, ch: ChannelState, ts: float) -> None:
             break
         del unrep[rid0]
         ch.unreported_total -= late.amount
+    # An idle channel gives its emptied maps back (their grown tables stay otherwise).
+    ch.reservations = shared_if_empty(ch.reservations)
+    ch.unreported = shared_if_empty(ch.unreported)

@@ -104,8 +104,7 @@ def performance_snapshot(
     history: HourlyHistory, day_start_hour: int, day_end_hour: int
 ) -> PerformanceSnapshot:
     hourly = tuple(
-        Metrics.of(list(history.buckets.get(h, [0, 0, 0, 0, 0])))
-        for h in range(day_start_hour, day_end_hour)
+        Metrics.of(history.get(h) or [0, 0, 0, 0, 0]) for h in range(day_start_hour, day_end_hour)
     )
     today = Metrics.of(history.totals(day_start_hour, day_end_hour))
     return PerformanceSnapshot(

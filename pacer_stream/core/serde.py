@@ -34,7 +34,7 @@ import orjson
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
-from pacer_stream.core.compact import AlertSet, FloatQueue
+from pacer_stream.core.compact import AlertSet, FloatQueue, no_outputs, shared_if_empty
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.planning import shared_plan, shared_result
 from pacer_stream.core.report_lag import new_lags
@@ -126,7 +126,7 @@ def _dedupe_dict(d: DedupeWindow) -> JSON:
     out["e"] = list(expiry.values())
     # The deque and the dict hold the same ids in the same order (both only grow at the
     # end and shrink from the front): store the ids once when that holds (C-speed check).
-    order = list(d.order)
+    order = list(d.order or ())
     if order != ids:  # defensive: keep both exactly
         out["q"] = order
     return out
@@ -214,7 +214,7 @@ def _channel_dict(ch: ChannelState) -> JSON:
         "seq": ch.alert_seq,
         "pv": [ch.perf_violation_since, ch.perf_violation_reason, ch.perf_violation_alerted],
         # keys and bucket lists as two arrays: no per-bucket Python work (up to 29 x 24)
-        "h": [hist.horizon_hours, hist.newest, list(hist.buckets), list(hist.buckets.values())],
+        "h": [hist.horizon_hours, hist.newest, hist.hours(), hist.rows()],
         "ak": list(ch.allowance_key),
         "av": ch.allowance_value,
     }
@@ -276,8 +276,9 @@ def _state(obj: JSON) -> CampaignState:
         stop_reason=_str(obj["sr"]),
         dedupe=_dedupe(obj["d"]) if "d" in obj else DedupeWindow(),
         offsets={_str(k): _int(v) for k, v in obj["o"].items()},
-        answered=_answered(obj["a"]),
-        outbox=[_transition(x) for x in obj.get("ob", ())],
+        # Empty maps load as the shared empty containers, as a new state holds them.
+        answered=shared_if_empty(_answered(obj["a"])),
+        outbox=[_transition(x) for x in obj.get("ob", ())] or no_outputs(),
     )
     for c in obj["ch"]:
         ch = _channel(c)
@@ -308,9 +309,10 @@ def _dedupe(obj: JSON) -> DedupeWindow:
         raise SerdeError("dedupe ids and expiries differ in length")
     d = DedupeWindow(window_s=_num(obj["w"]), max_entries=_int(obj["m"]))
     d.evicted = _int(obj["x"])
-    d.expiry = dict(zip(ids, exp, strict=True))
-    order: list[str] = obj["q"] if "q" in obj else ids  # noqa: SIM401 (typed)
-    d.order = deque(order)
+    if ids:  # an empty window holds no storage (see DedupeWindow)
+        d.expiry = dict(zip(ids, exp, strict=True))
+        order: list[str] = obj["q"] if "q" in obj else ids  # noqa: SIM401 (typed)
+        d.order = deque(order)
     return d
 
 
@@ -411,15 +413,17 @@ def _channel(c: JSON) -> ChannelState:
         impressions_today=_int(tot[3]),
         revenue_today=_int(tot[4]),
         reserved_total=_int(tot[5]),
-        reservations=reservations,
+        reservations=shared_if_empty(reservations),
         velocity=velocity,
         unauthorised=unauthorised,
         unmet=unmet,
         overspend_times=FloatQueue(float(x) for x in c.get("ot", ())),
-        unreported={
-            _str(u[0]): Unreported(_int(u[1]), float(u[2]), float(u[3]) if len(u) > 3 else 0.0)
-            for u in c.get("ur", ())
-        },
+        unreported=shared_if_empty(
+            {
+                _str(u[0]): Unreported(_int(u[1]), float(u[2]), float(u[3]) if len(u) > 3 else 0.0)
+                for u in c.get("ur", ())
+            }
+        ),
         unreported_total=sum(_int(u[1]) for u in c.get("ur", ())),
         unauthorised_times=FloatQueue(float(x) for x in c.get("ut", ())),
         report_lags=new_lags(float(x) for x in c.get("lag", ())),
@@ -443,14 +447,26 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
     hours, amounts = value
     if len(hours) != len(amounts):
         raise SerdeError("unmet demand hours and amounts differ in length")
-    return HourlyAmounts(amounts={_int(h): _int(a) for h, a in zip(hours, amounts, strict=True)})
+    return HourlyAmounts(
+        amounts=shared_if_empty({_int(h): _int(a) for h, a in zip(hours, amounts, strict=True)})
+    )
+
+
+def _minutes(minutes: list[int], what: str) -> array[int]:
+    """Epoch minutes in 4 bytes each when they fit (see MinuteRing), else 8."""
+    for typecode in "iq":
+        try:
+            return array(typecode, minutes)
+        except OverflowError:
+            continue
+    raise SerdeError(f"{what} ring minutes out of range")
 
 
 def _ring(value: list[Any], what: str) -> MinuteRing:
     size, minutes, amounts = value
     ring = MinuteRing(size=_int(size))
     if minutes or amounts:  # an unused ring keeps its shared empty arrays (memory)
-        ring.minutes = array("q", [_int(m) for m in minutes])
+        ring.minutes = _minutes([_int(m) for m in minutes], what)
         ring.amounts = array("q", [_int(a) for a in amounts])
     if len(ring.minutes) != len(ring.amounts) or len(ring.minutes) not in (0, ring.size):
         raise SerdeError(f"{what} ring arrays do not match its size")
@@ -466,11 +482,14 @@ def _history(value: list[Any]) -> HourlyHistory:
         horizon, newest, hours, buckets = value
     if len(hours) != len(buckets):
         raise SerdeError("history hours and buckets differ in length")
-    return HourlyHistory(
-        horizon_hours=_int(horizon),
-        buckets={_int(h): [_int(x) for x in b] for h, b in zip(hours, buckets, strict=True)},
-        newest=_int(newest),
-    )
+    try:
+        return HourlyHistory(
+            horizon_hours=_int(horizon),
+            buckets={_int(h): [_int(x) for x in b] for h, b in zip(hours, buckets, strict=True)},
+            newest=_int(newest),
+        )
+    except (ValueError, OverflowError) as e:  # more than five metrics, or out of range
+        raise SerdeError(f"history: {e}") from e
 
 
 def _str(v: object) -> str:

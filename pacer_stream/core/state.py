@@ -7,8 +7,10 @@ sparse hourly history over a fixed horizon, and the dedupe window.
 It is also compact, because a worker holds one value per campaign/channel in memory:
 per-slot series are ``array('q')`` (8 bytes a value, no int objects), the queues of
 times and the alert set are the small containers of ``core.compact`` (a few dozen bytes
-while empty, where a ``deque`` costs about 760 and a ``set`` 216), and the per-minute
-rings allocate nothing until first used.
+while empty, where a ``deque`` costs about 760 and a ``set`` 216), the per-minute
+rings allocate nothing until first used, and the maps most channels leave empty
+(reservations, unreported holds, answered requests, the outbox) share one empty
+container until their first entry (``compact.own``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from enum import StrEnum
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay
-from pacer_stream.core.compact import AlertSet, FloatQueue
+from pacer_stream.core.compact import AlertSet, FloatQueue, no_entries, no_outputs
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.report_lag import Lags, new_lags
 from pacer_stream.core.types import (
@@ -100,11 +102,12 @@ class ChannelState:
     impressions_today: int = 0
     revenue_today: int = 0
     reserved_total: int = 0
-    reservations: dict[str, Reservation] = field(default_factory=dict)
+    #: Live reservations (the shared empty dict until the first: ``compact.own``).
+    reservations: dict[str, Reservation] = field(default_factory=no_entries)
     #: Reservations that expired before their spend was reported, by reservation id.
     #: They still count against the daily cap for ``report_grace_s``, because a
     #: platform that reports late has probably spent the money already.
-    unreported: dict[str, Unreported] = field(default_factory=dict)
+    unreported: dict[str, Unreported] = field(default_factory=no_entries)
     unreported_total: int = 0
     #: Recent report lags (seconds from reservation to the spend settling it): the
     #: grace of expired reservations follows them (``core.report_lag``).
@@ -166,8 +169,8 @@ class CampaignState:
     offsets: dict[str, int] = field(default_factory=dict)
     #: Recently granted reservation requests by request id, oldest first (bounded by
     #: count and by age, see ``engine.ANSWER_RETENTION_S``).
-    answered: dict[str, Answer] = field(default_factory=dict)
+    answered: dict[str, Answer] = field(default_factory=no_entries)
     #: Outputs produced by lazy time transitions during read-only calls (decide,
     #: snapshot, allowance...): handed out by the next call that returns outputs, so a
     #: breaker transition is never swallowed by a read.
-    outbox: list[Output] = field(default_factory=list)
+    outbox: list[Output] = field(default_factory=no_outputs)

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pacer_stream.core.compact import no_entries, own
 from pacer_stream.core.money import MAX_MICROS
 
 #: The arrays of every ring not used yet (never changed: see :class:`MinuteRing`).
@@ -24,8 +25,10 @@ class MinuteRing:
     The arrays are allocated on the first ``add``: most channels never see unauthorised
     spend or unmet demand, and until then both fields hold one shared empty array
     (``add`` replaces it, nothing appends to it), so an unused ring is just this object.
-    They are ``array('q')`` (epoch minutes and saturated micros both fit 64 bits): 8
-    bytes a value where a list holds a pointer to a separate int object.
+    Amounts are ``array('q')`` (saturated micros fit 64 bits): 8 bytes a value where a
+    list holds a pointer to a separate int object. Minutes are ``array('i')``: every
+    epoch minute until the year 6053 fits 4 bytes; a later one (a far-future event
+    time) widens the column to 8 bytes, so no time is refused for its size.
     """
 
     size: int = 16
@@ -34,14 +37,18 @@ class MinuteRing:
 
     def add(self, ts: float, amount: int) -> None:
         if not self.minutes:
-            self.minutes = array("q", [-1]) * self.size
+            self.minutes = array("i", [-1]) * self.size
             self.amounts = array("q", [0]) * self.size
         m = int(ts // 60)
         i = m % self.size
         if self.minutes[i] != m:
             if self.minutes[i] > m:  # older than what the slot holds: outside the ring
                 return
-            self.minutes[i] = m
+            try:
+                self.minutes[i] = m
+            except OverflowError:  # past 4 bytes: widen the column, once
+                self.minutes = array("q", self.minutes)
+                self.minutes[i] = m
             self.amounts[i] = 0
         # Saturate: a minute's total is evidence, not money owed, and must stay a
         # JSON-safe integer however many requests a hostile caller repeats.
@@ -72,6 +79,14 @@ class DedupeWindow:
     so pruning pops from the front: O(1) amortised. ``max_entries`` bounds memory if a
     producer floods ids; the oldest are dropped first and the drop is counted.
 
+    The expiry queue ``order`` is None while the window is empty: a ``deque`` costs
+    about 760 bytes even when empty (it allocates a 64-slot block up front), and the
+    worker holds one window per campaign, most of them empty between bursts (the
+    stream worker keeps the ids themselves in records of their own). It is allocated
+    by the first :meth:`add` and dropped again, with the ``expiry`` table, when the
+    window empties (a dict keeps its grown table after its entries are popped); an
+    empty window's ``expiry`` is the shared empty dict of ``core.compact``.
+
     ``added`` is off (None) for the facade and the simulator, which keep the window
     inside the campaign state. The stream worker turns it on (:meth:`track`): it saves
     the ids each input record added as a record of their own instead of the whole window
@@ -81,8 +96,9 @@ class DedupeWindow:
 
     window_s: float = 25 * 3600.0
     max_entries: int = 1_000_000
-    expiry: dict[str, float] = field(default_factory=dict)
-    order: deque[str] = field(default_factory=deque)
+    expiry: dict[str, float] = field(default_factory=no_entries)
+    #: Held ids oldest first (None while empty: never an empty deque).
+    order: deque[str] | None = None
     evicted: int = 0
     #: Ids added since the last :meth:`take_added` (an ordered set), or None while
     #: nobody tracks them.
@@ -95,25 +111,43 @@ class DedupeWindow:
     def add(self, event_id: str, now: float) -> None:
         if event_id in self.expiry:
             return
-        self.expiry[event_id] = now + self.window_s
-        self.order.append(event_id)
+        expiry = self.expiry = own(self.expiry)
+        expiry[event_id] = now + self.window_s
+        order = self.order
+        if order is None:
+            order = self.order = deque()
+        order.append(event_id)
         if self.added is not None:
             self.added[event_id] = None
-        while len(self.order) > self.max_entries:
-            if self.expiry.pop(self.order.popleft(), None) is not None:
+        while len(order) > self.max_entries:
+            if expiry.pop(order.popleft(), None) is not None:
                 self.evicted += 1
 
     def prune(self, now: float) -> None:
         order = self.order
+        if order is None:
+            return
         expiry = self.expiry
         while order and expiry.get(order[0], 0.0) <= now:
             expiry.pop(order.popleft(), None)
+        if not expiry:
+            self.clear()
 
     def forget(self, event_id: str) -> None:
         """Drop one id at once (its slot in ``order`` is skipped by the next prune)."""
         self.expiry.pop(event_id, None)
         if self.added is not None:
             self.added.pop(event_id, None)
+        if not self.expiry:
+            self.clear()
+
+    def clear(self) -> None:
+        """Forget every held id and release the storage that held them (the eviction
+        count and tracking stay: ids that leave are not additions to save)."""
+        self.expiry = no_entries()
+        self.order = None
+        if self.added:
+            self.added = {}
 
     def restore(self, entries: Iterable[tuple[str, float]]) -> None:
         """Put back ids saved elsewhere with their expiry times (not additions: they are
@@ -121,7 +155,7 @@ class DedupeWindow:
         saved = list(entries)
         if not saved:
             return
-        expiry = self.expiry
+        expiry = self.expiry = own(self.expiry)
         expiry.update(saved)
         self.order = deque(sorted(expiry, key=expiry.__getitem__))
 
@@ -129,7 +163,7 @@ class DedupeWindow:
         """Start listing additions; every id already held counts as added (it may not
         be saved anywhere yet, e.g. a window read from an older format)."""
         if self.added is None:
-            self.added = {e: None for e in self.order if e in self.expiry}
+            self.added = {e: None for e in self.order or () if e in self.expiry}
 
     def take_added(self) -> list[str]:
         """Ids added since the last call and still held, oldest first."""

@@ -536,7 +536,7 @@ class _Campaign:
                 recorded = 0
                 for ch in self.state.channels.values():
                     recorded += sum(
-                        b[0] for hour, b in ch.history.buckets.items() if lo <= hour * 3600 < hi
+                        b[0] for hour, b in ch.history.items() if lo <= hour * 3600 < hi
                     )
                 day_trace.recorded_micros += recorded
         trace.runaways.extend(self.outcomes.values())

@@ -1,7 +1,7 @@
 """State stays bounded whatever the traffic, and decisions do not read the history.
 
 Not a timed test: "decision cost does not depend on history length" is checked
-structurally, by counting how many history buckets a decision visits, and by the size
+structurally, by counting how many history hours a decision visits, and by the size
 of every per-campaign structure after 100k recorded events spread over 40 days.
 """
 
@@ -9,44 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
+from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.types import Thresholds
 
 from .conftest import DAY0, G, Harness, U
 
 
-class CountingDict(dict[int, list[int]]):
-    """A dict that counts the entries handed out by iteration."""
+class CountingHistory(HourlyHistory):
+    """A history that counts the hours its scans visit (reading one hour, O(log n),
+    is not a scan)."""
 
+    __slots__ = ()
     visited = 0
 
-    def __iter__(self) -> Iterator[int]:
-        for k in super().__iter__():
-            CountingDict.visited += 1
-            yield k
+    def _rows(self, stop: int) -> Iterator[tuple[int, list[int]]]:
+        for row in super()._rows(stop):
+            CountingHistory.visited += 1
+            yield row
 
-    def items(self) -> Any:
-        return [(k, self[k]) for k in self]
+    def hours(self) -> list[int]:
+        out = super().hours()
+        CountingHistory.visited += len(out)
+        return out
 
-    def values(self) -> Any:
-        return [self[k] for k in self]
-
-    def keys(self) -> Any:
-        return list(iter(self))
+    def totals(self, from_hour: int, to_hour: int) -> list[int]:
+        hours = self.hours()  # counted: a total visits the hours of its window
+        CountingHistory.visited -= len(hours)
+        CountingHistory.visited += sum(1 for h in hours if from_hour <= h < to_hour)
+        return super().totals(from_hour, to_hour)
 
 
 def with_history(days: int) -> Harness:
     h = Harness({G: 10**12}, thresholds=Thresholds(max_hourly_spend_pct=1.0))
     ch = h.ch()
     start = int(DAY0.timestamp() // 3600)
-    buckets = CountingDict()
-    for hour in range(days * 24, 0, -1):
-        buckets[start - hour] = [U, 10, 1, 0, 0]
-    ch.history.buckets = buckets
-    ch.history.newest = start - 1
+    buckets = {start - hour: [U, 10, 1, 0, 0] for hour in range(days * 24, 0, -1)}
+    ch.history = CountingHistory(ch.history.horizon_hours, buckets, newest=start - 1)
     h.engine.configure(h.state, h.config, h.now)  # plan with that history
     h.at(DAY0 + timedelta(hours=12))
     h.decide(1)  # settle lazy work (day roll) before counting
@@ -56,26 +57,26 @@ def with_history(days: int) -> Harness:
 @pytest.mark.parametrize("days", [1, 28])
 def test_decisions_never_read_the_history(days: int) -> None:
     h = with_history(days)
-    CountingDict.visited = 0
+    CountingHistory.visited = 0
     for k in range(200):
         h.advance(seconds=1)
         h.decide(U)
         h.reserve(U, request_id=f"q{k}")
         h.engine.allowance(h.state, G, h.now, 1.0)
         h.engine.current_alert(h.state, G, h.now)
-    assert CountingDict.visited == 0
+    assert CountingHistory.visited == 0
 
 
 def test_recording_without_clicks_does_not_scan_the_history() -> None:
-    """Pruning peeks at the oldest bucket when a new hour starts (O(1)); nothing else."""
+    """Pruning peeks at the oldest hour when a new hour starts (O(1)); nothing else."""
     visits = {}
     for days in (1, 28):
         h = with_history(days)
-        CountingDict.visited = 0
+        CountingHistory.visited = 0
         for _ in range(200):
             h.advance(seconds=60)
             h.spend(U)
-        visits[days] = CountingDict.visited
+        visits[days] = CountingHistory.visited
     assert visits[1] == visits[28] <= 4  # one peek per new hour (3h20 of spend)
 
 
@@ -85,11 +86,11 @@ def test_recording_with_clicks_does_not_scan_the_history_per_event() -> None:
     visits = {}
     for events in (50, 150):
         h = with_history(28)
-        CountingDict.visited = 0
+        CountingHistory.visited = 0
         for _ in range(events):
             h.advance(seconds=1)
             h.spend(U, clicks=10, conversions=1)
-        visits[events] = CountingDict.visited
+        visits[events] = CountingHistory.visited
     assert visits[150] == visits[50]
 
 
@@ -155,9 +156,12 @@ def test_held_reservations_are_bounded_per_channel() -> None:
     from pacer_stream.core.policy import MAX_HELD_RESERVATIONS
     from pacer_stream.core.types import Code
 
-    h = Harness({G: 10**12}, thresholds=Thresholds(max_hourly_spend_pct=1.0,
-                                                      frontload_protection_hours=0,
-                                                      velocity_multiple=10**6))
+    h = Harness(
+        {G: 10**12},
+        thresholds=Thresholds(
+            max_hourly_spend_pct=1.0, frontload_protection_hours=0, velocity_multiple=10**6
+        ),
+    )
     h.at(DAY0 + timedelta(hours=12))
     for i in range(MAX_HELD_RESERVATIONS):
         assert h.reserve(1, request_id=f"q{i}").allowed

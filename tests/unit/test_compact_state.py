@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from pacer_stream.core import serde
-from pacer_stream.core.compact import AlertSet, FloatQueue
+from pacer_stream.core.compact import NO_ENTRIES, NO_OUTPUTS, AlertSet, FloatQueue
 from pacer_stream.core.report_lag import LAG_SAMPLES, new_lags
 from pacer_stream.core.state import ChannelState
 from pacer_stream.core.types import AlertType, ChannelType, Thresholds
@@ -41,12 +41,14 @@ def test_a_channel_holds_no_deque_set_or_list() -> None:
     assert _standard_containers(serde.loads(serde.dumps(h.state)).channels[G]) == []
 
 
-def test_per_slot_series_and_rings_are_int64_arrays() -> None:
+def test_per_slot_series_and_rings_are_packed_arrays() -> None:
     h = Harness()
     _morning(h)
     ch = h.ch()
-    for series in (ch.spent, ch.cum_plan, ch.velocity.minutes, ch.velocity.amounts):
+    for series in (ch.spent, ch.cum_plan, ch.velocity.amounts):
         assert isinstance(series, array) and series.typecode == "q"
+    # epoch minutes fit 4 bytes (see MinuteRing)
+    assert isinstance(ch.velocity.minutes, array) and ch.velocity.minutes.typecode == "i"
 
 
 def test_unused_rings_and_queues_allocate_nothing() -> None:
@@ -131,3 +133,36 @@ def test_keep_recent_keeps_only_the_newest_values_inside_the_window() -> None:
     assert q.keep_recent(since=0.0, most=2) == 2 and list(q) == [10.0, 11.0]
     assert q.keep_recent(since=11.0, most=2) == 0 and not q
     assert FloatQueue().keep_recent(since=0.0, most=3) == 0
+
+
+def test_rarely_used_maps_share_one_empty_container_until_written() -> None:
+    h, other = Harness(), Harness()
+    ch, st = h.ch(), h.state
+    for empty in (ch.reservations, ch.unreported, ch.unmet_hours.amounts, st.answered):
+        assert empty is NO_ENTRIES
+    assert st.outbox is NO_OUTPUTS and st.dedupe.expiry is NO_ENTRIES
+    with pytest.raises(TypeError):
+        ch.reservations["x"] = None  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        st.outbox.append(None)  # type: ignore[arg-type]
+    h.reserve(U, request_id="q1")
+    assert len(ch.reservations) == 1 and len(st.answered) == 1
+    assert not other.ch().reservations and not other.state.answered  # not shared
+    # The hold expires unreported, then its grace passes: both maps are given back.
+    h.advance(seconds=3600)
+    h.decide(U)
+    assert ch.reservations is NO_ENTRIES and ch.unreported is NO_ENTRIES
+    assert ch.reserved_total == 0 and ch.unreported_total == 0
+
+
+def test_empty_maps_load_as_the_shared_containers() -> None:
+    h = Harness()
+    _morning(h)
+    loaded = serde.loads(serde.dumps(h.state))
+    ch = loaded.channels[G]
+    assert ch.reservations is NO_ENTRIES and ch.unreported is NO_ENTRIES
+    assert loaded.answered is NO_ENTRIES and loaded.outbox is NO_OUTPUTS
+    assert loaded == h.state
+    h.reserve(U, request_id="q1")
+    again = serde.loads(serde.dumps(h.state))
+    assert len(again.channels[G].reservations) == 1 and again == h.state

@@ -78,14 +78,16 @@ def test_unknown_time_zone_and_bad_until_hour_are_rejected() -> None:
 
 
 def test_corrupt_history_buckets_are_rejected_or_cleaned() -> None:
-    hist = HourlyHistory()
-    hist.add(H0, 1_000_000, 3, 1, 0, 0)
-    hist.buckets[H0 + 1] = [-4, 1, 0, 0, 0]  # corrupted (e.g. a bad restore)
-    hist.buckets[H0 + 2] = [1, 2]  # truncated bucket
+    # A history holds five integer metrics an hour, but a restored one may hold a
+    # negative count, and a mapping from elsewhere a truncated bucket.
+    hist = HourlyHistory(buckets={H0: [1_000_000, 3, 1, 0, 0], H0 + 1: [-4, 1, 0, 0, 0]})
     now = datetime.fromtimestamp((H0 + 5) * 3600, UTC)
     with pytest.raises(InvalidHistory):
         snapshot(hist, "UTC", now)
-    cleaned = HistorySnapshot.from_history(hist.buckets, "UTC", H0 + 5, drop_invalid=True)
+    buckets = {**hist.buckets, H0 + 2: [1, 2]}  # truncated bucket
+    with pytest.raises(InvalidHistory):
+        HistorySnapshot.from_history(buckets, "UTC", H0 + 5)
+    cleaned = HistorySnapshot.from_history(buckets, "UTC", H0 + 5, drop_invalid=True)
     assert cleaned.dropped == 2
     assert cleaned.rows == ((H0, 1_000_000, 3, 1),)
 
@@ -96,7 +98,7 @@ def test_snapshots_of_a_campaign_are_keyed_and_clean() -> None:
         cs = ChannelState(channel=ch)
         cs.history.add(H0, 2_000_000, 4, 1, 0, 0)
         state.channels[ch] = cs
-    state.channels[ChannelType.DISPLAY].history.buckets[H0 + 1] = [math.nan, 0, 0, 0, 0]  # type: ignore[list-item]
+    state.channels[ChannelType.DISPLAY].history.add(H0 + 1, -4, 0, 0, 0, 0)  # corrupted
     now = datetime.fromtimestamp((H0 + 3) * 3600, UTC)
     snaps = dict(snapshots_of(state, now))
     assert set(snaps) == {("c1", "google_ads"), ("c1", "display")}

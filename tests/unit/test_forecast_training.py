@@ -125,8 +125,10 @@ def test_confidence_falls_when_out_of_sample_error_is_large() -> None:
     hours = sorted(hist.buckets)
     conv = [hist.buckets[h][2] for h in hours]
     scrambled = rng.permutation(np.array(conv) * rng.choice([0, 3], len(conv)))
+    buckets = dict(hist.buckets.items())
     for h, c in zip(hours, scrambled, strict=True):
-        hist.buckets[h][2] = int(c)
+        buckets[h][2] = int(c)
+    hist = HourlyHistory(hist.horizon_hours, buckets, hist.newest)
     now = _now(hist)
     noisy = train(snapshot(hist, M.tz, now), now)
     good = _train(14 * 24, seed=1)
@@ -179,8 +181,10 @@ def test_training_ignores_hours_at_or_after_now() -> None:
 
 def test_no_conversions_gives_an_unusable_model_with_a_reason() -> None:
     hist = synthetic_history(M, 3 * 24, seed=1)
-    for b in hist.buckets.values():
+    buckets = dict(hist.buckets.items())
+    for b in buckets.values():
         b[2] = 0
+    hist = HourlyHistory(hist.horizon_hours, buckets, hist.newest)
     now = _now(hist)
     m = train(snapshot(hist, M.tz, now), now)
     assert not m.usable
