@@ -363,7 +363,11 @@ class Worker:
         #: Timers' changelog writes waiting to be sent in order: a campaign (its value is
         #: encoded when sent) with the outputs that report it, or records as they are.
         self._timer_jobs: deque[tuple[str, list[Message]] | list[Message]] = deque()
-        self._timer_lock = asyncio.Lock()
+        #: One writer at a time, from encoding a campaign value to handing it to the
+        #: producer: agents and timers both write values (the spend path's deferred
+        #: ones come from a timer), and the changelog keeps the last record of a key,
+        #: so a value encoded earlier must never reach the producer after a later one.
+        self._write_lock = asyncio.Lock()
         self._timer_flush: asyncio.Future[None] | None = None
         self._agents()
         self._timers()
@@ -430,7 +434,8 @@ class Worker:
             """Spend events -> engine.record_spend (idempotent) -> alerts, breakers."""
             async for events in stream.take_events(*SPEND_BATCH):
                 try:
-                    await self.send_batch(self.process(events, defer_values=True))
+                    async with self._write_lock:
+                        await self.send_batch(self.process(events, defer_values=True))
                 finally:  # the batch's writes are in the producer's hands
                     self._release(self._parked)
 
@@ -438,19 +443,22 @@ class Worker:
         async def budgets(stream: faust.Stream[bytes]) -> None:
             """Campaign configuration -> engine.configure (same table: same partition)."""
             async for event in stream.events():
-                await self.send_batch(self.process([event]))
+                async with self._write_lock:
+                    await self.send_batch(self.process([event]))
 
         @app.agent(self._raw_topic(names.commands), name="commands")  # type: ignore[arg-type]
         async def commands(stream: faust.Stream[bytes]) -> None:
             """emergency_stop / resume / reallocate / force_breaker (signed if required)."""
             async for event in stream.events():
-                await self.send_batch(self.process([event]))
+                async with self._write_lock:
+                    await self.send_batch(self.process([event]))
 
         @app.agent(self._raw_topic(names.requests), name="can-spend")  # type: ignore[arg-type]
         async def can_spend(stream: faust.Stream[bytes]) -> None:
             """Can-spend requests -> engine.reserve -> a reply on the replies topic."""
             async for events in stream.take_events(*REQUEST_BATCH):
-                await self.send_batch(self.process(events))
+                async with self._write_lock:
+                    await self.send_batch(self.process(events))
 
         self.spend_events, self.budgets = spend_events, budgets
         self.commands, self.can_spend = commands, can_spend
@@ -618,7 +626,7 @@ class Worker:
         from its current state right before it is handed to the Kafka client (the
         agents' path, so a later write of a campaign never lands before an earlier one),
         followed by the grant records it covers."""
-        async with self._timer_lock:
+        async with self._write_lock:
             while self._timer_jobs:
                 job = self._timer_jobs.popleft()
                 if isinstance(job, list):
