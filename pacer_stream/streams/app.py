@@ -482,6 +482,7 @@ class Worker:
         Returns the batch's records to produce: the changelog writes first, then every
         output (replies, alerts, breaker states) in order.
         """
+        defer_values = defer_values and self.value_writes.enabled
         touched: dict[str, Stored] = {}
         handled: list[tuple[Any, Result]] = []
         #: per touched campaign: its input records; campaigns whose records had outputs
@@ -575,8 +576,10 @@ class Worker:
             self._quarantine(campaign_id, value.partition, exc)
             return None
         topic = self.campaigns.changelog_topic.get_topic_name()
-        now = self.processor.clock.now().timestamp()
-        covered = tuple(self.value_writes.written(campaign_id, now))
+        covered: tuple[Any, ...] = ()
+        if self.value_writes.enabled:
+            now = self.processor.clock.now().timestamp()
+            covered = tuple(self.value_writes.written(campaign_id, now))
         return Message(
             topic, campaign_id.encode(), data, partition=value.partition, releases=covered
         )
@@ -595,7 +598,7 @@ class Worker:
         self.quarantined.add(campaign_id)
         # Records applied to the dropped value and not written yet: parked with their
         # original bytes (replay them from the DLQ once the cause is fixed).
-        held = self.value_writes.written(campaign_id, 0.0)
+        held = self.value_writes.drop(campaign_id)
         for record in held:
             result = self.processor.dead_letter(
                 record.topic, record.partition, record.offset, record.key, record.value,
@@ -635,7 +638,7 @@ class Worker:
                 campaign_id, outputs = job
                 value = self.lookup_quiet(campaign_id)
                 if value is None:  # removed meanwhile (its tombstone is written)
-                    self._release(self.value_writes.written(campaign_id, 0.0))
+                    self._release(self.value_writes.drop(campaign_id))
                 write = None if value is None else self._changelog_message(campaign_id, value)
                 if write is not None:
                     # outputs wait for the write's delivery (``send_batch``)

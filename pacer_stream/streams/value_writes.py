@@ -115,7 +115,7 @@ class ValueWrites:
         """Keep ``records`` for the campaign's next write when its value was written
         less than an interval ago (or a write is already due); False: write now. The
         caller holds them (:class:`AckOrder`)."""
-        if self.interval_s <= 0 or self.suspended:
+        if not self.enabled or self.suspended:
             return False
         held = self._held.get(campaign_id)
         if held is None:
@@ -129,9 +129,20 @@ class ValueWrites:
     def written(self, campaign_id: str, now: float) -> list[Held]:
         """The campaign's value is being written now: returns the records it covers
         (to acknowledge once the write is delivered)."""
-        if self.interval_s > 0:
+        if self.enabled:
             self._last[campaign_id] = now
         return self._held.pop(campaign_id, [])
+
+    def drop(self, campaign_id: str) -> list[Held]:
+        """The campaign left without a write (quarantined, removed): its held records,
+        for the caller to park or acknowledge."""
+        self._last.pop(campaign_id, None)
+        return self._held.pop(campaign_id, [])
+
+    @property
+    def enabled(self) -> bool:
+        """Whether values may be deferred at all (``interval_s > 0``)."""
+        return self.interval_s > 0
 
     def due(self, now: float) -> list[str]:
         """Campaigns whose held records should be written now (their interval is over),

@@ -145,3 +145,14 @@ def test_holding_twice_and_releasing_unknown_records_change_nothing() -> None:
     assert acks.release([Record("p", 9)], COMMITTABLE) == 0
     r.ack(COMMITTABLE)  # the stream's own acknowledgement
     assert acks.release([r], COMMITTABLE) == 1 and COMMITTABLE == [("p", 0)]
+
+
+def test_a_campaign_that_leaves_gives_back_its_held_records_without_a_write() -> None:
+    writes = ValueWrites(1.0)
+    writes.written("c", 100.0)
+    r = Record()
+    writes.defer("c", 100.5, [r])
+    assert writes.drop("c") == [r]
+    assert "c" not in writes and writes.drop("c") == []
+    # no write was recorded: the next record is written at once
+    assert not writes.defer("c", 100.6, [Record()])
