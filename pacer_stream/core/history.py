@@ -18,7 +18,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pacer_stream.core.compact import no_entries, own
+from pacer_stream.core.compact import int_column, no_entries, own
 
 SPEND, CLICKS, CONVERSIONS, IMPRESSIONS, REVENUE = range(5)
 N_METRICS = 5
@@ -76,10 +76,7 @@ class HourlyHistory:
             flat.extend(row)
             flat.extend([0] * (N_METRICS - len(row)))
         self._hours = array("i", hours)
-        try:
-            self._values = array("i", flat)
-        except OverflowError:
-            self._values = array("q", flat)
+        self._values = int_column(flat)
 
     def add(
         self,

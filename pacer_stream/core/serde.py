@@ -34,7 +34,13 @@ import orjson
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
-from pacer_stream.core.compact import AlertSet, FloatQueue, no_outputs, shared_if_empty
+from pacer_stream.core.compact import (
+    AlertSet,
+    FloatQueue,
+    int_column,
+    no_outputs,
+    shared_if_empty,
+)
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.planning import shared_plan, shared_result
 from pacer_stream.core.report_lag import new_lags
@@ -454,12 +460,10 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
 
 def _minutes(minutes: list[int], what: str) -> array[int]:
     """Epoch minutes in 4 bytes each when they fit (see MinuteRing), else 8."""
-    for typecode in "iq":
-        try:
-            return array(typecode, minutes)
-        except OverflowError:
-            continue
-    raise SerdeError(f"{what} ring minutes out of range")
+    try:
+        return int_column(minutes)
+    except OverflowError:
+        raise SerdeError(f"{what} ring minutes out of range") from None
 
 
 def _ring(value: list[Any], what: str) -> MinuteRing:
