@@ -47,7 +47,8 @@ from typing import Any
 
 import faust
 from faust.serializers import codecs
-from faust.types import EventT, StoreT, TopicT
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import EventT, StoreT, TopicT, TransportT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from yarl import URL
@@ -62,6 +63,7 @@ from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
+from pacer_stream.streams import consumer as worker_consumer
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
@@ -279,12 +281,21 @@ class CampaignTable(faust.Table[str, Stored]):
 
 
 class PacerApp(faust.App):
-    """faust's app, plus one hook: before faust waits for every record in hand to be
-    acknowledged (partitions revoked, shutdown), the worker writes the values it has
-    deferred, whose records are held unacknowledged until then (:mod:`.value_writes`);
-    without it that wait would outlast the timers that write them."""
+    """faust's app, plus two things: the worker's consumer (:mod:`.consumer`: input
+    partitions never committed are read again from their earliest offset after a
+    rebalance, not skipped past the records faust dropped), and one hook: before faust
+    waits for every record in hand to be acknowledged (partitions revoked, shutdown),
+    the worker writes the values it has deferred, whose records are held unacknowledged
+    until then (:mod:`.value_writes`); without it that wait would outlast the timers
+    that write them."""
 
     before_wait_empty: Callable[[], Awaitable[None]] | None = None
+
+    def _new_transport(self) -> TransportT:
+        transport: TransportT = super()._new_transport()
+        if type(transport) is aiokafka_driver.Transport:
+            return worker_consumer.Transport(self.conf.broker_consumer, self)
+        return transport
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         if self.before_wait_empty is not None:

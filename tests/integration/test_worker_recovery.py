@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pacer_stream.client.kafka import PacerClient
 from pacer_stream.wire import topics
@@ -106,18 +105,6 @@ def _view(worker: WorkerProcess, cid: str) -> dict[str, Any] | None:
             for c in body["channels"]
         },
     }
-
-
-async def _spend_committed(run: StreamRun) -> bool:
-    """Whether the group has committed a spend offset (any partition)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=run.bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(run.app_id)
-    finally:
-        await admin.close()
-    spend = run.topic(topics.SPEND)
-    return any(tp.topic == spend and meta.offset > 0 for tp, meta in offsets.items())
 
 
 def _caught_up(worker: WorkerProcess, ledger: Ledger, cids: list[str]) -> bool:
@@ -279,11 +266,10 @@ async def test_kill9_with_batched_records_exact_totals(
         bodies = [w1.status(cid) for cid in cids]
         return all(bodies) and sum(b["offsets"].get(topics.SPEND, 0) for b in bodies) > 40  # type: ignore[index]
 
+    # The kill often comes before the group's first commit on a partition: the next
+    # worker then reads that partition from its earliest offset, including records a
+    # rebalance or its table recovery made it drop (:mod:`pacer_stream.streams.consumer`).
     await poll(progressed, what="worker applying batches")
-    # A worker killed before its group ever committed an input offset can come back
-    # without consuming the records it had fetched (a faust recovery issue, see
-    # the README's known limits): kill once the group has committed.
-    await poll(lambda: _spend_committed(stream_run), what="a committed spend offset")
     assert not done.is_set(), "the kill must happen while batches are still flowing"
     w1.kill()
     w2 = workers("w2", extra_env=store)

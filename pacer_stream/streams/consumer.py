@@ -1,0 +1,112 @@
+"""The worker's Kafka consumer: faust's aiokafka consumer, made to hand each input
+partition's records to the agents in offset order, without holes, across rebalances and
+table recoveries.
+
+Why: the offset high-water mark inside a campaign's value (:mod:`.stored`) skips every
+record at or below it as already applied. That is exact only if a partition's records
+reach the agents in offset order: a record that is skipped over and delivered later, or
+never, is lost -- its spend is missing, while later records advanced the mark. faust
+0.15 breaks that order in three places when it resumes the streams after a rebalance or
+a table recovery:
+
+1. It resumes fetching the input partitions *before* it seeks them back to their
+   committed offsets. Records fetched from the old position (past the records it dropped
+   when the partitions were revoked) reach the agents first, and the seek then delivers
+   the skipped ones after them, below the mark.
+2. It clears the agents' buffers when it resumes its flow control, *after* that seek:
+   records delivered in between are dropped without being acknowledged, and faust's
+   commit does not stop at such a hole right after its committed offset.
+3. The Kafka client seeks only partitions whose committed offset is above 0, so a
+   partition the group never committed (a new deployment, a worker killed before its
+   first commit there) keeps a fetch position past the records faust dropped.
+
+This consumer holds the input partitions faust resumes until faust resumes its flow
+(after the buffers are cleared), and then sets each one to the position found by the
+seek: its committed offset, or its earliest offset when it has none (where the
+``earliest`` reset policy starts anyway). Records already applied come round again and
+are no-ops; none is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+
+from pacer_stream.observability.logging import get_logger
+
+log = get_logger("pacer_stream.consumer")
+
+
+def uncommitted(committed: Mapping[TP, int | None]) -> list[TP]:
+    """The partitions with no committed offset to seek to (none, or 0: the Kafka client
+    seeks only offsets above 0)."""
+    return sorted((tp for tp, offset in committed.items() if not offset), key=_order)
+
+
+def _order(tp: TP) -> tuple[str, int]:
+    return tp.topic, tp.partition
+
+
+class Consumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer that resumes input partitions only once faust's flow is
+    resumed, each at the position its last seek found (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Input partitions faust resumed that this consumer has not resumed yet.
+        self._held: set[TP] = set()
+        #: Where each input partition is read from when it is resumed.
+        self._start_at: dict[TP, int] = {}
+
+    def _inputs(self, tps: Iterable[TP]) -> set[TP]:
+        changelogs = self.app.tables.changelog_topics
+        return {tp for tp in tps if tp.topic not in changelogs}
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        tps = set(tps)
+        inputs = self._inputs(tps)
+        self._held |= inputs
+        if tps - inputs:
+            super().resume_partitions(tps - inputs)
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        tps = set(tps)
+        self._held -= tps
+        super().pause_partitions(tps)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[TP, int] = await super().seek_to_committed()
+        inputs = self._inputs(committed)
+        start_at = {tp: offset for tp, offset in committed.items() if tp in inputs and offset}
+        missing = [tp for tp in uncommitted(committed) if tp in inputs]
+        if missing and self.app.conf.consumer_auto_offset_reset == "earliest":
+            earliest = await self.earliest_offsets(*missing)
+            start_at.update((tp, earliest[tp]) for tp in missing)
+            log.info(
+                "uncommitted_partitions_read_from_earliest",
+                partitions={f"{tp.topic}:{tp.partition}": earliest[tp] for tp in missing},
+            )
+        self._start_at.update(start_at)
+        return committed
+
+    def resume_flow(self) -> None:
+        super().resume_flow()
+        if not self._held:
+            return
+        tps = self._held & set(self.assignment())
+        self._held = set()
+        for tp in sorted(tps, key=_order):
+            offset = self._start_at.get(tp)
+            if offset is not None:
+                self._thread.seek(tp, offset)
+                self._read_offset[tp] = offset if offset else None
+        super().resume_partitions(tps)
+
+
+class Transport(aiokafka_driver.Transport):
+    """The aiokafka transport with the worker's :class:`Consumer`."""
+
+    Consumer = Consumer
