@@ -89,6 +89,8 @@ class Consumer(aiokafka_driver.Consumer):
                 "uncommitted_partitions_read_from_earliest",
                 partitions={f"{tp.topic}:{tp.partition}": earliest[tp] for tp in missing},
             )
+        for tp in inputs:  # a position found by an earlier seek is not used again
+            self._start_at.pop(tp, None)
         self._start_at.update(start_at)
         return committed
 

@@ -130,3 +130,13 @@ def test_the_flow_resuming_with_nothing_held_resumes_nothing(client: Client) -> 
     consumer = _consumer(client)
     consumer.resume_flow()
     assert client.flowing and client.resumed == []
+
+
+async def test_a_position_from_an_earlier_seek_is_not_used_again(client: Client) -> None:
+    consumer = _consumer(client, reset="latest")
+    await consumer.seek_to_committed()
+    client.committed = {SPEND: None}  # e.g. the group's offsets expired meanwhile
+    consumer.resume_partitions({SPEND})
+    await consumer.seek_to_committed()
+    consumer.resume_flow()
+    assert client.seeks == [] and client.resumed == [{SPEND}]
