@@ -312,10 +312,11 @@ class PacingEngine:
             and ch.spent_total + ch.reserved_total >= planned_at(ch, ts)
         ):
             # The first clearly unasked report: spend naming no reservation, from a
-            # campaign that asks, on a channel whose spend and holds already reach its
-            # plan. The plan had no room for it, and a broken bidder sends the next such
-            # event within a second, so waiting for the share above to fill is paying
-            # for more of them (on a thin channel each can be several % of the budget).
+            # campaign that asks, that brings the channel's spend (this event included)
+            # and live holds to its plan or past it. The plan had no room for it, and a
+            # broken bidder sends the next such event within a second, so waiting for
+            # the share above to fill is paying for more of them (on a thin channel
+            # each can be several % of the budget).
             violation = violation or BreakerCause.RUNAWAY_VELOCITY
         if unauthorised and reserves and ch.breaker.state is CircuitBreakerState.HALF_OPEN:
             # Trial spends must be authorised ones: a bidder that spends without asking
