@@ -245,17 +245,26 @@ class PacingEngine:
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
                 outputs.append(alerting.alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
             return SpendResult(True, False, "today", outputs)
-        outputs += self._after_spend(state, ch, ts, slot, unauthorised)
+        outputs += self._after_spend(state, ch, ts, slot, unauthorised, unnamed=rid is None)
         return SpendResult(True, False, "today", outputs)
 
     def _after_spend(
-        self, state: CampaignState, ch: ChannelState, ts: float, slot: int, unauthorised: int
+        self,
+        state: CampaignState,
+        ch: ChannelState,
+        ts: float,
+        slot: int,
+        unauthorised: int,
+        *,
+        unnamed: bool = False,
     ) -> list[Output]:
         """Breaker violations, trial evidence and alerts after a spend was applied.
 
         Only *unauthorised* spend (no reservation, or beyond the reserved amount) can
         count as runaway or repeated overspend: authorised spend already passed the
         hourly and velocity rules, so tripping on it would punish the pacer's own plan.
+        ``unnamed``: the event named no reservation at all (not a late or oversized
+        report of one that was granted).
         """
         t = state.thresholds
         out: list[Output] = []
@@ -295,6 +304,19 @@ class PacingEngine:
             # than a small share of its daily budget in spend nobody authorised (the
             # configured budget, or today's if reallocation cut it: budget a receiver
             # got is no licence for more unasked spend).
+            violation = violation or BreakerCause.RUNAWAY_VELOCITY
+        if (
+            unauthorised
+            and unnamed
+            and reserves
+            and ch.spent_total + ch.reserved_total >= planned_at(ch, ts)
+        ):
+            # The first clearly unasked report: spend naming no reservation, from a
+            # campaign that asks, that brings the channel's spend (this event included)
+            # and live holds to its plan or past it. The plan had no room for it, and a
+            # broken bidder sends the next such event within a second, so waiting for
+            # the share above to fill is paying for more of them (on a thin channel
+            # each can be several % of the budget).
             violation = violation or BreakerCause.RUNAWAY_VELOCITY
         if unauthorised and reserves and ch.breaker.state is CircuitBreakerState.HALF_OPEN:
             # Trial spends must be authorised ones: a bidder that spends without asking

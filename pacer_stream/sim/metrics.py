@@ -95,9 +95,7 @@ _LOWER_IS_BETTER_EXTRAS = {
 }
 
 
-def trace_metrics(
-    trace: Trace, traffic: Traffic, apart: Collection[int] = ()
-) -> dict[str, Any]:
+def trace_metrics(trace: Trace, traffic: Traffic, apart: Collection[int] = ()) -> dict[str, Any]:
     """Everything that depends on one trace alone (cross-strategy ratios come later).
 
     ``apart``: campaigns judged only by the ``runaway_late_*`` figures (a runaway on a

@@ -425,6 +425,55 @@ def test_a_campaign_that_never_reserves_is_not_judged_on_the_share() -> None:
     assert h.ch().breaker.state is CLOSED
 
 
+def _on_pace(budget: int) -> Harness:
+    """A campaign that reserves and has bought, reservation by reservation, all its
+    plan let it buy until 01:30 (so its spend and holds reach its plan)."""
+    h = Harness({G: budget}, thresholds=UNCAPPED)
+    for _ in range(90):
+        d = h.reserve(budget // 400)
+        if d.allowed:
+            h.spend(budget // 400, reservation_id=d.reservation_id)
+        h.advance(minutes=1)
+    ch = h.ch()
+    assert ch.spent_total + ch.reserved_total >= planned_at(ch, h.now.timestamp())
+    return h
+
+
+def test_one_small_unasked_event_on_a_channel_at_its_plan_trips_at_once() -> None:
+    h = _on_pace(1000 * U)
+    tr = transitions(h.spend(5 * U).outputs)  # 0.5% of the budget, naming no reservation
+    assert len(tr) == 1 and tr[0].state is OPEN
+    assert tr[0].cause is BreakerCause.RUNAWAY_VELOCITY
+    assert tr[0].until is not None  # unasked: held for the longest cooldown
+    assert (tr[0].until - tr[0].since).total_seconds() == T.breaker_max_cooldown_s
+
+
+def test_the_same_event_behind_plan_waits_for_the_share() -> None:
+    h = _reserving(1000 * U)  # noon, 1 unit spent of about 500 planned
+    assert transitions(h.spend(5 * U).outputs) == []
+    assert h.ch().breaker.state is CLOSED
+
+
+def test_spend_beyond_a_granted_reservation_at_plan_is_not_the_first_unasked_report() -> None:
+    # A report naming its reservation but a little over it (a platform's rounding, a
+    # late click) is judged by the share, not tripped on sight.
+    h = _on_pace(1000 * U)
+    d = h.reserve(2 * U)
+    assert d.allowed
+    assert transitions(h.spend(5 * U, reservation_id=d.reservation_id).outputs) == []
+    assert h.ch().breaker.state is CLOSED
+
+
+def test_a_campaign_that_never_reserves_is_not_tripped_at_plan() -> None:
+    h = Harness({G: 1440 * U}, thresholds=UNCAPPED)
+    for _ in range(90):
+        h.spend(U)  # the plan's rate (it never asks: every event names no reservation)
+        h.advance(minutes=1)
+    assert h.ch().spent_total >= planned_at(h.ch(), h.now.timestamp())
+    assert transitions(h.spend(U).outputs) == []
+    assert h.ch().breaker.state is CLOSED
+
+
 # -- unasked spend: re-tested at the longest cooldown ----------------------------------
 def test_an_unasked_trip_holds_open_for_the_maximum_cooldown() -> None:
     b = Breaker()

@@ -149,9 +149,10 @@ def test_report_json_is_strict(tiny_report: dict, tmp_path: Path) -> None:  # ty
     assert data["seeds"] == 1
     assert "_charts" not in data
     cpu = tiny_report["_charts"]["conversions_per_unit"]
-    assert cpu["pacer-stream"] == tiny_report["strategies"]["pacer-stream"][
-        "conversions_per_unit"
-    ]["mean"]
+    assert (
+        cpu["pacer-stream"]
+        == tiny_report["strategies"]["pacer-stream"]["conversions_per_unit"]["mean"]
+    )
     assert set(data["strategies"]) == set(STRATEGIES)
 
 

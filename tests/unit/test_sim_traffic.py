@@ -153,6 +153,7 @@ def test_conversion_pattern_is_learnable_from_history() -> None:
     truth = np.mean([d.true_hour_quality for d in days], axis=0)
     corr = np.corrcoef(np.log(observed).ravel(), np.log(truth).ravel())[0, 1]
     assert corr > 0.8
+
     def shape(q: np.ndarray) -> np.ndarray:  # hour pattern without the weekday level
         return np.log(q / q.mean(axis=2, keepdims=True)).ravel()
 
