@@ -7,8 +7,8 @@ allocates a 64-slot block up front), an empty ``set`` 216 bytes, and a list of f
 one 24-byte object per value. The containers here keep the same operations the engine
 uses on them and cost a few dozen bytes while empty:
 
-* :class:`FloatQueue` - a FIFO of floats (event times, report lags) on an
-  ``array('d')`` allocated on the first append and dropped again when emptied;
+* :class:`FloatQueue` - a FIFO of floats (event times, report lags) in one ``bytes``
+  of packed doubles, the shared empty one while the queue is empty;
 * :class:`AlertSet` - a set of :class:`~pacer_stream.core.types.AlertType` as a bit mask;
 * :data:`NO_ENTRIES` / :data:`NO_OUTPUTS` - one empty dict and one empty list shared by
   every state until it has something to put there (see :func:`own`).
@@ -18,42 +18,48 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, MutableSet
-from typing import Any, Final, NoReturn, TypeVar
+from functools import cache
+from struct import Struct
+from typing import Any, Final, NoReturn, TypeVar, cast
 
 from pacer_stream.core.types import AlertType
+
+#: One float as stored in a :class:`FloatQueue` (native order, as ``memoryview.cast``
+#: reads it: the bytes never leave the process), and the queue's empty storage.
+_DOUBLE: Final = Struct("=d")
+_NO_FLOATS: Final = b""
 
 
 class FloatQueue:
     """A FIFO of floats with the ``deque`` operations the engine uses (append, popleft,
     ``[0]``/``[-1]``, ``len``, iteration, clear).
 
-    Values live in one ``array('d')`` (8 bytes each instead of a 24-byte float object
-    plus a pointer), allocated on the first append and released when the queue empties:
-    most channels never see unauthorised spend or an overspend, and an empty queue is
-    just this object. ``popleft`` advances a head index and compacts the array once half
-    of it is popped entries: O(1) amortised, and never more than twice the live values.
-    A subclass may set :attr:`maxlen`: appending to a full queue then drops the oldest
-    value, like a ``deque(maxlen=...)``.
+    Values live in one immutable ``bytes`` of 8-byte doubles (one allocation: 33
+    bytes plus 8 a value, where an ``array('d')`` costs a 64-byte header and a
+    separate buffer), the shared empty ``bytes`` while the queue is empty: most
+    channels never see unauthorised spend or an overspend, and an empty queue is just
+    this one-slot object. Every change builds a new ``bytes``: the queues are short
+    (the engine keeps only the few values its rules count, the report lags at most
+    64), so the copy costs less than the bookkeeping a growable buffer would need.
+    A subclass may set :attr:`maxlen`: appending to a full queue then drops the
+    oldest value, like a ``deque(maxlen=...)``.
     """
 
-    __slots__ = ("_head", "_values")
+    __slots__ = ("_values",)
 
     #: Bound on the number of values (None = unbounded).
     maxlen: int | None = None
 
     def __init__(self, values: Iterable[float] = ()) -> None:
-        self._values: array[float] | None = None
-        self._head = 0
+        self._values = _NO_FLOATS
         for v in values:
             self.append(v)
 
     def append(self, value: float) -> None:
-        values = self._values
-        if values is None:
-            values = self._values = array("d")
-        values.append(value)
-        if self.maxlen is not None and len(values) - self._head > self.maxlen:
-            self.popleft()
+        values = self._values + _DOUBLE.pack(value)
+        if self.maxlen is not None and len(values) > self.maxlen * 8:
+            values = values[8:]
+        self._values = values
 
     def extend(self, values: Iterable[float]) -> None:
         for v in values:
@@ -61,16 +67,10 @@ class FloatQueue:
 
     def popleft(self) -> float:
         values = self._values
-        if values is None:
+        if not values:
             raise IndexError("pop from an empty FloatQueue")
-        value = values[self._head]
-        self._head += 1
-        if self._head == len(values):
-            self._values = None
-            self._head = 0
-        elif self._head * 2 >= len(values):
-            del values[: self._head]
-            self._head = 0
+        value: float = _DOUBLE.unpack_from(values, 0)[0]
+        self._values = values[8:]
         return value
 
     def keep_recent(self, since: float, most: int) -> int:
@@ -79,49 +79,42 @@ class FloatQueue:
         enough events fell in a window, which the newest few answer, so the queue never
         grows with the event rate (one call instead of a popleft loop per event)."""
         values = self._values
-        if values is None:
+        n = len(values) // 8
+        if not n:
             return 0
-        n = len(values)
-        head = max(self._head, n - most)
-        while head < n and values[head] <= since:
+        head = max(0, n - most)
+        unpack = _DOUBLE.unpack_from
+        while head < n and unpack(values, head * 8)[0] <= since:
             head += 1
-        if head >= n:
-            self.clear()
-            return 0
         if head:
-            del values[:head]
-        self._head = 0
+            self._values = values[head * 8 :]
         return n - head
 
     def clear(self) -> None:
-        self._values = None
-        self._head = 0
+        self._values = _NO_FLOATS
 
     def __len__(self) -> int:
-        values = self._values
-        return 0 if values is None else len(values) - self._head
+        return len(self._values) // 8
 
     def __bool__(self) -> bool:
-        return self._values is not None
+        return bool(self._values)
 
     def __getitem__(self, index: int) -> float:
-        values = self._values
-        if values is None:
-            raise IndexError("FloatQueue index out of range")
-        if index == 0:  # the engine's pruning loops read the oldest value
-            return values[self._head]
-        n = len(values) - self._head
+        n = len(self._values) // 8
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError("FloatQueue index out of range")
-        return values[self._head + index]
+        value: float = _DOUBLE.unpack_from(self._values, index * 8)[0]
+        return value
 
     def __iter__(self) -> Iterator[float]:
+        return iter(self.tolist())
+
+    def tolist(self) -> list[float]:
+        """The values, oldest first (one C call: the stored value lists them)."""
         values = self._values
-        if values is None:
-            return iter(())
-        return iter(values[self._head :])
+        return cast("list[float]", memoryview(values).cast("d").tolist()) if values else []
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FloatQueue):
@@ -170,6 +163,22 @@ class AlertSet(MutableSet[AlertType]):
     def __len__(self) -> int:
         return self._mask.bit_count()
 
+    @property
+    def mask(self) -> int:
+        """The set as a bit mask (one bit per alert type, in declaration order)."""
+        return self._mask
+
+
+def sorted_alert_values(mask: int) -> list[str]:
+    """The values of the alert types in ``mask``, sorted (as stored): a new list per
+    call, sorted once per mask."""
+    return list(_sorted_alert_values(mask))
+
+
+@cache
+def _sorted_alert_values(mask: int) -> tuple[str, ...]:
+    return tuple(sorted(a.value for a in _ALERTS if mask & _BIT[a]))
+
     def __repr__(self) -> str:
         return f"AlertSet({set(self)!r})"
 
@@ -181,6 +190,11 @@ class _SharedEmptyDict(dict[Any, Any]):
     loudly instead of writing into every state at once."""
 
     __slots__ = ()
+
+    def __reduce__(self) -> str:
+        """Copies and pickles are the shared instance itself (``own`` tests identity,
+        so a copy would refuse the first write instead of being replaced)."""
+        return "NO_ENTRIES"
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("the shared empty dict is never written: own() it first")
@@ -195,6 +209,11 @@ class _SharedEmptyList(list[Any]):
     """The empty list every campaign's outbox starts with (see :class:`_SharedEmptyDict`)."""
 
     __slots__ = ()
+
+    def __reduce__(self) -> str:
+        """Copies and pickles are the shared instance itself (``own`` tests identity,
+        so a copy would refuse the first write instead of being replaced)."""
+        return "NO_OUTPUTS"
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("the shared empty list is never written: give the owner its own")
@@ -218,9 +237,10 @@ def int_column(values: list[int]) -> array[int]:
     past that): the columns that usually hold small numbers (epoch minutes and hours,
     hourly metrics) cost half as much."""
     try:
-        return array("i", values)
+        column = array("i", values)
     except OverflowError:
-        return array("q", values)
+        column = array("q", values)
+    return column[:]  # at its exact size (building from a list leaves spare room)
 
 
 def no_entries() -> dict[Any, Any]:

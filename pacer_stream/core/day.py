@@ -58,7 +58,7 @@ def roll_day(
         ch.active_from = None
     ch.day = day
     ch.budget = ch.base_budget
-    ch.spent = array("q", [0]) * day.n_slots
+    ch.spent = array("i", [0]) * day.n_slots  # widened by add_spent if needed
     ch.spent_total = 0
     ch.clicks_today = ch.conversions_today = 0
     ch.impressions_today = ch.revenue_today = 0
@@ -81,7 +81,7 @@ def roll_day(
         for h, b in ch.history.items():
             if h >= start_hour and h * 3600 < day.end:
                 slot = day.slot_of(max(h * 3600.0, day.start))
-                ch.spent[slot] += b[SPEND]
+                ch.add_spent(slot, b[SPEND])
                 ch.spent_total += b[SPEND]
                 ch.clicks_today += b[CLICKS]
                 ch.conversions_today += b[CONVERSIONS]

@@ -71,6 +71,7 @@ from pacer_stream.core.types import (
     shared_thresholds,
 )
 from pacer_stream.core.validation import aware
+from pacer_stream.core.windows import UNAUTHORISED, UNMET, VELOCITY
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
 
 _DAY_S = 86400.0
@@ -222,7 +223,7 @@ class PacingEngine:
         if rid is not None:
             reserved_at = hold.created_at if hold is not None else _reserved_at(state, rid, ch)
             if reserved_at is not None:
-                record_lag(ch.report_lags, ts - reserved_at)
+                record_lag(ch.own_report_lags(), ts - reserved_at)
         ch.history.add(
             int(ets // 3600), amount, event.clicks, event.conversions, impressions, revenue
         )
@@ -231,15 +232,15 @@ class PacingEngine:
             ch.capacity_cache = (-1, None)
             return SpendResult(True, False, "earlier_day", outputs)
         slot = day.slot_of(place_ts)
-        ch.spent[slot] += amount
+        ch.add_spent(slot, amount)
         ch.spent_total += amount
         ch.clicks_today += event.clicks
         ch.conversions_today += event.conversions
         ch.impressions_today += impressions
         ch.revenue_today += revenue
-        ch.velocity.add(place_ts, amount)
+        ch.ring_add(VELOCITY, place_ts, amount)
         if unauthorised:
-            ch.unauthorised.add(place_ts, unauthorised)
+            ch.ring_add(UNAUTHORISED, place_ts, unauthorised)
         if ch.budget <= 0:
             if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
@@ -271,7 +272,7 @@ class PacingEngine:
         violation: BreakerCause | None = None
         current_slot, allowance, _ = released_allowance(ch, ts, t)
         if unauthorised and slot == current_slot and ch.spent[slot] > allowance:
-            times = ch.overspend_times
+            times = ch.own_overspend_times()
             times.append(ts)
             need = t.overspend_events_to_trip
             if times.keep_recent(ts - t.overspend_window_s, need) >= need:
@@ -280,7 +281,7 @@ class PacingEngine:
         if unauthorised:
             times.append(ts)
         recent = times.keep_recent(ts - t.velocity_window_s, t.velocity_trip_min_events)
-        window = ch.unauthorised.total(ts, t.velocity_window_s)
+        window = ch.ring_total(UNAUTHORISED, ts, t.velocity_window_s)
         trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
         # Runaway = unauthorised spend far above the planned rate. For a campaign that
         # reserves, any such burst counts; for one that never reserves (in-process callers
@@ -297,7 +298,7 @@ class PacingEngine:
         if (
             unauthorised
             and reserves
-            and ch.unauthorised.total(ts, UNAUTHORISED_WINDOW_S)
+            and ch.ring_total(UNAUTHORISED, ts, UNAUTHORISED_WINDOW_S)
             > min(ch.budget, ch.base_budget) * UNAUTHORISED_TRIP_SHARE
         ):
             # However few the events: a channel that reserves may not accumulate more
@@ -332,7 +333,7 @@ class PacingEngine:
             # nobody asked for, bar the emergency (ahead of plan) one.
             unasked = (
                 reserves
-                and ch.unauthorised.total(ts, UNAUTHORISED_WINDOW_S) > 0
+                and ch.ring_total(UNAUTHORISED, ts, UNAUTHORISED_WINDOW_S) > 0
                 and violation is not BreakerCause.OVERSPEND_AHEAD_OF_PLAN
             )
             tr = br.trip(ts, violation, t, unasked=unasked)
@@ -400,9 +401,9 @@ class PacingEngine:
         if state is None or ch is None:
             return Decision(False, v.code, v.reason, 0), outputs
         if v.code is Code.HOURLY_CAP or v.code is Code.VELOCITY:
-            ch.unmet.add(ts, amount)
+            ch.ring_add(UNMET, ts, amount)
         if v.code in _DEMAND_CODES:
-            ch.unmet_hours.add(int(ts // 3600), amount)
+            ch.own_unmet_hours().add(int(ts // 3600), amount)
         if not v.allowed:
             m = pacing_multiplier(state, ch, ts)
             return Decision(False, v.code, v.reason, ch.remaining, pacing_multiplier=m), outputs
@@ -577,7 +578,7 @@ class PacingEngine:
                 continue  # too late in the day: moved budget would be stranded
             capacity = None
             if state.answered:  # the campaign reserves: demand is observable
-                unmet = ch.unmet.total(ts, UNMET_WINDOW_S)
+                unmet = ch.ring_total(UNMET, ts, UNMET_WINDOW_S)
                 capacity = int(unmet * UNMET_HORIZON_S / UNMET_WINDOW_S)
             headroom = planning.day_headroom(state, ch, ts)
             if headroom is not None:
@@ -740,7 +741,7 @@ class PacingEngine:
         if not day.contains(ts + slice_s):
             slot, allowance, released_end = released_allowance(ch, ts, t)
         hourly = released_end - ch.spent[slot] - ch.reserved_total
-        window = ch.velocity.total(ts, t.velocity_window_s)
+        window = ch.ring_total(VELOCITY, ts, t.velocity_window_s)
         velocity = velocity_limit(ch, slot, allowance, t, t.velocity_multiple) - window
         velocity -= ch.reserved_total
         return max(0, min(daily, hourly, velocity))

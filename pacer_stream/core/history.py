@@ -6,48 +6,86 @@ O(horizon) but happens once per day or budget change, never per decision.
 
 It is packed, because a worker holds one history per campaign/channel in memory and a
 day of it is most of a channel's state: a dict of five-int lists costs about 200 bytes
-an hour (a dict slot, a list, five int objects), the packed columns here 24 (a 4-byte
-epoch hour and five 4-byte metrics; 44 once a metric passes 2**31 - 1, e.g. more than
-2,147 currency units of spend in one hour, when the metric column widens to 8 bytes).
+an hour (a dict slot, a list, five int objects). Here the hours are rows of one byte
+buffer, each column as narrow as its values allow (1, 2, 4 or 8 bytes, widened when a
+value no longer fits): an hour of a small channel takes 8-16 bytes, one spending
+thousands of currency units an hour with clicks, impressions and revenue about 20, and
+the buffer is one object whatever the number of hours (two arrays cost two headers).
 """
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from operator import itemgetter
+from struct import Struct
+from struct import error as StructError
 
-from pacer_stream.core.compact import int_column, no_entries, own
+from pacer_stream.core.compact import no_entries, own
 
 SPEND, CLICKS, CONVERSIONS, IMPRESSIONS, REVENUE = range(5)
 N_METRICS = 5
 
-#: The columns of every history with no hour yet (never changed: ``add`` replaces them).
-_NO_HOURS: array[int] = array("i")
-_NO_VALUES: array[int] = array("i")
-#: One hour of zeros per metric column width (read only).
-_ZERO_ROW: dict[str, array[int]] = {t: array(t, [0] * 5) for t in "iq"}
+#: Column widths as ``struct`` codes, narrowest first, and the values each holds.
+_CODES = "bhiq"
+_LIMITS = tuple((-(2 ** (8 * w - 1)), 2 ** (8 * w - 1) - 1) for w in (1, 2, 4, 8))
+#: The columns of a history with no hour yet: every one as narrow as it gets.
+_NARROWEST = "b" * (1 + N_METRICS)
+#: A row's hour offset, and its five metrics (read in C: the codec reads every row).
+_FIRST = itemgetter(0)
+_METRICS = itemgetter(slice(1, None))
+#: The buffer of every history with no hour yet (never changed: ``add`` replaces it).
+_NO_ROWS = b""
+
+
+@cache
+def _row_struct(codes: str) -> Struct:
+    """The row layout for these column codes (hour offset, five metrics), little-endian
+    and unpadded; at most 4**6 layouts exist, each shared by every history using it."""
+    return Struct("<" + codes)
+
+
+@cache
+def _hour_struct(code: str) -> Struct:
+    """Reads the hour offset alone (the first column of a row)."""
+    return Struct("<" + code)
+
+
+def _code_for(value: int) -> str:
+    """The narrowest column code holding ``value`` (OverflowError past 8 bytes)."""
+    for code, (lo, hi) in zip(_CODES, _LIMITS, strict=True):
+        if lo <= value <= hi:
+            return code
+    raise OverflowError(f"history value {value} does not fit 8 bytes")
+
+
+def _widest(a: str, b: str) -> str:
+    return a if _CODES.index(a) >= _CODES.index(b) else b
 
 
 class HourlyHistory:
     """Per epoch hour, the five metrics (spend micros, clicks, conversions, impressions,
     revenue micros) of the hours that saw activity, oldest first.
 
-    Two columns: ``_hours`` (sorted epoch hours, ``array('i')``: 4 bytes cover every
-    hour until the year 200,000) and ``_values`` (the five metrics of each hour, in the
-    hours' order). Metrics start as 4-byte ints and the column widens once to 8 bytes
-    when a value no longer fits; the engine refuses any event that would take a total
-    past the largest exact JSON integer, so 8 bytes always suffice. Hours normally
-    arrive in order (append, or update the last hour); an out-of-order hour is placed
-    by bisection. Pruning is relative to :attr:`newest` (the highest hour ever
-    recorded, so it is monotone) and drops the hours before the horizon from the front.
+    One ``bytearray`` of rows ``(hour - base, spend, clicks, conversions, impressions,
+    revenue)``, sorted by hour, laid out by :attr:`_codes` (one ``struct`` code per
+    column). ``base`` is the first hour the history held, so the hour column holds small
+    offsets. A column starts one byte wide and is widened (the rows re-packed, once per
+    width) when a value does not fit; the engine refuses any event that would take a
+    total past the largest exact JSON integer, so 8 bytes always suffice. The buffer is
+    rebuilt at its exact size when an hour is added or pruned (once an hour); the
+    current hour's row is updated in place. Hours normally arrive in order (append, or
+    update the last hour); an out-of-order hour is placed by bisection. Pruning is
+    relative to :attr:`newest` (the highest hour ever recorded, so it is monotone) and
+    drops the hours before the horizon from the front.
 
     :attr:`buckets` is a read-only mapping view (epoch hour -> list of the five
-    metrics) for readers that want one; the methods read the columns directly.
+    metrics) for readers that want one; the methods read the buffer directly.
     """
 
-    __slots__ = ("_hours", "_values", "horizon_hours", "newest")
+    __slots__ = ("_base", "_buf", "_newest", "_row", "horizon_hours")
 
     def __init__(
         self,
@@ -56,27 +94,77 @@ class HourlyHistory:
         newest: int = 0,
     ) -> None:
         self.horizon_hours = horizon_hours
-        #: Highest epoch hour ever recorded: pruning is relative to it, so it is monotone.
-        self.newest = newest
-        self._hours: array[int] = _NO_HOURS
-        self._values: array[int] = _NO_VALUES
+        #: :attr:`newest` when it is not the last hour held (None: it is; see there).
+        self._newest: int | None = newest
+        self._base = 0
+        #: The row layout (shared: one per combination of column widths).
+        self._row = _row_struct(_NARROWEST)
+        self._buf: bytes | bytearray = _NO_ROWS
         if buckets:
             self._load(buckets)
+        self._settle(newest)
+
+    @property
+    def newest(self) -> int:
+        """Highest epoch hour ever recorded: pruning is relative to it, so it is
+        monotone. It is the last hour held whenever an hour is held (recording moves
+        both, pruning never drops the newest hour), so it is kept apart only when it
+        is not (a value loaded that way, or no hour held): one int object less per
+        history."""
+        newest = self._newest
+        if newest is not None:
+            return newest
+        buf = self._buf
+        row = self._row
+        last: int = row.unpack_from(buf, len(buf) - row.size)[0]
+        return self._base + last
+
+    def _settle(self, newest: int) -> None:
+        """Keep ``newest`` apart only if it is not the last hour held."""
+        buf = self._buf
+        row = self._row
+        last = self._base + row.unpack_from(buf, len(buf) - row.size)[0] if buf else None
+        self._newest = None if last == newest else newest
 
     def _load(self, buckets: Mapping[int, Sequence[int]]) -> None:
-        """Set the columns from ``buckets`` (any order; a shorter bucket, from an older
+        """Set the rows from ``buckets`` (any order; a shorter bucket, from an older
         format, is padded with zeros). Raises ValueError for a bucket of more than
-        five metrics and OverflowError for an hour or a value no column can hold."""
+        five metrics and OverflowError for a value no column can hold."""
         hours = sorted(buckets)
-        flat: list[int] = []
+        base = hours[0]
+        rows: list[tuple[int, ...]] = []
         for h in hours:
             row = list(buckets[h])
             if len(row) > N_METRICS:
                 raise ValueError(f"history bucket of hour {h} has {len(row)} metrics")
-            flat.extend(row)
-            flat.extend([0] * (N_METRICS - len(row)))
-        self._hours = array("i", hours)
-        self._values = int_column(flat)
+            rows.append((h - base, *row, *([0] * (N_METRICS - len(row)))))
+        self._base = base
+        self._row = layout = _row_struct(_fit(_NARROWEST, rows))
+        self._buf = bytearray(b"".join(layout.pack(*r) for r in rows))
+
+    def __reduce__(self) -> tuple[Callable[..., HourlyHistory], tuple[object, ...]]:
+        """Copy and pickle by value (the row layout is a ``struct.Struct``, which
+        neither copies nor pickles)."""
+        return _restore, (
+            self.horizon_hours,
+            self.newest,
+            self._base,
+            self._codes,
+            bytes(self._buf),
+        )
+
+    @property
+    def _codes(self) -> str:
+        """The column codes of the row layout (hour offset, five metrics)."""
+        return self._row.format[1:]
+
+    def _unpacked(self) -> list[tuple[int, ...]]:
+        return list(self._row.iter_unpack(self._buf))
+
+    def _repack(self, rows: list[tuple[int, ...]]) -> None:
+        """Store ``rows`` (hour offsets and metrics), widening columns as they need."""
+        self._row = layout = _row_struct(_fit(self._codes, rows))
+        self._buf = bytearray(b"".join(layout.pack(*r) for r in rows))
 
     def add(
         self,
@@ -87,94 +175,143 @@ class HourlyHistory:
         impressions: int,
         revenue: int,
     ) -> None:
-        hours = self._hours
-        n = len(hours)
-        if n and hours[-1] == epoch_hour:  # the usual case: the current hour
-            j = (n - 1) * N_METRICS
-        elif not n or hours[-1] < epoch_hour:  # a new hour
-            if not n:
-                self._hours = hours = array("i")
-                self._values = array(self._values.typecode)
-            hours.append(epoch_hour)
-            self._values.extend(_ZERO_ROW[self._values.typecode])
-            j = n * N_METRICS
-        else:  # an hour before the last one: rare (late reports)
-            i = bisect_left(hours, epoch_hour)
-            if hours[i] != epoch_hour:
-                hours.insert(i, epoch_hour)
-                self._values[i * N_METRICS : i * N_METRICS] = _ZERO_ROW[self._values.typecode]
-            j = i * N_METRICS
-        v = self._values
-        s0 = v[j] + spend
-        s1 = v[j + 1] + clicks
-        s2 = v[j + 2] + conversions
-        s3 = v[j + 3] + impressions
-        s4 = v[j + 4] + revenue
-        try:
-            v[j], v[j + 1], v[j + 2], v[j + 3], v[j + 4] = s0, s1, s2, s3, s4
-        except OverflowError:  # a value past the 4-byte column: widen it, once
-            self._values = v = array("q", v)
-            v[j], v[j + 1], v[j + 2], v[j + 3], v[j + 4] = s0, s1, s2, s3, s4
-        if epoch_hour > self.newest:
-            self.newest = epoch_hour
+        newest = self.newest
+        buf = self._buf
+        layout = self._row
+        size = layout.size
+        n = len(buf) // size
+        if not n:
+            self._base = epoch_hour
+        offset = epoch_hour - self._base
+        last = layout.unpack_from(buf, (n - 1) * size) if n else None
+        if last is not None and last[0] == offset:  # the usual case: the current hour
+            row = (
+                offset,
+                last[1] + spend,
+                last[2] + clicks,
+                last[3] + conversions,
+                last[4] + impressions,
+                last[5] + revenue,
+            )
+            try:
+                layout.pack_into(buf, (n - 1) * size, *row)
+            except StructError:  # a value past its column: widen, once per width
+                rows = self._unpacked()
+                rows[-1] = row
+                self._repack(rows)
+        else:
+            row = (offset, spend, clicks, conversions, impressions, revenue)
+            # a new hour at the end, or one before the last: rare (late reports)
+            i = n if last is None or last[0] < offset else self._index(offset, n)
+            old = layout.unpack_from(buf, i * size) if i < n else None
+            if old is not None and old[0] == offset:  # that hour is held: add to it
+                row = (offset, *(a + b for a, b in zip(old[1:], row[1:], strict=True)))
+                try:
+                    layout.pack_into(buf, i * size, *row)
+                except StructError:
+                    rows = self._unpacked()
+                    rows[i] = row
+                    self._repack(rows)
+            else:
+                try:
+                    packed = layout.pack(*row)
+                except StructError:
+                    rows = self._unpacked()
+                    rows.insert(i, row)
+                    self._repack(rows)
+                else:
+                    # exact size (a bytearray grown in place keeps spare room)
+                    self._buf = bytearray(buf[: i * size]) + packed + buf[i * size :]
+        if epoch_hour > newest:
+            self._newest = None  # the hour just added is the last one held
             self._prune()
+        elif self._newest is None and self._row.unpack_from(
+            self._buf, len(self._buf) - self._row.size
+        )[0] != (newest - self._base):  # an earlier hour was the first one held
+            self._newest = newest
+
+    def _index(self, offset: int, n: int) -> int:
+        """Row index of the first hour offset >= ``offset`` (bisection on the buffer)."""
+        hour = _hour_struct(self._codes[0])
+        size = self._row.size
+        buf = self._buf
+        return bisect_left(range(n), offset, key=lambda i: hour.unpack_from(buf, i * size)[0])
+
+    def _row_index(self, epoch_hour: int) -> int:
+        return self._index(epoch_hour - self._base, len(self))
 
     def _prune(self) -> None:
-        hours = self._hours
-        if hours and hours[0] < self.newest - self.horizon_hours:
-            cut = bisect_left(hours, self.newest - self.horizon_hours)
-            del hours[:cut]
-            del self._values[: cut * N_METRICS]
+        if not self._buf:
+            return
+        oldest = self.newest - self.horizon_hours
+        hour = _hour_struct(self._codes[0])
+        if hour.unpack_from(self._buf, 0)[0] + self._base < oldest:
+            cut = self._row_index(oldest)
+            self._buf = self._buf[cut * self._row.size :]
+            if not self._buf:  # a jump past the whole horizon (newest held apart)
+                self._buf = _NO_ROWS
+                self._row = _row_struct(_NARROWEST)
 
     def get(self, epoch_hour: int) -> list[int] | None:
         """The five metrics of ``epoch_hour`` (a copy), or None if it saw nothing."""
-        hours = self._hours
-        n = len(hours)
-        if n and hours[-1] == epoch_hour:  # the current hour (every spend event asks)
-            i = n - 1
-        else:
-            i = bisect_left(hours, epoch_hour)
-            if i == n or hours[i] != epoch_hour:
+        buf = self._buf
+        if not buf:
+            return None
+        layout = self._row
+        size = layout.size
+        n = len(buf) // size
+        offset = epoch_hour - self._base
+        row = layout.unpack_from(buf, (n - 1) * size)
+        if row[0] != offset:  # not the current hour (which every spend event asks for)
+            i = self._index(offset, n)
+            if i == n:
                 return None
-        j = i * N_METRICS
-        return self._values[j : j + N_METRICS].tolist()
+            row = layout.unpack_from(buf, i * size)
+            if row[0] != offset:
+                return None
+        return list(row[1:])
 
     def items(self) -> Iterator[tuple[int, list[int]]]:
         """``(epoch hour, five metrics)`` of every hour held, oldest first."""
-        return self._rows(len(self._hours))
+        return self._rows(len(self))
 
     def before(self, epoch_hour: int) -> Iterator[tuple[int, list[int]]]:
         """Buckets strictly before ``epoch_hour`` (the history a plan may learn from)."""
-        return self._rows(bisect_left(self._hours, epoch_hour))
+        return self._rows(self._row_index(epoch_hour))
 
     def _rows(self, stop: int) -> Iterator[tuple[int, list[int]]]:
-        values = self._values
-        for i, h in enumerate(self._hours[:stop]):
-            j = i * N_METRICS
-            yield h, values[j : j + N_METRICS].tolist()
+        base = self._base
+        layout = self._row
+        for row in layout.iter_unpack(self._buf[: stop * layout.size]):
+            yield row[0] + base, list(row[1:])
 
     def hours(self) -> list[int]:
         """The epoch hours held, oldest first."""
-        return self._hours.tolist()
+        return self.columns()[0]
 
-    def rows(self) -> list[tuple[int, int, int, int, int]]:
-        """The five metrics of each hour held, in the order of :meth:`hours` (tuples:
-        grouped by ``zip`` in C, as the stored value is written often)."""
-        it = iter(self._values.tolist())
-        return list(zip(it, it, it, it, it, strict=False))
+    def rows(self) -> list[tuple[int, ...]]:
+        """The five metrics of each hour held, in the order of :meth:`hours`."""
+        return self.columns()[1]
+
+    def columns(self) -> tuple[list[int], list[tuple[int, ...]]]:
+        """:meth:`hours` and :meth:`rows` from one pass over the buffer (the stored
+        value is written often)."""
+        rows = self._unpacked()
+        hours = list(map(self._base.__add__, map(_FIRST, rows)))
+        return hours, list(map(_METRICS, rows))
 
     def hours_with_data(self, before_epoch_hour: int) -> int:
-        return bisect_left(self._hours, before_epoch_hour)
+        return self._row_index(before_epoch_hour)
 
     def totals(self, from_hour: int, to_hour: int) -> list[int]:
         """Sum of every metric over ``[from_hour, to_hour)``."""
-        hours = self._hours
-        lo = bisect_left(hours, from_hour)
-        hi = bisect_left(hours, to_hour, lo)
+        lo = self._row_index(from_hour)
+        hi = self._row_index(to_hour)
         if lo >= hi:
             return [0] * N_METRICS
-        part = self._values[lo * N_METRICS : hi * N_METRICS]
-        return [sum(part[k::N_METRICS]) for k in range(N_METRICS)]
+        layout = self._row
+        part = list(layout.iter_unpack(self._buf[lo * layout.size : hi * layout.size]))
+        return [sum(col) for col in list(zip(*part, strict=True))[1:]]
 
     @property
     def buckets(self) -> Mapping[int, list[int]]:
@@ -183,16 +320,16 @@ class HourlyHistory:
 
     def __len__(self) -> int:
         """Hours held."""
-        return len(self._hours)
+        return len(self._buf) // self._row.size
 
     def __eq__(self, other: object) -> bool:
+        """Equal hours and metrics (whatever the column widths or the base)."""
         if not isinstance(other, HourlyHistory):
             return NotImplemented
         return (
             self.horizon_hours == other.horizon_hours
             and self.newest == other.newest
-            and self._hours == other._hours
-            and self._values.tolist() == other._values.tolist()
+            and list(self.items()) == list(other.items())
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -202,6 +339,28 @@ class HourlyHistory:
             f"HourlyHistory(horizon_hours={self.horizon_hours}, "
             f"buckets={dict(self.items())!r}, newest={self.newest})"
         )
+
+
+def _restore(horizon_hours: int, newest: int, base: int, codes: str, rows: bytes) -> HourlyHistory:
+    """The history :meth:`HourlyHistory.__reduce__` describes."""
+    history = HourlyHistory(horizon_hours)
+    if rows:
+        history._base = base
+        history._row = _row_struct(codes)
+        history._buf = bytearray(rows)
+    history._settle(newest)
+    return history
+
+
+def _fit(codes: str, rows: Iterable[tuple[int, ...]]) -> str:
+    """``codes`` widened so that every column holds its values in ``rows``."""
+    widths = list(codes)
+    for row in rows:
+        for k, v in enumerate(row):
+            lo, hi = _LIMITS[_CODES.index(widths[k])]
+            if not lo <= v <= hi:
+                widths[k] = _widest(widths[k], _code_for(v))
+    return "".join(widths)
 
 
 class HistoryBuckets(Mapping[int, list[int]]):
@@ -231,10 +390,13 @@ class HistoryBuckets(Mapping[int, list[int]]):
         return [list(row) for row in self._history.rows()]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class HourlyAmounts:
     """Sparse micros per epoch hour (requests a budget rule refused: unmet demand), over
-    the same horizon as :class:`HourlyHistory`. Bounded: older hours are pruned."""
+    the same horizon as :class:`HourlyHistory`. Bounded: older hours are pruned.
+
+    Equality is by value whatever the subclass (a channel's shared read-only empty one
+    equals an own empty one)."""
 
     horizon_hours: int = 29 * 24
     #: The shared empty dict until the first refusal (most channels never see one).
@@ -247,3 +409,10 @@ class HourlyAmounts:
             oldest = max(self.amounts) - self.horizon_hours
             for h in [h for h in self.amounts if h < oldest]:
                 del self.amounts[h]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HourlyAmounts):
+            return NotImplemented
+        return self.horizon_hours == other.horizon_hours and self.amounts == other.amounts
+
+    __hash__ = None  # type: ignore[assignment]  # mutable

@@ -31,6 +31,7 @@ from pacer_stream.core.money import check_micros
 from pacer_stream.core.pacing import released_allowance, velocity_limit
 from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import CircuitBreakerState, Code
+from pacer_stream.core.windows import VELOCITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ def evaluate(
             f"hourly allowance reached: {_units(released)} released of {_units(allowance)} "
             "for this hour",
         )
-    window = ch.velocity.total(ts, t.velocity_window_s)
+    window = ch.ring_total(VELOCITY, ts, t.velocity_window_s)
     if window > 0:
         limit = velocity_limit(ch, slot, allowance, t, t.velocity_multiple)
         recent = window + ch.reserved_total

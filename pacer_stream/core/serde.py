@@ -40,6 +40,7 @@ from pacer_stream.core.compact import (
     int_column,
     no_outputs,
     shared_if_empty,
+    sorted_alert_values,
 )
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.planning import shared_plan, shared_result
@@ -61,7 +62,7 @@ from pacer_stream.core.types import (
     PacingStrategy,
     Thresholds,
 )
-from pacer_stream.core.windows import DedupeWindow, MinuteRing
+from pacer_stream.core.windows import UNAUTHORISED, UNMET, VELOCITY, DedupeWindow, MinuteRings
 
 __all__ = ["FORMAT_VERSION", "SerdeError", "dumps", "from_dict", "loads", "to_dict"]
 
@@ -165,8 +166,8 @@ def _non_finite_name(v: float) -> str:
     return "inf" if v > 0 else "-inf"
 
 
-def _ring_list(ring: MinuteRing) -> list[Any]:
-    return [ring.size, ring.minutes.tolist(), ring.amounts.tolist()]
+def _ring_list(rings: MinuteRings, k: int) -> list[Any]:
+    return [rings.size(k), rings.minutes(k), rings.amounts(k)]
 
 
 def _channel_dict(ch: ChannelState) -> JSON:
@@ -175,7 +176,9 @@ def _channel_dict(ch: ChannelState) -> JSON:
     result = ch.result
     br = ch.breaker
     hist = ch.history
-    vel = ch.velocity
+    rings = ch.rings
+    hours, rows = hist.columns()
+    x = ch.extras_if_any()
     out: JSON = {
         "c": ch.channel.value,
         "bb": ch.base_budget,
@@ -194,16 +197,22 @@ def _channel_dict(ch: ChannelState) -> JSON:
         ],
         "r": [
             [r.reservation_id, r.amount, r.expires_at, r.created_at]
-            for r in ch.reservations.values()
-        ],
-        "vel": _ring_list(vel),
-        "una": _ring_list(ch.unauthorised),
-        "unm": _ring_list(ch.unmet),
-        "ot": list(ch.overspend_times),
-        "ur": [[k, u.amount, u.drop_at, u.created_at] for k, u in ch.unreported.items()],
-        "ut": list(ch.unauthorised_times),
-        "lag": list(ch.report_lags),
-        "umh": [list(ch.unmet_hours.amounts), list(ch.unmet_hours.amounts.values())],
+            for r in x.reservations.values()
+        ]
+        if x is not None
+        else [],
+        "vel": _ring_list(rings, VELOCITY),
+        "una": _ring_list(rings, UNAUTHORISED),
+        "unm": _ring_list(rings, UNMET),
+        "ot": x.overspend_times.tolist() if x is not None else [],
+        "ur": [[k, u.amount, u.drop_at, u.created_at] for k, u in x.unreported.items()]
+        if x is not None
+        else [],
+        "ut": ch.unauthorised_times.tolist(),
+        "lag": x.report_lags.tolist() if x is not None else [],
+        "umh": [list(x.unmet_hours.amounts), list(x.unmet_hours.amounts.values())]
+        if x is not None
+        else [[], []],
         "br": [
             br.state.value,
             br.since,
@@ -216,11 +225,13 @@ def _channel_dict(ch: ChannelState) -> JSON:
             br.trial_amount,
         ],
         "pl": ch.pace_level,
-        "aa": sorted(a.value for a in ch.active_alerts),
+        "aa": sorted_alert_values(ch.alert_mask),
         "seq": ch.alert_seq,
-        "pv": [ch.perf_violation_since, ch.perf_violation_reason, ch.perf_violation_alerted],
+        "pv": [x.perf_violation_since, x.perf_violation_reason, x.perf_violation_alerted]
+        if x is not None
+        else [None, "", False],
         # keys and bucket lists as two arrays: no per-bucket Python work (up to 29 x 24)
-        "h": [hist.horizon_hours, hist.newest, hist.hours(), hist.rows()],
+        "h": [hist.horizon_hours, hist.newest, hours, rows],
         "ak": list(ch.allowance_key),
         "av": ch.allowance_value,
     }
@@ -391,18 +402,21 @@ def _channel(c: JSON) -> ChannelState:
         trials_passed=_int(passed),
         trial_amount=trial_amount,
     )
-    velocity = _ring(c["vel"], "velocity")
+    rings = MinuteRings()
+    _ring(rings, VELOCITY, c["vel"], "velocity")
     # Rings and times added to the state later are optional, so a changelog written by an
     # older worker still loads (an absent window is an empty one).
-    unauthorised = _ring(c["una"], "unauthorised") if "una" in c else MinuteRing()
-    unmet = _ring(c["unm"], "unmet") if "unm" in c else MinuteRing()
+    if "una" in c:
+        _ring(rings, UNAUTHORISED, c["una"], "unauthorised")
+    if "unm" in c:
+        _ring(rings, UNMET, c["unm"], "unmet")
     history = _history(c["h"])
     since_v, reason, alerted = c["pv"]
     key = c["ak"]
     reservations = {
         _str(r[0]): Reservation(_str(r[0]), _int(r[1]), float(r[2]), float(r[3])) for r in c["r"]
     }
-    return ChannelState(
+    ch = ChannelState(
         channel=channel,
         base_budget=_int(c["bb"]),
         budget=_int(c["b"]),
@@ -412,7 +426,7 @@ def _channel(c: JSON) -> ChannelState:
         plan=plan,
         result=result,
         cum_plan=cum,
-        spent=array("q", [_int(x) for x in c["sp"]]),
+        spent=int_column([_int(x) for x in c["sp"]]),
         spent_total=_int(tot[0]),
         clicks_today=_int(tot[1]),
         conversions_today=_int(tot[2]),
@@ -420,9 +434,6 @@ def _channel(c: JSON) -> ChannelState:
         revenue_today=_int(tot[4]),
         reserved_total=_int(tot[5]),
         reservations=shared_if_empty(reservations),
-        velocity=velocity,
-        unauthorised=unauthorised,
-        unmet=unmet,
         overspend_times=FloatQueue(float(x) for x in c.get("ot", ())),
         unreported=shared_if_empty(
             {
@@ -445,6 +456,8 @@ def _channel(c: JSON) -> ChannelState:
         allowance_key=(_int(key[0]), _int(key[1]), _int(key[2])),
         allowance_value=_int(c["av"]),
     )
+    ch.rings = rings
+    return ch
 
 
 def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
@@ -458,23 +471,16 @@ def _unmet_hours(value: list[Any] | None) -> HourlyAmounts:
     )
 
 
-def _minutes(minutes: list[int], what: str) -> array[int]:
-    """Epoch minutes in 4 bytes each when they fit (see MinuteRing), else 8."""
-    try:
-        return int_column(minutes)
-    except OverflowError:
-        raise SerdeError(f"{what} ring minutes out of range") from None
-
-
-def _ring(value: list[Any], what: str) -> MinuteRing:
+def _ring(rings: MinuteRings, k: int, value: list[Any], what: str) -> None:
+    """Ring ``k`` of ``rings`` as stored (``[size, minutes, amounts]``, both empty
+    while unused; an unused ring takes no room in the buffer)."""
     size, minutes, amounts = value
-    ring = MinuteRing(size=_int(size))
-    if minutes or amounts:  # an unused ring keeps its shared empty arrays (memory)
-        ring.minutes = _minutes([_int(m) for m in minutes], what)
-        ring.amounts = array("q", [_int(a) for a in amounts])
-    if len(ring.minutes) != len(ring.amounts) or len(ring.minutes) not in (0, ring.size):
-        raise SerdeError(f"{what} ring arrays do not match its size")
-    return ring
+    try:
+        rings.set_ring(k, _int(size), [_int(m) for m in minutes], [_int(a) for a in amounts])
+    except ValueError:
+        raise SerdeError(f"{what} ring arrays do not match its size") from None
+    except OverflowError:
+        raise SerdeError(f"{what} ring minutes or amounts out of range") from None
 
 
 def _history(value: list[Any]) -> HourlyHistory:

@@ -4,11 +4,13 @@ Everything here is bounded: today's per-slot arrays (<= 25 entries), a per-minut
 a queue of recent overspend times, the active reservations (each expires after its TTL),
 sparse hourly history over a fixed horizon, and the dedupe window.
 
-It is also compact, because a worker holds one value per campaign/channel in memory:
-per-slot series are ``array('q')`` (8 bytes a value, no int objects), the queues of
-times and the alert set are the small containers of ``core.compact`` (a few dozen bytes
-while empty, where a ``deque`` costs about 760 and a ``set`` 216), the per-minute
-rings allocate nothing until first used, and the maps most channels leave empty
+It is also compact, because a worker holds one value per campaign/channel in memory
+(about 2 KB with a day's plan and history; ``pacer-stream bench --only memory``):
+per-slot series are arrays (no int objects), the minute rings are one array on the
+channel, the queues of times are the small containers of ``core.compact`` (a ``deque``
+costs about 760 bytes even empty), the active alerts an int mask, the fields most
+channels leave at their defaults an extras object created on first write, a campaign's
+channels a slot rather than a dict, and the maps most channels leave empty
 (reservations, unreported holds, answered requests, the outbox) share one empty
 container until their first entry (``compact.own``).
 """
@@ -16,22 +18,31 @@ container until their first entry (``compact.own``).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
 from pacer_stream.core.calendar import LocalDay
-from pacer_stream.core.compact import AlertSet, FloatQueue, no_entries, no_outputs
+from pacer_stream.core.compact import NO_ENTRIES, AlertSet, FloatQueue, no_entries, no_outputs
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.report_lag import Lags, new_lags
 from pacer_stream.core.types import (
+    AlertType,
     ChannelType,
     Output,
     PacingStrategy,
     Thresholds,
 )
-from pacer_stream.core.windows import DedupeWindow, MinuteRing
+from pacer_stream.core.windows import (
+    UNAUTHORISED,
+    UNMET,
+    VELOCITY,
+    DedupeWindow,
+    MinuteRing,
+    MinuteRings,
+)
 
 
 @dataclass(slots=True)
@@ -78,79 +89,654 @@ class Unreported:
     created_at: float
 
 
-@dataclass(slots=True)
-class ChannelState:
-    channel: ChannelType
-    #: Budget from configuration (0 = no budget: spend is recorded, never authorised).
-    base_budget: int = 0
-    #: Today's budget: base + today's reallocation deltas.
-    budget: int = 0
-    strategy: PacingStrategy | None = None
-    day: LocalDay | None = None
-    #: When the channel got its budget, if that was during the current day: the plan
-    #: then covers only the rest of the day (a mid-day start is not "underpacing").
-    active_from: float | None = None
-    plan: DayPlan | None = None
-    result: StrategyResult | None = None
-    #: Cumulative planned spend at each slot boundary (len = slots + 1). Shared by
-    #: channels with equal plans (``planning.shared_plan``): replaced, never changed.
-    cum_plan: array[int] = field(default_factory=lambda: array("q"))
-    spent: array[int] = field(default_factory=lambda: array("q"))
-    spent_total: int = 0
-    clicks_today: int = 0
-    conversions_today: int = 0
-    impressions_today: int = 0
-    revenue_today: int = 0
-    reserved_total: int = 0
-    #: Live reservations (the shared empty dict until the first: ``compact.own``).
-    reservations: dict[str, Reservation] = field(default_factory=no_entries)
-    #: Reservations that expired before their spend was reported, by reservation id.
-    #: They still count against the daily cap for ``report_grace_s``, because a
-    #: platform that reports late has probably spent the money already.
-    unreported: dict[str, Unreported] = field(default_factory=no_entries)
-    unreported_total: int = 0
-    #: Recent report lags (seconds from reservation to the spend settling it): the
-    #: grace of expired reservations follows them (``core.report_lag``).
-    report_lags: Lags = field(default_factory=new_lags)
-    velocity: MinuteRing = field(default_factory=MinuteRing)
-    #: Spend nobody authorised (no reservation, or above the reserved amount): the
-    #: breaker's runaway and repeated-overspend rules look only at this, so authorised
-    #: spend (already gated by the rules) never trips it.
-    unauthorised: MinuteRing = field(default_factory=MinuteRing)
-    #: Amounts requested but refused by the hourly or velocity line: unmet demand,
-    #: the evidence that a channel could use more budget (reallocation receivers).
-    unmet: MinuteRing = field(default_factory=MinuteRing)
-    #: The same refusals (and daily-cap ones) by epoch hour, over the history horizon:
-    #: with the spend history, the demand each hour offered (``allocation.capacity``).
-    unmet_hours: HourlyAmounts = field(default_factory=HourlyAmounts)
-    #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
-    #: so one odd event (however large) never trips the breaker on velocity alone.
-    unauthorised_times: FloatQueue = field(default_factory=FloatQueue)
-    overspend_times: FloatQueue = field(default_factory=FloatQueue)
-    breaker: Breaker = field(default_factory=Breaker)
-    pace_level: int = 0
-    active_alerts: AlertSet = field(default_factory=AlertSet)
-    alert_seq: int = 0
-    #: Since when a performance threshold has been violated (None = not violated).
-    perf_violation_since: float | None = None
-    perf_violation_reason: str = ""
-    perf_violation_alerted: bool = False
-    history: HourlyHistory = field(default_factory=HourlyHistory)
-    #: (slot, spent before slot, budget) -> allowance of the slot after rollover.
-    allowance_key: tuple[int, int, int] = (-1, -1, -1)
-    #: (day start hour, clicks, conversions) of the 7-day baseline before today: read
-    #: once per day, so recording a spend never re-sums the history (derived, not saved).
-    baseline_cache: tuple[int, int, int] = field(default=(-1, 0, 0), compare=False)
-    allowance_value: int = 0
-    #: (day start hour, capacity per slot) from ``allocation.capacity``: history before
-    #: today changes rarely, so a mid-day re-plan does not re-read it (derived, not saved).
-    capacity_cache: tuple[int, tuple[int, ...] | None] = field(default=(-1, None), compare=False)
+class _FrozenQueue(FloatQueue):
+    """The empty queue a channel without extras reads (see :class:`ChannelState`):
+    shared, so it refuses to grow; a writer asks the channel for its own first."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        """Copies and pickles are the shared instance itself (writers test identity)."""
+        return "_NO_TIMES"
+
+    def append(self, value: float) -> None:
+        raise TypeError("the shared empty queue is never written: own it first")
+
+
+class _FrozenLags(Lags):
+    """The empty lags a channel without extras reads (see :class:`_FrozenQueue`)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        """Copies and pickles are the shared instance itself (writers test identity)."""
+        return "_NO_LAGS"
+
+    def append(self, value: float) -> None:
+        raise TypeError("the shared empty lags are never written: own them first")
+
+
+class _FrozenHours(HourlyAmounts):
+    """The empty unmet demand by hour a channel without extras reads."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        """Copies and pickles are the shared instance itself (writers test identity)."""
+        return "_NO_UNMET_HOURS"
+
+    def add(self, epoch_hour: int, amount: int) -> None:
+        raise TypeError("the shared empty hours are never written: own them first")
+
+
+_NO_TIMES: FloatQueue = _FrozenQueue()
+_NO_LAGS: Lags = _FrozenLags()
+_NO_UNMET_HOURS: HourlyAmounts = _FrozenHours()
+#: The per-slot arrays of a channel not planned yet (replaced, never written).
+_NO_SLOTS: array[int] = array("q")
+#: Interned ``capacity_cache`` values without a capacity (see ``ChannelState``).
+_NO_CAPACITY: dict[int, tuple[int, None]] = {}
+_NO_CAPACITY_MAX = 64
+
+
+_ALERT_BIT: dict[AlertType, int] = {a: 1 << i for i, a in enumerate(AlertType)}
+
+
+class _ChannelAlerts(AlertSet):
+    """The active alerts of a channel as a set view of its ``_alerts`` mask: the
+    channel holds an int, not a set object."""
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, ch: ChannelState) -> None:
+        self._ch = ch
+
+    @property
+    def _mask(self) -> int:
+        return self._ch._alerts
+
+    @_mask.setter
+    def _mask(self, mask: int) -> None:
+        self._ch._alerts = mask
+
+    # The rules ask these on every spend: straight to the channel's mask.
+    def __contains__(self, alert: object) -> bool:
+        return bool(self._ch._alerts & _ALERT_BIT.get(alert, 0))  # type: ignore[call-overload]
+
+    def add(self, alert: AlertType) -> None:
+        self._ch._alerts |= _ALERT_BIT[alert]
+
+    def discard(self, alert: AlertType) -> None:
+        self._ch._alerts &= ~_ALERT_BIT.get(alert, 0)
+
+
+class ChannelExtras:
+    """The fields of a channel that most channels leave at their defaults all day:
+    holds (reservations and unreported ones) and what follows from them, overspend
+    times, unmet demand by hour, a performance violation. A channel creates this
+    object on the first write of one of them, so a plain channel pays one empty
+    pointer instead of nine fields and three small objects (about 220 bytes)."""
+
+    __slots__ = (
+        "overspend_times",
+        "perf_violation_alerted",
+        "perf_violation_reason",
+        "perf_violation_since",
+        "report_lags",
+        "reservations",
+        "unmet_hours",
+        "unreported",
+        "unreported_total",
+    )
+
+    def __init__(self) -> None:
+        self.reservations: dict[str, Reservation] = no_entries()
+        self.unreported: dict[str, Unreported] = no_entries()
+        self.unreported_total = 0
+        self.report_lags: Lags = _NO_LAGS
+        self.overspend_times: FloatQueue = _NO_TIMES
+        self.unmet_hours: HourlyAmounts = _NO_UNMET_HOURS
+        self.perf_violation_since: float | None = None
+        self.perf_violation_reason = ""
+        self.perf_violation_alerted = False
+
+
+#: Every field of a channel in its stored order (equality and repr go through them).
+CHANNEL_FIELDS: tuple[str, ...] = (
+    "channel",
+    "base_budget",
+    "budget",
+    "strategy",
+    "day",
+    "active_from",
+    "plan",
+    "result",
+    "cum_plan",
+    "spent",
+    "spent_total",
+    "clicks_today",
+    "conversions_today",
+    "impressions_today",
+    "revenue_today",
+    "reserved_total",
+    "reservations",
+    "unreported",
+    "unreported_total",
+    "report_lags",
+    "velocity",
+    "unauthorised",
+    "unmet",
+    "unmet_hours",
+    "unauthorised_times",
+    "overspend_times",
+    "breaker",
+    "pace_level",
+    "active_alerts",
+    "alert_seq",
+    "perf_violation_since",
+    "perf_violation_reason",
+    "perf_violation_alerted",
+    "history",
+    "allowance_key",
+    "allowance_value",
+)
+
+
+class ChannelState(MinuteRings):
+    """One channel of a campaign: its budget, today's plan and spend, the windows the
+    rules read, its breaker and its history.
+
+    A plain class with ``__slots__`` rather than a dataclass because a worker holds
+    one per campaign/channel in memory and most of the fields cost nothing unless
+    used: the channel is its own :class:`MinuteRings` (the three minute rings in one
+    buffer: ``velocity``, ``unauthorised`` and ``unmet`` are views of it), the active
+    alerts are a bit mask in a slot (``active_alerts`` is a set view of it), the
+    per-slot spend is 4 bytes a slot until a slot passes 2**31 - 1 micros
+    (:meth:`add_spent` widens it), the fields most channels leave at
+    their defaults live in a :class:`ChannelExtras` created on first write, and the
+    allowance cache key is three slots rather than a tuple. Reading an extra of a
+    channel without extras gives its default (a shared empty container for the
+    containers, which refuses writes); writers of the containers ask for the
+    channel's own (``own_report_lags``, ``own_overspend_times``,
+    ``own_unmet_hours``); assigning any extra a non-default value creates the extras.
+    """
+
+    __slots__ = (
+        "_ak_budget",
+        "_ak_slot",
+        "_ak_spent",
+        "_alerts",
+        "_capacity_cache",
+        "_x",
+        "active_from",
+        "alert_seq",
+        "allowance_value",
+        "base_budget",
+        "baseline_cache",
+        "breaker",
+        "budget",
+        "channel",
+        "clicks_today",
+        "conversions_today",
+        "cum_plan",
+        "day",
+        "history",
+        "impressions_today",
+        "pace_level",
+        "plan",
+        "reserved_total",
+        "result",
+        "revenue_today",
+        "spent",
+        "spent_total",
+        "strategy",
+        "unauthorised_times",
+    )
+
+    def __init__(
+        self,
+        channel: ChannelType,
+        base_budget: int = 0,
+        budget: int = 0,
+        strategy: PacingStrategy | None = None,
+        day: LocalDay | None = None,
+        active_from: float | None = None,
+        plan: DayPlan | None = None,
+        result: StrategyResult | None = None,
+        cum_plan: array[int] | None = None,
+        spent: array[int] | None = None,
+        spent_total: int = 0,
+        clicks_today: int = 0,
+        conversions_today: int = 0,
+        impressions_today: int = 0,
+        revenue_today: int = 0,
+        reserved_total: int = 0,
+        reservations: dict[str, Reservation] | None = None,
+        unreported: dict[str, Unreported] | None = None,
+        unreported_total: int = 0,
+        report_lags: Lags | None = None,
+        velocity: MinuteRing | None = None,
+        unauthorised: MinuteRing | None = None,
+        unmet: MinuteRing | None = None,
+        unmet_hours: HourlyAmounts | None = None,
+        unauthorised_times: FloatQueue | None = None,
+        overspend_times: FloatQueue | None = None,
+        breaker: Breaker | None = None,
+        pace_level: int = 0,
+        active_alerts: AlertSet | None = None,
+        alert_seq: int = 0,
+        perf_violation_since: float | None = None,
+        perf_violation_reason: str = "",
+        perf_violation_alerted: bool = False,
+        history: HourlyHistory | None = None,
+        allowance_key: tuple[int, int, int] = (-1, -1, -1),
+        baseline_cache: tuple[int, int, int] = (-1, 0, 0),
+        allowance_value: int = 0,
+        capacity_cache: tuple[int, tuple[int, ...] | None] = (-1, None),
+    ) -> None:
+        self.channel = channel
+        #: Budget from configuration (0 = no budget: spend is recorded, never authorised).
+        self.base_budget = base_budget
+        #: Today's budget: base + today's reallocation deltas.
+        self.budget = budget
+        self.strategy = strategy
+        self.day = day
+        #: When the channel got its budget, if that was during the current day: the plan
+        #: then covers only the rest of the day (a mid-day start is not "underpacing").
+        self.active_from = active_from
+        self.plan = plan
+        self.result = result
+        #: Cumulative planned spend at each slot boundary (len = slots + 1). Shared by
+        #: channels with equal plans (``planning.shared_plan``): replaced, never changed.
+        self.cum_plan: array[int] = _NO_SLOTS if cum_plan is None else cum_plan
+        #: Spend per slot of today (replaced at the day's start, never appended to).
+        self.spent: array[int] = _NO_SLOTS if spent is None else spent
+        self.spent_total = spent_total
+        self.clicks_today = clicks_today
+        self.conversions_today = conversions_today
+        self.impressions_today = impressions_today
+        self.revenue_today = revenue_today
+        self.reserved_total = reserved_total
+        self._x: ChannelExtras | None = None
+        MinuteRings.__init__(self)
+        #: Spend per minute: velocity (all spend), unauthorised spend (no reservation, or
+        #: above the reserved amount: the breaker's runaway and repeated-overspend rules
+        #: look only at this, so authorised spend never trips it) and unmet demand
+        #: (amounts refused by the hourly or velocity line: the evidence that a channel
+        #: could use more budget).
+        for k, ring in ((VELOCITY, velocity), (UNAUTHORISED, unauthorised), (UNMET, unmet)):
+            if ring is not None:
+                ring.copy_into(self, k)
+        #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
+        #: so one odd event (however large) never trips the breaker on velocity alone.
+        self.unauthorised_times = FloatQueue() if unauthorised_times is None else unauthorised_times
+        self.breaker = Breaker() if breaker is None else breaker
+        self.pace_level = pace_level
+        self._alerts = 0
+        if active_alerts is not None:
+            self.active_alerts = active_alerts
+        self.alert_seq = alert_seq
+        self.history = HourlyHistory() if history is None else history
+        self.allowance_key = allowance_key
+        self.allowance_value = allowance_value
+        #: (day start hour, clicks, conversions) of the 7-day baseline before today: read
+        #: once per day, so recording a spend never re-sums the history (derived, not saved).
+        self.baseline_cache = baseline_cache
+        self.capacity_cache = capacity_cache
+        if reservations:
+            self.reservations = reservations
+        if unreported:
+            self.unreported = unreported
+        if unreported_total:
+            self.unreported_total = unreported_total
+        if report_lags:
+            self.report_lags = report_lags
+        if unmet_hours is not None and unmet_hours.amounts:
+            self.unmet_hours = unmet_hours
+        if overspend_times:
+            self.overspend_times = overspend_times
+        if perf_violation_since is not None:
+            self.perf_violation_since = perf_violation_since
+        if perf_violation_reason:
+            self.perf_violation_reason = perf_violation_reason
+        if perf_violation_alerted:
+            self.perf_violation_alerted = perf_violation_alerted
+
+    # -- the extras ------------------------------------------------------------------
+    def extras(self) -> ChannelExtras:
+        """The channel's own extras, created on first use."""
+        x = self._x
+        if x is None:
+            x = self._x = ChannelExtras()
+        return x
+
+    def extras_if_any(self) -> ChannelExtras | None:
+        """The channel's extras, None while every extra is at its default (readers
+        that go through all of them, like the codec, skip them at once)."""
+        return self._x
+
+    @property
+    def alert_mask(self) -> int:
+        """The active alerts as a bit mask (see ``compact.AlertSet``)."""
+        return self._alerts
+
+    def own_report_lags(self) -> Lags:
+        """The channel's own report lags, to append to."""
+        x = self.extras()
+        if x.report_lags is _NO_LAGS:
+            x.report_lags = new_lags()
+        return x.report_lags
+
+    def own_overspend_times(self) -> FloatQueue:
+        """The channel's own overspend times, to append to."""
+        x = self.extras()
+        if x.overspend_times is _NO_TIMES:
+            x.overspend_times = FloatQueue()
+        return x.overspend_times
+
+    def own_unmet_hours(self) -> HourlyAmounts:
+        """The channel's own unmet demand by hour, to add to."""
+        x = self.extras()
+        if x.unmet_hours is _NO_UNMET_HOURS:
+            x.unmet_hours = HourlyAmounts()
+        return x.unmet_hours
+
+    @property
+    def reservations(self) -> dict[str, Reservation]:
+        """Live reservations (the shared empty dict until the first: ``compact.own``)."""
+        x = self._x
+        return NO_ENTRIES if x is None else x.reservations
+
+    @reservations.setter
+    def reservations(self, value: dict[str, Reservation]) -> None:
+        if self._x is not None or value is not NO_ENTRIES:
+            self.extras().reservations = value
+
+    @property
+    def unreported(self) -> dict[str, Unreported]:
+        """Reservations that expired before their spend was reported, by reservation id.
+        They still count against the daily cap for ``report_grace_s``, because a
+        platform that reports late has probably spent the money already."""
+        x = self._x
+        return NO_ENTRIES if x is None else x.unreported
+
+    @unreported.setter
+    def unreported(self, value: dict[str, Unreported]) -> None:
+        if self._x is not None or value is not NO_ENTRIES:
+            self.extras().unreported = value
+
+    @property
+    def unreported_total(self) -> int:
+        x = self._x
+        return 0 if x is None else x.unreported_total
+
+    @unreported_total.setter
+    def unreported_total(self, value: int) -> None:
+        if self._x is not None or value != 0:
+            self.extras().unreported_total = value
+
+    @property
+    def report_lags(self) -> Lags:
+        """Recent report lags (seconds from reservation to the spend settling it): the
+        grace of expired reservations follows them (``core.report_lag``)."""
+        x = self._x
+        return _NO_LAGS if x is None else x.report_lags
+
+    @report_lags.setter
+    def report_lags(self, value: Lags) -> None:
+        if self._x is not None or value is not _NO_LAGS:
+            self.extras().report_lags = value
+
+    @property
+    def overspend_times(self) -> FloatQueue:
+        x = self._x
+        return _NO_TIMES if x is None else x.overspend_times
+
+    @overspend_times.setter
+    def overspend_times(self, value: FloatQueue) -> None:
+        if self._x is not None or value is not _NO_TIMES:
+            self.extras().overspend_times = value
+
+    @property
+    def unmet_hours(self) -> HourlyAmounts:
+        """The refusals of the hourly, velocity and daily-cap lines by epoch hour, over
+        the history horizon: with the spend history, the demand each hour offered
+        (``allocation.capacity``)."""
+        x = self._x
+        return _NO_UNMET_HOURS if x is None else x.unmet_hours
+
+    @unmet_hours.setter
+    def unmet_hours(self, value: HourlyAmounts) -> None:
+        if self._x is not None or value is not _NO_UNMET_HOURS:
+            self.extras().unmet_hours = value
+
+    @property
+    def perf_violation_since(self) -> float | None:
+        """Since when a performance threshold has been violated (None = not violated)."""
+        x = self._x
+        return None if x is None else x.perf_violation_since
+
+    @perf_violation_since.setter
+    def perf_violation_since(self, value: float | None) -> None:
+        if self._x is not None or value is not None:
+            self.extras().perf_violation_since = value
+
+    @property
+    def perf_violation_reason(self) -> str:
+        x = self._x
+        return "" if x is None else x.perf_violation_reason
+
+    @perf_violation_reason.setter
+    def perf_violation_reason(self, value: str) -> None:
+        if self._x is not None or value != "":
+            self.extras().perf_violation_reason = value
+
+    @property
+    def perf_violation_alerted(self) -> bool:
+        x = self._x
+        return False if x is None else x.perf_violation_alerted
+
+    @perf_violation_alerted.setter
+    def perf_violation_alerted(self, value: bool) -> None:
+        if self._x is not None or value:
+            self.extras().perf_violation_alerted = value
+
+    # -- the rings, alerts and spend per slot ---------------------------------------
+    @property
+    def rings(self) -> MinuteRings:
+        """The channel's minute rings (the channel itself)."""
+        return self
+
+    @rings.setter
+    def rings(self, rings: MinuteRings) -> None:
+        """Make the channel's rings hold what ``rings`` holds (a copy)."""
+        self._rbuf = array(rings._rbuf.typecode, rings._rbuf) if rings._rbuf else rings._rbuf
+        self._rlayout = rings._rlayout
+
+    @property
+    def velocity(self) -> MinuteRing:
+        """Spend per minute, all of it (the velocity line)."""
+        return MinuteRing(rings=self, k=VELOCITY)
+
+    @velocity.setter
+    def velocity(self, ring: MinuteRing) -> None:
+        ring.copy_into(self, VELOCITY)
+
+    @property
+    def unauthorised(self) -> MinuteRing:
+        """Spend nobody authorised, per minute: the breaker's runaway and
+        repeated-overspend rules look only at this."""
+        return MinuteRing(rings=self, k=UNAUTHORISED)
+
+    @unauthorised.setter
+    def unauthorised(self, ring: MinuteRing) -> None:
+        ring.copy_into(self, UNAUTHORISED)
+
+    @property
+    def unmet(self) -> MinuteRing:
+        """Amounts refused by the hourly or velocity line, per minute."""
+        return MinuteRing(rings=self, k=UNMET)
+
+    @unmet.setter
+    def unmet(self, ring: MinuteRing) -> None:
+        ring.copy_into(self, UNMET)
+
+    @property
+    def active_alerts(self) -> AlertSet:
+        """The active alert types: a set view of the channel's bit mask (writes go to
+        the channel)."""
+        return _ChannelAlerts(self)
+
+    @active_alerts.setter
+    def active_alerts(self, alerts: Iterable[AlertType]) -> None:
+        self._alerts = AlertSet(alerts).mask
+
+    def add_spent(self, slot: int, amount: int) -> None:
+        """Add ``amount`` to today's spend of ``slot``, widening the per-slot column to
+        8 bytes the first time a slot passes 4 (spend per slot is usually far below
+        2**31 micros, so most channels keep half the bytes)."""
+        spent = self.spent
+        try:
+            spent[slot] += amount
+        except OverflowError:
+            self.spent = spent = array("q", spent)
+            spent[slot] += amount
+
+    # -- caches ----------------------------------------------------------------------
+    @property
+    def allowance_key(self) -> tuple[int, int, int]:
+        """(slot, spent before slot, budget) -> ``allowance_value``, the allowance of
+        the slot after rollover (three slots, not a tuple kept per channel)."""
+        return (self._ak_slot, self._ak_spent, self._ak_budget)
+
+    @allowance_key.setter
+    def allowance_key(self, key: tuple[int, int, int]) -> None:
+        self._ak_slot, self._ak_spent, self._ak_budget = key
+
+    @property
+    def capacity_cache(self) -> tuple[int, tuple[int, ...] | None]:
+        """(day start hour, capacity per slot) from ``allocation.capacity``: history
+        before today changes rarely, so a mid-day re-plan does not re-read it (derived,
+        not saved). Without a capacity the pair is interned per day start: every
+        channel planned that day without one shares it."""
+        return self._capacity_cache
+
+    @capacity_cache.setter
+    def capacity_cache(self, value: tuple[int, tuple[int, ...] | None]) -> None:
+        start, capacity = value
+        if capacity is None:
+            shared = _NO_CAPACITY.get(start)
+            if shared is None:
+                if len(_NO_CAPACITY) >= _NO_CAPACITY_MAX:
+                    _NO_CAPACITY.clear()
+                shared = _NO_CAPACITY[start] = (start, None)
+            value = shared
+        self._capacity_cache = value
 
     @property
     def remaining(self) -> int:
         """What is left of today's budget, never below 0 (spend nobody authorised can
         take the channel past its budget; "remaining" is then 0, not negative)."""
         return max(0, self.budget - self.spent_total - self.reserved_total - self.unreported_total)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal fields (the derived caches excluded, as they are not saved)."""
+        if not isinstance(other, ChannelState):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in CHANNEL_FIELDS)
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in CHANNEL_FIELDS)
+        return f"ChannelState({inner})"
+
+
+_NO_CHANNELS: tuple[ChannelState, ...] = ()
+
+
+class ChannelMap(MutableMapping[ChannelType, ChannelState]):
+    """A campaign's channels by type, in insertion order: a mapping over one slot.
+
+    Why not a dict: a dict of one entry costs 224 bytes, and most campaigns have one
+    to three channels. Each channel already knows its type, so no keys are stored:
+    the slot holds the one channel itself, or a tuple of them (48 bytes for two, 8
+    more per channel). Lookups scan (at most one entry per channel type, a handful);
+    writes replace the slot.
+    """
+
+    __slots__ = ("_chs",)
+
+    def __init__(self, channels: Iterable[tuple[ChannelType, ChannelState]] = ()) -> None:
+        self._chs: ChannelState | tuple[ChannelState, ...] = _NO_CHANNELS
+        for key, ch in channels:
+            self[key] = ch
+
+    def _all(self) -> tuple[ChannelState, ...]:
+        chs = self._chs
+        return (chs,) if isinstance(chs, ChannelState) else chs
+
+    def get(self, key: ChannelType, default: ChannelState | None = None) -> ChannelState | None:  # type: ignore[override]
+        chs = self._chs
+        if isinstance(chs, ChannelState):  # one channel, the usual case
+            return chs if chs.channel == key else default
+        for ch in chs:
+            if ch.channel == key:
+                return ch
+        return default
+
+    def __getitem__(self, key: ChannelType) -> ChannelState:
+        ch = self.get(key)
+        if ch is None:
+            raise KeyError(key)
+        return ch
+
+    def __contains__(self, key: object) -> bool:
+        return any(ch.channel == key for ch in self._all())
+
+    def _store(self, chs: tuple[ChannelState, ...]) -> None:
+        self._chs = chs[0] if len(chs) == 1 else chs
+
+    def __setitem__(self, key: ChannelType, ch: ChannelState) -> None:
+        if ch.channel != key:
+            raise ValueError(f"channel {ch.channel} stored under {key}")
+        chs = self._all()
+        for i, old in enumerate(chs):
+            if old.channel == key:
+                self._store((*chs[:i], ch, *chs[i + 1 :]))
+                return
+        self._store((*chs, ch))
+
+    def __delitem__(self, key: ChannelType) -> None:
+        chs = self._all()
+        for i, old in enumerate(chs):
+            if old.channel == key:
+                self._store(chs[:i] + chs[i + 1 :])
+                return
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[ChannelType]:
+        return iter([ch.channel for ch in self._all()])
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def values(self) -> tuple[ChannelState, ...]:  # type: ignore[override]
+        """The channels in insertion order (a tuple: nothing to copy)."""
+        return self._all()
+
+    def items(self) -> list[tuple[ChannelType, ChannelState]]:  # type: ignore[override]
+        return [(ch.channel, ch) for ch in self._all()]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChannelMap):
+            return self._all() == other._all()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"ChannelMap({dict(self.items())!r})"
 
 
 @dataclass(slots=True)
@@ -160,7 +746,7 @@ class CampaignState:
     strategy: PacingStrategy = PacingStrategy.ADAPTIVE_HYBRID
     thresholds: Thresholds = field(default_factory=Thresholds)
     configured: bool = False
-    channels: dict[ChannelType, ChannelState] = field(default_factory=dict)
+    channels: ChannelMap = field(default_factory=ChannelMap)
     emergency_stopped: bool = False
     stop_reason: str = ""
     dedupe: DedupeWindow = field(default_factory=DedupeWindow)

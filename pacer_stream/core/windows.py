@@ -8,67 +8,251 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pacer_stream.core.compact import no_entries, own
+from pacer_stream.core.compact import int_column, no_entries, own
 from pacer_stream.core.money import MAX_MICROS
 
-#: The arrays of every ring not used yet (never changed: see :class:`MinuteRing`).
-_UNUSED: array[int] = array("q")
+#: The rings of a channel, by index into :class:`MinuteRings`.
+VELOCITY, UNAUTHORISED, UNMET = range(3)
+N_RINGS = 3
+RING_SIZE = 16
+#: The array of every set of rings none of which is used yet (never written: ``add``
+#: replaces it).
+_NO_RINGS: array[int] = array("i")
 
 
-@dataclass(slots=True)
-class MinuteRing:
-    """Spend per epoch minute over a short trailing window (velocity rules).
+class _Layout:
+    """Where each ring of a :class:`MinuteRings` lives in its array. Immutable and
+    interned (:func:`_layout`): a handful exist per process, shared by every channel
+    whose rings are laid out alike."""
 
-    The arrays are allocated on the first ``add``: most channels never see unauthorised
-    spend or unmet demand, and until then both fields hold one shared empty array
-    (``add`` replaces it, nothing appends to it), so an unused ring is just this object.
-    Amounts are ``array('q')`` (saturated micros fit 64 bits): 8 bytes a value where a
-    list holds a pointer to a separate int object. Minutes are ``array('i')``: every
-    epoch minute until the year 6053 fits 4 bytes; a later one (a far-future event
-    time) widens the column to 8 bytes, so no time is refused for its size.
+    __slots__ = ("offsets", "sizes")
+
+    def __init__(self, sizes: tuple[int, ...], offsets: tuple[int, ...]) -> None:
+        self.sizes = sizes
+        #: Index of each ring's first minute (its amounts follow its minutes); -1: the
+        #: ring is unused and takes no room.
+        self.offsets = offsets
+
+    def __reduce__(self) -> tuple[Callable[..., _Layout], tuple[object, ...]]:
+        """Copies and pickles come back as the interned layout."""
+        return _layout, (self.sizes, self.offsets)
+
+
+_LAYOUTS: dict[tuple[tuple[int, ...], tuple[int, ...]], _Layout] = {}
+
+
+def _layout(sizes: tuple[int, ...], offsets: tuple[int, ...]) -> _Layout:
+    found = _LAYOUTS.get((sizes, offsets))
+    if found is None:
+        found = _LAYOUTS[(sizes, offsets)] = _Layout(sizes, offsets)
+    return found
+
+
+class MinuteRings:
+    """The per-minute spend rings of one channel (velocity, unauthorised spend, unmet
+    demand) in one array: the rules read spend per epoch minute over a short trailing
+    window, each ring on its own minutes.
+
+    Why one array: a ring of 16 minutes as two arrays cost about 410 bytes (two array
+    headers, 8-byte amounts); here a ring in use costs its 16 minutes and 16 amounts
+    at 4 bytes each (128 bytes), all rings share one ``array``, and a ring takes room
+    in it only once first used (most channels never see unmet demand, and a channel
+    that reserves rarely sees unauthorised spend). Values are 4 bytes until one does
+    not fit (a minute past the year 6053, or more than 2**31 - 1 micros in a minute):
+    the array is then widened to 8 bytes (once), so no time or amount is refused for
+    its size.
+
+    A :class:`~pacer_stream.core.state.ChannelState` is itself a ``MinuteRings`` (it
+    inherits the two slots), which saves the channel one object.
     """
 
-    size: int = 16
-    minutes: array[int] = field(default_factory=lambda: _UNUSED)
-    amounts: array[int] = field(default_factory=lambda: _UNUSED)
+    __slots__ = ("_rbuf", "_rlayout")
 
-    def add(self, ts: float, amount: int) -> None:
-        if not self.minutes:
-            self.minutes = array("i", [-1]) * self.size
-            self.amounts = array("q", [0]) * self.size
+    def __init__(self, sizes: tuple[int, ...] = (RING_SIZE,) * N_RINGS) -> None:
+        self._rbuf: array[int] = _NO_RINGS
+        self._rlayout = _layout(sizes, (-1,) * N_RINGS)
+
+    def size(self, k: int) -> int:
+        return self._rlayout.sizes[k]
+
+    def used(self, k: int) -> bool:
+        return self._rlayout.offsets[k] >= 0
+
+    def minutes(self, k: int) -> list[int]:
+        """Ring ``k``'s epoch minute per slot (-1 = never written); [] while unused."""
+        lay = self._rlayout
+        off = lay.offsets[k]
+        if off < 0:
+            return []
+        return self._rbuf[off : off + lay.sizes[k]].tolist()
+
+    def amounts(self, k: int) -> list[int]:
+        """Ring ``k``'s micros per slot; [] while unused."""
+        lay = self._rlayout
+        off = lay.offsets[k]
+        if off < 0:
+            return []
+        size = lay.sizes[k]
+        return self._rbuf[off + size : off + 2 * size].tolist()
+
+    @property
+    def typecode(self) -> str:
+        """'i' while every value fits 4 bytes, else 'q'."""
+        return self._rbuf.typecode
+
+    def set_ring(self, k: int, size: int, minutes: list[int], amounts: list[int]) -> None:
+        """Replace ring ``k`` with ``size`` slots holding ``minutes`` and ``amounts``
+        (both empty: an unused ring). ValueError when the lengths do not match the
+        size, OverflowError for a value past 8 bytes."""
+        if len(minutes) != len(amounts) or len(minutes) not in (0, size):
+            raise ValueError("ring arrays do not match its size")
+        rings = self._all()
+        rings[k] = (k, size, list(minutes), list(amounts))
+        self._pack(rings)
+
+    def _pack(self, rings: list[tuple[int, int, list[int], list[int]]]) -> None:
+        """Lay out ``rings`` (index, size, minutes, amounts; unused ones empty) anew, 4
+        bytes a value if every value fits, the array at its exact size."""
+        sizes = [RING_SIZE] * N_RINGS
+        offsets = [-1] * N_RINGS
+        values: list[int] = []
+        for k, size, minutes, amounts in rings:
+            sizes[k] = size
+            if minutes:
+                offsets[k] = len(values)
+                values += minutes
+                values += amounts
+        self._rlayout = _layout(tuple(sizes), tuple(offsets))
+        self._rbuf = int_column(values) if values else _NO_RINGS
+
+    def _all(self) -> list[tuple[int, int, list[int], list[int]]]:
+        return [(j, self.size(j), self.minutes(j), self.amounts(j)) for j in range(N_RINGS)]
+
+    def ring_add(self, k: int, ts: float, amount: int) -> None:
+        """Add ``amount`` to ring ``k``'s minute of ``ts``; a minute older than the one
+        its slot holds is outside the ring and ignored."""
+        lay = self._rlayout
+        off = lay.offsets[k]
+        if off < 0:  # first use of this ring
+            size = lay.sizes[k]
+            self.set_ring(k, size, [-1] * size, [0] * size)
+            lay = self._rlayout
+            off = lay.offsets[k]
+        size = lay.sizes[k]
         m = int(ts // 60)
-        i = m % self.size
-        if self.minutes[i] != m:
-            if self.minutes[i] > m:  # older than what the slot holds: outside the ring
+        at = off + m % size
+        values = self._rbuf
+        if values[at] != m:
+            if values[at] > m:  # older than what the slot holds: outside the ring
                 return
-            try:
-                self.minutes[i] = m
-            except OverflowError:  # past 4 bytes: widen the column, once
-                self.minutes = array("q", self.minutes)
-                self.minutes[i] = m
-            self.amounts[i] = 0
+            value = 0
+        else:
+            value = values[at + size]
         # Saturate: a minute's total is evidence, not money owed, and must stay a
         # JSON-safe integer however many requests a hostile caller repeats.
-        self.amounts[i] = min(MAX_MICROS, self.amounts[i] + amount)
+        value = min(MAX_MICROS, value + amount)
+        try:
+            values[at] = m
+            values[at + size] = value
+        except OverflowError:  # past 4 bytes: widen the array, once
+            self._rbuf = values = array("q", values)
+            values[at] = m
+            values[at + size] = value
+
+    def ring_total(self, k: int, now: float, window_s: int) -> int:
+        """Ring ``k``'s spend in the minutes overlapping ``(now - window_s, now]``
+        (minute grain)."""
+        lay = self._rlayout
+        off = lay.offsets[k]
+        if off < 0:
+            return 0
+        size = lay.sizes[k]
+        m = int(now // 60)
+        span = min(size, max(1, (window_s + 59) // 60))
+        values = self._rbuf
+        s = 0
+        for mm in range(m - span + 1, m + 1):
+            at = off + mm % size
+            if values[at] == mm:
+                s += values[at + size]
+        return s
+
+    def __eq__(self, other: object) -> bool:
+        """Equal sizes, minutes and amounts ring by ring (whatever the layout)."""
+        if not isinstance(other, MinuteRings):
+            return NotImplemented
+        return self._all() == other._all()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"MinuteRings({self._all()!r})"
+
+
+class MinuteRing:
+    """One ring of a :class:`MinuteRings` (spend per epoch minute over a short trailing
+    window, for the velocity rules): a view the channel hands out, so callers keep
+    ``ring.add`` and ``ring.total`` while the channel holds all its rings in one
+    buffer. ``MinuteRing(size)`` alone is a ring of its own (tests, and values a
+    caller builds before giving them to a channel, which copies them)."""
+
+    __slots__ = ("_k", "_rings")
+
+    def __init__(
+        self, size: int = RING_SIZE, *, rings: MinuteRings | None = None, k: int = 0
+    ) -> None:
+        if rings is None:
+            rings = MinuteRings((size, RING_SIZE, RING_SIZE))
+            k = 0
+        self._rings = rings
+        self._k = k
+
+    @property
+    def size(self) -> int:
+        return self._rings.size(self._k)
+
+    @property
+    def minutes(self) -> array[int]:
+        """Epoch minute per slot (a copy; empty while unused), 4-byte ints while every
+        minute fits."""
+        return array(self._rings.typecode, self._rings.minutes(self._k))
+
+    @property
+    def amounts(self) -> array[int]:
+        """Micros per slot (a copy; empty while unused)."""
+        return array(self._rings.typecode, self._rings.amounts(self._k))
+
+    def add(self, ts: float, amount: int) -> None:
+        self._rings.ring_add(self._k, ts, amount)
 
     def total(self, now: float, window_s: int) -> int:
         """Spend in the minutes overlapping ``(now - window_s, now]`` (minute grain)."""
-        m = int(now // 60)
-        span = min(self.size, max(1, (window_s + 59) // 60))
-        minutes = self.minutes
-        if not minutes:
-            return 0
-        amounts = self.amounts
-        size = self.size
-        s = 0
-        for mm in range(m - span + 1, m + 1):
-            i = mm % size
-            if minutes[i] == mm:
-                s += amounts[i]
-        return s
+        return self._rings.ring_total(self._k, now, window_s)
+
+    def load(self, minutes: list[int], amounts: list[int]) -> None:
+        """Replace the slots (as read from a stored value; both empty: unused)."""
+        self._rings.set_ring(self._k, self.size, minutes, amounts)
+
+    def copy_into(self, rings: MinuteRings, k: int) -> None:
+        """Make ring ``k`` of ``rings`` hold what this ring holds."""
+        rings.set_ring(k, self.size, self._rings.minutes(self._k), self._rings.amounts(self._k))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MinuteRing):
+            return NotImplemented
+        return (
+            self.size == other.size
+            and self._rings.minutes(self._k) == other._rings.minutes(other._k)
+            and self._rings.amounts(self._k) == other._rings.amounts(other._k)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"MinuteRing(size={self.size}, minutes={self.minutes!r}, amounts={self.amounts!r})"
 
 
 @dataclass(slots=True)

@@ -3,8 +3,6 @@ replaced: same hours, same sums, same pruning, same stored form."""
 
 from __future__ import annotations
 
-from array import array
-
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -108,8 +106,9 @@ def test_a_shorter_bucket_from_an_older_format_is_padded() -> None:
 
 def test_equality_ignores_the_column_width() -> None:
     a = HourlyHistory(buckets={H0: [1, 0, 0, 0, 0]}, newest=H0)
-    b = HourlyHistory(buckets={H0: [1, 0, 0, 0, 0]}, newest=H0)
-    b._values = array("q", b._values)  # as after a widening
+    b = HourlyHistory()
+    b.add(H0, 2**40, 0, 0, 0, 0)
+    b.add(H0, 1 - 2**40, 0, 0, 0, 0)  # 1 again, in a column widened to 8 bytes
     assert a == b
     b.add(H0, 1, 0, 0, 0, 0)
     assert a != b
@@ -191,3 +190,34 @@ def test_packed_history_equals_the_dict_of_lists(
         assert packed.hours_with_data(hi) == sum(1 for h in model.buckets if h < hi)
     again = HourlyHistory(horizon, model.buckets, model.newest)
     assert again == packed
+
+
+def test_narrow_columns_for_small_values_and_a_base_for_the_hours() -> None:
+    hist = HourlyHistory()
+    for h in range(24):
+        hist.add(H0 + h, 10_000, 0, 0, 0, 0)
+    # hour offsets and zeros in 1 byte, 10,000 micros in 2: 7 bytes an hour
+    assert hist._codes == "bhbbbb" and len(hist._buf) == 24 * 7
+    hist.add(H0 + 200, 5_000_000, 3, 1, 400, -7)  # wider values widen their columns only
+    assert hist._codes == "hibbhb" and len(hist) == 25
+    assert hist.get(H0 + 200) == [5_000_000, 3, 1, 400, -7] and hist.get(H0) == [10_000, 0, 0, 0, 0]
+    hist.add(H0 - 3, 1, 0, 0, 0, 0)  # before the first hour held: a negative offset
+    assert hist.hours()[:2] == [H0 - 3, H0] and hist.newest == H0 + 200
+
+
+def test_newest_is_kept_apart_only_when_it_is_not_the_last_hour_held() -> None:
+    hist = HourlyHistory()
+    assert hist.newest == 0 and not hist.hours()
+    hist.add(H0 + 5, 1, 0, 0, 0, 0)
+    assert hist.newest == H0 + 5 and hist._newest is None
+    hist.add(H0 + 2, 1, 0, 0, 0, 0)  # earlier: newest stays, still the last hour held
+    assert hist.newest == H0 + 5 and hist._newest is None
+    loaded = HourlyHistory(buckets={H0: [1, 0, 0, 0, 0]}, newest=H0 + 9)
+    assert loaded.newest == H0 + 9 and loaded._newest == H0 + 9
+    loaded.add(H0 + 1, 1, 0, 0, 0, 0)  # still before newest: nothing moves
+    assert loaded.newest == H0 + 9 and loaded.hours() == [H0, H0 + 1]
+    loaded.add(H0 + 10, 1, 0, 0, 0, 0)
+    assert loaded.newest == H0 + 10 and loaded._newest is None
+    empty = HourlyHistory(newest=H0)
+    empty.add(H0 - 1, 1, 0, 0, 0, 0)  # the only hour held is not the newest
+    assert empty.newest == H0 and empty.hours() == [H0 - 1]

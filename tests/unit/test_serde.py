@@ -345,9 +345,9 @@ def test_values_written_by_an_older_worker_still_load() -> None:
 def test_report_lags_and_unmet_demand_by_hour_roundtrip_and_are_optional() -> None:
     state = _busy_state()
     ch = state.channels[CHANNELS[0]]
-    ch.report_lags.extend([1.5, 300.0, 42.0])
-    ch.unmet_hours.add(490_000, 7_000_000)
-    ch.unmet_hours.add(490_001, 3)
+    ch.own_report_lags().extend([1.5, 300.0, 42.0])
+    ch.own_unmet_hours().add(490_000, 7_000_000)
+    ch.own_unmet_hours().add(490_001, 3)
     copy = serde.loads(serde.dumps(state)).channels[CHANNELS[0]]
     assert list(copy.report_lags) == [1.5, 300.0, 42.0]
     assert copy.unmet_hours.amounts == {490_000: 7_000_000, 490_001: 3}

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pacer_stream.core import serde
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import ChannelType
-from pacer_stream.core.windows import DedupeWindow, MinuteRing
+from pacer_stream.core.windows import (
+    UNAUTHORISED,
+    UNMET,
+    VELOCITY,
+    DedupeWindow,
+    MinuteRing,
+    MinuteRings,
+)
 
 
 def test_an_unused_window_holds_no_queue() -> None:
@@ -65,7 +75,7 @@ def test_a_ring_holds_minutes_in_four_bytes_and_widens_for_far_future_times() ->
     ring = MinuteRing()
     assert not ring.minutes  # unused: the shared empty arrays
     ring.add(1_772_000_000.0, 5)
-    assert ring.minutes.typecode == "i" and ring.amounts.typecode == "q"
+    assert ring.minutes.typecode == "i" and ring.amounts.typecode == "i"
     far = float(2**31 * 60 + 120)  # an epoch minute past 4 bytes (year 6053+)
     ring.add(far, 7)
     assert ring.minutes.typecode == "q"
@@ -90,10 +100,78 @@ def test_a_ring_keeps_its_rules() -> None:
     assert ring.total(900.0, 60) == MAX_MICROS
     loaded = serde.loads(serde.dumps(_state_with_ring(ring)))
     again = loaded.channels[ChannelType.GOOGLE_ADS].velocity
-    assert again == ring and again.minutes.typecode == "i"
+    # one array for minutes and amounts: the saturated amounts widened both
+    assert again == ring and again.minutes.typecode == "q"
 
 
 def _state_with_ring(ring: MinuteRing) -> CampaignState:
     state = CampaignState("c")
     state.channels[ChannelType.GOOGLE_ADS] = ChannelState(ChannelType.GOOGLE_ADS, velocity=ring)
     return state
+
+
+def test_a_minute_amount_past_four_bytes_widens_the_amounts() -> None:
+    rings = MinuteRings()
+    rings.ring_add(VELOCITY, 600.0, 2**31 - 1)
+    rings.ring_add(UNMET, 600.0, 3)
+    assert rings.typecode == "i"
+    rings.ring_add(VELOCITY, 610.0, 1)
+    assert rings.typecode == "q"
+    assert (
+        rings.ring_total(VELOCITY, 610.0, 60) == 2**31 and rings.ring_total(UNMET, 610.0, 60) == 3
+    )
+    assert not rings.used(UNAUTHORISED) and rings.ring_total(UNAUTHORISED, 610.0, 60) == 0
+
+
+class _ArrayRing:
+    """The previous ring (two arrays per ring), as the model."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.minutes = [-1] * size
+        self.amounts = [0] * size
+
+    def add(self, ts: float, amount: int) -> None:
+        m = int(ts // 60)
+        i = m % self.size
+        if self.minutes[i] != m:
+            if self.minutes[i] > m:
+                return
+            self.minutes[i] = m
+            self.amounts[i] = 0
+        self.amounts[i] = min(MAX_MICROS, self.amounts[i] + amount)
+
+    def total(self, now: float, window_s: int) -> int:
+        m = int(now // 60)
+        span = min(self.size, max(1, (window_s + 59) // 60))
+        return sum(
+            self.amounts[mm % self.size]
+            for mm in range(m - span + 1, m + 1)
+            if self.minutes[mm % self.size] == mm
+        )
+
+
+_ring_event = st.tuples(
+    st.integers(min_value=0, max_value=2),
+    st.floats(min_value=0.0, max_value=3_000.0),
+    st.integers(min_value=0, max_value=2**40),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ring_event, max_size=80), st.integers(min_value=1, max_value=900))
+def test_rings_in_one_buffer_behave_like_separate_arrays(
+    events: list[tuple[int, float, int]], window_s: int
+) -> None:
+    rings = MinuteRings()
+    models = [_ArrayRing(16) for _ in range(3)]
+    for k, ts, amount in events:
+        rings.ring_add(k, 1_772_000_000.0 + ts, amount)
+        models[k].add(1_772_000_000.0 + ts, amount)
+        for j in range(3):
+            now = 1_772_000_000.0 + ts
+            assert rings.ring_total(j, now, window_s) == models[j].total(now, window_s)
+    for j in range(3):
+        if rings.used(j):
+            assert rings.minutes(j) == models[j].minutes
+            assert rings.amounts(j) == models[j].amounts
