@@ -19,15 +19,15 @@ days (campaigns with a late-platform runaway left out, as the report does).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+import experiment_args
 import numpy as np
 
 from pacer_stream.sim.baselines import run_oracle
 from pacer_stream.sim.metrics import trace_metrics
 from pacer_stream.sim.runner import seed_days
-from pacer_stream.sim.scenario import CHUNKS, MINUTES, Scenario
+from pacer_stream.sim.scenario import CHUNKS, MINUTES
 from pacer_stream.sim.trace import Trace, empty_trace
 from pacer_stream.sim.traffic import Traffic
 
@@ -69,23 +69,12 @@ def ranked_oracle(traffic: Traffic, *, hours: bool, per_channel: bool) -> Trace:
     return trace
 
 
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(x) for x in text.split(",")]
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="0-9")
-    ap.add_argument("--campaigns", type=int, default=8)
-    ap.add_argument("--days", type=int, default=5)
-    ap.add_argument("--warmup-days", type=int, default=3)
+    ap = experiment_args.parser(__doc__.split("\n\n")[0], seeds="0-9")
     args = ap.parse_args(argv)
-    scenario = Scenario(campaigns=args.campaigns, days=args.days, warmup_days=args.warmup_days)
+    scenario = experiment_args.scenario(args)
     rows: dict[str, list[float]] = {}
-    for seed in _seeds(args.seeds):
+    for seed in experiment_args.seed_list(args.seeds):
         days = seed_days(seed, scenario)[args.warmup_days :]
         conv: dict[str, list[float]] = {}
         for traffic, plan in days:

@@ -12,12 +12,12 @@ simulator's own metrics (``sim.metrics``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import experiment_args
 import numpy as np
 
 from pacer_stream.sim.baselines import run_oracle
@@ -58,23 +58,12 @@ def one_seed(seed: int, scenario: Scenario) -> dict[str, Any]:
     return out
 
 
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(x) for x in text.split(",")]
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="0-9")
-    ap.add_argument("--campaigns", type=int, default=8)
-    ap.add_argument("--days", type=int, default=5)
-    ap.add_argument("--warmup-days", type=int, default=3)
+    ap = experiment_args.parser(__doc__.split("\n\n")[0], seeds="0-9")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    scenario = Scenario(campaigns=args.campaigns, days=args.days, warmup_days=args.warmup_days)
-    seeds = _seeds(args.seeds)
+    scenario = experiment_args.scenario(args)
+    seeds = experiment_args.seed_list(args.seeds)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(one_seed, seeds, [scenario] * len(seeds)))

@@ -14,18 +14,17 @@ It only observes: the engine and the bidder run exactly as in ``pacer-stream sim
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import experiment_args
 import numpy as np
 
 from pacer_stream.core.types import BreakerTransition, Output
 from pacer_stream.sim import pacer
 from pacer_stream.sim.runner import seed_days
-from pacer_stream.sim.scenario import Scenario
 from pacer_stream.sim.trace import RunawayOutcome
 
 MICROS = 1_000_000
@@ -61,26 +60,15 @@ def _patch() -> None:
     pacer._Campaign._outputs = outputs  # type: ignore[method-assign]
 
 
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(x) for x in text.split(",")]
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="0-3")
-    ap.add_argument("--campaigns", type=int, default=8)
-    ap.add_argument("--days", type=int, default=5)
-    ap.add_argument("--warmup-days", type=int, default=3)
-    ap.add_argument("--all", action="store_true", help="print every incident, not only > 1%")
+    ap = experiment_args.parser(__doc__.split("\n\n")[0], seeds="0-3")
+    ap.add_argument("--all", action="store_true", help="print every incident, not only > 1%%")
     args = ap.parse_args(argv)
     _patch()
-    scenario = Scenario(campaigns=args.campaigns, days=args.days, warmup_days=args.warmup_days)
+    scenario = experiment_args.scenario(args)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for seed in _seeds(args.seeds):
+    for seed in experiment_args.seed_list(args.seeds):
         days = seed_days(seed, scenario)
         traces = pacer.run_pacer_days(days, train_seed=seed)
         for d in range(args.warmup_days, args.days):
