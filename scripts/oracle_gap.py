@@ -24,7 +24,7 @@ import sys
 import experiment_args
 import numpy as np
 
-from pacer_stream.sim.baselines import run_oracle
+from pacer_stream.sim.baselines import buy_best, run_oracle
 from pacer_stream.sim.metrics import trace_metrics
 from pacer_stream.sim.runner import seed_days
 from pacer_stream.sim.scenario import CHUNKS, MINUTES
@@ -53,12 +53,7 @@ def ranked_oracle(traffic: Traffic, *, hours: bool, per_channel: bool) -> Trace:
             val = value[sel].reshape(-1)
             real = traffic.conversions[c, sel].reshape(-1)
             budget = int(traffic.budget[c, sel].sum())
-            live = np.flatnonzero(cost > 0)
-            order = live[np.argsort(-val[live], kind="stable")]
-            take = order[np.cumsum(cost[order]) <= budget]
-            chosen = np.zeros(cost.shape, dtype=bool)
-            chosen[take] = True
-            shaped = chosen.reshape(len(sel), MINUTES, CHUNKS)
+            shaped = buy_best(cost, val, budget, len(sel))
             c_cost = cost.reshape(len(sel), MINUTES, CHUNKS)
             trace.spend[c, sel] = (c_cost * shaped).sum(axis=2)
             trace.conversions[c, sel] = (real.reshape(len(sel), MINUTES, CHUNKS) * shaped).sum(

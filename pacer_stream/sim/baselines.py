@@ -261,6 +261,18 @@ def _gate_plan(
     return b[:, None] * t[None, :]
 
 
+def buy_best(cost: np.ndarray, value: np.ndarray, budget: int, channels: int) -> np.ndarray:
+    """The batches an oracle buys: in order of ``value`` (highest first, ties in arrival
+    order; read only where a batch costs something) while ``budget`` lasts, as a
+    [channels, MINUTES, CHUNKS] mask over the flattened ``cost``."""
+    live = np.flatnonzero(cost > 0)
+    order = live[np.argsort(-value[live], kind="stable")]
+    take = order[np.cumsum(cost[order]) <= budget]
+    chosen = np.zeros(cost.shape, dtype=bool)
+    chosen[take] = True
+    return chosen.reshape(channels, MINUTES, CHUNKS)
+
+
 def run_oracle(traffic: Traffic, *, per_channel: bool = False) -> Trace:
     """Best expected conversions per unit of cost under the budget, with hindsight of
     the day's traffic. ``per_channel`` keeps the operator's static split (used for the
@@ -275,13 +287,8 @@ def run_oracle(traffic: Traffic, *, per_channel: bool = False) -> Trace:
             exp = traffic.expected_conversions[c, sel].reshape(-1)
             real = traffic.conversions[c, sel].reshape(-1)
             budget = int(traffic.budget[c, sel].sum())
-            live = np.flatnonzero(cost > 0)
-            value = exp[live] / cost[live]
-            order = live[np.argsort(-value, kind="stable")]
-            take = order[np.cumsum(cost[order]) <= budget]
-            chosen = np.zeros(cost.shape, dtype=bool)
-            chosen[take] = True
-            shaped = chosen.reshape(len(sel), MINUTES, CHUNKS)
+            value = np.divide(exp, cost, out=np.zeros(cost.shape), where=cost > 0)
+            shaped = buy_best(cost, value, budget, len(sel))
             c_cost = cost.reshape(len(sel), MINUTES, CHUNKS)
             trace.spend[c, sel] = (c_cost * shaped).sum(axis=2)
             trace.conversions[c, sel] = (real.reshape(len(sel), MINUTES, CHUNKS) * shaped).sum(
