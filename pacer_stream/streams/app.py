@@ -20,7 +20,10 @@ offset order (which the offset high-water mark relies on).
 Delivery: ``processing_guarantee="at_least_once"`` (exactly-once has open bugs in
 faust 0.15). faust flushes the producer -- outputs and changelog -- before it commits an
 input offset, so a crash replays records whose effects may already be in the changelog;
-the high-water mark in the table value makes those replays no-ops.
+the high-water mark in the table value makes those replays no-ops. Outputs that report
+a campaign's new state wait for that state's changelog delivery in the output queue
+(:mod:`.output_queue`), not in the agent, with their input records held until they are
+sent. Streams are :class:`~.stream.PacerStream`: a batch starts with its first record.
 
 Timers act only on campaigns whose partition this worker *actively* owns (never standby
 replicas) and only while no rebalance or table recovery is in progress. A timer has no
@@ -71,11 +74,13 @@ from pacer_stream.streams.datadir import DataDir, prepare_data_dir
 from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.grants import GrantLog
+from pacer_stream.streams.output_queue import OutputJob, OutputQueue
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
 from pacer_stream.streams.side_records import SideRecords, campaign_of, is_side_value
 from pacer_stream.streams.stored import Stored
+from pacer_stream.streams.stream import PacerStream
 from pacer_stream.streams.table_store import (
     DEFAULT_CACHE_VALUES,
     CampaignStore,
@@ -380,6 +385,8 @@ class Worker:
         #: so a value encoded earlier must never reach the producer after a later one.
         self._write_lock = asyncio.Lock()
         self._timer_flush: asyncio.Future[None] | None = None
+        #: Outputs waiting for the delivery of the state they report, in order.
+        self.outputs: OutputQueue[Message] = OutputQueue(self._produce, self._release)
         self._agents()
         self._timers()
         self._lifecycle()
@@ -422,6 +429,7 @@ class Worker:
             stream_recovery_delay=0.0,
             autodiscover=False,
             worker_redirect_stdouts=False,
+            Stream=PacerStream,
         )
 
     def _raw_topic(self, name: str) -> TopicT:
@@ -446,7 +454,8 @@ class Worker:
             async for events in stream.take_events(*SPEND_BATCH):
                 try:
                     async with self._write_lock:
-                        await self.send_batch(self.process(events, defer_values=True))
+                        messages = self.process(events, defer_values=True)
+                        await self.send_batch(messages, inputs=events)
                 finally:  # the batch's writes are in the producer's hands
                     self._release(self._parked)
 
@@ -455,21 +464,21 @@ class Worker:
             """Campaign configuration -> engine.configure (same table: same partition)."""
             async for event in stream.events():
                 async with self._write_lock:
-                    await self.send_batch(self.process([event]))
+                    await self.send_batch(self.process([event]), inputs=[event])
 
         @app.agent(self._raw_topic(names.commands), name="commands")  # type: ignore[arg-type]
         async def commands(stream: faust.Stream[bytes]) -> None:
             """emergency_stop / resume / reallocate / force_breaker (signed if required)."""
             async for event in stream.events():
                 async with self._write_lock:
-                    await self.send_batch(self.process([event]))
+                    await self.send_batch(self.process([event]), inputs=[event])
 
         @app.agent(self._raw_topic(names.requests), name="can-spend")  # type: ignore[arg-type]
         async def can_spend(stream: faust.Stream[bytes]) -> None:
             """Can-spend requests -> engine.reserve -> a reply on the replies topic."""
             async for events in stream.take_events(*REQUEST_BATCH):
                 async with self._write_lock:
-                    await self.send_batch(self.process(events))
+                    await self.send_batch(self.process(events), inputs=events)
 
         self.spend_events, self.budgets = spend_events, budgets
         self.commands, self.can_spend = commands, can_spend
@@ -681,18 +690,23 @@ class Worker:
         if self._timer_jobs and (self._timer_flush is None or self._timer_flush.done()):
             self._timer_flush = asyncio.ensure_future(self.flush_timer_writes())
 
-    async def send_batch(self, messages: list[Message]) -> None:
+    async def send_batch(
+        self, messages: list[Message], inputs: Sequence[EventT[bytes]] = ()
+    ) -> None:
         """Hand a batch's records straight to the Kafka client (awaited before the batch
         is acked, so the offset commit's flush covers them), skipping faust's buffer:
-        the changelog writes first, then the outputs in order -- those of a campaign
-        whose value the batch wrote once that write is delivered, the others (replies
-        of campaigns the batch did not change, DLQ entries) at once, so a reply never
-        waits on another campaign's write. A changelog write the client refuses (e.g. a
-        value above the topic's size limit) quarantines its campaign instead of stopping
-        the agent."""
+        the changelog writes first, then the outputs in order. Outputs of a campaign
+        whose value the batch wrote wait for that write's delivery in the
+        :class:`~.output_queue.OutputQueue` (the agent goes on meanwhile, and the batch's
+        ``inputs`` stay unacknowledged until those outputs are sent); the others
+        (replies of campaigns the batch did not change, DLQ entries) go at once, so a
+        reply never waits on another campaign's write. A changelog write the client
+        refuses (e.g. a value above the topic's size limit) quarantines its campaign
+        instead of stopping the agent."""
+        self.outputs.raise_failure()
         producer = self.app.producer
         changelog = self.campaigns.changelog_topic.get_topic_name()
-        written = []
+        written: list[Any] = []
         for m in messages:
             if m.topic != changelog:
                 continue
@@ -715,11 +729,46 @@ class Worker:
             written.append(sent)
         at_once, after_writes = split_outputs(messages, changelog)
         for m in at_once:
-            await producer.send(m.topic, m.key, m.value, m.partition, None, None)
-        if written and after_writes:
-            await asyncio.gather(*written, return_exceptions=True)
-        for m in after_writes:
-            await producer.send(m.topic, m.key, m.value, m.partition, None, None)
+            await self._produce(m)
+        waiting = bool(written and after_writes)
+        if not waiting and not len(self.outputs):
+            for m in after_writes:  # nothing to wait for, nothing queued before them
+                await self._produce(m)
+            self._hold_behind(inputs)
+            return
+        # Queued behind earlier jobs even when nothing of this batch waits, so a
+        # campaign's outputs keep their order.
+        held = self._hold_all(inputs)
+        # Records of the batch held only for their partition's order (the spend path's)
+        # are done when the job is, not before.
+        held += self._parked
+        self._parked = []
+        self.outputs.put(OutputJob(written if waiting else (), after_writes, held))
+
+    def _hold_all(self, inputs: Sequence[EventT[bytes]]) -> list[Any]:
+        """Hold the batch's input records not held already (their outputs are queued):
+        released by the output queue once those are sent."""
+        held = []
+        for event in inputs:
+            msg = event.message
+            if not self.acks.holds(msg):
+                self.acks.hold(msg)
+                held.append(msg)
+        return held
+
+    def _hold_behind(self, inputs: Sequence[EventT[bytes]]) -> None:
+        """Records done at once that follow a held record of their partition: held and
+        released in one go, so :class:`AckOrder` acknowledges them after it."""
+        behind = []
+        for event in inputs:
+            msg = event.message
+            if not self.acks.holds(msg) and self.acks.behind(msg):
+                self.acks.hold(msg)
+                behind.append(msg)
+        self._release(behind)
+
+    async def _produce(self, m: Message) -> None:
+        await self.app.producer.send(m.topic, m.key, m.value, m.partition, None, None)
 
     def lookup(self, campaign_id: str) -> Stored | None:
         if campaign_id in self.quarantined:
@@ -1028,6 +1077,7 @@ class Worker:
             # nothing more until partitions are assigned again.
             self.value_writes.suspended = True
             await self.write_held(everything=True)
+            await self.outputs.drain()
 
         app.before_wait_empty = _before_wait_empty
 

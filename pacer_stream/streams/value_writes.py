@@ -64,6 +64,10 @@ class AckOrder:
         """Whether an earlier record of this record's partition is still held."""
         return bool(self._queues.get(record.tp))
 
+    def holds(self, record: Held) -> bool:
+        """Whether ``record`` is held and not released yet."""
+        return id(record) in self._entries
+
     def hold(self, record: Held) -> None:
         if id(record) in self._entries:
             return

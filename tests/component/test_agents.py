@@ -76,7 +76,7 @@ class CapturingWorker(app_module.Worker):
                 event.message.incref()
         return super().process(events, defer_values=defer_values)
 
-    async def send_batch(self, messages: list[Any]) -> None:
+    async def send_batch(self, messages: list[Any], inputs: Any = ()) -> None:
         self.direct.extend(Out(m.topic, m.key, m.value) for m in messages)
         for m in messages:  # each write counts as delivered at once
             if m.releases:

@@ -1,0 +1,85 @@
+"""The worker's stream (:class:`PacerStream`): ``take_events`` batches keep faust's
+contract -- order, at most ``max_`` events, a full batch handed over at once, a lone
+event handed over after the window, every event acknowledged after its batch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from pacer_stream.streams.stream import PacerStream
+
+
+def _app() -> faust.App:
+    return faust.App(
+        f"pacer-stream-test-{uuid.uuid4().hex[:8]}",
+        Stream=PacerStream,
+        store="memory://",
+        autodiscover=False,
+    )
+
+
+async def _until(done: Any) -> None:
+    for _ in range(2000):
+        if done():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not met within 2 s")
+
+
+def _collecting_agent(app: faust.App, max_: int, within: float) -> tuple[Any, list[list[Any]]]:
+    batches: list[list[Any]] = []
+    acked_before: list[bool] = []
+
+    @app.agent(app.channel())  # type: ignore[untyped-decorator]
+    async def take(stream: faust.Stream[Any]) -> None:
+        assert isinstance(stream, PacerStream)
+        async for events in stream.take_events(max_, within):
+            acked_before.extend(e.message.acked for e in events)
+            batches.append([e.value for e in events])
+
+    take.acked_before = acked_before
+    return take, batches
+
+
+async def test_full_batches_come_at_once_in_order_and_never_above_max() -> None:
+    app = _app()
+    agent, batches = _collecting_agent(app, max_=3, within=3600.0)  # the window never ends
+    async with agent.test_context() as ctx:
+        for i in range(9):
+            await ctx.put(i)
+        await _until(lambda: sum(map(len, batches)) == 9)
+    assert [v for b in batches for v in b] == list(range(9))
+    assert all(1 <= len(b) <= 3 for b in batches)
+    assert not any(agent.acked_before)  # acknowledged after the batch, not before
+
+
+async def test_a_lone_event_is_handed_over_after_the_window() -> None:
+    app = _app()
+    agent, batches = _collecting_agent(app, max_=100, within=0.01)
+    async with agent.test_context() as ctx:
+        await ctx.put("only")
+        await _until(lambda: batches)
+        await ctx.put("next")
+        await _until(lambda: len(batches) == 2)
+    assert batches == [["only"], ["next"]]
+
+
+async def test_events_are_acknowledged_once_their_batch_is_handled() -> None:
+    app = _app()
+    seen: list[Sequence[Any]] = []
+
+    @app.agent(app.channel())  # type: ignore[untyped-decorator]
+    async def take(stream: faust.Stream[Any]) -> None:
+        async for events in stream.take_events(2, 3600.0):
+            seen.append(events)
+
+    async with take.test_context() as ctx:
+        for i in range(4):
+            await ctx.put(i)
+        await _until(lambda: len(seen) == 2 and all(e.message.acked for e in seen[1]))
+    assert all(e.message.acked for batch in seen for e in batch)
