@@ -59,7 +59,7 @@ class PacerStream(faust.Stream):  # type: ignore[type-arg]
         try:
             while not self.should_stop:
                 if not started.is_set():
-                    await self.wait_for_stopped(started)
+                    await self.wait_for_stopped(started)  # type: ignore[arg-type]
                 if not events:
                     continue
                 if not full.is_set():
