@@ -207,6 +207,9 @@ REQUEST_BATCH = (256, 0.001)
 #: ``asyncio.wait_for``; a deeper buffer keeps the stream flowing (messages are still
 #: flushed before every offset commit, so delivery guarantees do not change).
 PRODUCER_BUFFER_MESSAGES = 5_000
+#: Batches whose outputs may wait for their changelog delivery before the agents stop
+#: taking more (deliveries stalled: a broker away); each holds its input records.
+MAX_QUEUED_OUTPUT_JOBS = 1_000
 #: DLQ code of a record whose campaign state could not be serialised or sent.
 STATE_WRITE_FAILED = "state_write_failed"
 #: DLQ code of a record for a campaign quarantined after such a failure.
@@ -744,6 +747,7 @@ class Worker:
         held += self._parked
         self._parked = []
         self.outputs.put(OutputJob(written if waiting else (), after_writes, held))
+        await self.outputs.room(MAX_QUEUED_OUTPUT_JOBS)
 
     def _hold_all(self, inputs: Sequence[EventT[bytes]]) -> list[Any]:
         """Hold the batch's input records not held already (their outputs are queued):

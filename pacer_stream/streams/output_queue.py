@@ -56,6 +56,7 @@ class OutputQueue(Generic[M]):
         self._release = release
         self._jobs: deque[OutputJob[M]] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()  # set whenever a job ends (or the queue stops)
         self.failure: BaseException | None = None
 
     def __len__(self) -> int:
@@ -80,6 +81,14 @@ class OutputQueue(Generic[M]):
                 self._task = task = asyncio.ensure_future(self._run())
             await asyncio.shield(task)
 
+    async def room(self, limit: int) -> None:
+        """Wait until at most ``limit`` jobs are queued: the agents' backpressure when
+        deliveries stall (a broker away), which waiting for them in the agent used to
+        give for free."""
+        while len(self._jobs) > limit and self.failure is None:
+            self._progress.clear()
+            await self._progress.wait()
+
     async def _run(self) -> None:
         jobs = self._jobs
         while jobs:
@@ -93,6 +102,8 @@ class OutputQueue(Generic[M]):
                     await self._send(message)
             except Exception as exc:
                 self.failure = exc
+                self._progress.set()
                 return
             jobs.popleft()
             self._release(job.records)
+            self._progress.set()

@@ -94,3 +94,24 @@ async def test_drain_waits_for_every_job() -> None:
     write.set_result(None)
     await drained
     assert rec.sent == ["reply"] and rec.released == ["r1"]
+
+
+async def test_room_waits_while_more_jobs_than_the_limit_are_queued() -> None:
+    rec = Recorder()
+    queue: OutputQueue[str] = OutputQueue(rec.send, rec.release)
+    loop = asyncio.get_running_loop()
+    writes = [loop.create_future() for _ in range(3)]
+    for i, write in enumerate(writes):
+        queue.put(OutputJob([write], [f"out-{i}"], [f"r{i}"]))
+    room = asyncio.ensure_future(queue.room(1))
+    await settle()
+    assert not room.done()  # three queued, one allowed
+    writes[0].set_result(None)
+    await settle()
+    assert not room.done() and len(queue) == 2
+    writes[1].set_result(None)
+    await settle()
+    assert room.done() and len(queue) == 1
+    writes[2].set_result(None)
+    await queue.drain()
+    assert rec.sent == ["out-0", "out-1", "out-2"]
