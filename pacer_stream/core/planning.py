@@ -9,11 +9,9 @@ strategy registry the engine holds and the channel's history.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace as dataclass_replace
-from functools import lru_cache
-from itertools import accumulate
+from typing import TypeVar
 
 from pacer_stream.core.allocation import (
     AllocationContext,
@@ -70,7 +68,7 @@ def replan(
     result = strategy.weigh(ctx)
     if ch.active_from is not None and ch.active_from > day.start:
         result = from_activation(result, day, ch.active_from)
-    ch.result = shared_result(result)
+    ch.result = result = shared_result(result)
     capacity = slot_capacity(state, ch, day)
     if kind is not PacingStrategy.EVEN_DISTRIBUTION:  # even is even, to the last hour
         result = closing_floor(result)
@@ -189,36 +187,69 @@ def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | Non
 
 
 def set_plan(ch: ChannelState, plan: DayPlan) -> None:
-    ch.plan, ch.cum_plan = shared_plan(plan)
+    ch.plan = plan = shared_plan(plan)
+    ch.cum_plan = plan.cum
     ch.allowance_key = (-1, -1, -1)
 
 
-#: Plans and strategy results kept for sharing (bounded; about 2 KB each at most).
+#: Plans, strategy results and weight tuples kept for sharing, each (bounded; a plan
+#: about 0.5 KB at most).
 SHARED_PLANS = 4096
 
+_PLANS: dict[DayPlan, DayPlan] = {}
+_RESULTS: dict[StrategyResult, StrategyResult] = {}
+_WEIGHTS: dict[tuple[float, ...], tuple[float, ...]] = {}
 
-@lru_cache(maxsize=SHARED_PLANS)
-def shared_plan(plan: DayPlan) -> tuple[DayPlan, array[int]]:
-    """The first-seen plan equal to ``plan``, with its cumulative amounts.
+T = TypeVar("T")
+
+
+def _interned(table: dict[T, T], value: T) -> T:
+    """The first-seen value equal to ``value`` in ``table`` (which then holds it).
+
+    A plain dict rather than ``lru_cache``: an entry costs a dict slot (~40 bytes)
+    where the cache's link, key and result tuple took ~190, and a worker whose
+    campaigns all have budgets of their own holds one entry per channel. A hit moves
+    the entry to the end, and a full table drops its oldest, so values in use stay."""
+    found = table.pop(value, None)
+    if found is None:
+        if len(table) >= SHARED_PLANS:
+            del table[next(iter(table))]
+        found = value
+    table[found] = found
+    return found
+
+
+def shared_weights(weights: tuple[float, ...]) -> tuple[float, ...]:
+    """The first-seen weight tuple equal to ``weights``: a strategy that ignores
+    history gives every channel the same weights, and a 24-slot tuple costs 232 bytes."""
+    return _interned(_WEIGHTS, weights)
+
+
+def shared_plan(plan: DayPlan) -> DayPlan:
+    """The first-seen plan equal to ``plan`` (its ``cum`` is the channel's ``cum_plan``).
 
     Channels with the same budget, strategy and history shape (most new channels, and
     every channel of a strategy that ignores history) get equal plans: they share one
-    ``DayPlan`` and one ``cum_plan`` array instead of holding about 1.5 KB each. Both
-    are only ever replaced, never changed in place, so sharing cannot leak a change
-    from one channel to another."""
-    return plan, cumulative(plan.amounts)
+    ``DayPlan`` and its arrays instead of holding about 0.5 KB each; a plan of its own
+    shares at least its weights. Plans are only ever replaced, never changed in place,
+    so sharing cannot leak a change from one channel to another."""
+    found = _PLANS.get(plan)
+    if found is not None:
+        return _interned(_PLANS, found)
+    weights = shared_weights(plan.weights)
+    if weights is not plan.weights:
+        plan = plan.with_weights(weights)
+    return _interned(_PLANS, plan)
 
 
-@lru_cache(maxsize=SHARED_PLANS)
 def shared_result(result: StrategyResult) -> StrategyResult:
     """The first-seen strategy result equal to ``result`` (frozen: safe to share)."""
-    return result
-
-
-def cumulative(amounts: Sequence[int]) -> array[int]:
-    """Cumulative planned spend at each slot boundary (``len(amounts) + 1`` values), as an
-    ``array('q')``: 8 bytes a boundary instead of an int object and a list pointer."""
-    return array("q", list(accumulate(amounts, initial=0)))
+    found = _RESULTS.get(result)
+    if found is None:
+        weights = shared_weights(result.weights)
+        if weights is not result.weights:
+            result = dataclass_replace(result, weights=weights)
+    return _interned(_RESULTS, result if found is None else found)
 
 
 def slot_capacity(state: CampaignState, ch: ChannelState, day: LocalDay) -> tuple[int, ...] | None:

@@ -361,13 +361,14 @@ def _channel(c: JSON) -> ChannelState:
     cum: array[int] = array("q")
     if "pa" in c:
         # shared with equal plans of other channels, as when planned (memory)
-        plan, cum = shared_plan(
+        plan = shared_plan(
             DayPlan(
                 tuple(_int(a) for a in c["pa"]),
                 tuple(_int(a) for a in c["pc"]),
                 _float_list(c["pw"]),
             )
         )
+        cum = plan.cum
     result: StrategyResult | None = None
     if "res" in c:
         w, mults, cr, cpc, conf, version = c["res"]

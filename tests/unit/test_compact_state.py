@@ -54,7 +54,7 @@ def test_per_slot_series_and_rings_are_packed() -> None:
     h = Harness()
     _morning(h)
     ch = h.ch()
-    assert isinstance(ch.cum_plan, array) and ch.cum_plan.typecode == "q"
+    assert isinstance(ch.cum_plan, array) and ch.cum_plan is ch.plan.cum
     # spend per slot, epoch minutes and a minute's amounts fit 4 bytes here
     assert isinstance(ch.spent, array) and ch.spent.typecode == "i"
     assert ch.velocity.minutes.typecode == "i" and ch.velocity.amounts.typecode == "i"

@@ -11,9 +11,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol
 
 from pacer_stream.core.calendar import LocalDay
+from pacer_stream.core.compact import int_column
 from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.money import split_exact
 from pacer_stream.core.types import PacingStrategy, Thresholds
@@ -58,32 +60,57 @@ def flat_result(n: int, *, confidence: float = 0.0, version: str | None = None) 
 class DayPlan:
     """A day's hourly plan in micros, plus what rollover needs to re-plan later hours.
 
-    Immutable, compared and hashed by value like the frozen dataclass it replaces. The
-    amounts and caps are kept as ``array('q')`` (8 bytes a slot; a tuple of micros holds
-    a separate int object per slot, ~1 KB a day) and handed out as tuples; the weights
-    stay the tuple given, which is usually the strategy result's own (shared).
+    Immutable, compared and hashed by value like the frozen dataclass it replaces. A
+    worker holds one plan per campaign/channel whose budget differs from the others'
+    (equal plans are shared, ``planning.shared_plan``), so it keeps only what cannot be
+    derived, as narrow as the values allow:
+
+    * :attr:`cum`, the cumulative plan at each slot boundary (``len(amounts) + 1``
+      values), which the pace rules read on every call; a slot's amount is the
+      difference of two boundaries, so the amounts are not kept beside it;
+    * the caps as runs of equal values (``value, count, value, count...``): a plan's
+      caps are the per-hour maximum everywhere but in the frontload hours, so two or
+      three runs where 24 values took 192 bytes;
+
+    both as ``array('i')`` when every value fits 4 bytes (a budget under ~2,147
+    currency units a day), else ``array('q')``. The weights stay the tuple given, which
+    is usually shared with the strategy result or interned by ``planning``. Amounts
+    and caps are handed out as tuples.
     """
 
-    __slots__ = ("_amounts", "_caps", "weights")
+    __slots__ = ("_caps", "cum", "weights")
 
-    _amounts: array[int]
+    cum: array[int]
     _caps: array[int]
     weights: tuple[float, ...]
 
     def __init__(
         self, amounts: Sequence[int], caps: Sequence[int], weights: tuple[float, ...]
     ) -> None:
-        object.__setattr__(self, "_amounts", array("q", amounts))
-        object.__setattr__(self, "_caps", array("q", caps))
+        object.__setattr__(self, "cum", int_column(list(accumulate(amounts, initial=0))))
+        object.__setattr__(self, "_caps", int_column(_runs(caps)))
         object.__setattr__(self, "weights", weights)
+
+    def with_weights(self, weights: tuple[float, ...]) -> DayPlan:
+        """The same plan holding ``weights`` (an equal tuple: interning)."""
+        plan = object.__new__(DayPlan)
+        object.__setattr__(plan, "cum", self.cum)
+        object.__setattr__(plan, "_caps", self._caps)
+        object.__setattr__(plan, "weights", weights)
+        return plan
 
     @property
     def amounts(self) -> tuple[int, ...]:
-        return tuple(self._amounts)
+        cum = self.cum
+        return tuple([cum[i + 1] - cum[i] for i in range(len(cum) - 1)])
 
     @property
     def caps(self) -> tuple[int, ...]:
-        return tuple(self._caps)
+        runs = self._caps
+        out: list[int] = []
+        for i in range(0, len(runs), 2):
+            out += [runs[i]] * runs[i + 1]
+        return tuple(out)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"DayPlan is immutable (cannot set {name!r})")
@@ -94,20 +121,27 @@ class DayPlan:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DayPlan):
             return NotImplemented
-        return (
-            self._amounts == other._amounts
-            and self._caps == other._caps
-            and self.weights == other.weights
-        )
+        return self.cum == other.cum and self._caps == other._caps and self.weights == other.weights
 
     def __hash__(self) -> int:
-        return hash((tuple(self._amounts), tuple(self._caps), self.weights))
+        return hash((tuple(self.cum), tuple(self._caps), self.weights))
 
     def __repr__(self) -> str:
         return f"DayPlan(amounts={self.amounts!r}, caps={self.caps!r}, weights={self.weights!r})"
 
     def __reduce__(self) -> tuple[type[DayPlan], tuple[object, ...]]:
         return (DayPlan, (self.amounts, self.caps, self.weights))
+
+
+def _runs(values: Sequence[int]) -> list[int]:
+    """``values`` as runs of equal values: ``[value, count, value, count, ...]``."""
+    out: list[int] = []
+    for v in values:
+        if out and out[-2] == v:
+            out[-1] += 1
+        else:
+            out += [v, 1]
+    return out
 
 
 def _normalise(weights: Sequence[float]) -> list[float]:
