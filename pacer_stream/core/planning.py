@@ -192,50 +192,50 @@ def set_plan(ch: ChannelState, plan: DayPlan) -> None:
     ch.allowance_key = (-1, -1, -1)
 
 
-#: Plans, strategy results and weight tuples kept for sharing, each (bounded; a plan
-#: about 0.5 KB at most).
+#: Slots of each sharing table (plans, strategy results, weight tuples).
 SHARED_PLANS = 4096
 
-_PLANS: dict[DayPlan, DayPlan] = {}
-_RESULTS: dict[StrategyResult, StrategyResult] = {}
-_WEIGHTS: dict[tuple[float, ...], tuple[float, ...]] = {}
+_PLANS: list[DayPlan | None] = [None] * SHARED_PLANS
+_RESULTS: list[StrategyResult | None] = [None] * SHARED_PLANS
+_WEIGHTS: list[tuple[float, ...] | None] = [None] * SHARED_PLANS
 
 T = TypeVar("T")
 
 
-def _interned(table: dict[T, T], value: T) -> T:
-    """The first-seen value equal to ``value`` in ``table`` (which then holds it).
+def _interned(table: list[T | None], value: T) -> T:
+    """The value equal to ``value`` that ``table`` holds, else ``value``, which the
+    table then holds in its place.
 
-    A plain dict rather than ``lru_cache``: an entry costs a dict slot (~40 bytes)
-    where the cache's link, key and result tuple took ~190, and a worker whose
-    campaigns all have budgets of their own holds one entry per channel. A hit moves
-    the entry to the end, and a full table drops its oldest, so values in use stay."""
-    found = table.pop(value, None)
-    if found is None:
-        if len(table) >= SHARED_PLANS:
-            del table[next(iter(table))]
-        found = value
-    table[found] = found
-    return found
+    A table of fixed size indexed by hash (each value has one slot; a different value
+    with the same slot replaces it) rather than a cache of every value seen: a worker
+    whose campaigns all have budgets of their own holds a plan per channel that no
+    other channel will share, and an entry of an ``lru_cache`` cost ~190 bytes per
+    plan, a dict's ~75. This one costs its 32 KB once, whatever the number of
+    channels. Equal values always map to the same slot, so a plan most channels have
+    stays shared; one replaced by a colliding plan is shared again from its next
+    occurrence on. Sharing only saves memory: a value is never changed in place."""
+    i = hash(value) % SHARED_PLANS
+    found = table[i]
+    if found is not None and found == value:
+        return found
+    table[i] = value
+    return value
 
 
 def shared_weights(weights: tuple[float, ...]) -> tuple[float, ...]:
-    """The first-seen weight tuple equal to ``weights``: a strategy that ignores
-    history gives every channel the same weights, and a 24-slot tuple costs 232 bytes."""
+    """The shared weight tuple equal to ``weights``: a strategy that ignores history
+    gives every channel the same weights, and a 24-slot tuple costs 232 bytes."""
     return _interned(_WEIGHTS, weights)
 
 
 def shared_plan(plan: DayPlan) -> DayPlan:
-    """The first-seen plan equal to ``plan`` (its ``cum`` is the channel's ``cum_plan``).
+    """The shared plan equal to ``plan`` (its ``cum`` is the channel's ``cum_plan``).
 
     Channels with the same budget, strategy and history shape (most new channels, and
     every channel of a strategy that ignores history) get equal plans: they share one
     ``DayPlan`` and its arrays instead of holding about 0.5 KB each; a plan of its own
     shares at least its weights. Plans are only ever replaced, never changed in place,
     so sharing cannot leak a change from one channel to another."""
-    found = _PLANS.get(plan)
-    if found is not None:
-        return _interned(_PLANS, found)
     weights = shared_weights(plan.weights)
     if weights is not plan.weights:
         plan = plan.with_weights(weights)
@@ -243,13 +243,11 @@ def shared_plan(plan: DayPlan) -> DayPlan:
 
 
 def shared_result(result: StrategyResult) -> StrategyResult:
-    """The first-seen strategy result equal to ``result`` (frozen: safe to share)."""
-    found = _RESULTS.get(result)
-    if found is None:
-        weights = shared_weights(result.weights)
-        if weights is not result.weights:
-            result = dataclass_replace(result, weights=weights)
-    return _interned(_RESULTS, result if found is None else found)
+    """The shared strategy result equal to ``result`` (frozen: safe to share)."""
+    weights = shared_weights(result.weights)
+    if weights is not result.weights:
+        result = dataclass_replace(result, weights=weights)
+    return _interned(_RESULTS, result)
 
 
 def slot_capacity(state: CampaignState, ch: ChannelState, day: LocalDay) -> tuple[int, ...] | None:

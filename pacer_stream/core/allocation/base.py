@@ -68,27 +68,28 @@ class DayPlan:
     * :attr:`cum`, the cumulative plan at each slot boundary (``len(amounts) + 1``
       values), which the pace rules read on every call; a slot's amount is the
       difference of two boundaries, so the amounts are not kept beside it;
-    * the caps as runs of equal values (``value, count, value, count...``): a plan's
-      caps are the per-hour maximum everywhere but in the frontload hours, so two or
-      three runs where 24 values took 192 bytes;
+      as an ``array('i')`` when every value fits 4 bytes (a budget under ~2,147
+      currency units a day), else ``array('q')``;
+    * the caps as runs of equal values (``value, count, value, count...``) in one
+      ``bytes`` of 8-byte ints: a plan's caps are the per-hour maximum everywhere but
+      in the frontload hours, so two or three runs (~70 bytes) where 24 values in an
+      array took 272. Only rollover and re-planning read them.
 
-    both as ``array('i')`` when every value fits 4 bytes (a budget under ~2,147
-    currency units a day), else ``array('q')``. The weights stay the tuple given, which
-    is usually shared with the strategy result or interned by ``planning``. Amounts
-    and caps are handed out as tuples.
+    The weights stay the tuple given, which is usually shared with the strategy result
+    or interned by ``planning``. Amounts and caps are handed out as tuples.
     """
 
     __slots__ = ("_caps", "cum", "weights")
 
     cum: array[int]
-    _caps: array[int]
+    _caps: bytes
     weights: tuple[float, ...]
 
     def __init__(
         self, amounts: Sequence[int], caps: Sequence[int], weights: tuple[float, ...]
     ) -> None:
         object.__setattr__(self, "cum", int_column(list(accumulate(amounts, initial=0))))
-        object.__setattr__(self, "_caps", int_column(_runs(caps)))
+        object.__setattr__(self, "_caps", array("q", _runs(caps)).tobytes())
         object.__setattr__(self, "weights", weights)
 
     def with_weights(self, weights: tuple[float, ...]) -> DayPlan:
@@ -106,7 +107,7 @@ class DayPlan:
 
     @property
     def caps(self) -> tuple[int, ...]:
-        runs = self._caps
+        runs: list[int] = memoryview(self._caps).cast("q").tolist()
         out: list[int] = []
         for i in range(0, len(runs), 2):
             out += [runs[i]] * runs[i + 1]
@@ -124,7 +125,7 @@ class DayPlan:
         return self.cum == other.cum and self._caps == other._caps and self.weights == other.weights
 
     def __hash__(self) -> int:
-        return hash((tuple(self.cum), tuple(self._caps), self.weights))
+        return hash((tuple(self.cum), self._caps, self.weights))
 
     def __repr__(self) -> str:
         return f"DayPlan(amounts={self.amounts!r}, caps={self.caps!r}, weights={self.weights!r})"
