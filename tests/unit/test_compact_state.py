@@ -24,7 +24,7 @@ from pacer_stream.core.compact import NO_ENTRIES, NO_OUTPUTS, AlertSet, FloatQue
 from pacer_stream.core.report_lag import LAG_SAMPLES, new_lags
 from pacer_stream.core.state import CHANNEL_FIELDS, ChannelMap, ChannelState
 from pacer_stream.core.types import AlertType, ChannelType, Thresholds
-from pacer_stream.core.windows import UNMET, VELOCITY
+from pacer_stream.core.windows import UNAUTHORISED, UNMET, VELOCITY, MinuteRings
 
 from .conftest import DAY0, G, Harness, U
 
@@ -60,7 +60,56 @@ def test_per_slot_series_and_rings_are_packed() -> None:
     assert ch.velocity.minutes.typecode == "i" and ch.velocity.amounts.typecode == "i"
     # the rings live in the channel's one array: 16 minutes and 16 amounts a ring used
     assert ch.used(VELOCITY) and not ch.used(UNMET)
-    assert ch.rings.typecode == "i" and len(ch._rbuf) == 32 * sum(ch.used(k) for k in range(3))
+    # all of this spend was unauthorised: the velocity and unauthorised rings are equal
+    # and share their 32 slots
+    assert ch.used(UNAUTHORISED) and ch.unauthorised == ch.velocity
+    assert ch.rings.typecode == "i" and len(ch._rbuf) == 32
+
+
+def test_equal_rings_share_their_slots_until_one_is_written_alone() -> None:
+    shared, apart = MinuteRings(), MinuteRings()
+    t0 = 1_772_409_600.0
+
+    def both(ts: float, amount: int) -> None:
+        shared.ring_add_both(VELOCITY, UNAUTHORISED, ts, amount)
+        apart.ring_add(VELOCITY, ts, amount)
+        apart.ring_add(UNAUTHORISED, ts, amount)
+
+    def alone(k: int, ts: float, amount: int) -> None:
+        shared.ring_add(k, ts, amount)
+        apart.ring_add(k, ts, amount)
+
+    both(t0, 5)
+    both(t0 + 61, 7)
+    both(t0 + 30, 1)  # an earlier minute, still in the ring
+    assert shared == apart and len(shared._rbuf) == 32  # one region for the two
+    alone(VELOCITY, t0 + 120, 3)  # authorised spend: the rings part
+    assert shared == apart and len(shared._rbuf) == 64
+    both(t0 + 180, 4)
+    alone(UNAUTHORISED, t0 + 181, 2)
+    both(t0 + 240, 2**31)  # widens the array
+    alone(UNMET, t0 + 240, 9)
+    assert shared == apart and shared.typecode == "q"
+    for k in (VELOCITY, UNAUTHORISED, UNMET):
+        for now in (t0 + 60, t0 + 200, t0 + 300):
+            assert shared.ring_total(k, now, 900) == apart.ring_total(k, now, 900)
+    # rings loaded equal share again; a later write to one alone parts them
+    loaded = MinuteRings()
+    for k in (VELOCITY, UNAUTHORISED):
+        loaded.set_ring(k, 16, apart.minutes(VELOCITY), apart.amounts(VELOCITY))
+    assert len(loaded._rbuf) == 32 and loaded.ring_total(UNAUTHORISED, t0 + 300, 900) > 0
+    loaded.ring_add(UNAUTHORISED, t0 + 300, 1)
+    assert loaded.amounts(VELOCITY) == apart.amounts(VELOCITY)
+    assert loaded.ring_total(UNAUTHORISED, t0 + 300, 60) == 1
+
+
+def test_a_channel_whose_spend_is_all_unauthorised_loads_with_shared_rings() -> None:
+    h = Harness()
+    _morning(h)
+    loaded = serde.loads(serde.dumps(h.state))
+    ch = loaded.channels[G]
+    assert loaded == h.state and len(ch._rbuf) == 32 and ch.used(UNAUTHORISED)
+    assert serde.dumps(loaded) == serde.dumps(h.state)
 
 
 def test_spend_per_slot_widens_past_four_bytes() -> None:
