@@ -170,6 +170,25 @@ class _ChannelAlerts(AlertSet):
         self._ch._alerts &= ~_ALERT_BIT.get(alert, 0)
 
 
+class _ChannelTimes(FloatQueue):
+    """The unauthorised-spend times of a channel as a queue view of its ``_ut`` slot:
+    the channel holds the packed ``bytes`` itself, not a queue object around them (40
+    bytes less per channel; the view lives only while the engine uses it)."""
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, ch: ChannelState) -> None:
+        self._ch = ch
+
+    @property
+    def _values(self) -> bytes:
+        return self._ch._ut
+
+    @_values.setter
+    def _values(self, values: bytes) -> None:
+        self._ch._ut = values
+
+
 class ChannelExtras:
     """The fields of a channel that most channels leave at their defaults all day:
     holds (reservations and unreported ones) and what follows from them, overspend
@@ -267,6 +286,7 @@ class ChannelState(MinuteRings):
         "_ak_spent",
         "_alerts",
         "_capacity_cache",
+        "_ut",
         "_x",
         "active_from",
         "alert_seq",
@@ -290,7 +310,6 @@ class ChannelState(MinuteRings):
         "spent",
         "spent_total",
         "strategy",
-        "unauthorised_times",
     )
 
     def __init__(
@@ -367,9 +386,9 @@ class ChannelState(MinuteRings):
         for k, ring in ((VELOCITY, velocity), (UNAUTHORISED, unauthorised), (UNMET, unmet)):
             if ring is not None:
                 ring.copy_into(self, k)
-        #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
-        #: so one odd event (however large) never trips the breaker on velocity alone.
-        self.unauthorised_times = FloatQueue() if unauthorised_times is None else unauthorised_times
+        self._ut = b""  # no unauthorised spend times (the empty queue's storage)
+        if unauthorised_times is not None:
+            self.unauthorised_times = unauthorised_times
         self.breaker = Breaker() if breaker is None else breaker
         self.pace_level = pace_level
         self._alerts = 0
@@ -540,6 +559,17 @@ class ChannelState(MinuteRings):
     def perf_violation_alerted(self, value: bool) -> None:
         if self._x is not None or value:
             self.extras().perf_violation_alerted = value
+
+    @property
+    def unauthorised_times(self) -> FloatQueue:
+        """Times of unauthorised spend events in the velocity window: a runaway is a
+        *rate*, so one odd event (however large) never trips the breaker on velocity
+        alone. A queue view of the channel's packed times (writes go to the channel)."""
+        return _ChannelTimes(self)
+
+    @unauthorised_times.setter
+    def unauthorised_times(self, times: FloatQueue) -> None:
+        self._ut = FloatQueue(times)._values
 
     # -- the rings, alerts and spend per slot ---------------------------------------
     @property
