@@ -110,7 +110,7 @@ def rebase(
         past = split_exact(budget, [float(a) for a in past])
     caps = slot_caps(budget, old.weights, state.thresholds, slot_capacity(state, ch, day))
     future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
-    set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
+    set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights, state.thresholds))
 
 
 def receive(
@@ -163,7 +163,7 @@ def receive(
     new_caps = tuple(caps[:slot]) + tuple(
         max(c, a) for c, a in zip(caps[slot:], future, strict=True)
     )
-    set_plan(ch, DayPlan(tuple(past + future), new_caps, weights))
+    set_plan(ch, DayPlan(tuple(past + future), new_caps, weights, t))
 
 
 def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | None:

@@ -18,9 +18,10 @@ container until their first entry (``compact.own``).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from struct import Struct
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
@@ -191,10 +192,11 @@ class _ChannelTimes(FloatQueue):
 
 class ChannelExtras:
     """The fields of a channel that most channels leave at their defaults all day:
-    holds (reservations and unreported ones) and what follows from them, overspend
-    times, unmet demand by hour, a performance violation. A channel creates this
-    object on the first write of one of them, so a plain channel pays one empty
-    pointer instead of nine fields and three small objects (about 220 bytes)."""
+    holds (reservations and unreported ones) and what follows from them (the reserved
+    total among them), overspend times, unmet demand by hour, a performance violation,
+    a strategy of its own. A channel creates this object on the first write of one of
+    them, so a plain channel pays one empty pointer instead of eleven fields and three
+    small objects (about 240 bytes)."""
 
     __slots__ = (
         "overspend_times",
@@ -203,12 +205,16 @@ class ChannelExtras:
         "perf_violation_since",
         "report_lags",
         "reservations",
+        "reserved_total",
+        "strategy",
         "unmet_hours",
         "unreported",
         "unreported_total",
     )
 
     def __init__(self) -> None:
+        self.strategy: PacingStrategy | None = None
+        self.reserved_total = 0
         self.reservations: dict[str, Reservation] = no_entries()
         self.unreported: dict[str, Unreported] = no_entries()
         self.unreported_total = 0
@@ -304,12 +310,10 @@ class ChannelState(MinuteRings):
         "impressions_today",
         "pace_level",
         "plan",
-        "reserved_total",
         "result",
         "revenue_today",
         "spent",
         "spent_total",
-        "strategy",
     )
 
     def __init__(
@@ -358,7 +362,9 @@ class ChannelState(MinuteRings):
         self.base_budget = base_budget
         #: Today's budget: base + today's reallocation deltas.
         self.budget = budget
-        self.strategy = strategy
+        self._x: ChannelExtras | None = None
+        if strategy is not None:
+            self.strategy = strategy
         self.day = day
         #: When the channel got its budget, if that was during the current day: the plan
         #: then covers only the rest of the day (a mid-day start is not "underpacing").
@@ -375,8 +381,8 @@ class ChannelState(MinuteRings):
         self.conversions_today = conversions_today
         self.impressions_today = impressions_today
         self.revenue_today = revenue_today
-        self.reserved_total = reserved_total
-        self._x: ChannelExtras | None = None
+        if reserved_total:
+            self.reserved_total = reserved_total
         MinuteRings.__init__(self)
         #: Spend per minute: velocity (all spend), unauthorised spend (no reservation, or
         #: above the reserved amount: the breaker's runaway and repeated-overspend rules
@@ -459,6 +465,28 @@ class ChannelState(MinuteRings):
         if x.unmet_hours is _NO_UNMET_HOURS:
             x.unmet_hours = HourlyAmounts()
         return x.unmet_hours
+
+    @property
+    def strategy(self) -> PacingStrategy | None:
+        """The channel's own strategy (None: the campaign's)."""
+        x = self._x
+        return None if x is None else x.strategy
+
+    @strategy.setter
+    def strategy(self, value: PacingStrategy | None) -> None:
+        if self._x is not None or value is not None:
+            self.extras().strategy = value
+
+    @property
+    def reserved_total(self) -> int:
+        """Micros held by live reservations (0 without extras: no reservation)."""
+        x = self._x
+        return 0 if x is None else x.reserved_total
+
+    @reserved_total.setter
+    def reserved_total(self, value: int) -> None:
+        if self._x is not None or value != 0:
+            self.extras().reserved_total = value
 
     @property
     def reservations(self) -> dict[str, Reservation]:
@@ -769,6 +797,86 @@ class ChannelMap(MutableMapping[ChannelType, ChannelState]):
         return f"ChannelMap({dict(self.items())!r})"
 
 
+_MARK = Struct("<q")
+#: Interned tuples of topic names (a worker reads a handful of input topics).
+_TOPICS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+class Offsets(MutableMapping[str, int]):
+    """A campaign's input offset high-water marks by topic: a mapping over two slots.
+
+    Why not a dict: a worker keeps one per campaign, a dict of two marks costs 184
+    bytes and an int object per mark (240 in all), an empty one 64. Here the topic
+    names are one tuple shared by every campaign that saw the same topics in the same
+    order, and the marks one ``bytes`` of 8-byte ints in that order (about 100 bytes
+    with two marks, 48 empty). A write builds a new ``bytes`` (at most one per input
+    record); a new topic, a new tuple (interned)."""
+
+    __slots__ = ("_marks", "_topics")
+
+    def __init__(self, marks: Mapping[str, int] | None = None) -> None:
+        self._topics: tuple[str, ...] = ()
+        self._marks = b""
+        if marks:
+            for topic, mark in marks.items():
+                self[topic] = mark
+
+    def get(self, topic: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        topics = self._topics
+        if topic in topics:
+            mark: int = _MARK.unpack_from(self._marks, 8 * topics.index(topic))[0]
+            return mark
+        return default
+
+    def __getitem__(self, topic: str) -> int:
+        mark = self.get(topic)
+        if mark is None:
+            raise KeyError(topic)
+        return mark
+
+    def __setitem__(self, topic: str, mark: int) -> None:
+        topics, marks = self._topics, self._marks
+        if topic in topics:
+            at = 8 * topics.index(topic)
+            self._marks = marks[:at] + _MARK.pack(mark) + marks[at + 8 :]
+            return
+        self._topics = self._interned((*topics, topic))
+        self._marks = marks + _MARK.pack(mark)
+
+    def __delitem__(self, topic: str) -> None:
+        topics = self._topics
+        if topic not in topics:
+            raise KeyError(topic)
+        i = topics.index(topic)
+        self._topics = self._interned(topics[:i] + topics[i + 1 :])
+        self._marks = self._marks[: 8 * i] + self._marks[8 * i + 8 :]
+
+    @staticmethod
+    def _interned(topics: tuple[str, ...]) -> tuple[str, ...]:
+        found = _TOPICS.get(topics)
+        if found is None:
+            if len(_TOPICS) >= 256:  # bounded, whatever a caller names
+                _TOPICS.clear()
+            found = _TOPICS[topics] = topics
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._topics)
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Offsets({dict(self.items())!r})"
+
+
 @dataclass(slots=True)
 class CampaignState:
     campaign_id: str
@@ -782,7 +890,7 @@ class CampaignState:
     dedupe: DedupeWindow = field(default_factory=DedupeWindow)
     #: Input offset high-water marks, kept inside the state they guard: a record at or
     #: below the mark was already applied (crash-replay protection).
-    offsets: dict[str, int] = field(default_factory=dict)
+    offsets: Offsets = field(default_factory=Offsets)
     #: Recently granted reservation requests by request id, oldest first (bounded by
     #: count and by age, see ``engine.ANSWER_RETENTION_S``).
     answered: dict[str, Answer] = field(default_factory=no_entries)

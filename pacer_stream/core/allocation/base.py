@@ -70,10 +70,13 @@ class DayPlan:
       difference of two boundaries, so the amounts are not kept beside it;
       as an ``array('i')`` when every value fits 4 bytes (a budget under ~2,147
       currency units a day), else ``array('q')``;
-    * the caps as runs of equal values (``value, count, value, count...``) in one
-      ``bytes`` of 8-byte ints: a plan's caps are the per-hour maximum everywhere but
-      in the frontload hours, so two or three runs (~70 bytes) where 24 values in an
-      array took 272. Only rollover and re-planning read them.
+    * the caps not at all when they are what :func:`slot_caps` gives for the plan's
+      total, weights and the ``thresholds`` passed (a plan shaped without a capacity
+      limit, the usual case: the slot then holds the shared thresholds and the caps are
+      derived when read), else as runs of equal values (``value, count, value,
+      count...``) in one ``bytes`` of 8-byte ints: two or three runs (~70 bytes) where
+      24 values in an array took 272. Only rollover, re-planning and the codec read
+      them.
 
     The weights stay the tuple given, which is usually shared with the strategy result
     or interned by ``planning``. Amounts and caps are handed out as tuples.
@@ -82,14 +85,24 @@ class DayPlan:
     __slots__ = ("_caps", "cum", "weights")
 
     cum: array[int]
-    _caps: bytes
+    _caps: bytes | Thresholds
     weights: tuple[float, ...]
 
     def __init__(
-        self, amounts: Sequence[int], caps: Sequence[int], weights: tuple[float, ...]
+        self,
+        amounts: Sequence[int],
+        caps: Sequence[int],
+        weights: tuple[float, ...],
+        thresholds: Thresholds | None = None,
     ) -> None:
-        object.__setattr__(self, "cum", int_column(list(accumulate(amounts, initial=0))))
-        object.__setattr__(self, "_caps", array("q", _runs(caps)).tobytes())
+        cum = int_column(list(accumulate(amounts, initial=0)))
+        spec: bytes | Thresholds
+        if thresholds is not None and list(caps) == slot_caps(cum[-1], weights, thresholds):
+            spec = thresholds  # derived on demand: nothing kept
+        else:
+            spec = array("q", _runs(caps)).tobytes()
+        object.__setattr__(self, "cum", cum)
+        object.__setattr__(self, "_caps", spec)
         object.__setattr__(self, "weights", weights)
 
     def with_weights(self, weights: tuple[float, ...]) -> DayPlan:
@@ -107,7 +120,10 @@ class DayPlan:
 
     @property
     def caps(self) -> tuple[int, ...]:
-        runs: list[int] = memoryview(self._caps).cast("q").tolist()
+        spec = self._caps
+        if not isinstance(spec, bytes):
+            return tuple(slot_caps(self.cum[-1], self.weights, spec))
+        runs: list[int] = memoryview(spec).cast("q").tolist()
         out: list[int] = []
         for i in range(0, len(runs), 2):
             out += [runs[i]] * runs[i + 1]
@@ -122,16 +138,20 @@ class DayPlan:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DayPlan):
             return NotImplemented
-        return self.cum == other.cum and self._caps == other._caps and self.weights == other.weights
+        if self.cum != other.cum or self.weights != other.weights:
+            return False
+        return self._caps is other._caps or self.caps == other.caps
 
     def __hash__(self) -> int:
-        return hash((tuple(self.cum), self._caps, self.weights))
+        return hash((tuple(self.cum), self.caps, self.weights))
 
     def __repr__(self) -> str:
         return f"DayPlan(amounts={self.amounts!r}, caps={self.caps!r}, weights={self.weights!r})"
 
     def __reduce__(self) -> tuple[type[DayPlan], tuple[object, ...]]:
-        return (DayPlan, (self.amounts, self.caps, self.weights))
+        spec = self._caps
+        derived = None if isinstance(spec, bytes) else spec
+        return (DayPlan, (self.amounts, self.caps, self.weights, derived))
 
 
 def _runs(values: Sequence[int]) -> list[int]:
@@ -232,4 +252,4 @@ def shape_day(
     when every slot is full the rest is spread by weight on top, never lost)."""
     caps = slot_caps(budget, result.weights, t, capacity)
     amounts = waterfill(budget, result.weights, caps)
-    return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights))
+    return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights), t)
