@@ -20,6 +20,7 @@ import pytest
 
 from pacer_stream.core import serde
 from pacer_stream.core.compact import NO_ENTRIES, NO_OUTPUTS, AlertSet, FloatQueue
+from pacer_stream.core.history import IN_PLACE_BYTES
 from pacer_stream.core.report_lag import LAG_SAMPLES, new_lags
 from pacer_stream.core.state import CHANNEL_FIELDS, ChannelMap, ChannelState, Offsets
 from pacer_stream.core.types import AlertType, ChannelType, Thresholds
@@ -371,3 +372,18 @@ def test_copies_and_pickles_keep_the_shared_empties_and_the_packed_columns() -> 
         ch.own_report_lags().append(1.0)  # writable after the copy
         ch.history.add(ch.history.newest, 1, 0, 0, 0, 0)
         assert ch.history != h.ch().history
+
+
+def test_a_day_of_history_is_immutable_bytes_and_weeks_of_it_are_updated_in_place() -> None:
+    h = Harness()
+    _morning(h)
+    assert type(h.ch().history._buf) is bytes  # a day of rows: rebuilt on each change
+    long = Harness().ch().history
+    for hour in range(100):
+        long.add(492_000 + hour, 10_000, 1, 0, 50, 20_000)
+    buf = long._buf
+    assert type(buf) is bytearray and len(buf) > IN_PLACE_BYTES
+    long.add(492_099, 5, 0, 0, 0, 0)  # the current hour: in place, no copy of the rows
+    assert long._buf is buf and long.get(492_099) == [10_005, 1, 0, 50, 20_000]
+    again = serde.loads(serde.dumps(h.state)).channels[G].history
+    assert type(again._buf) is bytes and again == h.ch().history
