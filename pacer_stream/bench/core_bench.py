@@ -28,6 +28,7 @@ from pacer_stream.core.types import (
     SpendEvent,
 )
 from pacer_stream.core.windows import DedupeWindow
+from pacer_stream.wire import topics
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 CH = ChannelType.GOOGLE_ADS
@@ -147,31 +148,75 @@ def _rss_bytes() -> int:
     return pages * resource.getpagesize()
 
 
+#: The cases the memory bench measures (see :func:`traced_bytes_per_state`).
+MEMORY_CASES = ("shared", "own_budget", "realistic")
+_ID_PREFIX = {"shared": "m", "own_budget": "b", "realistic": "p"}
+
+
+def _memory_state(engine: PacingEngine, case: str, i: int, events: int) -> CampaignState:
+    """Campaign/channel ``i`` of a memory case after a day's plan and ``events`` spend
+    events spread over the local day (at least one an hour).
+
+    * ``shared``: every campaign has the same budget (they share one plan), 5,000-micro
+      events without clicks: the narrowest columns;
+    * ``own_budget``: the same with a budget of its own per campaign, so no plan is
+      shared between campaigns;
+    * ``realistic``: a budget of its own around $500, $2 events with clicks,
+      impressions and revenue, and the input offsets the stream worker records."""
+    cid = f"{_ID_PREFIX[case]}{i}"  # new ids per case: their cached verdicts count
+    step = timedelta(seconds=86_400 / max(24, events))
+    if case == "shared":
+        budget, amount, extra = BIG_BUDGET, 5000, {}
+    elif case == "own_budget":
+        budget, amount, extra = BIG_BUDGET + 1_000_000 * i, 5000, {}
+    elif case == "realistic":
+        budget, amount = 500_000_000 + 10_000 * i, 2_000_000
+        extra = {"clicks": 1, "impressions": 180, "revenue_micros": 2_600_000}
+    else:
+        raise ValueError(f"unknown memory case {case!r}")
+    cfg = CampaignConfig(cid, {CH: ChannelConfig(budget)}, PacingStrategy.EVEN_DISTRIBUTION)
+    st, _ = engine.configure(None, cfg, START)
+    for k in range(events):
+        t = START + step * k + timedelta(seconds=1)
+        event = SpendEvent(f"{cid}-{k}", cid, CH, amount, t, **extra)  # type: ignore[arg-type]
+        engine.record_spend(st, event, t)
+    if case == "realistic":  # what a worker on a busy partition records
+        st.offsets[topics.SPEND] = 48_113_207 + 1_000 * i
+        st.offsets[topics.BUDGETS] = 1_730 + i
+    st.dedupe.clear()  # the ids are reported separately
+    return st
+
+
+def traced_bytes_per_state(case: str = "shared", sample: int = 2_000, events: int = 48) -> float:
+    """Traced bytes per campaign/channel of ``sample`` states of ``case`` (see
+    :func:`_memory_state`), held together after a collection: objects shared between
+    states count once, so this is what a worker holding many of them pays for each."""
+    engine = PacingEngine()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    states = [_memory_state(engine, case, i, events) for i in range(sample)]
+    gc.collect()
+    per_state = (tracemalloc.get_traced_memory()[0] - before) / sample
+    tracemalloc.stop()
+    assert len(states[0].channels[CH].history) == 24
+    return per_state
+
+
 def bench_memory(n_states: int = 100_000, events_per_state: int = 48) -> dict[str, Any]:
     """Bytes of state per campaign/channel (tracemalloc over a sample) and process RSS
     growth while holding ``n_states`` campaign/channels with a day's plan and a full
     local day of history: ``events_per_state`` spend events spread evenly over the day
     (at least one an hour, so every one of the 24 hourly buckets holds data). History
     is part of the state and is counted; the event ids are not (the window is emptied,
-    and the bytes an id costs while held are reported apart, per id)."""
+    and the bytes an id costs while held are reported apart, per id). Measured for
+    campaigns sharing a plan (the headline figure), with a budget of their own, and
+    with realistic amounts and offsets (:data:`MEMORY_CASES`)."""
     engine = PacingEngine()
     sample = min(2_000, n_states)
-    step = timedelta(seconds=86_400 / max(24, events_per_state))
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    states = []
-    for i in range(sample):
-        st = _campaign(engine, f"m{i}")
-        for k in range(events_per_state):
-            t = START + step * k + timedelta(seconds=1)
-            engine.record_spend(st, SpendEvent(f"m{i}-{k}", st.campaign_id, CH, 5000, t), t)
-        st.dedupe.clear()  # the ids are reported separately below
-        states.append(st)
-    gc.collect()
-    per_state = (tracemalloc.get_traced_memory()[0] - before) / sample
-    tracemalloc.stop()
-    hours = len(states[0].channels[CH].history)
+    per_case = {c: traced_bytes_per_state(c, sample, events_per_state) for c in MEMORY_CASES}
+    per_state = per_case["shared"]
+    hours = 24
     # The emptied dedupe window still counts above: measured alike on its own, so the
     # rest of the state can be read apart.
     gc.collect()
@@ -196,7 +241,6 @@ def bench_memory(n_states: int = 100_000, events_per_state: int = 48) -> dict[st
         st.dedupe.add(f"event-{k:012d}", 0.0)
     per_id = (tracemalloc.get_traced_memory()[0] - b0) / 10_000
     tracemalloc.stop()
-    del states
     gc.collect()
     rss0 = _rss_bytes()
     held = []
@@ -207,6 +251,8 @@ def bench_memory(n_states: int = 100_000, events_per_state: int = 48) -> dict[st
     return {
         "benchmark": "memory",
         "bytes_per_campaign_channel": per_state,
+        "bytes_per_campaign_channel_own_budget": per_case["own_budget"],
+        "bytes_per_campaign_channel_realistic": per_case["realistic"],
         "history_hours": hours,
         "events_per_campaign_channel": events_per_state,
         "bytes_per_emptied_dedupe_window": per_window,

@@ -238,9 +238,12 @@ class PacingEngine:
         ch.conversions_today += event.conversions
         ch.impressions_today += impressions
         ch.revenue_today += revenue
-        ch.ring_add(VELOCITY, place_ts, amount)
-        if unauthorised:
-            ch.ring_add(UNAUTHORISED, place_ts, unauthorised)
+        if unauthorised and unauthorised == amount:  # all of it: the rings stay equal
+            ch.ring_add_both(VELOCITY, UNAUTHORISED, place_ts, amount)
+        else:
+            ch.ring_add(VELOCITY, place_ts, amount)
+            if unauthorised:
+                ch.ring_add(UNAUTHORISED, place_ts, unauthorised)
         if ch.budget <= 0:
             if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)

@@ -38,6 +38,16 @@ _FIRST = itemgetter(0)
 _METRICS = itemgetter(slice(1, None))
 #: The buffer of every history with no hour yet (never changed: ``add`` replaces it).
 _NO_ROWS = b""
+#: Rows up to this many bytes are an immutable ``bytes``, rebuilt on each change (24
+#: bytes less); longer ones a ``bytearray`` updated in place (see ``HourlyHistory``).
+IN_PLACE_BYTES = 512
+
+
+def _stored(rows: bytes | bytearray) -> bytes | bytearray:
+    """``rows`` as the buffer type its size calls for (a copy when it changes type)."""
+    if len(rows) > IN_PLACE_BYTES:
+        return rows if type(rows) is bytearray else bytearray(rows)
+    return rows if type(rows) is bytes else bytes(rows)
 
 
 @cache
@@ -69,14 +79,18 @@ class HourlyHistory:
     """Per epoch hour, the five metrics (spend micros, clicks, conversions, impressions,
     revenue micros) of the hours that saw activity, oldest first.
 
-    One ``bytearray`` of rows ``(hour - base, spend, clicks, conversions, impressions,
+    One ``bytes`` of rows ``(hour - base, spend, clicks, conversions, impressions,
     revenue)``, sorted by hour, laid out by :attr:`_codes` (one ``struct`` code per
     column). ``base`` is the first hour the history held, so the hour column holds small
     offsets. A column starts one byte wide and is widened (the rows re-packed, once per
     width) when a value does not fit; the engine refuses any event that would take a
     total past the largest exact JSON integer, so 8 bytes always suffice. The buffer is
-    rebuilt at its exact size when an hour is added or pruned (once an hour); the
-    current hour's row is updated in place. Hours normally arrive in order (append, or
+    rebuilt at its exact size when an hour is added or pruned (once an hour). Up to
+    :data:`IN_PLACE_BYTES` it is a ``bytes`` (33 bytes of header where a ``bytearray``
+    takes 57), rebuilt also when the current hour's row is updated: copying a day of
+    rows (~170 bytes) per spend event costs less than the event's other work. A longer
+    history is a ``bytearray`` whose current row is updated in place, so a spend never
+    copies weeks of rows. Hours normally arrive in order (append, or
     update the last hour); an out-of-order hour is placed by bisection. Pruning is
     relative to :attr:`newest` (the highest hour ever recorded, so it is monotone) and
     drops the hours before the horizon from the front.
@@ -140,7 +154,7 @@ class HourlyHistory:
             rows.append((h - base, *row, *([0] * (N_METRICS - len(row)))))
         self._base = base
         self._row = layout = _row_struct(_fit(_NARROWEST, rows))
-        self._buf = bytearray(b"".join(layout.pack(*r) for r in rows))
+        self._buf = _stored(b"".join(layout.pack(*r) for r in rows))
 
     def __reduce__(self) -> tuple[Callable[..., HourlyHistory], tuple[object, ...]]:
         """Copy and pickle by value (the row layout is a ``struct.Struct``, which
@@ -164,7 +178,7 @@ class HourlyHistory:
     def _repack(self, rows: list[tuple[int, ...]]) -> None:
         """Store ``rows`` (hour offsets and metrics), widening columns as they need."""
         self._row = layout = _row_struct(_fit(self._codes, rows))
-        self._buf = bytearray(b"".join(layout.pack(*r) for r in rows))
+        self._buf = _stored(b"".join(layout.pack(*r) for r in rows))
 
     def add(
         self,
@@ -194,7 +208,10 @@ class HourlyHistory:
                 last[5] + revenue,
             )
             try:
-                layout.pack_into(buf, (n - 1) * size, *row)
+                if type(buf) is bytearray:
+                    layout.pack_into(buf, (n - 1) * size, *row)
+                else:
+                    self._buf = buf[: (n - 1) * size] + layout.pack(*row)
             except StructError:  # a value past its column: widen, once per width
                 rows = self._unpacked()
                 rows[-1] = row
@@ -207,7 +224,10 @@ class HourlyHistory:
             if old is not None and old[0] == offset:  # that hour is held: add to it
                 row = (offset, *(a + b for a, b in zip(old[1:], row[1:], strict=True)))
                 try:
-                    layout.pack_into(buf, i * size, *row)
+                    if type(buf) is bytearray:
+                        layout.pack_into(buf, i * size, *row)
+                    else:
+                        self._buf = buf[: i * size] + layout.pack(*row) + buf[(i + 1) * size :]
                 except StructError:
                     rows = self._unpacked()
                     rows[i] = row
@@ -220,8 +240,7 @@ class HourlyHistory:
                     rows.insert(i, row)
                     self._repack(rows)
                 else:
-                    # exact size (a bytearray grown in place keeps spare room)
-                    self._buf = bytearray(buf[: i * size]) + packed + buf[i * size :]
+                    self._buf = _stored(buf[: i * size] + packed + buf[i * size :])
         if epoch_hour > newest:
             self._newest = None  # the hour just added is the last one held
             self._prune()
@@ -347,7 +366,7 @@ def _restore(horizon_hours: int, newest: int, base: int, codes: str, rows: bytes
     if rows:
         history._base = base
         history._row = _row_struct(codes)
-        history._buf = bytearray(rows)
+        history._buf = _stored(rows)
     history._settle(newest)
     return history
 

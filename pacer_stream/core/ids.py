@@ -16,7 +16,6 @@ Ids the pacer itself generates (reservation ids, which embed two ids) may be up 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Final
 
 from pacer_stream.errors import InvalidArgument, WrongType
@@ -38,11 +37,27 @@ def id_problem(
     return _id_problem(value, False, max_bytes)
 
 
-@lru_cache(maxsize=65_536)
+#: Campaign ids found valid under the default size limit, oldest first (bounded).
+_VALID_CAMPAIGN_IDS: dict[str, None] = {}
+_VALID_CAMPAIGN_IDS_MAX: Final = 65_536
+
+
 def _campaign_id_problem(value: str, max_bytes: int) -> tuple[str, str] | None:
     """Campaign ids repeat on every event of a campaign (the decoder and the engine
-    both check them): their verdicts are remembered, for a bounded number of ids."""
-    return _id_problem(value, True, max_bytes)
+    both check them): the valid ones are remembered, for a bounded number of ids.
+
+    A plain dict of the valid ids (the verdict of nearly every check) rather than an
+    ``lru_cache``: an entry costs a dict slot (~50 bytes) where the cache's link, key
+    and verdict took ~150, and a worker remembers one per campaign it holds. Invalid
+    ids are checked again each time (they go to the DLQ, a rare and slower path)."""
+    if max_bytes == MAX_ID_BYTES and value in _VALID_CAMPAIGN_IDS:
+        return None
+    problem = _id_problem(value, True, max_bytes)
+    if problem is None and max_bytes == MAX_ID_BYTES:
+        if len(_VALID_CAMPAIGN_IDS) >= _VALID_CAMPAIGN_IDS_MAX:
+            del _VALID_CAMPAIGN_IDS[next(iter(_VALID_CAMPAIGN_IDS))]
+        _VALID_CAMPAIGN_IDS[value] = None
+    return problem
 
 
 def _id_problem(value: str, campaign: bool, max_bytes: int) -> tuple[str, str] | None:

@@ -9,11 +9,9 @@ strategy registry the engine holds and the channel's history.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace as dataclass_replace
-from functools import lru_cache
-from itertools import accumulate
+from typing import TypeVar
 
 from pacer_stream.core.allocation import (
     AllocationContext,
@@ -70,7 +68,7 @@ def replan(
     result = strategy.weigh(ctx)
     if ch.active_from is not None and ch.active_from > day.start:
         result = from_activation(result, day, ch.active_from)
-    ch.result = shared_result(result)
+    ch.result = result = shared_result(result)
     capacity = slot_capacity(state, ch, day)
     if kind is not PacingStrategy.EVEN_DISTRIBUTION:  # even is even, to the last hour
         result = closing_floor(result)
@@ -112,7 +110,7 @@ def rebase(
         past = split_exact(budget, [float(a) for a in past])
     caps = slot_caps(budget, old.weights, state.thresholds, slot_capacity(state, ch, day))
     future = waterfill(budget - sum(past), old.weights[slot:], caps[slot:])
-    set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights))
+    set_plan(ch, DayPlan(tuple(past + future), tuple(caps), old.weights, state.thresholds))
 
 
 def receive(
@@ -165,7 +163,7 @@ def receive(
     new_caps = tuple(caps[:slot]) + tuple(
         max(c, a) for c, a in zip(caps[slot:], future, strict=True)
     )
-    set_plan(ch, DayPlan(tuple(past + future), new_caps, weights))
+    set_plan(ch, DayPlan(tuple(past + future), new_caps, weights, t))
 
 
 def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | None:
@@ -189,36 +187,67 @@ def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | Non
 
 
 def set_plan(ch: ChannelState, plan: DayPlan) -> None:
-    ch.plan, ch.cum_plan = shared_plan(plan)
+    ch.plan = plan = shared_plan(plan)
+    ch.cum_plan = plan.cum
     ch.allowance_key = (-1, -1, -1)
 
 
-#: Plans and strategy results kept for sharing (bounded; about 2 KB each at most).
+#: Slots of each sharing table (plans, strategy results, weight tuples).
 SHARED_PLANS = 4096
 
+_PLANS: list[DayPlan | None] = [None] * SHARED_PLANS
+_RESULTS: list[StrategyResult | None] = [None] * SHARED_PLANS
+_WEIGHTS: list[tuple[float, ...] | None] = [None] * SHARED_PLANS
 
-@lru_cache(maxsize=SHARED_PLANS)
-def shared_plan(plan: DayPlan) -> tuple[DayPlan, array[int]]:
-    """The first-seen plan equal to ``plan``, with its cumulative amounts.
+T = TypeVar("T")
+
+
+def _interned(table: list[T | None], value: T) -> T:
+    """The value equal to ``value`` that ``table`` holds, else ``value``, which the
+    table then holds in its place.
+
+    A table of fixed size indexed by hash (each value has one slot; a different value
+    with the same slot replaces it) rather than a cache of every value seen: a worker
+    whose campaigns all have budgets of their own holds a plan per channel that no
+    other channel will share, and an entry of an ``lru_cache`` cost ~190 bytes per
+    plan, a dict's ~75. This one costs its 32 KB once, whatever the number of
+    channels. Equal values always map to the same slot, so a plan most channels have
+    stays shared; one replaced by a colliding plan is shared again from its next
+    occurrence on. Sharing only saves memory: a value is never changed in place."""
+    i = hash(value) % SHARED_PLANS
+    found = table[i]
+    if found is not None and found == value:
+        return found
+    table[i] = value
+    return value
+
+
+def shared_weights(weights: tuple[float, ...]) -> tuple[float, ...]:
+    """The shared weight tuple equal to ``weights``: a strategy that ignores history
+    gives every channel the same weights, and a 24-slot tuple costs 232 bytes."""
+    return _interned(_WEIGHTS, weights)
+
+
+def shared_plan(plan: DayPlan) -> DayPlan:
+    """The shared plan equal to ``plan`` (its ``cum`` is the channel's ``cum_plan``).
 
     Channels with the same budget, strategy and history shape (most new channels, and
     every channel of a strategy that ignores history) get equal plans: they share one
-    ``DayPlan`` and one ``cum_plan`` array instead of holding about 1.5 KB each. Both
-    are only ever replaced, never changed in place, so sharing cannot leak a change
-    from one channel to another."""
-    return plan, cumulative(plan.amounts)
+    ``DayPlan`` and its arrays instead of holding about 0.5 KB each; a plan of its own
+    shares at least its weights. Plans are only ever replaced, never changed in place,
+    so sharing cannot leak a change from one channel to another."""
+    weights = shared_weights(plan.weights)
+    if weights is not plan.weights:
+        plan = plan.with_weights(weights)
+    return _interned(_PLANS, plan)
 
 
-@lru_cache(maxsize=SHARED_PLANS)
 def shared_result(result: StrategyResult) -> StrategyResult:
-    """The first-seen strategy result equal to ``result`` (frozen: safe to share)."""
-    return result
-
-
-def cumulative(amounts: Sequence[int]) -> array[int]:
-    """Cumulative planned spend at each slot boundary (``len(amounts) + 1`` values), as an
-    ``array('q')``: 8 bytes a boundary instead of an int object and a list pointer."""
-    return array("q", list(accumulate(amounts, initial=0)))
+    """The shared strategy result equal to ``result`` (frozen: safe to share)."""
+    weights = shared_weights(result.weights)
+    if weights is not result.weights:
+        result = dataclass_replace(result, weights=weights)
+    return _interned(_RESULTS, result)
 
 
 def slot_capacity(state: CampaignState, ch: ChannelState, day: LocalDay) -> tuple[int, ...] | None:

@@ -50,6 +50,7 @@ from pacer_stream.core.state import (
     AnswerStatus,
     CampaignState,
     ChannelState,
+    Offsets,
     Reservation,
     Unreported,
 )
@@ -292,13 +293,13 @@ def _state(obj: JSON) -> CampaignState:
         emergency_stopped=_bool(obj["es"]),
         stop_reason=_str(obj["sr"]),
         dedupe=_dedupe(obj["d"]) if "d" in obj else DedupeWindow(),
-        offsets={_str(k): _int(v) for k, v in obj["o"].items()},
+        offsets=Offsets({_str(k): _int(v) for k, v in obj["o"].items()}),
         # Empty maps load as the shared empty containers, as a new state holds them.
         answered=shared_if_empty(_answered(obj["a"])),
         outbox=[_transition(x) for x in obj.get("ob", ())] or no_outputs(),
     )
     for c in obj["ch"]:
-        ch = _channel(c)
+        ch = _channel(c, state.thresholds)
         state.channels[ch.channel] = ch
     return state
 
@@ -351,7 +352,7 @@ def _float_list(values: list[Any]) -> tuple[float, ...]:
     return tuple(_NON_FINITE[v] if isinstance(v, str) else float(v) for v in values)
 
 
-def _channel(c: JSON) -> ChannelState:
+def _channel(c: JSON, thresholds: Thresholds) -> ChannelState:
     channel = ChannelType(c["c"])
     day: LocalDay | None = None
     if c["day"] is not None:
@@ -361,13 +362,15 @@ def _channel(c: JSON) -> ChannelState:
     cum: array[int] = array("q")
     if "pa" in c:
         # shared with equal plans of other channels, as when planned (memory)
-        plan, cum = shared_plan(
+        plan = shared_plan(
             DayPlan(
                 tuple(_int(a) for a in c["pa"]),
                 tuple(_int(a) for a in c["pc"]),
                 _float_list(c["pw"]),
+                thresholds,  # caps they give are derived, not kept (as when planned)
             )
         )
+        cum = plan.cum
     result: StrategyResult | None = None
     if "res" in c:
         w, mults, cr, cpc, conf, version = c["res"]

@@ -5,7 +5,8 @@ a queue of recent overspend times, the active reservations (each expires after i
 sparse hourly history over a fixed horizon, and the dedupe window.
 
 It is also compact, because a worker holds one value per campaign/channel in memory
-(about 2 KB with a day's plan and history; ``pacer-stream bench --only memory``):
+(about 1.6 KB with a shared day's plan and history, 2 KB with a plan of its own;
+``pacer-stream bench --only memory``):
 per-slot series are arrays (no int objects), the minute rings are one array on the
 channel, the queues of times are the small containers of ``core.compact`` (a ``deque``
 costs about 760 bytes even empty), the active alerts an int mask, the fields most
@@ -18,9 +19,10 @@ container until their first entry (``compact.own``).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from struct import Struct
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import Breaker
@@ -170,12 +172,32 @@ class _ChannelAlerts(AlertSet):
         self._ch._alerts &= ~_ALERT_BIT.get(alert, 0)
 
 
+class _ChannelTimes(FloatQueue):
+    """The unauthorised-spend times of a channel as a queue view of its ``_ut`` slot:
+    the channel holds the packed ``bytes`` itself, not a queue object around them (40
+    bytes less per channel; the view lives only while the engine uses it)."""
+
+    __slots__ = ("_ch",)
+
+    def __init__(self, ch: ChannelState) -> None:
+        self._ch = ch
+
+    @property
+    def _values(self) -> bytes:
+        return self._ch._ut
+
+    @_values.setter
+    def _values(self, values: bytes) -> None:
+        self._ch._ut = values
+
+
 class ChannelExtras:
     """The fields of a channel that most channels leave at their defaults all day:
-    holds (reservations and unreported ones) and what follows from them, overspend
-    times, unmet demand by hour, a performance violation. A channel creates this
-    object on the first write of one of them, so a plain channel pays one empty
-    pointer instead of nine fields and three small objects (about 220 bytes)."""
+    holds (reservations and unreported ones) and what follows from them (the reserved
+    total among them), overspend times, unmet demand by hour, a performance violation,
+    a strategy of its own. A channel creates this object on the first write of one of
+    them, so a plain channel pays one empty pointer instead of eleven fields and three
+    small objects (about 240 bytes)."""
 
     __slots__ = (
         "overspend_times",
@@ -184,12 +206,16 @@ class ChannelExtras:
         "perf_violation_since",
         "report_lags",
         "reservations",
+        "reserved_total",
+        "strategy",
         "unmet_hours",
         "unreported",
         "unreported_total",
     )
 
     def __init__(self) -> None:
+        self.strategy: PacingStrategy | None = None
+        self.reserved_total = 0
         self.reservations: dict[str, Reservation] = no_entries()
         self.unreported: dict[str, Unreported] = no_entries()
         self.unreported_total = 0
@@ -267,6 +293,7 @@ class ChannelState(MinuteRings):
         "_ak_spent",
         "_alerts",
         "_capacity_cache",
+        "_ut",
         "_x",
         "active_from",
         "alert_seq",
@@ -284,13 +311,10 @@ class ChannelState(MinuteRings):
         "impressions_today",
         "pace_level",
         "plan",
-        "reserved_total",
         "result",
         "revenue_today",
         "spent",
         "spent_total",
-        "strategy",
-        "unauthorised_times",
     )
 
     def __init__(
@@ -339,7 +363,9 @@ class ChannelState(MinuteRings):
         self.base_budget = base_budget
         #: Today's budget: base + today's reallocation deltas.
         self.budget = budget
-        self.strategy = strategy
+        self._x: ChannelExtras | None = None
+        if strategy is not None:
+            self.strategy = strategy
         self.day = day
         #: When the channel got its budget, if that was during the current day: the plan
         #: then covers only the rest of the day (a mid-day start is not "underpacing").
@@ -356,8 +382,8 @@ class ChannelState(MinuteRings):
         self.conversions_today = conversions_today
         self.impressions_today = impressions_today
         self.revenue_today = revenue_today
-        self.reserved_total = reserved_total
-        self._x: ChannelExtras | None = None
+        if reserved_total:
+            self.reserved_total = reserved_total
         MinuteRings.__init__(self)
         #: Spend per minute: velocity (all spend), unauthorised spend (no reservation, or
         #: above the reserved amount: the breaker's runaway and repeated-overspend rules
@@ -367,9 +393,9 @@ class ChannelState(MinuteRings):
         for k, ring in ((VELOCITY, velocity), (UNAUTHORISED, unauthorised), (UNMET, unmet)):
             if ring is not None:
                 ring.copy_into(self, k)
-        #: Times of unauthorised spend events in the velocity window: a runaway is a *rate*,
-        #: so one odd event (however large) never trips the breaker on velocity alone.
-        self.unauthorised_times = FloatQueue() if unauthorised_times is None else unauthorised_times
+        self._ut = b""  # no unauthorised spend times (the empty queue's storage)
+        if unauthorised_times is not None:
+            self.unauthorised_times = unauthorised_times
         self.breaker = Breaker() if breaker is None else breaker
         self.pace_level = pace_level
         self._alerts = 0
@@ -440,6 +466,28 @@ class ChannelState(MinuteRings):
         if x.unmet_hours is _NO_UNMET_HOURS:
             x.unmet_hours = HourlyAmounts()
         return x.unmet_hours
+
+    @property
+    def strategy(self) -> PacingStrategy | None:
+        """The channel's own strategy (None: the campaign's)."""
+        x = self._x
+        return None if x is None else x.strategy
+
+    @strategy.setter
+    def strategy(self, value: PacingStrategy | None) -> None:
+        if self._x is not None or value is not None:
+            self.extras().strategy = value
+
+    @property
+    def reserved_total(self) -> int:
+        """Micros held by live reservations (0 without extras: no reservation)."""
+        x = self._x
+        return 0 if x is None else x.reserved_total
+
+    @reserved_total.setter
+    def reserved_total(self, value: int) -> None:
+        if self._x is not None or value != 0:
+            self.extras().reserved_total = value
 
     @property
     def reservations(self) -> dict[str, Reservation]:
@@ -540,6 +588,17 @@ class ChannelState(MinuteRings):
     def perf_violation_alerted(self, value: bool) -> None:
         if self._x is not None or value:
             self.extras().perf_violation_alerted = value
+
+    @property
+    def unauthorised_times(self) -> FloatQueue:
+        """Times of unauthorised spend events in the velocity window: a runaway is a
+        *rate*, so one odd event (however large) never trips the breaker on velocity
+        alone. A queue view of the channel's packed times (writes go to the channel)."""
+        return _ChannelTimes(self)
+
+    @unauthorised_times.setter
+    def unauthorised_times(self, times: FloatQueue) -> None:
+        self._ut = FloatQueue(times)._values
 
     # -- the rings, alerts and spend per slot ---------------------------------------
     @property
@@ -739,6 +798,86 @@ class ChannelMap(MutableMapping[ChannelType, ChannelState]):
         return f"ChannelMap({dict(self.items())!r})"
 
 
+_MARK = Struct("<q")
+#: Interned tuples of topic names (a worker reads a handful of input topics).
+_TOPICS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+class Offsets(MutableMapping[str, int]):
+    """A campaign's input offset high-water marks by topic: a mapping over two slots.
+
+    Why not a dict: a worker keeps one per campaign, a dict of two marks costs 184
+    bytes and an int object per mark (240 in all), an empty one 64. Here the topic
+    names are one tuple shared by every campaign that saw the same topics in the same
+    order, and the marks one ``bytes`` of 8-byte ints in that order (about 100 bytes
+    with two marks, 48 empty). A write builds a new ``bytes`` (at most one per input
+    record); a new topic, a new tuple (interned)."""
+
+    __slots__ = ("_marks", "_topics")
+
+    def __init__(self, marks: Mapping[str, int] | None = None) -> None:
+        self._topics: tuple[str, ...] = ()
+        self._marks = b""
+        if marks:
+            for topic, mark in marks.items():
+                self[topic] = mark
+
+    def get(self, topic: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        topics = self._topics
+        if topic in topics:
+            mark: int = _MARK.unpack_from(self._marks, 8 * topics.index(topic))[0]
+            return mark
+        return default
+
+    def __getitem__(self, topic: str) -> int:
+        mark = self.get(topic)
+        if mark is None:
+            raise KeyError(topic)
+        return mark
+
+    def __setitem__(self, topic: str, mark: int) -> None:
+        topics, marks = self._topics, self._marks
+        if topic in topics:
+            at = 8 * topics.index(topic)
+            self._marks = marks[:at] + _MARK.pack(mark) + marks[at + 8 :]
+            return
+        self._topics = self._interned((*topics, topic))
+        self._marks = marks + _MARK.pack(mark)
+
+    def __delitem__(self, topic: str) -> None:
+        topics = self._topics
+        if topic not in topics:
+            raise KeyError(topic)
+        i = topics.index(topic)
+        self._topics = self._interned(topics[:i] + topics[i + 1 :])
+        self._marks = self._marks[: 8 * i] + self._marks[8 * i + 8 :]
+
+    @staticmethod
+    def _interned(topics: tuple[str, ...]) -> tuple[str, ...]:
+        found = _TOPICS.get(topics)
+        if found is None:
+            if len(_TOPICS) >= 256:  # bounded, whatever a caller names
+                _TOPICS.clear()
+            found = _TOPICS[topics] = topics
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._topics)
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Offsets({dict(self.items())!r})"
+
+
 @dataclass(slots=True)
 class CampaignState:
     campaign_id: str
@@ -752,7 +891,7 @@ class CampaignState:
     dedupe: DedupeWindow = field(default_factory=DedupeWindow)
     #: Input offset high-water marks, kept inside the state they guard: a record at or
     #: below the mark was already applied (crash-replay protection).
-    offsets: dict[str, int] = field(default_factory=dict)
+    offsets: Offsets = field(default_factory=Offsets)
     #: Recently granted reservation requests by request id, oldest first (bounded by
     #: count and by age, see ``engine.ANSWER_RETENTION_S``).
     answered: dict[str, Answer] = field(default_factory=no_entries)

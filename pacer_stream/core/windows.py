@@ -28,13 +28,16 @@ class _Layout:
     interned (:func:`_layout`): a handful exist per process, shared by every channel
     whose rings are laid out alike."""
 
-    __slots__ = ("offsets", "sizes")
+    __slots__ = ("offsets", "shared", "sizes")
 
     def __init__(self, sizes: tuple[int, ...], offsets: tuple[int, ...]) -> None:
         self.sizes = sizes
         #: Index of each ring's first minute (its amounts follow its minutes); -1: the
-        #: ring is unused and takes no room.
+        #: ring is unused and takes no room. Rings with the same offset share their
+        #: slots (they hold the same minutes and amounts).
         self.offsets = offsets
+        #: Whether ring k shares its slots with another ring.
+        self.shared = tuple(o >= 0 and offsets.count(o) > 1 for o in offsets)
 
     def __reduce__(self) -> tuple[Callable[..., _Layout], tuple[object, ...]]:
         """Copies and pickles come back as the interned layout."""
@@ -64,6 +67,12 @@ class MinuteRings:
     not fit (a minute past the year 6053, or more than 2**31 - 1 micros in a minute):
     the array is then widened to 8 bytes (once), so no time or amount is refused for
     its size.
+
+    Rings that hold the same minutes and amounts share one region of the array: a
+    channel whose spend is all unauthorised (a campaign that never reserves) has its
+    velocity and unauthorised-spend rings equal all day, and :meth:`ring_add_both`
+    adds to such a pair once. A write to one ring of a shared pair alone
+    (:meth:`ring_add`) first gives each its own region.
 
     A :class:`~pacer_stream.core.state.ChannelState` is itself a ``MinuteRings`` (it
     inherits the two slots), which saves the channel one object.
@@ -113,32 +122,67 @@ class MinuteRings:
         rings[k] = (k, size, list(minutes), list(amounts))
         self._pack(rings)
 
-    def _pack(self, rings: list[tuple[int, int, list[int], list[int]]]) -> None:
+    def _pack(self, rings: list[tuple[int, int, list[int], list[int]]], alone: int = -1) -> None:
         """Lay out ``rings`` (index, size, minutes, amounts; unused ones empty) anew, 4
-        bytes a value if every value fits, the array at its exact size."""
+        bytes a value if every value fits, the array at its exact size; equal rings
+        share their slots, except ring ``alone`` (about to be written by itself)."""
         sizes = [RING_SIZE] * N_RINGS
         offsets = [-1] * N_RINGS
         values: list[int] = []
+        placed: list[tuple[int, tuple[int, list[int], list[int]]]] = []
         for k, size, minutes, amounts in rings:
             sizes[k] = size
             if minutes:
-                offsets[k] = len(values)
-                values += minutes
-                values += amounts
+                ring = (size, minutes, amounts)
+                for j, other in placed:
+                    if other == ring and alone not in (j, k):
+                        offsets[k] = offsets[j]
+                        break
+                else:
+                    offsets[k] = len(values)
+                    values += minutes
+                    values += amounts
+                    placed.append((k, ring))
         self._rlayout = _layout(tuple(sizes), tuple(offsets))
         self._rbuf = int_column(values) if values else _NO_RINGS
 
     def _all(self) -> list[tuple[int, int, list[int], list[int]]]:
         return [(j, self.size(j), self.minutes(j), self.amounts(j)) for j in range(N_RINGS)]
 
+    def ring_add_both(self, a: int, b: int, ts: float, amount: int) -> None:
+        """``ring_add(a, ...)`` and ``ring_add(b, ...)``: once when the two rings share
+        their slots, or are both unused (they then start shared)."""
+        lay = self._rlayout
+        size = lay.sizes[a]
+        if lay.offsets[a] < 0 and lay.offsets[b] < 0 and lay.sizes[b] == size:
+            rings = self._all()  # first use of both: one region
+            rings[a] = (a, size, [-1] * size, [0] * size)
+            rings[b] = (b, size, [-1] * size, [0] * size)
+            self._pack(rings)
+            lay = self._rlayout
+        off = lay.offsets[a]
+        if off >= 0 and off == lay.offsets[b] and lay.offsets.count(off) == 2:
+            self._add(a, ts, amount)
+        else:
+            self.ring_add(a, ts, amount)
+            self.ring_add(b, ts, amount)
+
     def ring_add(self, k: int, ts: float, amount: int) -> None:
         """Add ``amount`` to ring ``k``'s minute of ``ts``; a minute older than the one
         its slot holds is outside the ring and ignored."""
+        if self._rlayout.shared[k]:  # give it slots of its own
+            self._pack(self._all(), alone=k)
+        self._add(k, ts, amount)
+
+    def _add(self, k: int, ts: float, amount: int) -> None:
+        """Add to ring ``k``'s slots, and so to every ring sharing them."""
         lay = self._rlayout
         off = lay.offsets[k]
         if off < 0:  # first use of this ring
             size = lay.sizes[k]
-            self.set_ring(k, size, [-1] * size, [0] * size)
+            rings = self._all()
+            rings[k] = (k, size, [-1] * size, [0] * size)
+            self._pack(rings, alone=k)
             lay = self._rlayout
             off = lay.offsets[k]
         size = lay.sizes[k]

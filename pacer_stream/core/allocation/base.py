@@ -11,9 +11,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol
 
 from pacer_stream.core.calendar import LocalDay
+from pacer_stream.core.compact import int_column
 from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.money import split_exact
 from pacer_stream.core.types import PacingStrategy, Thresholds
@@ -58,32 +60,74 @@ def flat_result(n: int, *, confidence: float = 0.0, version: str | None = None) 
 class DayPlan:
     """A day's hourly plan in micros, plus what rollover needs to re-plan later hours.
 
-    Immutable, compared and hashed by value like the frozen dataclass it replaces. The
-    amounts and caps are kept as ``array('q')`` (8 bytes a slot; a tuple of micros holds
-    a separate int object per slot, ~1 KB a day) and handed out as tuples; the weights
-    stay the tuple given, which is usually the strategy result's own (shared).
+    Immutable, compared and hashed by value like the frozen dataclass it replaces. A
+    worker holds one plan per campaign/channel whose budget differs from the others'
+    (equal plans are shared, ``planning.shared_plan``), so it keeps only what cannot be
+    derived, as narrow as the values allow:
+
+    * :attr:`cum`, the cumulative plan at each slot boundary (``len(amounts) + 1``
+      values), which the pace rules read on every call; a slot's amount is the
+      difference of two boundaries, so the amounts are not kept beside it;
+      as an ``array('i')`` when every value fits 4 bytes (a budget under ~2,147
+      currency units a day), else ``array('q')``;
+    * the caps not at all when they are what :func:`slot_caps` gives for the plan's
+      total, weights and the ``thresholds`` passed (a plan shaped without a capacity
+      limit, the usual case: the slot then holds the shared thresholds and the caps are
+      derived when read), else as runs of equal values (``value, count, value,
+      count...``) in one ``bytes`` of 8-byte ints: two or three runs (~70 bytes) where
+      24 values in an array took 272. Only rollover, re-planning and the codec read
+      them.
+
+    The weights stay the tuple given, which is usually shared with the strategy result
+    or interned by ``planning``. Amounts and caps are handed out as tuples.
     """
 
-    __slots__ = ("_amounts", "_caps", "weights")
+    __slots__ = ("_caps", "cum", "weights")
 
-    _amounts: array[int]
-    _caps: array[int]
+    cum: array[int]
+    _caps: bytes | Thresholds
     weights: tuple[float, ...]
 
     def __init__(
-        self, amounts: Sequence[int], caps: Sequence[int], weights: tuple[float, ...]
+        self,
+        amounts: Sequence[int],
+        caps: Sequence[int],
+        weights: tuple[float, ...],
+        thresholds: Thresholds | None = None,
     ) -> None:
-        object.__setattr__(self, "_amounts", array("q", amounts))
-        object.__setattr__(self, "_caps", array("q", caps))
+        cum = int_column(list(accumulate(amounts, initial=0)))
+        spec: bytes | Thresholds
+        if thresholds is not None and list(caps) == slot_caps(cum[-1], weights, thresholds):
+            spec = thresholds  # derived on demand: nothing kept
+        else:
+            spec = array("q", _runs(caps)).tobytes()
+        object.__setattr__(self, "cum", cum)
+        object.__setattr__(self, "_caps", spec)
         object.__setattr__(self, "weights", weights)
+
+    def with_weights(self, weights: tuple[float, ...]) -> DayPlan:
+        """The same plan holding ``weights`` (an equal tuple: interning)."""
+        plan = object.__new__(DayPlan)
+        object.__setattr__(plan, "cum", self.cum)
+        object.__setattr__(plan, "_caps", self._caps)
+        object.__setattr__(plan, "weights", weights)
+        return plan
 
     @property
     def amounts(self) -> tuple[int, ...]:
-        return tuple(self._amounts)
+        cum = self.cum
+        return tuple([cum[i + 1] - cum[i] for i in range(len(cum) - 1)])
 
     @property
     def caps(self) -> tuple[int, ...]:
-        return tuple(self._caps)
+        spec = self._caps
+        if not isinstance(spec, bytes):
+            return tuple(slot_caps(self.cum[-1], self.weights, spec))
+        runs: list[int] = memoryview(spec).cast("q").tolist()
+        out: list[int] = []
+        for i in range(0, len(runs), 2):
+            out += [runs[i]] * runs[i + 1]
+        return tuple(out)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"DayPlan is immutable (cannot set {name!r})")
@@ -94,20 +138,31 @@ class DayPlan:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DayPlan):
             return NotImplemented
-        return (
-            self._amounts == other._amounts
-            and self._caps == other._caps
-            and self.weights == other.weights
-        )
+        if self.cum != other.cum or self.weights != other.weights:
+            return False
+        return self._caps is other._caps or self.caps == other.caps
 
     def __hash__(self) -> int:
-        return hash((tuple(self._amounts), tuple(self._caps), self.weights))
+        return hash((tuple(self.cum), self.caps, self.weights))
 
     def __repr__(self) -> str:
         return f"DayPlan(amounts={self.amounts!r}, caps={self.caps!r}, weights={self.weights!r})"
 
     def __reduce__(self) -> tuple[type[DayPlan], tuple[object, ...]]:
-        return (DayPlan, (self.amounts, self.caps, self.weights))
+        spec = self._caps
+        derived = None if isinstance(spec, bytes) else spec
+        return (DayPlan, (self.amounts, self.caps, self.weights, derived))
+
+
+def _runs(values: Sequence[int]) -> list[int]:
+    """``values`` as runs of equal values: ``[value, count, value, count, ...]``."""
+    out: list[int] = []
+    for v in values:
+        if out and out[-2] == v:
+            out[-1] += 1
+        else:
+            out += [v, 1]
+    return out
 
 
 def _normalise(weights: Sequence[float]) -> list[float]:
@@ -197,4 +252,4 @@ def shape_day(
     when every slot is full the rest is spread by weight on top, never lost)."""
     caps = slot_caps(budget, result.weights, t, capacity)
     amounts = waterfill(budget, result.weights, caps)
-    return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights))
+    return DayPlan(tuple(amounts), tuple(caps), tuple(result.weights), t)
