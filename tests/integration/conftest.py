@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
 from pacer_stream.client.kafka import PacerClient
 from pacer_stream.settings import Settings
@@ -46,6 +47,24 @@ WAIT_S = 60.0
 PARTITIONS = 2
 
 T = TypeVar("T")
+
+
+def ids_on_every_partition(prefix: str, per_partition: int) -> list[str]:
+    """Fresh campaign ids, ``per_partition`` of them keyed to each partition by the
+    producer's default partitioner. Random ids can all land on one partition, which would
+    leave a test about partitions (rebalance, per-partition stores) with nothing to see."""
+    partitioner = DefaultPartitioner()
+    partitions = list(range(PARTITIONS))
+    chosen: dict[int, list[str]] = {p: [] for p in partitions}
+    run = uuid.uuid4().hex[:6]
+    i = 0
+    while any(len(ids) < per_partition for ids in chosen.values()):
+        cid = f"{prefix}-{run}-{i}"
+        ids = chosen[partitioner(cid.encode(), partitions, partitions)]
+        if len(ids) < per_partition:
+            ids.append(cid)
+        i += 1
+    return [cid for ids in chosen.values() for cid in ids]
 
 
 async def poll(

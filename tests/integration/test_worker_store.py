@@ -9,7 +9,6 @@ campaign exactly as before; new spend keeps being counted on top.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from pacer_stream.client.kafka import PacerClient
 
-from .conftest import PARTITIONS, StreamRun, WorkerProcess, poll
+from .conftest import PARTITIONS, StreamRun, WorkerProcess, ids_on_every_partition, poll
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,7 @@ async def test_restart_on_the_same_data_dir_comes_back_from_rocksdb(
     w1 = workers("w1")
     w1.start()
     await w1.wait_ready()
-    cids = [f"st-{uuid.uuid4().hex[:6]}-{i}" for i in range(6)]
+    cids = ids_on_every_partition("st", 3)
     for cid in cids:
         await client.set_budget(cid, {"search": 10_000 * UNIT}, strategy="even_distribution")
     expected: dict[str, int] = {}
