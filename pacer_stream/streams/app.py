@@ -514,6 +514,9 @@ class Worker:
         # Id records go first: on the campaign's changelog partition they precede the
         # value that relies on them (see :mod:`.event_ids`).
         direct: list[Message] = []
+        #: (campaign, logical topic) -> its last input offset in this batch: one id
+        #: record per campaign and batch, keyed by that offset.
+        id_records: dict[tuple[str, str], tuple[Stored, int]] = {}
         for event in events:
             msg = event.message
             result = self.processor.handle(
@@ -529,12 +532,14 @@ class Worker:
                     with_outputs.add(cid)
                 self.side_records.attach(result.store)  # a campaign this record created
                 topic = self.names.logical(msg.topic) or msg.topic
-                direct.extend(self.event_ids.writes(result.store, msg.offset, topic))
+                id_records[cid, topic] = (result.store, msg.offset)
             elif result.grant is not None:
                 stored, grant = result.grant
                 # Changed in place and not written: the store must keep it in memory.
                 self.campaigns.data[stored.campaign_id] = stored
                 direct.append(self.grants.granted(stored, grant, msg.offset))
+        for (_, topic), (value, offset) in id_records.items():
+            direct.extend(self.event_ids.writes(value, offset, topic))
         # The changelog writes are handed to the producer by the agent itself (awaited,
         # like the replies) before the batch is acked: faust's ``send_soon`` buffer can
         # hold a message its background task has taken but not yet given to the Kafka

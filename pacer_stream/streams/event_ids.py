@@ -5,10 +5,11 @@ Why: the engine remembers event ids for 25 h to count producer retries once
 (:class:`~pacer_stream.core.windows.DedupeWindow`). Saved inside the campaign's value,
 the window made every changelog write carry all of the day's ids (29 bytes each: a
 campaign with 10,000 events a day wrote ~300 KB per applied batch, and one with about
-150,000 outgrew the record size limit). Here the ids an input record added are one small
-record, deleted (a tombstone) once they have all left the window: changelog bytes
-proportional to the change, and one record per input record, so a batch of 1,000
-events adds one record, not 1,000.
+150,000 outgrew the record size limit). Here the ids one applied batch of input records
+added to a campaign are one small record, deleted (a tombstone) once they have all left
+the window: changelog bytes proportional to the change, and one record per campaign and
+batch, so a batched record of 1,000 events adds one record, not 1,000, and so do many
+single-event records of one campaign taken in one batch.
 
 Layout: the records share the ``campaigns`` table's changelog topic and partition with
 their campaign, under keys that sort after every campaign key (so listing campaigns stops
@@ -16,6 +17,11 @@ at the first of them, and one campaign's records are one prefix range)::
 
     ID_PREFIX + campaign_id + "\\x1f" + topic code + "\\x1f" + input offset
         ->  [[event id, expires at], ...]
+
+The offset is that of the campaign's *last* input record in the batch: the batch is
+applied in one step, so the campaign value written after it (now or, deferred, later)
+has a high-water mark at or above that offset, and a value written before it one below
+the batch's first record -- never one in between.
 
 The topic code says whose offset it is: ``s`` the spend topic, ``c`` the commands topic
 (command ids are remembered the same way).
@@ -124,7 +130,7 @@ class EventIdIndex:
 
     The worker calls :meth:`attach` whenever it reads a campaign's value to apply a
     record (the engine then finds the campaign's window in ``state.dedupe``),
-    :meth:`writes` after each input record to get that record's id record,
+    :meth:`writes` after each applied batch to get its id record,
     :meth:`recovered` for every id record a table recovery reads, and :meth:`expire`
     from a timer.
     """
@@ -178,8 +184,9 @@ class EventIdIndex:
         self.pending.setdefault(campaign_id, {})[raw_key] = value
 
     def writes(self, stored: Stored, offset: int, topic: str) -> list[Message]:
-        """The id record of the input record at ``offset`` of ``topic`` (logical name):
-        the ids it added to the campaign's window (plus any deletions due)."""
+        """The id record of the records of ``topic`` (logical name) applied to the
+        campaign since the last call, the last of them at ``offset``: the ids they added
+        to the campaign's window (plus any deletions due)."""
         campaign_id = stored.campaign_id
         ids = self.campaigns.get(campaign_id)
         if ids is None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from faust.types.tuples import Message as FaustMessage
 
 from pacer_stream.core import serde
 from pacer_stream.core.types import SpendEvent
+from pacer_stream.streams import event_ids
 from pacer_stream.wire import records, topics
 
 from .test_agents import GOOGLE, NOON, Harness, _configure, cid, worker
@@ -75,9 +78,7 @@ async def test_a_batch_applies_its_good_events_and_parks_each_bad_one_alone(
 
 async def test_a_replayed_batch_and_a_producer_retry_count_once(worker: Harness, cid: str) -> None:
     await _configure(worker, cid)
-    first = records.encode_spend_batch(
-        cid, [_event(cid, f"e{i}", 1_000_000) for i in range(10)]
-    )
+    first = records.encode_spend_batch(cid, [_event(cid, f"e{i}", 1_000_000) for i in range(10)])
     retry = records.encode_spend_batch(  # overlaps the first batch by five events
         cid, [_event(cid, f"e{i}", 1_000_000) for i in range(5, 15)]
     )
@@ -114,3 +115,45 @@ async def test_single_events_and_batches_mix_on_one_campaign(worker: Harness, ci
         await worker.put(agent, single, key=cid.encode())
         await worker.put(agent, batch, key=cid.encode())
     assert worker.state(cid).channels[GOOGLE].spent_total == 500_007
+
+
+async def test_single_event_records_taken_in_one_batch_share_one_id_record(
+    worker: Harness, cid: str
+) -> None:
+    """The ids of a campaign's records applied in one batch are one changelog record,
+    keyed by the campaign's last input offset of the batch (so the value written with
+    or after the batch covers it); a replay of the batch adds nothing."""
+    await _configure(worker, cid)
+    worker.drain()
+    other = f"{cid}-other"
+    await _configure(worker, other)
+    worker.drain()
+    spend_topic = worker.names.actual(topics.SPEND)
+
+    def taken(offset: int, campaign: str, event_id: str) -> Any:
+        payload = records.encode_spend(_event(campaign, event_id, 1_000_000))
+        message = FaustMessage(
+            spend_topic, 0, offset, 0.0, 0, None, campaign.encode(), payload, None
+        )
+        return SimpleNamespace(message=message)
+
+    batch = [
+        taken(10, cid, "a"),
+        taken(11, other, "x"),
+        taken(12, cid, "b"),
+        taken(13, cid, "c"),
+    ]
+    written = worker.m.process(batch)
+    ids = [m for m in written if event_ids.is_id_key(m.key or b"")]
+    by_campaign = {event_ids.split_key(m.key)[0]: m for m in ids}
+    assert len(ids) == 2 and set(by_campaign) == {cid, other}
+    assert event_ids.split_key(by_campaign[cid].key) == (cid, topics.SPEND, 13)
+    assert [e for e, _ in event_ids.decode_ids(by_campaign[cid].value)] == ["a", "b", "c"]
+    assert event_ids.split_key(by_campaign[other].key) == (other, topics.SPEND, 11)
+    values = [m for m in written if m.key == cid.encode()]
+    assert len(values) == 1 and worker.state(cid).offsets[topics.SPEND] == 13
+    assert worker.state(cid).channels[GOOGLE].spent_total == 3_000_000
+
+    again = worker.m.process(batch)  # a replay: every record at or below the mark
+    assert [m for m in again if event_ids.is_id_key(m.key or b"")] == []
+    assert worker.state(cid).channels[GOOGLE].spent_total == 3_000_000
