@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     #: spend event changes a few counters in it: once a second keeps the changelog
     #: near 100 bytes per event (see docs/streaming.md).
     value_write_interval_s: float = Field(default=1.0, ge=0, le=60)
+    #: Spend events and can-spend requests reach their agents a fetch at a time instead
+    #: of one record at a time through faust's delivery (see docs/streaming.md); off:
+    #: faust's per-record path, for comparison.
+    bulk_intake: bool = True
     snapshot_interval_s: float = 60.0
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0

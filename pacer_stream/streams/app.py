@@ -51,7 +51,8 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import EventT, StoreT, TopicT, TransportT
+from faust.types import Message as FaustMessage
+from faust.types import StoreT, TopicT, TransportT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from yarl import URL
@@ -74,6 +75,7 @@ from pacer_stream.streams.datadir import DataDir, prepare_data_dir
 from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.grants import GrantLog
+from pacer_stream.streams.intake import BulkTopic
 from pacer_stream.streams.output_queue import OutputJob, OutputQueue
 from pacer_stream.streams.processor import Message, Processor, Result
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
@@ -298,6 +300,12 @@ class PacerApp(faust.App):
     that write them."""
 
     before_wait_empty: Callable[[], Awaitable[None]] | None = None
+    #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
+    bulk_topics: dict[str, BulkTopic]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bulk_topics = {}
 
     def _new_transport(self) -> TransportT:
         transport: TransportT = super()._new_transport()
@@ -450,15 +458,17 @@ class Worker:
     # ------------------------------------------------------------------ the data flow
     def _agents(self) -> None:
         app, names = self.app, self.names
+        if self.settings.bulk_intake:  # the hot topics skip faust's per-record delivery
+            app.bulk_topics = {name: BulkTopic(app, name) for name in (names.spend, names.requests)}
 
         @app.agent(self._raw_topic(names.spend), name="spend-events")  # type: ignore[arg-type]
         async def spend_events(stream: faust.Stream[bytes]) -> None:
             """Spend events -> engine.record_spend (idempotent) -> alerts, breakers."""
-            async for events in stream.take_events(*SPEND_BATCH):
+            async for records in stream.take_records(*SPEND_BATCH):
                 try:
                     async with self._write_lock:
-                        messages = self.process(events, defer_values=True)
-                        await self.send_batch(messages, inputs=events)
+                        messages = self.process(records, defer_values=True)
+                        await self.send_batch(messages, inputs=records)
                 finally:  # the batch's writes are in the producer's hands
                     self._release(self._parked)
 
@@ -467,27 +477,29 @@ class Worker:
             """Campaign configuration -> engine.configure (same table: same partition)."""
             async for event in stream.events():
                 async with self._write_lock:
-                    await self.send_batch(self.process([event]), inputs=[event])
+                    record = event.message
+                    await self.send_batch(self.process([record]), inputs=[record])
 
         @app.agent(self._raw_topic(names.commands), name="commands")  # type: ignore[arg-type]
         async def commands(stream: faust.Stream[bytes]) -> None:
             """emergency_stop / resume / reallocate / force_breaker (signed if required)."""
             async for event in stream.events():
                 async with self._write_lock:
-                    await self.send_batch(self.process([event]), inputs=[event])
+                    record = event.message
+                    await self.send_batch(self.process([record]), inputs=[record])
 
         @app.agent(self._raw_topic(names.requests), name="can-spend")  # type: ignore[arg-type]
         async def can_spend(stream: faust.Stream[bytes]) -> None:
             """Can-spend requests -> engine.reserve -> a reply on the replies topic."""
-            async for events in stream.take_events(*REQUEST_BATCH):
+            async for records in stream.take_records(*REQUEST_BATCH):
                 async with self._write_lock:
-                    await self.send_batch(self.process(events), inputs=events)
+                    await self.send_batch(self.process(records), inputs=records)
 
         self.spend_events, self.budgets = spend_events, budgets
         self.commands, self.can_spend = commands, can_spend
 
     def process(
-        self, events: Sequence[EventT[bytes]], *, defer_values: bool = False
+        self, records: Sequence[FaustMessage], *, defer_values: bool = False
     ) -> list[Message]:
         """Decode and apply each record in order, produce its outputs, then write the
         value of every campaign the batch changed -- once per campaign. With
@@ -498,7 +510,7 @@ class Worker:
         Synchronous on purpose: nothing else runs on the event loop between reading a
         campaign's value and queueing its changelog write, so no other agent or timer
         can interleave. The agent hands what this returns to :meth:`send_batch` before
-        ``take_events`` acks the events, and the offset commit flushes the producer, so a
+        ``take_records`` acks the records, and the offset commit flushes the producer, so a
         crash replays the whole batch and the offset high-water marks make the replay a
         no-op.
 
@@ -517,8 +529,7 @@ class Worker:
         #: (campaign, logical topic) -> its last input offset in this batch: one id
         #: record per campaign and batch, keyed by that offset.
         id_records: dict[tuple[str, str], tuple[Stored, int]] = {}
-        for event in events:
-            msg = event.message
+        for msg in records:
             result = self.processor.handle(
                 msg.topic, msg.partition, msg.offset, msg.key, msg.value, self.lookup
             )
@@ -592,7 +603,7 @@ class Worker:
                 elif self.acks.behind(msg):
                     self.acks.hold(msg)
                     self._parked.append(msg)
-        self.events_processed += len(events)
+        self.events_processed += len(records)
         return direct
 
     def _changelog_message(self, campaign_id: str, value: Stored) -> Message | None:
@@ -699,7 +710,7 @@ class Worker:
             self._timer_flush = asyncio.ensure_future(self.flush_timer_writes())
 
     async def send_batch(
-        self, messages: list[Message], inputs: Sequence[EventT[bytes]] = ()
+        self, messages: list[Message], inputs: Sequence[FaustMessage] = ()
     ) -> None:
         """Hand a batch's records straight to the Kafka client (awaited before the batch
         is acked, so the offset commit's flush covers them), skipping faust's buffer:
@@ -754,23 +765,21 @@ class Worker:
         self.outputs.put(OutputJob(written if waiting else (), after_writes, held))
         await self.outputs.room(MAX_QUEUED_OUTPUT_JOBS)
 
-    def _hold_all(self, inputs: Sequence[EventT[bytes]]) -> list[Any]:
+    def _hold_all(self, inputs: Sequence[FaustMessage]) -> list[Any]:
         """Hold the batch's input records not held already (their outputs are queued):
         released by the output queue once those are sent."""
         held = []
-        for event in inputs:
-            msg = event.message
+        for msg in inputs:
             if not self.acks.holds(msg):
                 self.acks.hold(msg)
                 held.append(msg)
         return held
 
-    def _hold_behind(self, inputs: Sequence[EventT[bytes]]) -> None:
+    def _hold_behind(self, inputs: Sequence[FaustMessage]) -> None:
         """Records done at once that follow a held record of their partition: held and
         released in one go, so :class:`AckOrder` acknowledges them after it."""
         behind = []
-        for event in inputs:
-            msg = event.message
+        for msg in inputs:
             if not self.acks.holds(msg) and self.acks.behind(msg):
                 self.acks.hold(msg)
                 behind.append(msg)

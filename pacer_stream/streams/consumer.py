@@ -29,13 +29,16 @@ are no-ops; none is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP
+from faust.types import TP, Message
+from mode import Service, ServiceT
 
 from pacer_stream.observability.logging import get_logger
+from pacer_stream.streams.intake import BulkTopic, bulk_topics
 
 log = get_logger("pacer_stream.consumer")
 
@@ -106,6 +109,75 @@ class Consumer(aiokafka_driver.Consumer):
                 self._thread.seek(tp, offset)
                 self._read_offset[tp] = offset if offset else None
         super().resume_partitions(tps)
+
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - Kafka
+        """faust's fetch loop (same offsets, gaps, commits and flow control), except
+        that the records of a bulk topic (:mod:`.intake`) are not delivered one by one:
+        each fetch's records of such a topic are queued for its agent as one list."""
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        bulk = bulk_topics(self.app)
+        yield_every = 100
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                ait = cast(AsyncIterator[tuple[TP, Message]], getmany(timeout=1.0))
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                fetched: dict[str, list[Message]] = {}
+                async for tp, message in ait:
+                    since_yield += 1
+                    if since_yield > yield_every:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is not None and offset < r_offset:
+                        continue  # already read (faust drops it the same way)
+                    gap = offset - (r_offset or 0)
+                    if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    if tp.topic in bulk:
+                        fetched.setdefault(tp.topic, []).append(message)
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    set_read_offset(tp, offset)
+                for topic, records in fetched.items():
+                    await self._hand_over(bulk[topic], records)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            log.exception("drain_messages_failed", error=repr(exc))
+            raise
+
+    async def _hand_over(self, topic: BulkTopic, records: list[Message]) -> None:
+        """Queue one fetch's records for the topic's agent; while its queue is full,
+        wait for room unless faust suspends the flow (then they are dropped, as faust
+        drops a record it could not deliver before a rebalance, and read again from the
+        committed offset)."""
+        if not self.flow_active:
+            return
+        if not topic.full():
+            topic.put_nowait(records)
+            return
+        await self.wait_first(topic.put(records), self.suspend_flow.wait())
 
 
 class Transport(aiokafka_driver.Transport):

@@ -11,6 +11,11 @@ batch was handled -- but sleeps until the *first* record of a batch arrives and 
 waits up to ``within`` for more. A lone request is therefore answered ``within`` after it
 arrived at the latest (faust's tick could cut a batch anywhere in that window, so the
 worst case is the same), and an idle agent costs nothing.
+
+:meth:`PacerStream.take_records` is what the worker's agents iterate: lists of the
+records themselves. For a bulk topic (:mod:`.intake`) they come a fetch at a time from
+the consumer, past faust's per-record delivery; for any other channel (and for an
+agent's test context) they are the records of :meth:`take_events`' batches.
 """
 
 from __future__ import annotations
@@ -20,12 +25,25 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import EventT, Message
 from mode.utils.times import Seconds, want_seconds
+
+from pacer_stream.streams.intake import bulk_topics
 
 
 class PacerStream(faust.Stream):  # type: ignore[type-arg]
     """faust's stream with a take loop that waits for a batch's first record."""
+
+    async def take_records(self, max_: int, within: Seconds) -> AsyncIterator[list[Message]]:
+        """Batches of at most ``max_`` records, each handed over ``within`` after its
+        first record at the latest and acknowledged once the caller is done with it."""
+        bulk = bulk_topics(self.app).get(_topic_name(self.channel))
+        if bulk is not None:
+            async for records in bulk.batches(max_, want_seconds(within) if within else None):
+                yield records
+            return
+        async for events in self.take_events(max_, within):
+            yield [event.message for event in events]
 
     async def take_events(  # type: ignore[override]
         self, max_: int, within: Seconds
@@ -78,3 +96,12 @@ class PacerStream(faust.Stream):  # type: ignore[type-arg]
         finally:
             self.enable_acks = acks_enabled
             self._processors.remove(add)
+
+
+def _topic_name(channel: Any) -> str | None:
+    """The topic a stream reads (None for an in-memory channel)."""
+    try:
+        name: str = channel.get_topic_name()
+    except (NotImplementedError, AttributeError, TypeError, ValueError):
+        return None
+    return name

@@ -68,13 +68,13 @@ class CapturingWorker(app_module.Worker):
     def active_partitions(self) -> set[int]:
         return self.partitions
 
-    def process(self, events: Any, *, defer_values: bool = False) -> list[Any]:
+    def process(self, records: Any, *, defer_values: bool = False) -> list[Any]:
         # faust's conductor counts a reference for the stream that takes a consumed
         # record (released when the stream acknowledges it); ``agent.put`` does not.
-        for event in events:
-            if event.message.refcount == 0 and not event.message.acked:
-                event.message.incref()
-        return super().process(events, defer_values=defer_values)
+        for record in records:
+            if record.refcount == 0 and not record.acked:
+                record.incref()
+        return super().process(records, defer_values=defer_values)
 
     async def send_batch(self, messages: list[Any], inputs: Any = ()) -> None:
         self.direct.extend(Out(m.topic, m.key, m.value) for m in messages)

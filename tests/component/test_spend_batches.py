@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -135,7 +134,7 @@ async def test_single_event_records_taken_in_one_batch_share_one_id_record(
         message = FaustMessage(
             spend_topic, 0, offset, 0.0, 0, None, campaign.encode(), payload, None
         )
-        return SimpleNamespace(message=message)
+        return message
 
     batch = [
         taken(10, cid, "a"),
