@@ -128,7 +128,7 @@ class Consumer(aiokafka_driver.Consumer):
         since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                ait = cast(AsyncIterator[tuple[TP, Message]], getmany(timeout=1.0))
+                ait: AsyncIterator[tuple[TP, Message]] = getmany(timeout=1.0)
                 await self.sleep(0)
                 if self.should_stop:
                     continue

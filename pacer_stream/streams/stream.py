@@ -37,7 +37,8 @@ class PacerStream(faust.Stream):  # type: ignore[type-arg]
     async def take_records(self, max_: int, within: Seconds) -> AsyncIterator[list[Message]]:
         """Batches of at most ``max_`` records, each handed over ``within`` after its
         first record at the latest and acknowledged once the caller is done with it."""
-        bulk = bulk_topics(self.app).get(_topic_name(self.channel))
+        name = _topic_name(self.channel)
+        bulk = bulk_topics(self.app).get(name) if name is not None else None
         if bulk is not None:
             async for records in bulk.batches(max_, want_seconds(within) if within else None):
                 yield records

@@ -38,7 +38,7 @@ class FakeApp:
         self.consumer = FakeConsumer()
         self.consumer_generation_id = 1
 
-    def FlowControlQueue(self, maxsize: int, *, clear_on_resume: bool) -> ThrowableQueue:  # noqa: N802
+    def FlowControlQueue(self, maxsize: int, *, clear_on_resume: bool) -> ThrowableQueue:
         return ThrowableQueue(
             maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume
         )
