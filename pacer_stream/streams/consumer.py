@@ -110,7 +110,6 @@ class Consumer(aiokafka_driver.Consumer):
                 self._read_offset[tp] = offset if offset else None
         super().resume_partitions(tps)
 
-
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - Kafka
         """faust's fetch loop (same offsets, gaps, commits and flow control), except
         that the records of a bulk topic (:mod:`.intake`) are not delivered one by one:
