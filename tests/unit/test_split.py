@@ -1,0 +1,117 @@
+"""The channel split a day starts from (``core.split``, ``day.roll_campaign``): learned from
+the channels' conversions per unit, bounded by what the taker's hours absorbed, never
+below half of a donor's configured budget, deltas summing to zero, published."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pacer_stream.core.split import MIN_START_SHARE, ChannelRecord, learned_split
+from pacer_stream.core.types import BudgetMove
+
+from .conftest import DAY0, F, G, Harness, T, U
+
+GAP = 0.2
+
+
+def test_the_weaker_channel_gives_to_the_better_up_to_what_it_can_absorb() -> None:
+    deltas = learned_split(
+        {
+            G: ChannelRecord(1000 * U, 100, 3000 * U, room=5000 * U),  # 0.033 / unit
+            F: ChannelRecord(1000 * U, 300, 3000 * U, room=1300 * U),  # 0.1 / unit
+        },
+        GAP,
+    )
+    assert deltas == {G: -300 * U, F: 300 * U}
+
+
+def test_a_donor_keeps_half_its_configured_budget() -> None:
+    deltas = learned_split(
+        {
+            G: ChannelRecord(1000 * U, 100, 3000 * U, room=None),
+            F: ChannelRecord(1000 * U, 300, 3000 * U, room=9000 * U),
+        },
+        GAP,
+    )
+    assert deltas[G] == -int(1000 * U * (1 - MIN_START_SHARE))
+    assert sum(deltas.values()) == 0
+
+
+def test_takers_best_first_and_donors_worst_first() -> None:
+    deltas = learned_split(
+        {
+            G: ChannelRecord(1000 * U, 100, 3000 * U, room=None),  # worst: gives
+            T: ChannelRecord(1000 * U, 200, 3000 * U, room=5000 * U),  # 0.067: gives
+            F: ChannelRecord(1000 * U, 300, 3000 * U, room=1700 * U),  # best: takes
+        },
+        GAP,
+    )
+    assert deltas == {G: -500 * U, T: -200 * U, F: 700 * U}
+
+
+def test_nothing_moves_without_evidence_or_history() -> None:
+    # no history at all
+    assert (
+        learned_split({G: ChannelRecord(U, 0, 0, None), F: ChannelRecord(U, 0, 0, None)}, GAP) == {}
+    )
+    # 1 conversion against 3: far apart but within the noise of such counts
+    thin = {
+        G: ChannelRecord(1000 * U, 1, 30 * U, room=5000 * U),
+        F: ChannelRecord(1000 * U, 3, 30 * U, room=5000 * U),
+    }
+    assert learned_split(thin, GAP) == {}
+    # a clear gap, but the better channel's hours cannot absorb more than it has
+    full = {
+        G: ChannelRecord(1000 * U, 100, 3000 * U, room=5000 * U),
+        F: ChannelRecord(1000 * U, 300, 3000 * U, room=900 * U),
+    }
+    assert learned_split(full, GAP) == {}
+
+
+def _week_of_history(h: Harness) -> None:
+    """Five past days: G and F each bought 200 units an hour; F converted 3x better."""
+    for d in range(1, 6):
+        for hour in range(24):
+            when = DAY0 - timedelta(days=d) + timedelta(hours=hour)
+            h.spend(200 * U, channel=G, conversions=4, when=when)
+            h.spend(200 * U, channel=F, conversions=12, when=when)
+
+
+def test_a_day_after_reallocation_starts_from_the_learned_split() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    _week_of_history(h)
+    moves, _ = h.engine.reallocate(h.state, h.now)  # yesterday's reallocation moved money
+    assert moves[G] < 0 < moves[F]
+    h.at(DAY0 + timedelta(days=1, minutes=1))
+    out = h.tick()
+    # G keeps half of its configured budget, F takes the rest (its hours absorbed far more)
+    assert h.ch(G).budget == 500 * U and h.ch(F).budget == 1500 * U
+    for c in (G, F):
+        assert sum(h.ch(c).plan.amounts) == h.ch(c).budget  # type: ignore[union-attr]
+        assert h.ch(c).base_budget == 1000 * U  # the operator's split is unchanged
+    moved = [o for o in out if isinstance(o, BudgetMove)]
+    assert len(moved) == 1 and moved[0].reason == "split"
+    assert moved[0].deltas == {G: -500 * U, F: 500 * U}
+
+
+def test_a_campaign_reallocation_never_moved_keeps_the_operators_split() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    _week_of_history(h)
+    h.at(DAY0 + timedelta(days=1, minutes=1))
+    out = h.tick()
+    assert h.ch(G).budget == 1000 * U and h.ch(F).budget == 1000 * U
+    assert not [o for o in out if isinstance(o, BudgetMove)]
+
+
+def test_every_channel_rolls_with_the_first_one_touched() -> None:
+    h = Harness({G: 1000 * U, F: 1000 * U, T: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    _week_of_history(h)
+    h.engine.reallocate(h.state, h.now)
+    h.at(DAY0 + timedelta(days=1, minutes=1))
+    h.reserve(U, G)  # touches G only
+    days = {h.ch(c).day.date for c in (G, F, T)}  # type: ignore[union-attr]
+    assert len(days) == 1
+    assert sum(h.ch(c).budget for c in (G, F, T)) == 3000 * U
