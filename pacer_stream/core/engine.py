@@ -45,6 +45,7 @@ from pacer_stream.core.reallocation import (
     ChannelPerformance,
     cover_overruns,
     plan_moves,
+    rescue_moves,
 )
 from pacer_stream.core.report_lag import record_lag
 from pacer_stream.core.state import (
@@ -595,11 +596,17 @@ class PacingEngine:
                 conversions=ch.conversions_today + past[CONVERSIONS],
                 spend_for_efficiency=ch.spent_total + past[SPEND],
                 capacity=capacity,
+                excess=planning.day_excess(state, ch, ts),
                 keep=ch.cum_plan[-1] - planned_at(ch, ch.day.end - REALLOCATION_CUTOFF_S)
                 if ch.cum_plan
                 else 0,
             )
-        deltas = plan_moves(perf, state.thresholds)
+        # Money a channel cannot spend by midnight goes first; efficiency moves wait for
+        # the next run (one move per run keeps each move's inputs its own).
+        deltas = rescue_moves(perf)
+        reason = "excess"
+        if not deltas:
+            deltas, reason = plan_moves(perf, state.thresholds), "performance"
         if not deltas:
             return cover, out
         for c, d in deltas.items():
@@ -609,7 +616,7 @@ class PacingEngine:
                 planning.receive(state, ch, ts, d, self.strategies)
             else:
                 planning.rebase(state, ch, ts, self.strategies)
-        out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "performance"))
+        out.append(BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), reason))
         for c, d in cover.items():
             deltas[c] = deltas.get(c, 0) + d
         return {c: d for c, d in deltas.items() if d}, out

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pacer_stream.core.reallocation import ChannelPerformance, rescue_moves
 from pacer_stream.core.split import MIN_START_SHARE, ChannelRecord, learned_split
-from pacer_stream.core.types import BudgetMove
+from pacer_stream.core.types import BudgetMove, Code
 
 from .conftest import DAY0, F, G, Harness, T, U
 
@@ -115,3 +116,46 @@ def test_every_channel_rolls_with_the_first_one_touched() -> None:
     days = {h.ch(c).day.date for c in (G, F, T)}  # type: ignore[union-attr]
     assert len(days) == 1
     assert sum(h.ch(c).budget for c in (G, F, T)) == 3000 * U
+
+
+# -- excess: money a channel's remaining hours are not expected to absorb ---------------
+def _perf(
+    budget: int, conversions: int, capacity: int | None, excess: int = 0
+) -> ChannelPerformance:
+    return ChannelPerformance(budget, 0, 0, conversions, 1000 * U, capacity, 0, excess)
+
+
+def test_excess_goes_to_the_channels_that_can_spend_it_best_first() -> None:
+    moves = rescue_moves(
+        {
+            G: _perf(2000 * U, 500, None, excess=100 * U),  # the best rate: gives anyway
+            F: _perf(1000 * U, 50, 60 * U),
+            T: _perf(1000 * U, 20, 100 * U),
+        }
+    )
+    assert moves == {G: -100 * U, F: 60 * U, T: 40 * U}
+
+
+def test_excess_with_nobody_able_to_take_it_stays() -> None:
+    assert rescue_moves({G: _perf(2000 * U, 5, None, excess=100 * U), F: _perf(U, 5, 0)}) == {}
+    assert rescue_moves({G: _perf(2000 * U, 5, None), F: _perf(U, 5, 50 * U)}) == {}
+
+
+def test_engine_gives_what_a_channels_remaining_hours_cannot_absorb() -> None:
+    h = Harness({G: 2000 * U, F: 1000 * U})
+    h.at(DAY0 + timedelta(hours=9))
+    for d in range(1, 6):
+        for hour in range(24):
+            when = DAY0 - timedelta(days=d) + timedelta(hours=hour)
+            h.spend(50 * U, channel=G, conversions=10, when=when)  # G converts better ...
+            h.spend(200 * U, channel=F, conversions=1, when=when)
+    # ... but its 15 hours left absorbed 15 x 50 x 0.9 = 675 units: 0.8 of that is 540,
+    # and it has 2,000 left. F shows demand its hour refuses (300 units in 15 minutes).
+    assert h.reserve(300 * U, F).code is Code.HOURLY_CAP
+    moves, out = h.engine.reallocate(h.state, h.now)
+    assert moves[G] < 0 < moves[F] and sum(moves.values()) == 0
+    # F takes what its rest of the day can hold: 0.6 x 15 x 180 - the 1,000 it has
+    assert moves[F] == 620 * U
+    assert [o.reason for o in out if isinstance(o, BudgetMove)] == ["excess"]
+    for c in (G, F):
+        assert sum(h.ch(c).plan.amounts) == h.ch(c).budget  # type: ignore[union-attr]
