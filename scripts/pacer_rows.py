@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, vals in rows.items():
         arr = np.asarray([v for v in vals if v is not None], dtype=float)
         worst = arr.max() if name in worse_high else arr.min()
-        print(f"{name:28s} mean {arr.mean():.4f}  worst {worst:.4f}")
+        print(f"{name:28s} mean {arr.mean():.5f}  worst {worst:.5f}")
     print(f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), {time.perf_counter() - t0:.0f} s")
     return 0
 
