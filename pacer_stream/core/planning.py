@@ -44,7 +44,7 @@ RECEIVER_HEADROOM_SHARE = 0.6
 #: A channel gives back the money it has left beyond this share of what its remaining
 #: hours absorbed on past days (``day_excess``). Above RECEIVER_HEADROOM_SHARE, so a
 #: channel that gives excess is never a receiver in the same state (no ping-pong).
-EXCESS_CAPACITY_SHARE = 0.8
+EXCESS_CAPACITY_SHARE = 0.9
 #: The day's last slot gets at least this share of the plan's weight (1.5x an even
 #: hour's): a campaign stays able to spend until midnight instead of finishing its
 #: budget at the night trough. The "alive" figure counts a campaign that has spent 99%

@@ -46,7 +46,7 @@ K = TypeVar("K")
 MIN_START_SHARE = 0.5
 #: A taker starts the day with at most this share of what its hours absorbed on past
 #: days.
-START_CAPACITY_SHARE = 0.8
+START_CAPACITY_SHARE = 0.9
 #: A channel gives only when it is below the best by this many standard errors of the
 #: difference of their efficiencies.
 SPLIT_EVIDENCE_Z = 1.0

@@ -159,3 +159,24 @@ def test_engine_gives_what_a_channels_remaining_hours_cannot_absorb() -> None:
     assert [o.reason for o in out if isinstance(o, BudgetMove)] == ["excess"]
     for c in (G, F):
         assert sum(h.ch(c).plan.amounts) == h.ch(c).budget  # type: ignore[union-attr]
+
+
+def test_excess_still_moves_after_the_last_efficiency_move_but_not_in_the_last_half_hour() -> None:
+    h = Harness({G: 2000 * U, F: 100 * U})
+    h.at(DAY0 + timedelta(hours=22))
+    for d in range(1, 6):
+        for hour in range(24):
+            when = DAY0 - timedelta(days=d) + timedelta(hours=hour)
+            h.spend(50 * U, channel=G, conversions=10, when=when)
+            h.spend(200 * U, channel=F, conversions=1, when=when)
+    # 22:00: G's two hours left absorbed 2 x 45 units; it has 2,000. F refuses demand.
+    assert h.reserve(300 * U, F).code is Code.DAILY_CAP
+    moves, out = h.engine.reallocate(h.state, h.now)
+    # F takes what its evening can hold: 0.6 x 2 x 180 - the 100 it has
+    assert moves == {G: -116 * U, F: 116 * U}
+    assert [o.reason for o in out if isinstance(o, BudgetMove)] == ["excess"]
+    # 23:40: too late for any move
+    h.at(DAY0 + timedelta(hours=23, minutes=40))
+    assert h.reserve(300 * U, F).code is not Code.OK
+    moves, out = h.engine.reallocate(h.state, h.now)
+    assert moves == {} and not [o for o in out if isinstance(o, BudgetMove)]
