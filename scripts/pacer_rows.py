@@ -2,10 +2,12 @@
 an engine rule without the baselines and the other strategies.
 
 Runs pacer-stream (ADAPTIVE_HYBRID) with reallocation and with the static split on the
-report's scenario, and the free oracle, and prints mean / worst seed of utilisation (both
-runs), conversions as a share of the free oracle's, the reallocation gain, alive,
-exhausted before 18:00, tracking error and the prompt runaway excess, computed by the
-simulator's own metrics (``sim.metrics``).
+report's scenario, the free oracle, the oracle bound to the operator's split and the
+even gate, and prints mean / worst seed of utilisation (both runs), conversions as a
+share of the free oracle's (and the split-bound oracle's share), the reallocation gain,
+conversions per unit against the even gate's, alive, exhausted before 18:00, tracking
+error and the prompt runaway excess, computed by the simulator's own metrics
+(``sim.metrics``, per seed as the report does).
 
     PYTHONPATH=. python scripts/pacer_rows.py --seeds 0-9
 """
@@ -20,7 +22,7 @@ from typing import Any
 import experiment_args
 import numpy as np
 
-from pacer_stream.sim.baselines import run_oracle
+from pacer_stream.sim.baselines import run_gate, run_oracle
 from pacer_stream.sim.metrics import trace_metrics
 from pacer_stream.sim.pacer import run_pacer_days
 from pacer_stream.sim.runner import combine_days, seed_days
@@ -29,6 +31,7 @@ from pacer_stream.sim.scenario import Scenario
 KEYS = (
     "utilisation",
     "conversions",
+    "conversions_per_unit",
     "alive",
     "exhausted_before_18",
     "exhausted_before_22",
@@ -55,6 +58,20 @@ def one_seed(seed: int, scenario: Scenario) -> dict[str, Any]:
         [trace_metrics(run_oracle(t), t, p.late_runaway_campaigns()) for t, p in evaluation]
     )
     out["oracle_conversions"] = oracle["conversions"]
+    split = combine_days(
+        [
+            trace_metrics(run_oracle(t, per_channel=True), t, p.late_runaway_campaigns())
+            for t, p in evaluation
+        ]
+    )
+    out["oracle_split_conversions"] = split["conversions"]
+    even = combine_days(
+        [
+            trace_metrics(run_gate("even-gate", t, p), t, p.late_runaway_campaigns())
+            for t, p in evaluation
+        ]
+    )
+    out["even_conversions_per_unit"] = even["conversions_per_unit"]
     return out
 
 
@@ -75,15 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.setdefault("utilisation - static", []).append(p["utilisation"] - s["utilisation"])
         rows.setdefault("oracle share", []).append(p["conversions"] / oc)
         rows.setdefault("oracle share, static split", []).append(s["conversions"] / oc)
+        rows.setdefault("oracle share, split oracle", []).append(r["oracle_split_conversions"] / oc)
         rows.setdefault("reallocation gain", []).append(p["conversions"] / s["conversions"] - 1)
-        for k in KEYS[2:]:
+        rows.setdefault("conv/unit vs even gate", []).append(
+            p["conversions_per_unit"] / r["even_conversions_per_unit"] - 1
+        )
+        for k in KEYS[3:]:
             rows.setdefault(k, []).append(p[k])
     worse_high = {"exhausted_before_18", "exhausted_before_22", "tracking_error"}
     worse_high |= {"runaway_excess_share_max", "overspend_beyond_one_event"}
     for name, vals in rows.items():
         arr = np.asarray([v for v in vals if v is not None], dtype=float)
         worst = arr.max() if name in worse_high else arr.min()
-        print(f"{name:28s} mean {arr.mean():.4f}  worst {worst:.4f}")
+        print(f"{name:28s} mean {arr.mean():.5f}  worst {worst:.5f}")
     print(f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -11,14 +11,21 @@ from __future__ import annotations
 from array import array
 from collections.abc import Mapping
 
+from pacer_stream.core import split
 from pacer_stream.core.alerting import transition_outputs
 from pacer_stream.core.allocation import AllocationStrategy
-from pacer_stream.core.calendar import local_day_at
+from pacer_stream.core.calendar import from_ts, local_day_at
 from pacer_stream.core.history import CLICKS, CONVERSIONS, SPEND
 from pacer_stream.core.holds import expire_holds
-from pacer_stream.core.planning import replan
+from pacer_stream.core.planning import replan, slot_capacity
 from pacer_stream.core.state import CampaignState, ChannelState
-from pacer_stream.core.types import CircuitBreakerState, Output, PacingStrategy
+from pacer_stream.core.types import (
+    BudgetMove,
+    ChannelType,
+    CircuitBreakerState,
+    Output,
+    PacingStrategy,
+)
 
 
 def touch(
@@ -31,7 +38,7 @@ def touch(
     out: list[Output] = []
     day = ch.day
     if day is None or ts >= day.end:
-        roll_day(state, ch, ts, strategies)
+        out += roll_campaign(state, ch, ts, strategies)
     br = ch.breaker
     if ch.reservations or ch.unreported:  # runs on every request and spend: skip the call
         expire_holds(state, ch, ts)
@@ -40,6 +47,59 @@ def touch(
         if tr is not None:
             out += transition_outputs(state, ch, tr)
     return out
+
+
+def roll_campaign(
+    state: CampaignState,
+    ch: ChannelState,
+    ts: float,
+    strategies: Mapping[PacingStrategy, AllocationStrategy],
+) -> list[Output]:
+    """Roll ``ch`` to the local day containing ``ts``. On a roll from an earlier day,
+    every channel of the campaign still on an earlier day rolls with it and, if
+    reallocation had moved the campaign's budgets (the day ended away from the
+    configured split), the new day starts from the split learned from the history
+    (``core.split``), published as a ``BudgetMove`` (reason ``"split"``).
+
+    The channels roll together because the split is one decision over all of them: a
+    late report between two separate rolls would change the history the second one
+    reads, and the deltas would no longer sum to zero. They would roll on their next
+    touch anyway (the worker's tick touches every channel each minute). A campaign
+    whose budgets reallocation never moved (no reallocation timer, or nothing worth
+    moving) keeps the operator's split: the learned split only starts reallocation's
+    work at midnight, it is not a second allocator."""
+    previous = ch.day
+    day = local_day_at(state.timezone, ts)
+    if previous is None or day.date <= previous.date or previous.tz != day.tz:
+        roll_day(state, ch, ts, strategies)
+        return []
+    budgeted = [c for c in state.channels.values() if c.base_budget > 0]
+    moved = any(c.budget != c.base_budget for c in budgeted)
+    peers = [c for c in state.channels.values() if c.day is not None and c.day.end <= day.start]
+    for c in peers:
+        roll_day(state, c, ts, strategies)
+    if not moved or any(c not in peers for c in budgeted):
+        return []
+    start = int(day.start // 3600)
+    records: dict[ChannelType, split.ChannelRecord] = {}
+    for c in budgeted:
+        assert c.day is not None
+        past = c.history.totals(start - split.SPLIT_HISTORY_DAYS * 24, start)
+        hours = slot_capacity(state, c, c.day)
+        records[c.channel] = split.ChannelRecord(
+            c.base_budget,
+            past[CONVERSIONS],
+            past[SPEND],
+            None if hours is None else int(sum(hours) * split.START_CAPACITY_SHARE),
+        )
+    deltas = split.learned_split(records, state.thresholds.reallocation_gap)
+    if not deltas:
+        return []
+    for channel, delta in deltas.items():
+        c = state.channels[channel]
+        c.budget += delta
+        replan(state, c, strategies)
+    return [BudgetMove(state.campaign_id, dict(deltas), from_ts(ts), "split")]
 
 
 def roll_day(

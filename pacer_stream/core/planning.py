@@ -41,6 +41,10 @@ UNMET_HORIZON_S = 1800
 #: utilisation with reallocation was 0.9968 at 1.0, 0.9985 at 0.7 and 0.9990 at 0.6,
 #: against 0.9982 for the static split, with conversions +11% / +11% / +8% over it.
 RECEIVER_HEADROOM_SHARE = 0.6
+#: A channel gives back the money it has left beyond this share of what its remaining
+#: hours absorbed on past days (``day_excess``). Above RECEIVER_HEADROOM_SHARE, so a
+#: channel that gives excess is never a receiver in the same state (no ping-pong).
+EXCESS_CAPACITY_SHARE = 0.9
 #: The day's last slot gets at least this share of the plan's weight (1.5x an even
 #: hour's): a campaign stays able to spend until midnight instead of finishing its
 #: budget at the night trough. The "alive" figure counts a campaign that has spent 99%
@@ -184,6 +188,26 @@ def day_headroom(state: CampaignState, ch: ChannelState, ts: float) -> int | Non
     absorb = int(absorb * RECEIVER_HEADROOM_SHARE)
     left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
     return max(0, absorb - max(0, left))
+
+
+def day_excess(state: CampaignState, ch: ChannelState, ts: float) -> int:
+    """Money the channel has left (budget - spent - held) beyond what the rest of its
+    day absorbed on past days (``allocation.capacity``, times
+    :data:`EXCESS_CAPACITY_SHARE`); 0 without enough history. A channel that started
+    the day with a learned share of the campaign's budget (``core.split``) can meet a
+    day thinner than its history: what it cannot spend by midnight is lost, while a
+    channel with demand to spare would have spent it."""
+    day = ch.day
+    assert day is not None
+    hours = slot_capacity(state, ch, day)
+    if hours is None:
+        return 0
+    slot = day.slot_of(ts)
+    lo, hi = day.bounds[slot], day.bounds[slot + 1]
+    absorb = int(hours[slot] * (hi - ts) / (hi - lo)) + sum(hours[slot + 1 :])
+    absorb = int(absorb * EXCESS_CAPACITY_SHARE)
+    left = ch.budget - ch.spent_total - ch.reserved_total - ch.unreported_total
+    return max(0, left - absorb)
 
 
 def set_plan(ch: ChannelState, plan: DayPlan) -> None:

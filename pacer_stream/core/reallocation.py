@@ -13,6 +13,13 @@ never beyond their capacity: budget moved to a channel that cannot spend it woul
 lost. Donors give only what receivers can take, pro rata. Deltas are integer micros
 summing to exactly zero.
 
+A channel with more money left than the rest of its day absorbed on past days (its
+*excess*, ``planning.day_excess``: a channel that started the day with a learned share of
+the campaign's budget, ``core.split``, can meet a day thinner than its history) gives it
+first (:func:`rescue_moves`) to the channels that can still spend, best efficiency first:
+money left at midnight converts nothing, so any channel that can spend it is better. A
+run that moves excess moves nothing else (reason ``"excess"``).
+
 Before any of that, :func:`cover_overruns`: a channel whose spend (with what it holds
 and what a late platform has yet to report) is above its budget, which unasked spend
 can do after reallocation cut the budget, takes the overrun back from the channels
@@ -46,6 +53,9 @@ class ChannelPerformance:
     #: last reallocation of the day (nothing can come back then; giving it away would
     #: leave the campaign without money for its last hours).
     keep: int = 0
+    #: Money left beyond what the rest of the channel's day is expected to absorb
+    #: (``planning.day_excess``): lost at midnight unless another channel takes it.
+    excess: int = 0
 
     @property
     def unused(self) -> int:
@@ -96,6 +106,39 @@ def plan_moves(
     for c, part in zip(receivers, parts, strict=True):
         if part:
             deltas[c] = deltas.get(c, 0) + part
+    return deltas
+
+
+def rescue_moves(channels: Mapping[ChannelType, ChannelPerformance]) -> dict[ChannelType, int]:
+    """Budget deltas (sum 0) moving each channel's ``excess`` (money its remaining hours
+    are not expected to absorb) to channels with demand to spare, best efficiency
+    first, up to their capacity. Efficiency does not decide who gives here: money a
+    channel cannot spend converts nothing, so any channel that can spend it is better.
+    Empty when no channel has an excess or none can take it."""
+    budgeted = {c: p for c, p in channels.items() if p.budget > 0}
+    givers = sorted((c for c, p in budgeted.items() if p.excess > 0), key=lambda ch: ch.value)
+    if not givers or len(budgeted) < 2:
+        return {}
+    eff = efficiencies(budgeted)
+    takers = sorted(
+        (c for c, p in budgeted.items() if p.excess == 0 and p.capacity is not None),
+        key=lambda ch: (-eff[ch], ch.value),
+    )
+    room = [_capacity(budgeted[c], 0) for c in takers]
+    pool = min(sum(budgeted[c].excess for c in givers), sum(room))
+    if pool <= 0:
+        return {}
+    deltas: dict[ChannelType, int] = {}
+    parts = split_exact(pool, [float(budgeted[c].excess) for c in givers])
+    for c, give in zip(givers, parts, strict=True):
+        if give:
+            deltas[c] = -give
+    left = pool
+    for c, r in zip(takers, room, strict=True):
+        take = min(left, r)
+        if take:
+            deltas[c] = take
+        left -= take
     return deltas
 
 
