@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     #: of one record at a time through faust's delivery (see docs/streaming.md); off:
     #: faust's per-record path, for comparison.
     bulk_intake: bool = True
+    #: Longest the broker holds the worker's fetch while none of its partitions has new
+    #: records (ms). The Kafka client keeps one fetch in flight per broker, and it leaves
+    #: out the partitions whose records it still buffers: with faust's 1,500 ms, a fetch
+    #: for the idle topics (budgets, commands) held that slot while spend events and
+    #: requests waited on the broker, up to 1.5 s (see docs/streaming.md). An idle
+    #: worker sends at most one empty fetch per this many ms.
+    consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=1_500)
     snapshot_interval_s: float = 60.0
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0

@@ -302,10 +302,13 @@ class PacerApp(faust.App):
     before_wait_empty: Callable[[], Awaitable[None]] | None = None
     #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
     bulk_topics: dict[str, BulkTopic]
+    #: How long the broker may hold the consumer's fetch (:class:`.consumer.ConsumerThread`).
+    fetch_max_wait_ms: int | None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fetch_max_wait_ms: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bulk_topics = {}
+        self.fetch_max_wait_ms = fetch_max_wait_ms
 
     def _new_transport(self) -> TransportT:
         transport: TransportT = super()._new_transport()
@@ -408,6 +411,7 @@ class Worker:
         s = self.settings
         return PacerApp(
             s.app_id,
+            fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
             broker=_broker_url(s),
             broker_credentials=_credentials(s),
             store=table_store_url(s),

@@ -25,6 +25,8 @@ This consumer holds the input partitions faust resumes until faust resumes its f
 seek: its committed offset, or its earliest offset when it has none (where the
 ``earliest`` reset policy starts anyway). Records already applied come round again and
 are no-ops; none is skipped.
+
+It also bounds how long the broker may hold a fetch (:class:`ConsumerThread`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ class Consumer(aiokafka_driver.Consumer):
             self._start_at.pop(tp, None)
         self._start_at.update(start_at)
         return committed
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def resume_flow(self) -> None:
         super().resume_flow()
@@ -177,6 +182,27 @@ class Consumer(aiokafka_driver.Consumer):
             topic.put_nowait(records)
             return
         await self.wait_first(topic.put(records), self.suspend_flow.wait())
+
+
+class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """faust's Kafka client thread, with the app's fetch wait instead of faust's fixed
+    1,500 ms.
+
+    Why: the Kafka client keeps one fetch in flight per broker and sends it only for the
+    partitions whose records it does not still buffer. When the agents are still taking
+    the last fetch's spend records, the next fetch covers only the idle topics; the
+    broker holds it until ``fetch_max_wait_ms`` passes, and spend events or requests that
+    arrive meanwhile wait behind it. Measured with 5,000 single records/s and with
+    can-spend requests at 2,000/s, that wait was the lag (seconds) and the timeouts."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            # faust passes a constant to the client's constructor; the client reads this
+            # attribute when it starts its fetcher.
+            consumer._fetch_max_wait_ms = int(wait_ms)
+        return consumer
 
 
 class Transport(aiokafka_driver.Transport):

@@ -140,3 +140,31 @@ async def test_a_position_from_an_earlier_seek_is_not_used_again(client: Client)
     await consumer.seek_to_committed()
     consumer.resume_flow()
     assert client.seeks == [] and client.resumed == [{SPEND}]
+
+
+async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
+    tmp_path: Any,
+) -> None:
+    """faust builds its Kafka client with a fixed 1,500 ms fetch wait; the worker's client
+    thread gives the client the configured wait instead (the client keeps one fetch in
+    flight per broker, so a fetch held for idle topics delays every other partition)."""
+    from pacer_stream.settings import Settings
+    from pacer_stream.streams.app import Worker
+    from pacer_stream.streams.consumer import ConsumerThread
+
+    built = Worker(
+        Settings(
+            table_store="memory",
+            worker_data_dir=str(tmp_path),
+            redis_publish_enabled=False,
+            consumer_fetch_max_wait_ms=35,
+        )
+    )
+    thread = built.app.consumer._thread
+    assert isinstance(thread, ConsumerThread)
+    client = thread._create_worker_consumer(built.app.transport)
+    try:
+        assert client._fetch_max_wait_ms == 35
+    finally:
+        await client.stop()
+    assert Settings().consumer_fetch_max_wait_ms < 1_500
