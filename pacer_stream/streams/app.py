@@ -54,6 +54,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message as FaustMessage
 from faust.types import StoreT, TopicT, TransportT
 from faust.web import Request, Response, View
+from mode.supervisors import CrashingSupervisor
 from prometheus_client import generate_latest
 from yarl import URL
 
@@ -72,6 +73,7 @@ from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.datadir import DataDir, prepare_data_dir
+from pacer_stream.streams.deliveries import DeliveryWatch
 from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.grants import GrantLog
@@ -203,6 +205,11 @@ MAX_VALUE_BYTES = 8 * 1024 * 1024
 #: (max events, seconds) per batch: a campaign touched several times in a batch writes
 #: its changelog value once. Spend favours throughput; can-spend waits at most 1 ms.
 SPEND_BATCH = (1000, 0.005)
+#: An agent that raises stops the worker (non-zero exit) instead of being restarted in
+#: place: the batch it held stays unacknowledged, so no commit passes it, and the
+#: restarted worker replays it from the committed offset (faust's default restarts the
+#: agent and commits, which would drop the batch's spend).
+FAIL_STOP: dict[str, Any] = {"supervisor_strategy": CrashingSupervisor}
 REQUEST_BATCH = (256, 0.001)
 #: faust pauses a stream whenever more than this many produced messages wait in its
 #: producer buffer (faust's default: 100) and then drains it one message per
@@ -401,6 +408,9 @@ class Worker:
         self._timer_flush: asyncio.Future[None] | None = None
         #: Outputs waiting for the delivery of the state they report, in order.
         self.outputs: OutputQueue[Message] = OutputQueue(self._produce, self._release)
+        #: Outputs the broker refused: no commit after one, and the worker stops.
+        self.deliveries = DeliveryWatch()
+        self.app.delivery_watch = self.deliveries  # type: ignore[attr-defined]
         self._agents()
         self._timers()
         self._lifecycle()
@@ -465,7 +475,7 @@ class Worker:
         if self.settings.bulk_intake:  # the hot topics skip faust's per-record delivery
             app.bulk_topics = {name: BulkTopic(app, name) for name in (names.spend, names.requests)}
 
-        @app.agent(self._raw_topic(names.spend), name="spend-events")  # type: ignore[arg-type]
+        @app.agent(self._raw_topic(names.spend), name="spend-events", **FAIL_STOP)  # type: ignore[arg-type]
         async def spend_events(stream: faust.Stream[bytes]) -> None:
             """Spend events -> engine.record_spend (idempotent) -> alerts, breakers."""
             async for records in stream.take_records(*SPEND_BATCH):
@@ -476,7 +486,7 @@ class Worker:
                 finally:  # the batch's writes are in the producer's hands
                     self._release(self._parked)
 
-        @app.agent(self._raw_topic(names.budgets), name="budgets")  # type: ignore[arg-type]
+        @app.agent(self._raw_topic(names.budgets), name="budgets", **FAIL_STOP)  # type: ignore[arg-type]
         async def budgets(stream: faust.Stream[bytes]) -> None:
             """Campaign configuration -> engine.configure (same table: same partition)."""
             async for event in stream.events():
@@ -484,7 +494,7 @@ class Worker:
                     record = event.message
                     await self.send_batch(self.process([record]), inputs=[record])
 
-        @app.agent(self._raw_topic(names.commands), name="commands")  # type: ignore[arg-type]
+        @app.agent(self._raw_topic(names.commands), name="commands", **FAIL_STOP)  # type: ignore[arg-type]
         async def commands(stream: faust.Stream[bytes]) -> None:
             """emergency_stop / resume / reallocate / force_breaker (signed if required)."""
             async for event in stream.events():
@@ -492,7 +502,7 @@ class Worker:
                     record = event.message
                     await self.send_batch(self.process([record]), inputs=[record])
 
-        @app.agent(self._raw_topic(names.requests), name="can-spend")  # type: ignore[arg-type]
+        @app.agent(self._raw_topic(names.requests), name="can-spend", **FAIL_STOP)  # type: ignore[arg-type]
         async def can_spend(stream: faust.Stream[bytes]) -> None:
             """Can-spend requests -> engine.reserve -> a reply on the replies topic."""
             async for records in stream.take_records(*REQUEST_BATCH):
@@ -727,6 +737,7 @@ class Worker:
         refuses (e.g. a value above the topic's size limit) quarantines its campaign
         instead of stopping the agent."""
         self.outputs.raise_failure()
+        self.deliveries.raise_failure()
         producer = self.app.producer
         changelog = self.campaigns.changelog_topic.get_topic_name()
         written: list[Any] = []
@@ -790,7 +801,8 @@ class Worker:
         self._release(behind)
 
     async def _produce(self, m: Message) -> None:
-        await self.app.producer.send(m.topic, m.key, m.value, m.partition, None, None)
+        delivery = await self.app.producer.send(m.topic, m.key, m.value, m.partition, None, None)
+        self.deliveries.watch(delivery, m.topic)  # type: ignore[arg-type]
 
     def lookup(self, campaign_id: str) -> Stored | None:
         if campaign_id in self.quarantined:

@@ -26,7 +26,8 @@ seek: its committed offset, or its earliest offset when it has none (where the
 ``earliest`` reset policy starts anyway). Records already applied come round again and
 are no-ops; none is skipped.
 
-It also bounds how long the broker may hold a fetch (:class:`ConsumerThread`).
+It also bounds how long the broker may hold a fetch (:class:`ConsumerThread`), and
+commits nothing once an output was refused (:mod:`.deliveries`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from faust.types import TP, Message
 from mode import Service, ServiceT
 
 from pacer_stream.observability.logging import get_logger
+from pacer_stream.streams.deliveries import delivery_watch
 from pacer_stream.streams.intake import BulkTopic, bulk_topics
 
 log = get_logger("pacer_stream.consumer")
@@ -97,6 +99,18 @@ class Consumer(aiokafka_driver.Consumer):
         for tp in inputs:  # a position found by an earlier seek is not used again
             self._start_at.pop(tp, None)
         self._start_at.update(start_at)
+        return committed
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit, unless an output was refused (:mod:`.deliveries`): its input must be
+        read again by the restarted worker."""
+        watch = delivery_watch(self.app)
+        if watch is not None:
+            await asyncio.sleep(0)  # the flush just ended: let delivery callbacks run
+            if watch.refuses_commits():
+                log.error("commit_refused_after_failed_delivery", error=repr(watch.failure))
+                return False
+        committed: bool = await super()._commit(offsets)
         return committed
 
     def _new_consumer_thread(self) -> ConsumerThread:

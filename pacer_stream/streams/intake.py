@@ -58,7 +58,8 @@ class BulkTopic:
     async def batches(self, max_: int, within: float | None) -> AsyncIterator[list[Message]]:
         """Lists of at most ``max_`` records (a single fetch larger than that is one
         list), each handed over no later than ``within`` after its first record was
-        taken; the records are acknowledged after the caller is done with a list."""
+        taken; the records are acknowledged when the caller asks for the next list,
+        never when it raised with a list in hand."""
         queue = self._queue
         consumer = self.app.consumer
         loop = asyncio.get_running_loop()
@@ -85,11 +86,11 @@ class BulkTopic:
                     break
                 batch.extend(self._current(records))
             self._track(batch)
-            try:
-                yield batch
-            finally:
-                for message in batch:
-                    message.ack(consumer)
+            yield batch
+            # Only once the caller asks for more: a batch whose caller raised stays
+            # unacknowledged, so no commit passes it and the restart replays it.
+            for message in batch:
+                message.ack(consumer)
 
     def _current(self, records: Sequence[Message]) -> list[Message]:
         """The records faust's own stream would take: none while the flow is suspended,

@@ -18,7 +18,7 @@ high-water mark makes the replay a no-op, and the outputs are produced again.
 
 If sending an output fails, the queue stops (its jobs and their records stay held,
 uncommitted) and :meth:`OutputQueue.raise_failure` raises the error in the next agent
-that queues work, which stops the worker the way a failed send always has.
+that queues work, which stops the worker (its agents do not restart in place).
 """
 
 from __future__ import annotations

@@ -85,14 +85,17 @@ class PacerStream(faust.Stream):  # type: ignore[type-arg]
                     await self.wait_for_stopped(full, timeout=window)  # type: ignore[arg-type]
                 batch = list(events)
                 taken.clear()  # nothing joins this batch while it is handled
+                handled = False
                 try:
                     yield batch
+                    handled = True  # the caller asked for the next batch
                 finally:
                     events.clear()
                     started.clear()
                     full.clear()
-                    for event in batch:
-                        await self.ack(event)
+                    if handled:  # a batch whose handler raised is never acknowledged
+                        for event in batch:
+                            await self.ack(event)
                     taken.set()
         finally:
             self.enable_acks = acks_enabled

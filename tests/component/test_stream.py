@@ -5,6 +5,7 @@ event handed over after the window, every event acknowledged after its batch."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -83,3 +84,26 @@ async def test_events_are_acknowledged_once_their_batch_is_handled() -> None:
             await ctx.put(i)
         await _until(lambda: len(seen) == 2 and all(e.message.acked for e in seen[1]))
     assert all(e.message.acked for batch in seen for e in batch)
+
+
+async def test_a_batch_whose_handler_raised_is_never_acknowledged() -> None:
+    """The agent raised with the batch in hand: its events stay unacknowledged, so the
+    offset commit cannot pass them and a restarted worker replays them."""
+    app = _app()
+    seen: list[Sequence[Any]] = []
+
+    @app.agent(app.channel())  # type: ignore[untyped-decorator]
+    async def take(stream: faust.Stream[Any]) -> None:
+        async for events in stream.take_events(2, 3600.0):
+            seen.append(events)
+            if len(seen) == 2:
+                raise RuntimeError("the producer refused a write")
+
+    with contextlib.suppress(RuntimeError):
+        async with take.test_context() as ctx:
+            for i in range(4):
+                await ctx.put(i)
+            await _until(lambda: len(seen) == 2)
+    assert [e.value for e in seen[1]] == [2, 3]
+    assert all(e.message.acked for e in seen[0])  # handled: acknowledged
+    assert not any(e.message.acked for e in seen[1])  # raised: never acknowledged

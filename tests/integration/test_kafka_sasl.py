@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from pacer_stream.client.kafka import PacerClient
@@ -153,3 +154,102 @@ def _budget_payload(run: StreamRun, cid: str) -> bytes:
         updated_at=run.now(),
     )
     return records.encode(record)
+
+
+async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
+    private_kafka: Any, tmp_path: Path
+) -> None:
+    """A write the broker refuses (here: the DLQ topic, denied to the worker by an ACL an
+    operator got wrong) stops the worker with a non-zero exit instead of skipping the
+    batch: nothing of it is committed, so once the ACL is fixed the restarted worker
+    dead-letters the bad record and applies the spend behind it, each exactly once."""
+    pw = {u: secrets.token_urlsafe(12) for u in ("broker", *USERS)}
+    broker = private_kafka("sasl", scram_users=pw)
+    run = StreamRun(tmp_path, bootstrap=broker.bootstrap)
+    for acl in load(ACL_FILE, topic_prefix=run.prefix, app_id=run.app_id):
+        broker.kafka_acls(acl.kafka_acls_args())
+    deny = [
+        *("--deny-principal", "User:pacer-worker"),
+        *("--operation", "Write"),
+        *("--topic", run.topic(topics.DLQ)),
+    ]
+    broker.kafka_acls(["--add", *deny])
+    operator_settings = run.settings().model_copy(
+        update={
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": "pacer-operator",
+            "kafka_sasl_password": pw["pacer-operator"],
+        }
+    )
+    await create_topics(operator_settings)
+    run.extra_env.update(
+        {
+            "PACER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "PACER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "PACER_KAFKA_SASL_USERNAME": "pacer-worker",
+            "PACER_KAFKA_SASL_PASSWORD": pw["pacer-worker"],
+        }
+    )
+
+    def client(user: str) -> PacerClient:
+        return PacerClient(
+            broker.bootstrap, topic_prefix=run.prefix, clock=run.now, **_sasl(user, pw[user])
+        )
+
+    operator, producer = client("pacer-operator"), client("pacer-spend-producer")
+    dlq = AIOKafkaConsumer(
+        run.topic(topics.DLQ),
+        bootstrap_servers=broker.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **_sasl("pacer-operator", pw["pacer-operator"]),
+    )
+    first = WorkerProcess(run, "refused-worker")
+    second = WorkerProcess(run, "fixed-worker")
+    try:
+        for c in (operator, producer):
+            await c.start()
+        first.start()
+        await first.wait_ready(timeout=90)
+        cid = f"refused-{uuid.uuid4().hex[:8]}"
+        await operator.set_budget(cid, {"display": 500 * UNIT}, strategy="even_distribution")
+        await poll(lambda: first.status(cid), what="budget applied by the worker")
+        await producer.publish_spend(cid, "display", 2 * UNIT, event_id="before")
+        await poll(
+            lambda: (first.channel(cid, "display") or {}).get("spent_micros") == 2 * UNIT,
+            what="the first spend applied",
+        )
+        # A malformed record (its DLQ entry is refused), then spend behind it.
+        await producer.send(run.topic(topics.SPEND), cid.encode(), b"{not json")
+        await producer.publish_spend(cid, "display", 3 * UNIT, event_id="behind")
+        assert first.proc is not None
+        await poll(lambda: first.proc.poll() is not None, what="the worker to stop")
+        assert first.proc.returncode != 0, first.log_tail()
+        assert "TopicAuthorizationFailed" in first.log_path.read_text(errors="replace")
+
+        broker.kafka_acls(["--remove", "--force", *deny])  # the operator fixes the ACL
+        second.start()
+        await second.wait_ready(timeout=90)
+        await poll(
+            lambda: (second.channel(cid, "display") or {}).get("spent_micros") == 5 * UNIT,
+            what="the spend behind the refused record applied after the restart",
+        )
+        await dlq.start()
+        entries: list[Any] = []
+
+        async def dead_letters() -> bool:
+            fetched = await dlq.getmany(timeout_ms=500)
+            entries.extend(m for batch in fetched.values() for m in batch)
+            return bool(entries)
+
+        await poll(dead_letters, what="the dead letter written after the restart")
+        await dead_letters()  # nothing more arrives: one entry, not one per attempt
+        assert [records.decode(topics.DLQ, e.value).error_code for e in entries] == ["invalid_json"]
+        ch = second.channel(cid, "display")
+        assert ch is not None and ch["spent_micros"] == 5 * UNIT  # each spend once
+    finally:
+        for c in (operator, producer):
+            await c.close()
+        await dlq.stop()
+        for w in (first, second):
+            w.stop(timeout=20)

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from faust.types.tuples import TP, ConsumerMessage
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
@@ -89,10 +90,26 @@ async def test_records_are_tracked_when_taken_and_acked_after_the_batch() -> Non
     assert _offsets(second) == [2]
     # a record someone else still references is acknowledged only when they release it
     second[0].incref()
-    await batches.aclose()
+    topic.put_nowait(_records(3))
+    assert _offsets(await anext(batches)) == [3]
     assert app.consumer.acked == [0, 1]
     second[0].ack(app.consumer)  # type: ignore[arg-type]
     assert app.consumer.acked == [0, 1, 2]
+
+
+async def test_a_batch_whose_caller_raised_is_never_acked() -> None:
+    """The agent failed with the batch in hand (a send refused, a bug): acknowledging
+    it would let the commit pass spend that was never applied."""
+    app = FakeApp()
+    topic = BulkTopic(app, TOPIC)  # type: ignore[arg-type]
+    topic.put_nowait(_records(0, 1))
+    batches = topic.batches(10, None)
+    with pytest.raises(RuntimeError):
+        async for batch in batches:
+            assert _offsets(batch) == [0, 1]
+            raise RuntimeError("the producer refused a write")
+    await batches.aclose()  # what the event loop's finaliser does with the iterator
+    assert app.consumer.tracked == [0, 1] and app.consumer.acked == []
 
 
 async def test_records_faust_would_drop_are_dropped_unacked() -> None:
