@@ -262,6 +262,12 @@ DLQ_RECORDS: Final = Counter(
     ["topic", "error_code"],
     registry=REGISTRY,
 )
+REPLIES_UNDELIVERABLE: Final = Counter(
+    "pacer_replies_undeliverable",
+    "Can-spend replies to a per-client reply topic the broker did not confirm in time "
+    "(the topic does not exist or is not readable): the bid engine's wait times out.",
+    registry=REGISTRY,
+)
 CONSUMER_LAG: Final = Gauge(
     "pacer_consumer_lag_messages",
     "Messages between the end of a topic and this worker's committed position.",
@@ -305,6 +311,7 @@ ALL_METRICS: Final[tuple[Counter | Gauge | Histogram | Info, ...]] = (
     REALLOCATION_MICROS,
     COMMANDS_TOTAL,
     DLQ_RECORDS,
+    REPLIES_UNDELIVERABLE,
     CONSUMER_LAG,
     WORKER_INFO,
     WORKER_READY,

@@ -49,6 +49,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.serializers import codecs
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message as FaustMessage
@@ -205,6 +206,9 @@ MAX_VALUE_BYTES = 8 * 1024 * 1024
 #: (max events, seconds) per batch: a campaign touched several times in a batch writes
 #: its changelog value once. Spend favours throughput; can-spend waits at most 1 ms.
 SPEND_BATCH = (1000, 0.005)
+#: How long a reply to a per-client topic the worker has not written to yet may wait
+#: for the broker to confirm the topic (off the agents' path).
+REPLY_TOPIC_WAIT_S = 5.0
 #: An agent that raises stops the worker (non-zero exit) instead of being restarted in
 #: place: the batch it held stays unacknowledged, so no commit passes it, and the
 #: restarted worker replays it from the committed offset (faust's default restarts the
@@ -410,6 +414,8 @@ class Worker:
         self.outputs: OutputQueue[Message] = OutputQueue(self._produce, self._release)
         #: Outputs the broker refused: no commit after one, and the worker stops.
         self.deliveries = DeliveryWatch()
+        #: Replies waiting for their per-client topic's metadata (see ``_produce``).
+        self._reply_lookups: set[asyncio.Future[None]] = set()
         self.app.delivery_watch = self.deliveries  # type: ignore[attr-defined]
         self._agents()
         self._timers()
@@ -801,8 +807,34 @@ class Worker:
         self._release(behind)
 
     async def _produce(self, m: Message) -> None:
+        if self.names.is_client_reply_topic(m.topic) and not self._known_topic(m.topic):
+            # A reply topic a request named and the worker has not written to yet: the
+            # Kafka client would wait for its metadata up to its request timeout (many
+            # minutes when it does not exist), holding every output behind it.
+            self._reply_lookups.add(asyncio.ensure_future(self._produce_once_known(m)))
+            return
         delivery = await self.app.producer.send(m.topic, m.key, m.value, m.partition, None, None)
         self.deliveries.watch(delivery, m.topic)  # type: ignore[arg-type]
+
+    def _known_topic(self, topic: str) -> bool:
+        cluster = self.app.producer._ensure_producer().client.cluster  # type: ignore[attr-defined]
+        return cluster.partitions_for_topic(topic) is not None
+
+    async def _produce_once_known(self, m: Message) -> None:
+        """Send a reply to a per-client topic once the broker confirms the topic, off
+        the agents' path; a topic still unknown after ``REPLY_TOPIC_WAIT_S`` loses the
+        reply (logged, counted): the bid engine's wait times out, which denies."""
+        task = asyncio.current_task()
+        try:
+            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+            await asyncio.wait_for(producer.partitions_for(m.topic), REPLY_TOPIC_WAIT_S)
+        except (TimeoutError, KafkaError) as exc:
+            metrics.REPLIES_UNDELIVERABLE.inc()
+            log.warning("reply_topic_unavailable", topic=m.topic, error=repr(exc))
+        else:
+            await self._produce(m)
+        finally:
+            self._reply_lookups.discard(task)  # type: ignore[arg-type]
 
     def lookup(self, campaign_id: str) -> Stored | None:
         if campaign_id in self.quarantined:

@@ -65,6 +65,15 @@ class TopicNames:
             )
         return reply_to
 
+    def is_client_reply_topic(self, actual: str) -> bool:
+        """Whether ``actual`` is a per-client reply topic (allowed by the reply
+        pattern, not one of the deployment's own topics): a topic the worker only writes
+        to because a request named it, so it may not exist."""
+        if not actual.startswith(self.prefix):
+            return False
+        name = actual[len(self.prefix) :]
+        return fnmatchcase(name, self.reply_pattern) and name not in topics.ALL_TOPICS
+
     def actual(self, logical: str) -> str:
         return self.prefix + logical
 

@@ -35,6 +35,7 @@ from pacer_stream.settings import Settings
 from pacer_stream.streams import app as app_module
 from pacer_stream.streams import event_ids, grants
 from pacer_stream.streams.clock import ManualClock
+from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.side_records import is_side_key
 from pacer_stream.wire import records, topics
 from pacer_stream.wire.records import CommandRecord, CommandType
@@ -824,3 +825,12 @@ def test_alert_limiter_caps_bursts_per_campaign_channel_and_its_memory() -> None
     for i in range(1_000):
         limiter.allow(f"c{i}", "g", 100)
     assert len(limiter) == 100  # tracked keys stay bounded
+
+
+def test_client_reply_topics_are_those_only_a_request_names() -> None:
+    """The worker writes to these only because a request named them, so they may not
+    exist: their replies wait for the broker's metadata off the agents' path."""
+    names = TopicNames(prefix="it-1.", reply_pattern="pacer.can-spend.replies.*")
+    assert names.is_client_reply_topic("it-1.pacer.can-spend.replies.bidder-7")
+    for own in (names.replies, names.dlq, names.spend, "pacer.can-spend.replies.bidder-7"):
+        assert not names.is_client_reply_topic(own)

@@ -21,10 +21,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from pacer_stream.client.kafka import PacerClient
+from pacer_stream.core.types import ChannelType
 from pacer_stream.settings import Settings
 from pacer_stream.streams.acls import load
 from pacer_stream.streams.admin import create_topics, kafka_options
 from pacer_stream.wire import records, topics
+from pacer_stream.wire.records import CanSpendRequest
 
 from .conftest import StreamRun, WorkerProcess, poll
 
@@ -197,6 +199,7 @@ async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
         )
 
     operator, producer = client("pacer-operator"), client("pacer-spend-producer")
+    bidder = client("pacer-bidder")
     dlq = AIOKafkaConsumer(
         run.topic(topics.DLQ),
         bootstrap_servers=broker.bootstrap,
@@ -247,8 +250,32 @@ async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
         assert [records.decode(topics.DLQ, e.value).error_code for e in entries] == ["invalid_json"]
         ch = second.channel(cid, "display")
         assert ch is not None and ch["spent_micros"] == 5 * UNIT  # each spend once
+
+        # A request naming a reply topic the worker may not write to (no ACL; the same
+        # path as a topic that does not exist): the reply is given up off the agents'
+        # path, the worker stays up and answers the next bid engine at once.
+        await bidder.start()
+        request = CanSpendRequest(
+            request_id="nowhere-1",
+            campaign_id=cid,
+            channel=ChannelType.DISPLAY,
+            amount_micros=UNIT,
+            requested_at=run.now(),
+            deadline_ms=30_000,
+            reply_to=run.prefix + "pacer.can-spend.replies.nowhere",
+        )
+        await bidder.send(
+            run.topic(topics.CAN_SPEND_REQUESTS), cid.encode(), records.encode(request)
+        )
+        reply = await bidder.can_spend(cid, "display", UNIT, timeout_s=30)
+        assert reply.allowed
+        await poll(
+            lambda: "pacer_replies_undeliverable_total 1.0" in str(second.get("/metrics")[1]),
+            what="the undeliverable reply counted",
+        )
+        assert second.proc is not None and second.proc.poll() is None
     finally:
-        for c in (operator, producer):
+        for c in (operator, producer, bidder):
             await c.close()
         await dlq.stop()
         for w in (first, second):
