@@ -70,15 +70,24 @@ async def test_a_lone_event_is_handed_over_after_the_window() -> None:
     assert batches == [["only"], ["next"]]
 
 
-async def test_events_are_acknowledged_once_their_batch_is_handled() -> None:
-    app = _app()
-    seen: list[Sequence[Any]] = []
+def _batches_of_two(app: faust.App, seen: list[Sequence[Any]], fail_at: int = 0) -> Any:
+    """An agent keeping its batches of two in ``seen``; it raises on batch ``fail_at``
+    (counted from 1; 0: never)."""
 
     @app.agent(app.channel())  # type: ignore[untyped-decorator]
     async def take(stream: faust.Stream[Any]) -> None:
         async for events in stream.take_events(2, 3600.0):
             seen.append(events)
+            if len(seen) == fail_at:
+                raise RuntimeError("the producer refused a write")
 
+    return take
+
+
+async def test_events_are_acknowledged_once_their_batch_is_handled() -> None:
+    app = _app()
+    seen: list[Sequence[Any]] = []
+    take = _batches_of_two(app, seen)
     async with take.test_context() as ctx:
         for i in range(4):
             await ctx.put(i)
@@ -91,14 +100,7 @@ async def test_a_batch_whose_handler_raised_is_never_acknowledged() -> None:
     offset commit cannot pass them and a restarted worker replays them."""
     app = _app()
     seen: list[Sequence[Any]] = []
-
-    @app.agent(app.channel())  # type: ignore[untyped-decorator]
-    async def take(stream: faust.Stream[Any]) -> None:
-        async for events in stream.take_events(2, 3600.0):
-            seen.append(events)
-            if len(seen) == 2:
-                raise RuntimeError("the producer refused a write")
-
+    take = _batches_of_two(app, seen, fail_at=2)
     with contextlib.suppress(RuntimeError):
         async with take.test_context() as ctx:
             for i in range(4):

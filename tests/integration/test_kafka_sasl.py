@@ -102,13 +102,7 @@ async def test_scram_users_and_role_acls(private_kafka: Any, tmp_path: Path) -> 
         for c in (operator, producer, bidder):
             await c.start()
         cid = f"sasl-{uuid.uuid4().hex[:8]}"
-        await operator.set_budget(cid, {"display": 500 * UNIT}, strategy="even_distribution")
-        await poll(lambda: w.status(cid), what="budget applied by the worker")
-        await producer.publish_spend(cid, "display", 3 * UNIT, event_id="e1")
-        await poll(
-            lambda: (w.channel(cid, "display") or {}).get("spent_micros") == 3 * UNIT,
-            what="spend applied",
-        )
+        await _budget_and_spend(w, operator, producer, cid, 3 * UNIT, "e1")
         reply = await bidder.can_spend(cid, "display", UNIT, timeout_s=30)
         assert reply.allowed and reply.request_id
 
@@ -142,6 +136,25 @@ async def test_scram_users_and_role_acls(private_kafka: Any, tmp_path: Path) -> 
         for c in (operator, producer, bidder):
             await c.close()
         w.stop(timeout=20)
+
+
+async def _budget_and_spend(
+    worker: WorkerProcess,
+    operator: PacerClient,
+    producer: PacerClient,
+    cid: str,
+    amount: int,
+    event_id: str,
+) -> None:
+    """The operator sets a budget, the ad platform reports one spend event; both are
+    applied by ``worker``."""
+    await operator.set_budget(cid, {"display": 500 * UNIT}, strategy="even_distribution")
+    await poll(lambda: worker.status(cid), what="budget applied by the worker")
+    await producer.publish_spend(cid, "display", amount, event_id=event_id)
+    await poll(
+        lambda: (worker.channel(cid, "display") or {}).get("spent_micros") == amount,
+        what="spend applied",
+    )
 
 
 def _budget_payload(run: StreamRun, cid: str) -> bytes:
@@ -215,13 +228,7 @@ async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
         first.start()
         await first.wait_ready(timeout=90)
         cid = f"refused-{uuid.uuid4().hex[:8]}"
-        await operator.set_budget(cid, {"display": 500 * UNIT}, strategy="even_distribution")
-        await poll(lambda: first.status(cid), what="budget applied by the worker")
-        await producer.publish_spend(cid, "display", 2 * UNIT, event_id="before")
-        await poll(
-            lambda: (first.channel(cid, "display") or {}).get("spent_micros") == 2 * UNIT,
-            what="the first spend applied",
-        )
+        await _budget_and_spend(first, operator, producer, cid, 2 * UNIT, "before")
         # A malformed record (its DLQ entry is refused), then spend behind it.
         await producer.send(run.topic(topics.SPEND), cid.encode(), b"{not json")
         await producer.publish_spend(cid, "display", 3 * UNIT, event_id="behind")
