@@ -413,7 +413,8 @@ class Worker:
         #: Outputs waiting for the delivery of the state they report, in order.
         self.outputs: OutputQueue[Message] = OutputQueue(self._produce, self._release)
         #: Outputs the broker refused: no commit after one, and the worker stops.
-        self.deliveries = DeliveryWatch()
+        self.deliveries = DeliveryWatch(on_failure=self._stop_on_refused_write)
+        self._refusal: asyncio.Future[None] | None = None
         #: Replies waiting for their per-client topic's metadata (see ``_produce``).
         self._reply_lookups: set[asyncio.Future[None]] = set()
         self.app.delivery_watch = self.deliveries  # type: ignore[attr-defined]
@@ -717,9 +718,18 @@ class Worker:
             await self.flush_timer_writes()
         return len(due)
 
+    def _stop_on_refused_write(self, error: BaseException) -> None:
+        """A write the broker refused for good: stop the worker (non-zero exit) with
+        nothing committed after it, so the restart replays it (:mod:`.deliveries`)."""
+        self.status.mark_fatal(f"write refused by the broker: {error!r}")
+        self._refusal = asyncio.ensure_future(self.app.crash(error))
+
     def _release(self, records: Sequence[Any], fut: asyncio.Future[Any] | None = None) -> None:
         """Acknowledge held input records (their value's write is delivered, or their
-        campaign left this worker): the consumer may now commit past them."""
+        campaign left this worker): the consumer may now commit past them. Records whose
+        write ``fut`` was refused stay held (the worker stops, :mod:`.deliveries`)."""
+        if fut is not None and (fut.cancelled() or fut.exception() is not None):
+            return
         self.acks.release(records, self.app.consumer)
 
     def _apply_soon(self, result: Result) -> None:
@@ -764,6 +774,7 @@ class Worker:
             sent.add_done_callback(  # type: ignore[attr-defined]
                 functools.partial(self.campaigns.changelog_done, pending, m.value)
             )
+            self.deliveries.watch(sent, m.topic)  # type: ignore[arg-type]
             if m.releases:
                 sent.add_done_callback(functools.partial(self._release, m.releases))  # type: ignore[attr-defined]
             written.append(sent)

@@ -16,8 +16,9 @@ earlier one's), and an input record is never committed before the outputs it pro
 in the producer's hands -- at-least-once holds: a crash replays the record, the offset
 high-water mark makes the replay a no-op, and the outputs are produced again.
 
-If sending an output fails, the queue stops (its jobs and their records stay held,
-uncommitted) and :meth:`OutputQueue.raise_failure` raises the error in the next agent
+If a job's write was refused by the broker, or sending an output fails, the queue stops
+(its jobs and their records stay held, uncommitted; the outputs of a refused write are
+never sent) and :meth:`OutputQueue.raise_failure` raises the error in the next agent
 that queues work, which stops the worker (its agents do not restart in place).
 """
 
@@ -94,9 +95,14 @@ class OutputQueue(Generic[M]):
         while jobs:
             job = jobs[0]
             if job.writes:
-                # A failed write quarantined its campaign elsewhere; the outputs of the
-                # others in the batch still go (as when the agent itself waited).
-                await asyncio.gather(*job.writes, return_exceptions=True)
+                ended = await asyncio.gather(*job.writes, return_exceptions=True)
+                refused = next((e for e in ended if isinstance(e, BaseException)), None)
+                if refused is not None:
+                    # The state these outputs report is not durable: a restart would not
+                    # have it. Stop, as for a failed send (records stay held).
+                    self.failure = refused
+                    self._progress.set()
+                    return
             try:
                 for message in job.outputs:
                     await self._send(message)

@@ -240,8 +240,9 @@ class CampaignStore(faust_rocksdb.Store):  # type: ignore[misc]
             self._evict()
 
     def failed(self, write: ChangelogWrite) -> None:
-        """The write was not delivered: nothing goes to disk (the worker quarantines the
-        campaign), but the partition's other deliveries may now be recorded."""
+        """The write was not delivered: nothing goes to disk (the worker stops and
+        commits nothing after it, :mod:`.deliveries`), but the partition's other
+        deliveries may now be recorded."""
         self._finish(write.partition, WriteBatch(raw_mode=True))
 
     def _finish(self, partition: int, batch: WriteBatch) -> None:

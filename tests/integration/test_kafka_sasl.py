@@ -174,10 +174,11 @@ def _budget_payload(run: StreamRun, cid: str) -> bytes:
 async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
     private_kafka: Any, tmp_path: Path
 ) -> None:
-    """A write the broker refuses (here: the DLQ topic, denied to the worker by an ACL an
-    operator got wrong) stops the worker with a non-zero exit instead of skipping the
-    batch: nothing of it is committed, so once the ACL is fixed the restarted worker
-    dead-letters the bad record and applies the spend behind it, each exactly once."""
+    """A write the broker refuses (the DLQ topic, then the table's changelog, denied to
+    the worker by an ACL an operator got wrong) stops the worker with a non-zero exit
+    instead of skipping the batch: nothing of it is committed, so once the ACL is fixed
+    the restarted worker dead-letters the bad record and applies the spend, each exactly
+    once. A request naming a reply topic the worker may not write to does not stop it."""
     pw = {u: secrets.token_urlsafe(12) for u in ("broker", *USERS)}
     broker = private_kafka("sasl", scram_users=pw)
     run = StreamRun(tmp_path, bootstrap=broker.bootstrap)
@@ -222,6 +223,7 @@ async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
     )
     first = WorkerProcess(run, "refused-worker")
     second = WorkerProcess(run, "fixed-worker")
+    third = WorkerProcess(run, "third-worker")
     try:
         for c in (operator, producer):
             await c.start()
@@ -281,9 +283,24 @@ async def test_a_refused_output_stops_the_worker_and_the_restart_replays_it(
             what="the undeliverable reply counted",
         )
         assert second.proc is not None and second.proc.poll() is None
+
+        # The campaign's own changelog write refused: the worker stops at once (no
+        # further input needed), nothing committed; the restart applies the spend once.
+        deny_state = [*deny[:4], "--topic", f"{run.app_id}-campaigns-changelog"]
+        broker.kafka_acls(["--add", *deny_state])
+        await producer.publish_spend(cid, "display", 4 * UNIT, event_id="refused-write")
+        await poll(lambda: second.proc.poll() is not None, what="the worker to stop")
+        assert second.proc.returncode != 0, second.log_tail()
+        broker.kafka_acls(["--remove", "--force", *deny_state])
+        third.start()
+        await third.wait_ready(timeout=90)
+        await poll(
+            lambda: (third.channel(cid, "display") or {}).get("spent_micros") == 9 * UNIT,
+            what="the spend whose write was refused applied after the restart",
+        )
     finally:
         for c in (operator, producer, bidder):
             await c.close()
         await dlq.stop()
-        for w in (first, second):
+        for w in (first, second, third):
             w.stop(timeout=20)

@@ -1,5 +1,6 @@
-"""The delivery watch (:mod:`pacer_stream.streams.deliveries`): the first output the
-broker refused is kept, commits are refused from then on, and the next agent raises it."""
+"""The delivery watch (:mod:`pacer_stream.streams.deliveries`): the first write the
+broker refused is kept and reported once, commits are refused from then on, and the next
+agent raises it."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ async def test_delivered_outputs_leave_commits_alone() -> None:
 
 async def test_a_refused_output_refuses_commits_and_is_raised() -> None:
     loop = asyncio.get_running_loop()
-    watch = DeliveryWatch()
+    told: list[BaseException] = []
+    watch = DeliveryWatch(on_failure=told.append)
     first: asyncio.Future[int] = loop.create_future()
     second: asyncio.Future[int] = loop.create_future()
     watch.watch(first, "pacer.dlq.v1")
@@ -38,6 +40,7 @@ async def test_a_refused_output_refuses_commits_and_is_raised() -> None:
     assert watch.refuses_commits()
     with pytest.raises(PermissionError):  # the first refusal is the one kept
         watch.raise_failure()
+    assert [type(e) for e in told] == [PermissionError]  # told once, of the first
 
 
 async def test_a_cancelled_delivery_counts_as_lost() -> None:

@@ -62,14 +62,19 @@ async def test_a_later_job_never_overtakes_an_earlier_one() -> None:
     assert rec.released == ["r1", "r2"]
 
 
-async def test_a_failed_write_does_not_hold_back_the_batch_outputs() -> None:
+async def test_a_refused_write_stops_the_queue_before_its_outputs() -> None:
+    """A reply or alert must not report a state the broker refused to keep: a restart
+    would not have it. The records stay held and the failure is raised."""
     rec = Recorder()
     queue: OutputQueue[str] = OutputQueue(rec.send, rec.release)
     write = asyncio.get_running_loop().create_future()
     write.set_exception(RuntimeError("broker refused the value"))
     queue.put(OutputJob([write], ["reply"], ["r1"]))
+    queue.put(OutputJob([], ["later"], ["r2"]))
     await queue.drain()
-    assert rec.sent == ["reply"] and rec.released == ["r1"]
+    assert rec.sent == [] and rec.released == [] and len(queue) == 2
+    with pytest.raises(RuntimeError, match="broker refused the value"):
+        queue.raise_failure()
 
 
 async def test_a_failed_send_stops_the_queue_keeps_records_held_and_is_raised() -> None:
