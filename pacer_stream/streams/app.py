@@ -206,6 +206,7 @@ MAX_VALUE_BYTES = 8 * 1024 * 1024
 #: (max events, seconds) per batch: a campaign touched several times in a batch writes
 #: its changelog value once. Spend favours throughput; can-spend waits at most 1 ms.
 SPEND_BATCH = (1000, 0.005)
+REQUEST_BATCH = (256, 0.001)
 #: How long a reply to a per-client topic the worker has not written to yet may wait
 #: for the broker to confirm the topic (off the agents' path).
 REPLY_TOPIC_WAIT_S = 5.0
@@ -214,7 +215,6 @@ REPLY_TOPIC_WAIT_S = 5.0
 #: restarted worker replays it from the committed offset (faust's default restarts the
 #: agent and commits, which would drop the batch's spend).
 FAIL_STOP: dict[str, Any] = {"supervisor_strategy": CrashingSupervisor}
-REQUEST_BATCH = (256, 0.001)
 #: faust pauses a stream whenever more than this many produced messages wait in its
 #: producer buffer (faust's default: 100) and then drains it one message per
 #: ``asyncio.wait_for``; a deeper buffer keeps the stream flowing (messages are still
@@ -412,7 +412,7 @@ class Worker:
         self._timer_flush: asyncio.Future[None] | None = None
         #: Outputs waiting for the delivery of the state they report, in order.
         self.outputs: OutputQueue[Message] = OutputQueue(self._produce, self._release)
-        #: Outputs the broker refused: no commit after one, and the worker stops.
+        #: Writes the broker refused: no commit after one, and the worker stops.
         self.deliveries = DeliveryWatch(on_failure=self._stop_on_refused_write)
         self._refusal: asyncio.Future[None] | None = None
         #: Replies waiting for their per-client topic's metadata (see ``_produce``).
@@ -828,6 +828,8 @@ class Worker:
         self.deliveries.watch(delivery, m.topic)  # type: ignore[arg-type]
 
     def _known_topic(self, topic: str) -> bool:
+        """Whether the Kafka client already has the topic's metadata (faust's producer
+        holds the aiokafka producer, whose cluster view says so without a request)."""
         cluster = self.app.producer._ensure_producer().client.cluster  # type: ignore[attr-defined]
         return cluster.partitions_for_topic(topic) is not None
 

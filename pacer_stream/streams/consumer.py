@@ -27,7 +27,7 @@ seek: its committed offset, or its earliest offset when it has none (where the
 are no-ops; none is skipped.
 
 It also bounds how long the broker may hold a fetch (:class:`ConsumerThread`), and
-commits nothing once an output was refused (:mod:`.deliveries`).
+commits nothing once a write was refused (:mod:`.deliveries`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Consumer(aiokafka_driver.Consumer):
         return committed
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-        """Commit, unless an output was refused (:mod:`.deliveries`): its input must be
+        """Commit, unless a write was refused (:mod:`.deliveries`): its input must be
         read again by the restarted worker."""
         watch = delivery_watch(self.app)
         if watch is not None:
