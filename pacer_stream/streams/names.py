@@ -50,11 +50,9 @@ class TopicNames:
         ``reply_to_not_allowed``; nothing is produced on the sender's say-so."""
         if reply_to is None:
             return self.replies
-        own = reply_to.startswith(self.prefix)
-        name = reply_to[len(self.prefix) :] if own else reply_to
+        name = self._reply_pattern_name(reply_to)
         if (
-            not own
-            or not fnmatchcase(name, self.reply_pattern)
+            name is None
             or (name in topics.ALL_TOPICS and name != topics.CAN_SPEND_REPLIES)
             or reply_to.startswith(("_", self.app_id))
         ):
@@ -69,10 +67,19 @@ class TopicNames:
         """Whether ``actual`` is a per-client reply topic (allowed by the reply
         pattern, not one of the deployment's own topics): a topic the worker only writes
         to because a request named it, so it may not exist."""
-        if not actual.startswith(self.prefix):
+        # Every output goes through here: the deployment's own topics (a set lookup)
+        # are ruled out before the pattern is matched.
+        if self.logical(actual) is not None:
             return False
+        return self._reply_pattern_name(actual) is not None
+
+    def _reply_pattern_name(self, actual: str) -> str | None:
+        """The name after the prefix when ``actual`` has the prefix and matches the
+        reply pattern, else None."""
+        if not actual.startswith(self.prefix):
+            return None
         name = actual[len(self.prefix) :]
-        return fnmatchcase(name, self.reply_pattern) and name not in topics.ALL_TOPICS
+        return name if fnmatchcase(name, self.reply_pattern) else None
 
     def actual(self, logical: str) -> str:
         return self.prefix + logical
