@@ -53,15 +53,15 @@ def _units(micros: int) -> str:
 
 
 def blocked(camp: CampaignState, ch: ChannelState) -> Verdict | None:
-    """Rules 1-3 for a request that already holds a reservation (a retry): no budget,
-    an emergency stop or an OPEN breaker refuse even an existing hold. A HALF_OPEN
+    """Rules 1-3 for a request that already holds a reservation (a retry): an emergency
+    stop, no budget or an OPEN breaker refuse even an existing hold. A HALF_OPEN
     breaker does not: the hold was admitted as one of its trial spends."""
-    if not camp.configured or ch.budget <= 0:
-        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
-    if camp.emergency_stopped:
+    if camp.configured and camp.emergency_stopped:
         return Verdict(
             False, Code.EMERGENCY_STOP, f"campaign emergency stopped: {camp.stop_reason}"
         )
+    if not camp.configured or ch.budget <= 0:
+        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
     if ch.breaker.state is CircuitBreakerState.OPEN:
         cause = ch.breaker.cause.value if ch.breaker.cause else "violation"
         return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
@@ -73,12 +73,14 @@ def evaluate(
 ) -> Verdict:
     if camp is None or not camp.configured:
         return Verdict(False, Code.UNKNOWN_CAMPAIGN, "unknown campaign: no budget configured")
-    if ch is None or ch.budget <= 0:
-        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
+    # A stopped campaign says so whatever its channels' budgets: moves made while it is
+    # stopped (an overrun taken from a sister channel) may have emptied one.
     if camp.emergency_stopped:
         return Verdict(
             False, Code.EMERGENCY_STOP, f"campaign emergency stopped: {camp.stop_reason}"
         )
+    if ch is None or ch.budget <= 0:
+        return Verdict(False, Code.NO_BUDGET, "channel has no budget for this campaign")
     t = camp.thresholds
     br = ch.breaker
     trial_allowance = None
