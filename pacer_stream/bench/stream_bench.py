@@ -16,9 +16,12 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    the same decoding, engine work, serialisation and produce per event, minus faust.
 2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
    for ``live_seconds``; lag = apply time - produce time, per event; p50/p99. The apply
-   time is that of the first changelog record showing the event applied: its event-id
-   record, or a value covering it (the worker writes a busy campaign's value at most
-   once per ``value_write_interval_s``; its id records go out as each batch is applied).
+   time is that of the first changelog record showing the event applied: the event-id
+   record of the batch that applied it, or a value covering it (the worker writes a busy
+   campaign's value at most once per ``value_write_interval_s``; its id records go out
+   as each batch is applied, one per campaign and batch, keyed by the offset of the
+   campaign's last record in the batch, so that record stands for the campaign's earlier
+   records of the batch too).
 3. **Can-spend round trip.** ``PacerClient.can_spend`` through the worker at fixed
    request rates (250/s to 3,000/s by default) for ``request_seconds`` each: p50/p99 of
    the round trip (request produced, decided, reply consumed), timeouts counted, and the
@@ -225,12 +228,15 @@ async def _applied_times(
                         # grant records are the can-spend phase's.
                         if event_ids.is_id_key(m.key):
                             cid, _, offset = event_ids.split_key(m.key)
-                            rid = (tp.partition, offset, cid.encode())
-                            if rid in produced:
+                            key = cid.encode()
+                            if (tp.partition, offset, key) in produced:
                                 applied.changelog_bytes += len(m.key) + len(m.value)
-                                # written when the record was applied (its value may
-                                # follow up to the value write interval later)
-                                applied.setdefault(rid, m.timestamp)
+                            # Written when the worker applied the batch whose last
+                            # record of this campaign is at ``offset``: every earlier
+                            # record of the campaign on the partition was applied by
+                            # then (in this batch or before; the value covering them
+                            # may follow up to the value write interval later).
+                            _pop_through(pending, applied, tp.partition, key, offset, m.timestamp)
                         continue
                     hwm = _spend_hwm(m.value)
                     offsets = pending.get((tp.partition, m.key))
@@ -238,11 +244,25 @@ async def _applied_times(
                         continue
                     if offsets[-1] <= hwm:
                         applied.changelog_bytes += len(m.key) + len(m.value)
-                    while offsets and offsets[-1] <= hwm:
-                        applied.setdefault((tp.partition, offsets.pop(), m.key), m.timestamp)
+                    _pop_through(pending, applied, tp.partition, m.key, hwm, m.timestamp)
     finally:
         await consumer.stop()
     return applied
+
+
+def _pop_through(
+    pending: dict[tuple[int, bytes], list[int]],
+    applied: Applied,
+    partition: int,
+    key: bytes,
+    offset: int,
+    timestamp: int,
+) -> None:
+    """Mark the campaign's pending records at or below ``offset`` applied at
+    ``timestamp`` (``pending`` lists are sorted high to low)."""
+    offsets = pending.get((partition, key))
+    while offsets and offsets[-1] <= offset:
+        applied.setdefault((partition, offsets.pop(), key), timestamp)
 
 
 def _spend_hwm(value: bytes) -> int | None:

@@ -3,7 +3,12 @@ rate counts as held (the figures themselves come from ``pacer-stream bench``).""
 
 from __future__ import annotations
 
-from pacer_stream.bench.stream_bench import _highest_rate_held, _weighted_throughput
+from pacer_stream.bench.stream_bench import (
+    Applied,
+    _highest_rate_held,
+    _pop_through,
+    _weighted_throughput,
+)
 
 
 def _trip(rate: float, achieved: float, p99: float | None, timeouts: int = 0) -> dict[str, object]:
@@ -32,3 +37,18 @@ def test_the_highest_rate_held_needs_no_timeout_the_p99_and_the_rate_itself() ->
     assert _highest_rate_held(trips, 20.0) == 250
     assert _highest_rate_held([_trip(250, 250, 80.0)], 50.0) is None
     assert _highest_rate_held([_trip(250, 250, None)], 50.0) is None
+
+
+def test_a_write_marks_every_earlier_record_of_its_campaign_applied_once() -> None:
+    # An event-id record names the *last* record of its campaign in the applied batch:
+    # the campaign's earlier records on the partition were applied by then, in the same
+    # batch (their own id record is that one) or before; records after it are not.
+    pending = {(0, b"a"): [9, 5, 3], (0, b"b"): [4], (1, b"a"): [2]}
+    applied = Applied()
+    _pop_through(pending, applied, 0, b"a", 5, 1_000)
+    assert applied == {(0, 3, b"a"): 1_000, (0, 5, b"a"): 1_000}
+    assert pending == {(0, b"a"): [9], (0, b"b"): [4], (1, b"a"): [2]}
+    _pop_through(pending, applied, 0, b"a", 9, 2_000)  # a later write: only what is left
+    _pop_through(pending, applied, 0, b"a", 9, 3_000)  # nothing left to mark
+    assert applied[(0, 3, b"a")] == 1_000 and applied[(0, 9, b"a")] == 2_000
+    assert (0, 4, b"b") not in applied and (1, 2, b"a") not in applied
