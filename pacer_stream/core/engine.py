@@ -220,7 +220,7 @@ class PacingEngine:
             if live is not None:
                 del ch.reservations[rid]
                 ch.reserved_total -= live.amount
-                if live.created_at >= ch.breaker.since:
+                if live.created_at >= ch.breaker.since:  # writes only while HALF_OPEN
                     ch.breaker.settle_trial(live.amount)
             else:
                 del ch.unreported[rid]
@@ -336,7 +336,6 @@ class PacingEngine:
         if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
             out += emergency
             violation = violation or BreakerCause.OVERSPEND_AHEAD_OF_PLAN
-        br = ch.breaker
         if violation is not None:
             # Every rule above that trips a campaign that reserves does so on spend
             # nobody asked for, bar the emergency (ahead of plan) one.
@@ -345,12 +344,12 @@ class PacingEngine:
                 and ch.ring_total(UNAUTHORISED, ts, UNAUTHORISED_WINDOW_S) > 0
                 and violation is not BreakerCause.OVERSPEND_AHEAD_OF_PLAN
             )
-            tr = br.trip(ts, violation, t, unasked=unasked)
+            tr = ch.own_breaker().trip(ts, violation, t, unasked=unasked)
             if tr is not None:
                 out += alerting.transition_outputs(state, ch, tr)
-        elif br.state is CircuitBreakerState.HALF_OPEN:
+        elif ch.breaker.state is CircuitBreakerState.HALF_OPEN:  # its own: it left CLOSED
             on_pace = pace_ratio(ch, ts) <= t.pace_warning_threshold
-            tr = br.on_spend(ts, on_pace, t)
+            tr = ch.breaker.on_spend(ts, on_pace, t)
             if tr is not None:
                 out += alerting.transition_outputs(state, ch, tr)
         out += alerting.pace_alerts(state, ch, ts)
@@ -422,7 +421,7 @@ class PacingEngine:
         ch.reservations = own(ch.reservations)
         ch.reservations[rid] = Reservation(rid, amount, expires, ts)
         ch.reserved_total += amount
-        ch.breaker.admit_trial(amount)
+        ch.breaker.admit_trial(amount)  # writes only while HALF_OPEN (an own breaker)
         self._remember_answer(state, request_id, Answer(channel, amount, rid, ts), ts)
         m = pacing_multiplier(state, ch, ts)
         return Decision(True, Code.OK, v.reason, ch.remaining, rid, from_ts(expires), m), outputs
@@ -524,7 +523,7 @@ class PacingEngine:
             out += self._touch(state, ch, ts)
             if ch.breaker.state is CircuitBreakerState.OPEN and ch.breaker.forced:
                 continue
-            tr = ch.breaker.force(CircuitBreakerState.OPEN, ts, BreakerCause.EMERGENCY_STOP)
+            tr = ch.own_breaker().force(CircuitBreakerState.OPEN, ts, BreakerCause.EMERGENCY_STOP)
             out += alerting.transition_outputs(state, ch, tr)
         return out
 
@@ -537,7 +536,7 @@ class PacingEngine:
         out: list[Output] = []
         for ch in state.channels.values():
             out += self._touch(state, ch, ts)
-            tr = ch.breaker.resume(ts)
+            tr = ch.breaker.resume(ts)  # writes only a forced breaker (an own one)
             if tr is not None:
                 out += alerting.transition_outputs(state, ch, tr)
         return out
@@ -552,7 +551,7 @@ class PacingEngine:
         ts = aware(now, what="now").timestamp()
         ch = self._channel(state, channel)
         out = self._touch(state, ch, ts)
-        tr = ch.breaker.force(target, ts, BreakerCause.FORCED)
+        tr = ch.own_breaker().force(target, ts, BreakerCause.FORCED)
         return out + alerting.transition_outputs(state, ch, tr)
 
     def reallocate(

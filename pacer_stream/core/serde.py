@@ -32,7 +32,7 @@ from typing import Any, Final
 import orjson
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
-from pacer_stream.core.breaker import Breaker
+from pacer_stream.core.breaker import Breaker, shared_if_pristine
 from pacer_stream.core.calendar import LocalDay, from_ts, local_day
 from pacer_stream.core.compact import (
     AlertSet,
@@ -405,6 +405,7 @@ def _channel(c: JSON, thresholds: Thresholds) -> ChannelState:
         trials_passed=_int(passed),
         trial_amount=trial_amount,
     )
+    breaker = shared_if_pristine(breaker)  # most channels share it (see PRISTINE)
     rings = MinuteRings()
     _ring(rings, VELOCITY, c["vel"], "velocity")
     # Rings and times added to the state later are optional, so a changelog written by an

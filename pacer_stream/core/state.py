@@ -25,7 +25,7 @@ from enum import StrEnum
 from struct import Struct
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
-from pacer_stream.core.breaker import Breaker
+from pacer_stream.core.breaker import PRISTINE, Breaker
 from pacer_stream.core.calendar import LocalDay
 from pacer_stream.core.compact import NO_ENTRIES, AlertSet, FloatQueue, no_entries, no_outputs
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
@@ -279,8 +279,10 @@ class ChannelState(MinuteRings):
     alerts are a bit mask in a slot (``active_alerts`` is a set view of it), the
     per-slot spend is 4 bytes a slot until a slot passes 2**31 - 1 micros
     (:meth:`add_spent` widens it), the fields most channels leave at
-    their defaults live in a :class:`ChannelExtras` created on first write, and the
-    allowance cache key is three slots rather than a tuple. Reading an extra of a
+    their defaults live in a :class:`ChannelExtras` created on first write, the
+    breaker is the one shared pristine breaker until a transition may leave that state
+    (:meth:`own_breaker`), and the allowance cache key is three slots rather than a
+    tuple. Reading an extra of a
     channel without extras gives its default (a shared empty container for the
     containers, which refuses writes); writers of the containers ask for the
     channel's own (``own_report_lags``, ``own_overspend_times``,
@@ -396,7 +398,9 @@ class ChannelState(MinuteRings):
         self._ut = b""  # no unauthorised spend times (the empty queue's storage)
         if unauthorised_times is not None:
             self.unauthorised_times = unauthorised_times
-        self.breaker = Breaker() if breaker is None else breaker
+        #: The shared :data:`~pacer_stream.core.breaker.PRISTINE` breaker until the
+        #: first transition that can leave it (:meth:`own_breaker`).
+        self.breaker: Breaker = PRISTINE if breaker is None else breaker
         self.pace_level = pace_level
         self._alerts = 0
         if active_alerts is not None:
@@ -445,6 +449,15 @@ class ChannelState(MinuteRings):
     def alert_mask(self) -> int:
         """The active alerts as a bit mask (see ``compact.AlertSet``)."""
         return self._alerts
+
+    def own_breaker(self) -> Breaker:
+        """The channel's own breaker, to write to: the shared pristine one is replaced
+        by a copy first (copy-on-write). Call it only where a write may follow (a trip,
+        a force): a channel that merely asks keeps sharing."""
+        br = self.breaker
+        if br is PRISTINE:
+            br = self.breaker = Breaker()
+        return br
 
     def own_report_lags(self) -> Lags:
         """The channel's own report lags, to append to."""

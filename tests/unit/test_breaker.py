@@ -340,7 +340,7 @@ def test_half_open_trials_hold_a_bounded_share_of_the_hours_allowance() -> None:
 def test_engine_half_open_refuses_a_second_large_trial_and_reopens_on_small_money() -> None:
     h = Harness(thresholds=UNCAPPED)
     h.at(DAY0 + timedelta(hours=12))
-    br = h.ch().breaker
+    br = h.ch().own_breaker()
     br.trip(h.now.timestamp(), BreakerCause.RUNAWAY_VELOCITY, h.state.thresholds)
     h.advance(seconds=T.breaker_cooldown_s)
     h.tick()

@@ -80,7 +80,7 @@ def test_half_open_admits_a_limited_number_of_trial_reservations() -> None:
     h = Harness(thresholds=UNCAPPED)
     h.at(NOON + timedelta(minutes=50))
     ch = h.ch()
-    ch.breaker.state = CircuitBreakerState.HALF_OPEN
+    ch.own_breaker().state = CircuitBreakerState.HALF_OPEN
     for _ in range(3):
         assert h.reserve(U).allowed
     d = h.reserve(U)
