@@ -97,14 +97,21 @@ class WorkerProcess:
         except OSError:
             return 0, b""
 
-    async def wait_ready(self, timeout: float = 120.0) -> None:
+    async def wait_ready(self, timeout: float = 120.0, poll_s: float = 0.02) -> float:
+        """Wait until ``/readyz`` answers 200. Returns the wall-clock time (epoch
+        seconds, the clock Kafka timestamps use here) of the last check that found it
+        not ready: the worker became ready, and started on any backlog, after that, so
+        a rate timed from it is never flattered by the polling interval."""
         deadline = time.monotonic() + timeout
+        not_ready_at = time.time()
         while self.get("/readyz")[0] != 200:
+            not_ready_at = time.time()
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker not ready after {timeout}s; see {self.log}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(poll_s)
+        return not_ready_at
 
     def stop(self) -> None:
         """SIGTERM (a graceful stop), then SIGKILL if it does not exit in 30 s."""

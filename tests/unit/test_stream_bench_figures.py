@@ -7,7 +7,7 @@ from pacer_stream.bench.stream_bench import (
     Applied,
     _highest_rate_held,
     _pop_through,
-    _weighted_throughput,
+    _throughput,
 )
 
 
@@ -20,10 +20,13 @@ def _trip(rate: float, achieved: float, p99: float | None, timeouts: int = 0) ->
     }
 
 
-def test_each_record_counts_the_events_it_carries() -> None:
-    applied = {(0, 1, b"a"): 1_000, (0, 2, b"a"): 1_500, (1, 7, b"b"): 2_000}
-    sizes = {(0, 1, b"a"): 100, (0, 2, b"a"): 300, (1, 7, b"b"): 600}
-    assert _weighted_throughput(applied, sizes) == 1_000.0  # 1,000 events over 1 s
+def test_each_record_counts_the_events_it_carries_from_the_start_on() -> None:
+    applied = {(0, 1, b"a"): 1_500, (0, 2, b"a"): 1_500, (1, 7, b"b"): 2_000}
+    sizes = {(0, 1, b"a"): 100, (0, 2, b"a"): 300, (1, 7, b"b"): 1_600}
+    # 2,000 events from the start (1 s) to the last write (2 s): the time before the
+    # first write (the first batch's work) counts.
+    assert _throughput(applied, 1.0, sizes) == 2_000.0
+    assert _throughput(applied, 1.0) == 3.0  # one event per record without sizes
 
 
 def test_the_highest_rate_held_needs_no_timeout_the_p99_and_the_rate_itself() -> None:
