@@ -42,18 +42,19 @@ def slot_span(ch: ChannelState, slot: int) -> tuple[float, float]:
 def planned_at(ch: ChannelState, ts: float) -> int:
     """Cumulative planned spend at instant ``ts`` (integer micros)."""
     day = ch.day
-    if day is None or not ch.cum_plan:
+    plan = ch.plan
+    if day is None or plan is None:
         return 0
     if ts <= day.start:
         return 0
     if ts >= day.end:
-        return ch.cum_plan[-1]
+        return plan.cum_at(-1)
     i = day.slot_of(ts)
     lo, hi = slot_span(ch, i)
-    base = ch.cum_plan[i]
+    base, end = plan.cum_pair(i)
     if ts <= lo:
         return base
-    return base + int((ch.cum_plan[i + 1] - base) * (ts - lo) / (hi - lo))
+    return base + int((end - base) * (ts - lo) / (hi - lo))
 
 
 def pace_ratio(ch: ChannelState, ts: float) -> float:

@@ -211,8 +211,7 @@ def day_excess(state: CampaignState, ch: ChannelState, ts: float) -> int:
 
 
 def set_plan(ch: ChannelState, plan: DayPlan) -> None:
-    ch.plan = plan = shared_plan(plan)
-    ch.cum_plan = plan.cum
+    ch.plan = shared_plan(plan)  # the channel's cum_plan is the plan's
     ch.allowance_key = (-1, -1, -1)
 
 

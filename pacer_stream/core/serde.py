@@ -22,7 +22,6 @@ Pure: no I/O, no clock; ``orjson`` is the only dependency beyond the standard li
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from dataclasses import fields
 from datetime import date
@@ -359,7 +358,6 @@ def _channel(c: JSON, thresholds: Thresholds) -> ChannelState:
         tz, iso = c["day"]
         day = local_day(_str(tz), date.fromisoformat(iso))
     plan: DayPlan | None = None
-    cum: array[int] = array("q")
     if "pa" in c:
         # shared with equal plans of other channels, as when planned (memory)
         plan = shared_plan(
@@ -370,7 +368,6 @@ def _channel(c: JSON, thresholds: Thresholds) -> ChannelState:
                 thresholds,  # caps they give are derived, not kept (as when planned)
             )
         )
-        cum = plan.cum
     result: StrategyResult | None = None
     if "res" in c:
         w, mults, cr, cpc, conf, version = c["res"]
@@ -429,7 +426,6 @@ def _channel(c: JSON, thresholds: Thresholds) -> ChannelState:
         active_from=None if c["af"] is None else float(c["af"]),
         plan=plan,
         result=result,
-        cum_plan=cum,
         spent=int_column([_int(x) for x in c["sp"]]),
         spent_total=_int(tot[0]),
         clicks_today=_int(tot[1]),

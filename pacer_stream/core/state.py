@@ -27,7 +27,15 @@ from struct import Struct
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import PRISTINE, Breaker
 from pacer_stream.core.calendar import LocalDay
-from pacer_stream.core.compact import NO_ENTRIES, AlertSet, FloatQueue, no_entries, no_outputs
+from pacer_stream.core.compact import (
+    NO_ENTRIES,
+    AlertSet,
+    FloatQueue,
+    ints_view,
+    no_entries,
+    no_outputs,
+    packed_zeros,
+)
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.report_lag import Lags, new_lags
 from pacer_stream.core.types import (
@@ -134,8 +142,10 @@ class _FrozenHours(HourlyAmounts):
 _NO_TIMES: FloatQueue = _FrozenQueue()
 _NO_LAGS: Lags = _FrozenLags()
 _NO_UNMET_HOURS: HourlyAmounts = _FrozenHours()
-#: The per-slot arrays of a channel not planned yet (replaced, never written).
-_NO_SLOTS: array[int] = array("q")
+#: The cumulative plan of a channel not planned yet (no boundary).
+_NO_BOUNDARIES = packed_zeros(0)
+#: The per-slot spend of a channel not planned yet (replaced, never written).
+_NO_SPENT: array[int] = array("q")
 #: Interned ``capacity_cache`` values without a capacity (see ``ChannelState``).
 _NO_CAPACITY: dict[int, tuple[int, None]] = {}
 _NO_CAPACITY_MAX = 64
@@ -278,9 +288,9 @@ class ChannelState(MinuteRings):
     buffer: ``velocity``, ``unauthorised`` and ``unmet`` are views of it), the active
     alerts are a bit mask in a slot (``active_alerts`` is a set view of it), the
     per-slot spend is 4 bytes a slot until a slot passes 2**31 - 1 micros
-    (:meth:`add_spent` widens it), the fields most channels leave at
-    their defaults live in a :class:`ChannelExtras` created on first write, the
-    breaker is the one shared pristine breaker until a transition may leave that state
+    (:meth:`add_spent` widens it), the fields most channels leave at their defaults
+    live in a :class:`ChannelExtras` created on first write, the breaker is the one
+    shared pristine breaker until a transition may leave that state
     (:meth:`own_breaker`), and the allowance cache key is three slots rather than a
     tuple. Reading an extra of a
     channel without extras gives its default (a shared empty container for the
@@ -307,7 +317,6 @@ class ChannelState(MinuteRings):
         "channel",
         "clicks_today",
         "conversions_today",
-        "cum_plan",
         "day",
         "history",
         "impressions_today",
@@ -329,7 +338,6 @@ class ChannelState(MinuteRings):
         active_from: float | None = None,
         plan: DayPlan | None = None,
         result: StrategyResult | None = None,
-        cum_plan: array[int] | None = None,
         spent: array[int] | None = None,
         spent_total: int = 0,
         clicks_today: int = 0,
@@ -374,11 +382,8 @@ class ChannelState(MinuteRings):
         self.active_from = active_from
         self.plan = plan
         self.result = result
-        #: Cumulative planned spend at each slot boundary (len = slots + 1). Shared by
-        #: channels with equal plans (``planning.shared_plan``): replaced, never changed.
-        self.cum_plan: array[int] = _NO_SLOTS if cum_plan is None else cum_plan
         #: Spend per slot of today (replaced at the day's start, never appended to).
-        self.spent: array[int] = _NO_SLOTS if spent is None else spent
+        self.spent: array[int] = _NO_SPENT if spent is None else spent
         self.spent_total = spent_total
         self.clicks_today = clicks_today
         self.conversions_today = conversions_today
@@ -663,6 +668,14 @@ class ChannelState(MinuteRings):
     def active_alerts(self, alerts: Iterable[AlertType]) -> None:
         self._alerts = AlertSet(alerts).mask
 
+    @property
+    def cum_plan(self) -> memoryview:
+        """Cumulative planned spend at each slot boundary (len = slots + 1), empty
+        before the first plan: a read-only view of the plan's (shared by channels with
+        equal plans, ``planning.shared_plan``; derived, not a field of its own)."""
+        plan = self.plan
+        return ints_view(_NO_BOUNDARIES if plan is None else plan._cum)
+
     def add_spent(self, slot: int, amount: int) -> None:
         """Add ``amount`` to today's spend of ``slot``, widening the per-slot column to
         8 bytes the first time a slot passes 4 (spend per slot is usually far below
@@ -720,8 +733,13 @@ class ChannelState(MinuteRings):
     __hash__ = None  # mutable
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in CHANNEL_FIELDS)
+        inner = ", ".join(f"{f}={_shown(getattr(self, f))!r}" for f in CHANNEL_FIELDS)
         return f"ChannelState({inner})"
+
+
+def _shown(value: object) -> object:
+    """A field as its repr shows it (a view's values, not its address)."""
+    return value.tolist() if isinstance(value, memoryview) else value
 
 
 _NO_CHANNELS: tuple[ChannelState, ...] = ()

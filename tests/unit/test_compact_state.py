@@ -15,11 +15,23 @@ import sys
 from array import array
 from collections import deque
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
 from pacer_stream.core import serde
-from pacer_stream.core.compact import NO_ENTRIES, NO_OUTPUTS, AlertSet, FloatQueue
+from pacer_stream.core.allocation.base import DayPlan
+from pacer_stream.core.compact import (
+    NO_ENTRIES,
+    NO_OUTPUTS,
+    AlertSet,
+    FloatQueue,
+    ints_view,
+    pack_ints,
+    packed_int,
+    packed_pair,
+    packed_zeros,
+)
 from pacer_stream.core.history import IN_PLACE_BYTES
 from pacer_stream.core.report_lag import LAG_SAMPLES, new_lags
 from pacer_stream.core.state import CHANNEL_FIELDS, ChannelMap, ChannelState, Offsets
@@ -54,7 +66,8 @@ def test_per_slot_series_and_rings_are_packed() -> None:
     h = Harness()
     _morning(h)
     ch = h.ch()
-    assert isinstance(ch.cum_plan, array) and ch.cum_plan is ch.plan.cum
+    assert ch.plan is not None and ch.cum_plan.obj is ch.plan._cum
+    assert ch.cum_plan.format == "i" and ch.cum_plan.readonly
     # spend per slot, epoch minutes and a minute's amounts fit 4 bytes here
     assert isinstance(ch.spent, array) and ch.spent.typecode == "i"
     assert ch.velocity.minutes.typecode == "i" and ch.velocity.amounts.typecode == "i"
@@ -153,6 +166,54 @@ def test_spend_per_slot_widens_past_four_bytes() -> None:
     assert ch.spent.typecode == "q" and ch.spent[0] == 2**31 and ch.spent[1] == 5
 
 
+def test_packed_ints_round_trip_at_every_width() -> None:
+    for values, code in [
+        ([], "b"),
+        ([0, 0], "b"),
+        ([-128, 127], "b"),
+        ([-129, 1], "h"),
+        ([2**15, 0], "i"),
+        ([-(2**31), 5], "i"),
+        ([2**31, -3], "q"),
+        ([-(2**63), 2**63 - 1], "q"),
+    ]:
+        packed = pack_ints(values)
+        view = ints_view(packed)
+        assert view.format == code and view.tolist() == values
+        assert [packed_int(packed, i) for i in range(len(values))] == values
+        assert [packed_int(packed, -1 - i) for i in range(len(values))] == values[::-1]
+        for i in range(len(values) - 1):
+            assert packed_pair(packed, i) == (values[i], values[i + 1])
+        for bad in (len(values), -len(values) - 1):
+            with pytest.raises(IndexError):
+                packed_int(packed, bad)
+        for bad in (-1, max(0, len(values) - 1)):
+            with pytest.raises(IndexError):
+                packed_pair(packed, bad)
+    with pytest.raises(OverflowError):  # past 8 bytes: refused, never wrapped
+        pack_ints([2**63])
+    # all zeros: one shared series per length, one byte a value
+    assert pack_ints([0, 0, 0]) is packed_zeros(3) and len(packed_zeros(3)) == 4
+
+
+def test_a_plan_keeps_its_cumulative_amounts_as_narrow_as_its_total() -> None:
+    t = Thresholds()
+    for budget, code in [(100, "b"), (20_000, "h"), (500 * U, "i"), (5_000 * U, "q")]:
+        plan = DayPlan(tuple([budget // 4] * 4), (budget,) * 4, (1.0,) * 4, t)
+        cum = [budget // 4 * k for k in range(5)]
+        assert plan.cum.format == code and plan.cum.tolist() == cum
+        assert len(plan._cum) == 1 + 5 * plan.cum.itemsize
+        assert plan.cum_at(-1) == cum[-1] and plan.cum_at(0) == 0
+        assert [plan.cum_pair(s) for s in range(4)] == list(pairwise(cum))
+        assert plan.amounts == (budget // 4,) * 4
+        for bad in (-1, 4):
+            with pytest.raises(IndexError):
+                plan.cum_pair(bad)
+        # equal plans are equal whatever built them, and pickle by value
+        assert plan == DayPlan(plan.amounts, plan.caps, plan.weights)
+        assert pickle.loads(pickle.dumps(plan)) == plan
+
+
 def test_unused_rings_queues_and_extras_allocate_nothing() -> None:
     ch = Harness().ch()  # planned, no spend yet
     assert not ch.unmet.minutes and not ch.velocity.minutes and not ch._rbuf
@@ -202,7 +263,7 @@ def test_the_alert_set_of_a_channel_is_a_view_of_its_mask() -> None:
 def test_channels_with_equal_plans_share_plan_and_cumulative_plan() -> None:
     a, b = Harness(campaign_id="a"), Harness(campaign_id="b")
     assert a.ch().plan is b.ch().plan
-    assert a.ch().cum_plan is b.ch().cum_plan
+    assert a.ch().cum_plan.obj is b.ch().cum_plan.obj  # one packed series
     assert a.ch().result is b.ch().result
     other = Harness({G: 999 * U}, campaign_id="o")
     assert other.ch().plan != a.ch().plan and other.ch().cum_plan[-1] == 999 * U

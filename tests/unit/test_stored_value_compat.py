@@ -30,14 +30,14 @@ def test_a_value_written_before_loads_and_is_written_back_unchanged() -> None:
     assert isinstance(state.offsets, Offsets)
     for ch in state.channels.values():
         plan = ch.plan
-        assert plan is not None and ch.cum_plan is plan.cum
+        assert plan is not None and ch.cum_plan.obj is plan.cum.obj  # the plan's own
         assert list(plan.amounts) == stored[ch.channel.value]["pa"]
         assert list(plan.caps) == stored[ch.channel.value]["pc"]
         assert ch.cum_plan[-1] == sum(plan.amounts) == ch.budget
     google = state.channels[ChannelType.GOOGLE_ADS]
     display = state.channels[ChannelType.DISPLAY]
     # 4-byte cumulative plan for the small budget, 8 bytes for the large one
-    assert google.cum_plan.typecode == "i" and display.cum_plan.typecode == "q"
+    assert google.cum_plan.format == "i" and display.cum_plan.format == "q"
     # all of google's spend was unauthorised: its two rings share their slots
     assert google.unauthorised == google.velocity and len(google._rbuf) == 32
     assert not display.used(UNAUTHORISED) and display.used(VELOCITY)
