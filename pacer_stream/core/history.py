@@ -8,9 +8,10 @@ It is packed, because a worker holds one history per campaign/channel in memory 
 day of it is most of a channel's state: a dict of five-int lists costs about 200 bytes
 an hour (a dict slot, a list, five int objects). Here the hours are rows of one byte
 buffer, each column as narrow as its values allow (1, 2, 4 or 8 bytes, widened when a
-value no longer fits): an hour of a small channel takes 8-16 bytes, one spending
-thousands of currency units an hour with clicks, impressions and revenue about 20, and
-the buffer is one object whatever the number of hours (two arrays cost two headers).
+value no longer fits), and the hour column only while an hour is missing: an hour of
+a small channel takes 6-16 bytes, one spending thousands of currency units an hour
+with clicks, impressions and revenue about 18-20, and the buffer is one object
+whatever the number of hours (two arrays cost two headers).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ N_METRICS = 5
 #: Column widths as ``struct`` codes, narrowest first, and the values each holds.
 _CODES = "bhiq"
 _LIMITS = tuple((-(2 ** (8 * w - 1)), 2 ** (8 * w - 1) - 1) for w in (1, 2, 4, 8))
-#: The columns of a history with no hour yet: every one as narrow as it gets.
-_NARROWEST = "b" * (1 + N_METRICS)
+#: The columns of a history with no hour yet: five metrics, no hour column (its hours,
+#: when it has some, are consecutive), every one as narrow as it gets.
+_NARROWEST = "b" * N_METRICS
 #: A row's hour offset, and its five metrics (read in C: the codec reads every row).
 _FIRST = itemgetter(0)
 _METRICS = itemgetter(slice(1, None))
@@ -50,16 +52,27 @@ def _stored(rows: bytes | bytearray) -> bytes | bytearray:
     return rows if type(rows) is bytes else bytes(rows)
 
 
+class _Consecutive(Struct):
+    """The layout of rows without an hour column: row ``i`` is hour ``base + i`` (its
+    type is the mark, so a history needs no slot to know which layout it has)."""
+
+    __slots__ = ()
+
+
 @cache
 def _row_struct(codes: str) -> Struct:
-    """The row layout for these column codes (hour offset, five metrics), little-endian
-    and unpadded; at most 4**6 layouts exist, each shared by every history using it."""
+    """The row layout for these column codes, little-endian and unpadded: six codes
+    (hour offset, five metrics) for hours with gaps, five (metrics only,
+    :class:`_Consecutive`) for consecutive hours. At most 4**6 + 4**5 layouts exist,
+    each shared by every history using it."""
+    if len(codes) == N_METRICS:
+        return _Consecutive("<" + codes)
     return Struct("<" + codes)
 
 
 @cache
 def _hour_struct(code: str) -> Struct:
-    """Reads the hour offset alone (the first column of a row)."""
+    """Reads the hour offset alone (the first column of a row with one)."""
     return Struct("<" + code)
 
 
@@ -79,21 +92,26 @@ class HourlyHistory:
     """Per epoch hour, the five metrics (spend micros, clicks, conversions, impressions,
     revenue micros) of the hours that saw activity, oldest first.
 
-    One ``bytes`` of rows ``(hour - base, spend, clicks, conversions, impressions,
-    revenue)``, sorted by hour, laid out by :attr:`_codes` (one ``struct`` code per
-    column). ``base`` is the first hour the history held, so the hour column holds small
-    offsets. A column starts one byte wide and is widened (the rows re-packed, once per
-    width) when a value does not fit; the engine refuses any event that would take a
-    total past the largest exact JSON integer, so 8 bytes always suffice. The buffer is
-    rebuilt at its exact size when an hour is added or pruned (once an hour). Up to
+    One ``bytes`` of rows sorted by hour, laid out by :attr:`_codes` (one ``struct``
+    code per column). While the hours held are consecutive (a channel that spends every
+    hour, the usual busy one), a row is its five metrics and row ``i`` is hour
+    ``base + i``; once an hour is missing, each row starts with its hour as an offset
+    from ``base`` (the first hour the history held, so the offsets are small), and the
+    rows go back to the shorter layout when the hours are consecutive again (a gap
+    filled by a late report, or pruned away). That column costs 1 byte an hour for a
+    day, 2 past 127 hours: 24 bytes a day, ~1.4 KB over the 29-day horizon. A column
+    starts one byte wide and is widened (the rows re-packed, once per width) when a
+    value does not fit; the engine refuses any event that would take a total past the
+    largest exact JSON integer, so 8 bytes always suffice. The buffer is rebuilt at its
+    exact size when an hour is added or pruned (once an hour). Up to
     :data:`IN_PLACE_BYTES` it is a ``bytes`` (33 bytes of header where a ``bytearray``
     takes 57), rebuilt also when the current hour's row is updated: copying a day of
     rows (~170 bytes) per spend event costs less than the event's other work. A longer
     history is a ``bytearray`` whose current row is updated in place, so a spend never
-    copies weeks of rows. Hours normally arrive in order (append, or
-    update the last hour); an out-of-order hour is placed by bisection. Pruning is
-    relative to :attr:`newest` (the highest hour ever recorded, so it is monotone) and
-    drops the hours before the horizon from the front.
+    copies weeks of rows. Hours normally arrive in order (append, or update the last
+    hour); an out-of-order hour is placed by bisection. Pruning is relative to
+    :attr:`newest` (the highest hour ever recorded, so it is monotone) and drops the
+    hours before the horizon from the front.
 
     :attr:`buckets` is a read-only mapping view (epoch hour -> list of the five
     metrics) for readers that want one; the methods read the buffer directly.
@@ -128,17 +146,24 @@ class HourlyHistory:
         newest = self._newest
         if newest is not None:
             return newest
+        last = self._last_hour()
+        assert last is not None  # kept apart whenever no hour is held
+        return last
+
+    def _last_hour(self) -> int | None:
+        """The last hour held (None: none is)."""
         buf = self._buf
+        if not buf:
+            return None
         row = self._row
+        if type(row) is _Consecutive:
+            return self._base + len(buf) // row.size - 1
         last: int = row.unpack_from(buf, len(buf) - row.size)[0]
         return self._base + last
 
     def _settle(self, newest: int) -> None:
         """Keep ``newest`` apart only if it is not the last hour held."""
-        buf = self._buf
-        row = self._row
-        last = self._base + row.unpack_from(buf, len(buf) - row.size)[0] if buf else None
-        self._newest = None if last == newest else newest
+        self._newest = None if self._last_hour() == newest else newest
 
     def _load(self, buckets: Mapping[int, Sequence[int]]) -> None:
         """Set the rows from ``buckets`` (any order; a shorter bucket, from an older
@@ -153,8 +178,7 @@ class HourlyHistory:
                 raise ValueError(f"history bucket of hour {h} has {len(row)} metrics")
             rows.append((h - base, *row, *([0] * (N_METRICS - len(row)))))
         self._base = base
-        self._row = layout = _row_struct(_fit(_NARROWEST, rows))
-        self._buf = _stored(b"".join(layout.pack(*r) for r in rows))
+        self._repack(rows)
 
     def __reduce__(self) -> tuple[Callable[..., HourlyHistory], tuple[object, ...]]:
         """Copy and pickle by value (the row layout is a ``struct.Struct``, which
@@ -169,16 +193,34 @@ class HourlyHistory:
 
     @property
     def _codes(self) -> str:
-        """The column codes of the row layout (hour offset, five metrics)."""
+        """The column codes of the row layout: hour offset and five metrics, or the five
+        metrics alone while the hours are consecutive."""
         return self._row.format[1:]
 
     def _unpacked(self) -> list[tuple[int, ...]]:
-        return list(self._row.iter_unpack(self._buf))
+        """The rows as (hour offset from the base, five metrics), whatever the layout."""
+        row = self._row
+        if type(row) is _Consecutive:
+            return [(i, *r) for i, r in enumerate(row.iter_unpack(self._buf))]
+        return list(row.iter_unpack(self._buf))
 
     def _repack(self, rows: list[tuple[int, ...]]) -> None:
-        """Store ``rows`` (hour offsets and metrics), widening columns as they need."""
-        self._row = layout = _row_struct(_fit(self._codes, rows))
-        self._buf = _stored(b"".join(layout.pack(*r) for r in rows))
+        """Store ``rows`` (hour offsets from the base, sorted and distinct, and metrics),
+        widening columns as they need; without an hour column if the hours are
+        consecutive (the base then moves to the first of them)."""
+        codes = self._codes
+        metric_codes = codes[-N_METRICS:]
+        if not rows:
+            self._row, self._buf = _row_struct(metric_codes), _NO_ROWS
+        elif rows[-1][0] - rows[0][0] == len(rows) - 1:
+            self._base += rows[0][0]
+            metrics = list(map(_METRICS, rows))
+            self._row = layout = _row_struct(_fit(metric_codes, metrics))
+            self._buf = _stored(b"".join([layout.pack(*m) for m in metrics]))
+        else:
+            hour_code = codes[0] if len(codes) > N_METRICS else _CODES[0]
+            self._row = layout = _row_struct(_fit(hour_code + metric_codes, rows))
+            self._buf = _stored(b"".join([layout.pack(*r) for r in rows]))
 
     def add(
         self,
@@ -197,6 +239,18 @@ class HourlyHistory:
         if not n:
             self._base = epoch_hour
         offset = epoch_hour - self._base
+        if type(layout) is _Consecutive:
+            if 0 <= offset <= n:  # an hour held (usually the last), or the next one
+                self._add_consecutive(offset, n, spend, clicks, conversions, impressions, revenue)
+                if epoch_hour > newest:
+                    self._newest = None  # the hour just added is the last one held
+                    self._prune()
+                return
+            # a gap, or an hour before the first: the rows need their hours
+            self._repack_with_hours()
+            buf = self._buf
+            layout = self._row
+            size = layout.size
         last = layout.unpack_from(buf, (n - 1) * size) if n else None
         if last is not None and last[0] == offset:  # the usual case: the current hour
             row = (
@@ -241,35 +295,102 @@ class HourlyHistory:
                     self._repack(rows)
                 else:
                     self._buf = _stored(buf[: i * size] + packed + buf[i * size :])
+                    self._drop_hours_if_consecutive()
         if epoch_hour > newest:
             self._newest = None  # the hour just added is the last one held
             self._prune()
-        elif self._newest is None and self._row.unpack_from(
-            self._buf, len(self._buf) - self._row.size
-        )[0] != (newest - self._base):  # an earlier hour was the first one held
-            self._newest = newest
+        elif self._newest is None and self._last_hour() != newest:
+            self._newest = newest  # an earlier hour was the first one held
+
+    def _add_consecutive(
+        self,
+        i: int,
+        n: int,
+        spend: int,
+        clicks: int,
+        conversions: int,
+        impressions: int,
+        revenue: int,
+    ) -> None:
+        """Add to row ``i`` of consecutive rows, or append it (``i == n``)."""
+        buf = self._buf
+        layout = self._row
+        size = layout.size
+        if i < n:
+            old = layout.unpack_from(buf, i * size)
+            row = (
+                old[0] + spend,
+                old[1] + clicks,
+                old[2] + conversions,
+                old[3] + impressions,
+                old[4] + revenue,
+            )
+        else:
+            row = (spend, clicks, conversions, impressions, revenue)
+        try:
+            if i == n:
+                self._buf = _stored(buf + layout.pack(*row))
+            elif type(buf) is bytearray:
+                layout.pack_into(buf, i * size, *row)
+            else:
+                self._buf = buf[: i * size] + layout.pack(*row) + buf[(i + 1) * size :]
+        except StructError:  # a value past its column: widen, once per width
+            rows = self._unpacked()
+            rows[i:] = [(i, *row), *rows[i + 1 :]]
+            self._repack(rows)
+
+    def _repack_with_hours(self) -> None:
+        """The consecutive rows with an hour column (before a gap or an earlier hour)."""
+        rows = self._unpacked()
+        codes = _fit(_CODES[0] + self._codes, rows)
+        self._row = layout = _row_struct(codes)
+        self._buf = _stored(b"".join([layout.pack(*r) for r in rows]))
+
+    def _drop_hours_if_consecutive(self) -> None:
+        """Drop the hour column once the hours held are consecutive again."""
+        buf = self._buf
+        layout = self._row
+        n = len(buf) // layout.size
+        if type(layout) is not _Consecutive and n:
+            hour = _hour_struct(self._codes[0])
+            first = hour.unpack_from(buf, 0)[0]
+            if hour.unpack_from(buf, (n - 1) * layout.size)[0] - first == n - 1:
+                self._repack(self._unpacked())
 
     def _index(self, offset: int, n: int) -> int:
-        """Row index of the first hour offset >= ``offset`` (bisection on the buffer)."""
+        """Row index of the first hour offset >= ``offset``."""
+        layout = self._row
+        if type(layout) is _Consecutive:
+            return min(max(offset, 0), n)
         hour = _hour_struct(self._codes[0])
-        size = self._row.size
+        size = layout.size
         buf = self._buf
         return bisect_left(range(n), offset, key=lambda i: hour.unpack_from(buf, i * size)[0])
 
     def _row_index(self, epoch_hour: int) -> int:
         return self._index(epoch_hour - self._base, len(self))
 
+    def _first_hour(self) -> int:
+        layout = self._row
+        if type(layout) is _Consecutive:
+            return self._base
+        first: int = _hour_struct(self._codes[0]).unpack_from(self._buf, 0)[0]
+        return self._base + first
+
     def _prune(self) -> None:
         if not self._buf:
             return
         oldest = self.newest - self.horizon_hours
-        hour = _hour_struct(self._codes[0])
-        if hour.unpack_from(self._buf, 0)[0] + self._base < oldest:
+        if self._first_hour() < oldest:
             cut = self._row_index(oldest)
-            self._buf = self._buf[cut * self._row.size :]
+            self._buf = _stored(self._buf[cut * self._row.size :])
+            if type(self._row) is _Consecutive:
+                self._base += cut  # row i is hour base + i
             if not self._buf:  # a jump past the whole horizon (newest held apart)
                 self._buf = _NO_ROWS
                 self._row = _row_struct(_NARROWEST)
+            else:
+                self._drop_hours_if_consecutive()  # the gap may have gone with them
 
     def get(self, epoch_hour: int) -> list[int] | None:
         """The five metrics of ``epoch_hour`` (a copy), or None if it saw nothing."""
@@ -280,6 +401,8 @@ class HourlyHistory:
         size = layout.size
         n = len(buf) // size
         offset = epoch_hour - self._base
+        if type(layout) is _Consecutive:
+            return list(layout.unpack_from(buf, offset * size)) if 0 <= offset < n else None
         row = layout.unpack_from(buf, (n - 1) * size)
         if row[0] != offset:  # not the current hour (which every spend event asks for)
             i = self._index(offset, n)
@@ -301,8 +424,13 @@ class HourlyHistory:
     def _rows(self, stop: int) -> Iterator[tuple[int, list[int]]]:
         base = self._base
         layout = self._row
-        for row in layout.iter_unpack(self._buf[: stop * layout.size]):
-            yield row[0] + base, list(row[1:])
+        rows = layout.iter_unpack(self._buf[: stop * layout.size])
+        if type(layout) is _Consecutive:
+            for i, metrics in enumerate(rows):
+                yield base + i, list(metrics)
+        else:
+            for row in rows:
+                yield row[0] + base, list(row[1:])
 
     def hours(self) -> list[int]:
         """The epoch hours held, oldest first."""
@@ -315,7 +443,11 @@ class HourlyHistory:
     def columns(self) -> tuple[list[int], list[tuple[int, ...]]]:
         """:meth:`hours` and :meth:`rows` from one pass over the buffer (the stored
         value is written often)."""
-        rows = self._unpacked()
+        layout = self._row
+        if type(layout) is _Consecutive:
+            metrics = list(layout.iter_unpack(self._buf))
+            return list(range(self._base, self._base + len(metrics))), metrics
+        rows = list(layout.iter_unpack(self._buf))
         hours = list(map(self._base.__add__, map(_FIRST, rows)))
         return hours, list(map(_METRICS, rows))
 
@@ -330,7 +462,8 @@ class HourlyHistory:
             return [0] * N_METRICS
         layout = self._row
         part = list(layout.iter_unpack(self._buf[lo * layout.size : hi * layout.size]))
-        return [sum(col) for col in list(zip(*part, strict=True))[1:]]
+        columns = list(zip(*part, strict=True))
+        return [sum(col) for col in columns[-N_METRICS:]]
 
     @property
     def buckets(self) -> Mapping[int, list[int]]:
@@ -361,7 +494,8 @@ class HourlyHistory:
 
 
 def _restore(horizon_hours: int, newest: int, base: int, codes: str, rows: bytes) -> HourlyHistory:
-    """The history :meth:`HourlyHistory.__reduce__` describes."""
+    """The history :meth:`HourlyHistory.__reduce__` describes (six codes: rows with an
+    hour column, five: consecutive rows, as a value pickled before had only the six)."""
     history = HourlyHistory(horizon_hours)
     if rows:
         history._base = base

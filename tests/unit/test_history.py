@@ -3,13 +3,16 @@ replaced: same hours, same sums, same pruning, same stored form."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pacer_stream.core import serde
-from pacer_stream.core.history import N_METRICS, HourlyHistory
+from pacer_stream.core.history import N_METRICS, HourlyHistory, _restore
 from pacer_stream.core.money import MAX_MICROS
 from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import ChannelType
@@ -196,8 +199,8 @@ def test_narrow_columns_for_small_values_and_a_base_for_the_hours() -> None:
     hist = HourlyHistory()
     for h in range(24):
         hist.add(H0 + h, 10_000, 0, 0, 0, 0)
-    # hour offsets and zeros in 1 byte, 10,000 micros in 2: 7 bytes an hour
-    assert hist._codes == "bhbbbb" and len(hist._buf) == 24 * 7
+    # consecutive hours: no hour column; zeros in 1 byte, 10,000 micros in 2: 6 bytes
+    assert hist._codes == "hbbbb" and len(hist._buf) == 24 * 6
     hist.add(H0 + 200, 5_000_000, 3, 1, 400, -7)  # wider values widen their columns only
     assert hist._codes == "hibbhb" and len(hist) == 25
     assert hist.get(H0 + 200) == [5_000_000, 3, 1, 400, -7] and hist.get(H0) == [10_000, 0, 0, 0, 0]
@@ -221,3 +224,96 @@ def test_newest_is_kept_apart_only_when_it_is_not_the_last_hour_held() -> None:
     empty = HourlyHistory(newest=H0)
     empty.add(H0 - 1, 1, 0, 0, 0, 0)  # the only hour held is not the newest
     assert empty.newest == H0 and empty.hours() == [H0 - 1]
+
+
+def _layout(hist: HourlyHistory) -> str:
+    """'consecutive' while the rows have no hour column, else 'hours'."""
+    return "consecutive" if len(hist._codes) == N_METRICS else "hours"
+
+
+def test_the_hour_column_is_dropped_while_the_hours_are_consecutive() -> None:
+    hist = HourlyHistory()
+    for h in range(3):
+        hist.add(H0 + h, 10, 1, 0, 0, 0)
+        hist.add(H0 + h, 5, 0, 0, 0, 0)  # the current hour again
+    assert _layout(hist) == "consecutive" and len(hist._buf) == 3 * N_METRICS
+    hist.add(H0 + 1, 1, 0, 0, 0, 0)  # a late report for an hour held: in place
+    assert _layout(hist) == "consecutive" and hist.get(H0 + 1) == [16, 1, 0, 0, 0]
+    hist.add(H0 - 1, 2, 0, 0, 0, 0)  # the hour before the first: still consecutive
+    assert _layout(hist) == "consecutive" and hist.hours() == [H0 - 1, H0, H0 + 1, H0 + 2]
+    hist.add(H0 + 5, 7, 0, 0, 0, 0)  # a gap: the rows get their hours
+    assert _layout(hist) == "hours" and hist.hours() == [H0 - 1, H0, H0 + 1, H0 + 2, H0 + 5]
+    hist.add(H0 + 4, 1, 0, 0, 0, 0)
+    assert _layout(hist) == "hours" and hist.get(H0 + 3) is None
+    hist.add(H0 + 3, 1, 0, 0, 0, 0)  # the gap filled by a late report: consecutive again
+    assert _layout(hist) == "consecutive"
+    assert hist.hours() == list(range(H0 - 1, H0 + 6)) and hist.newest == H0 + 5
+    assert hist.totals(H0, H0 + 6) == [15 * 3 + 1 + 7 + 2, 3, 0, 0, 0]
+    assert hist.hours_with_data(H0 + 3) == 4 and hist.get(H0 + 6) is None
+    assert [h for h, _ in hist.before(H0 + 1)] == [H0 - 1, H0]
+    # widening a column keeps the layout
+    hist.add(H0 + 5, 2**40, 0, 0, 0, 0)
+    assert _layout(hist) == "consecutive" and hist._codes[0] == "q"
+    assert hist.get(H0 + 5) == [2**40 + 7, 0, 0, 0, 0]
+
+
+def test_pruning_a_gap_away_drops_the_hour_column() -> None:
+    hist = HourlyHistory(horizon_hours=7)
+    hist.add(H0, 1, 0, 0, 0, 0)
+    for h in range(3, 8):
+        hist.add(H0 + h, 1, 0, 0, 0, 0)
+    assert _layout(hist) == "hours" and hist.hours()[0] == H0
+    hist.add(H0 + 8, 1, 0, 0, 0, 0)  # H0 leaves the horizon, and the gap with it
+    assert _layout(hist) == "consecutive" and hist.hours() == list(range(H0 + 3, H0 + 9))
+    for h in range(9, 20):  # consecutive rows pruned from the front: the base moves
+        hist.add(H0 + h, 1, 0, 0, 0, 0)
+    assert _layout(hist) == "consecutive" and hist.hours() == list(range(H0 + 12, H0 + 20))
+    assert hist.get(H0 + 11) is None and hist.get(H0 + 12) == [1, 0, 0, 0, 0]
+
+
+def test_consecutive_rows_round_trip_through_copies_pickles_and_the_codec() -> None:
+    hist = HourlyHistory()
+    for h in range(30):
+        hist.add(H0 + h, 2_000_000 * (h + 1), 1, 0, 180, 2_600_000)
+    assert _layout(hist) == "consecutive"
+    for again in (copy.deepcopy(hist), pickle.loads(pickle.dumps(hist))):
+        assert again == hist and _layout(again) == "consecutive"
+        again.add(H0 + 30, 1, 0, 0, 0, 0)  # still works, and apart from the original
+        assert again != hist and again.newest == H0 + 30
+    state = _state_with(hist)
+    text = serde.dumps(state)
+    loaded = serde.loads(text).channels[ChannelType.GOOGLE_ADS].history
+    assert loaded == hist and _layout(loaded) == "consecutive"
+    assert serde.dumps(serde.loads(text)) == text
+    # a pickle from before this layout (six codes, offsets from the base) still loads
+    old = _restore(696, H0 + 1, H0, "bbbbbb", bytes([0, 1, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0]))
+    assert dict(old.items()) == {H0: [1, 0, 0, 0, 0], H0 + 1: [2, 0, 0, 0, 0]}
+
+
+_dense_step = st.integers(min_value=-3, max_value=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=30), st.lists(st.tuples(_dense_step, _metric), max_size=80)
+)
+def test_mostly_consecutive_hours_equal_the_dict_of_lists(
+    horizon: int, steps: list[tuple[int, int]]
+) -> None:
+    """Hours that mostly follow each other, with late reports and gaps: the layout
+    switches both ways and every read still matches the model."""
+    packed, model = HourlyHistory(horizon_hours=horizon), DictHistory(horizon)
+    hour = H0
+    for step, amount in steps:
+        hour += step
+        packed.add(hour, amount, 1, 0, 0, amount // 2)
+        model.add(hour, amount, 1, 0, 0, amount // 2)
+        assert dict(packed.items()) == model.buckets and packed.newest == model.newest
+        held = sorted(model.buckets)
+        consecutive = held == list(range(held[0], held[0] + len(held))) if held else True
+        assert _layout(packed) == ("consecutive" if consecutive else "hours")
+    for lo, hi in ((H0 - 50, H0 + 200), (H0 - 2, H0 + 3), (H0 + 5, H0 + 6)):
+        want = [sum(b[i] for h, b in model.buckets.items() if lo <= h < hi) for i in range(5)]
+        assert packed.totals(lo, hi) == want
+        assert packed.hours_with_data(hi) == sum(1 for h in model.buckets if h < hi)
+    assert HourlyHistory(horizon, model.buckets, model.newest) == packed
