@@ -19,7 +19,7 @@ from itertools import pairwise
 
 import pytest
 
-from pacer_stream.core import serde
+from pacer_stream.core import ids, serde
 from pacer_stream.core.allocation.base import DayPlan
 from pacer_stream.core.compact import (
     NO_ENTRIES,
@@ -33,10 +33,12 @@ from pacer_stream.core.compact import (
     packed_zeros,
 )
 from pacer_stream.core.history import IN_PLACE_BYTES
+from pacer_stream.core.ids import check_campaign_id, forget_valid_campaign_ids
 from pacer_stream.core.report_lag import LAG_SAMPLES, new_lags
 from pacer_stream.core.state import CHANNEL_FIELDS, ChannelMap, ChannelState, Offsets
 from pacer_stream.core.types import AlertType, ChannelType, Thresholds
 from pacer_stream.core.windows import UNAUTHORISED, UNMET, VELOCITY, MinuteRings
+from pacer_stream.errors import InvalidArgument
 
 from .conftest import DAY0, G, Harness, U
 
@@ -418,8 +420,27 @@ def test_a_campaign_with_a_budget_of_its_own_fits_two_kib_per_campaign_channel()
     # No plan is shared between campaigns here: each keeps its plan object and its
     # cumulative plan (8 bytes a boundary at this budget), its caps derived and its
     # weights shared. More states than above: the per-process tables grow in steps,
-    # which 400 states amortise less (~2,090 B there, ~2,020 at 1,000).
+    # which 400 states amortise less (~1,860 B there, ~1,820 at 1,000).
     assert _traced_bytes_per_state("own_budget", 1_000) <= 2_048
+
+
+def test_a_realistic_campaign_fits_two_kib_per_campaign_channel() -> None:
+    # $500 a day of its own, $2 events with clicks, impressions and revenue, two input
+    # offsets: ~1,960 B at 2,000 states, ~1,975 at 1,000 (the shared breaker, the
+    # packed cumulative plan and the hour column left out of consecutive hours keep it
+    # under the bound).
+    assert _traced_bytes_per_state("realistic", 1_000) <= 2_048
+
+
+def test_forgetting_the_valid_campaign_ids_empties_the_cache_only() -> None:
+    check_campaign_id("camp-forget-1")
+    assert "camp-forget-1" in ids._VALID_CAMPAIGN_IDS
+    forget_valid_campaign_ids()
+    assert not ids._VALID_CAMPAIGN_IDS
+    assert check_campaign_id("camp-forget-1") == "camp-forget-1"  # checked anew
+    with pytest.raises(InvalidArgument):
+        check_campaign_id("camp{1}")
+    assert list(ids._VALID_CAMPAIGN_IDS) == ["camp-forget-1"]
 
 
 def test_copies_and_pickles_keep_the_shared_empties_and_the_packed_columns() -> None:
