@@ -166,6 +166,7 @@ def _memory_state(engine: PacingEngine, case: str, i: int, events: int) -> Campa
       impressions and revenue, and the input offsets the stream worker records."""
     cid = f"{_ID_PREFIX[case]}{i}"  # new ids per case: their cached verdicts count
     step = timedelta(seconds=86_400 / max(24, events))
+    extra: dict[str, int]
     if case == "shared":
         budget, amount, extra = BIG_BUDGET, 5000, {}
     elif case == "own_budget":

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from struct import Struct
+from typing import overload
 
 from pacer_stream.core.allocation.base import DayPlan, StrategyResult
 from pacer_stream.core.breaker import PRISTINE, Breaker
@@ -853,7 +854,12 @@ class Offsets(MutableMapping[str, int]):
             for topic, mark in marks.items():
                 self[topic] = mark
 
-    def get(self, topic: str, default: int | None = None) -> int | None:  # type: ignore[override]
+    @overload  # type: ignore[override]
+    def get(self, topic: str, default: None = None) -> int | None: ...
+    @overload
+    def get(self, topic: str, default: int) -> int: ...
+    def get(self, topic: str, default: int | None = None) -> int | None:
+        """The mark of ``topic``, else ``default`` (an int default gives an int)."""
         topics = self._topics
         if topic in topics:
             mark: int = _MARK.unpack_from(self._marks, 8 * topics.index(topic))[0]
