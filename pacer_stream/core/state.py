@@ -5,8 +5,8 @@ a queue of recent overspend times, the active reservations (each expires after i
 sparse hourly history over a fixed horizon, and the dedupe window.
 
 It is also compact, because a worker holds one value per campaign/channel in memory
-(about 1.6 KB with a shared day's plan and history, 2 KB with a plan of its own;
-``pacer-stream bench --only memory``):
+(about 1.5 KB with a shared day's plan and history, 1.8 KB with a plan of its own, 2 KB
+with realistic amounts; ``pacer-stream bench --only memory``):
 per-slot series are arrays (no int objects), the minute rings are one array on the
 channel, the queues of times are the small containers of ``core.compact`` (a ``deque``
 costs about 760 bytes even empty), the active alerts an int mask, the fields most
