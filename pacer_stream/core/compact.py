@@ -282,10 +282,8 @@ _VIEW_CODE: Final[dict[int, Literal["b", "h", "i", "q"]]] = {
     ord("i"): "i",
     ord("q"): "q",
 }
-#: Two packed ints in a row, by the byte that names their width: public for the reader
-#: on every decision's path (``DayPlan.cum_pair``), which reads in place rather than
-#: pay for a call into :func:`packed_pair`.
-TWO_INTS: Final = {ord(code): Struct("=2" + code) for code in _INT_CODES}
+#: Two packed ints in a row, by the byte that names their width.
+_TWO_INTS: Final = {ord(code): Struct("=2" + code) for code in _INT_CODES}
 
 
 def _int_code(lo: int, hi: int) -> str:
@@ -354,7 +352,7 @@ def packed_pair(packed: bytes, index: int) -> tuple[int, int]:
     """Values ``index`` and ``index + 1`` of ``packed`` (``index`` >= 0; IndexError
     otherwise) in one read: a slot's two boundaries, which the pace rules read
     together."""
-    two = TWO_INTS[packed[0]]
+    two = _TWO_INTS[packed[0]]
     if index < 0:
         raise _index_error()
     try:

@@ -214,13 +214,16 @@ class HourlyHistory:
             self._row, self._buf = _row_struct(metric_codes), _NO_ROWS
         elif rows[-1][0] - rows[0][0] == len(rows) - 1:
             self._base += rows[0][0]
-            metrics = list(map(_METRICS, rows))
-            self._row = layout = _row_struct(_fit(metric_codes, metrics))
-            self._buf = _stored(b"".join([layout.pack(*m) for m in metrics]))
+            self._pack(metric_codes, list(map(_METRICS, rows)))
         else:
             hour_code = codes[0] if len(codes) > N_METRICS else _CODES[0]
-            self._row = layout = _row_struct(_fit(hour_code + metric_codes, rows))
-            self._buf = _stored(b"".join([layout.pack(*r) for r in rows]))
+            self._pack(hour_code + metric_codes, rows)
+
+    def _pack(self, codes: str, rows: list[tuple[int, ...]]) -> None:
+        """Store ``rows`` as they are, in columns of at least ``codes``' widths (wider
+        where a value needs it)."""
+        self._row = layout = _row_struct(_fit(codes, rows))
+        self._buf = _stored(b"".join([layout.pack(*r) for r in rows]))
 
     def add(
         self,
@@ -341,10 +344,7 @@ class HourlyHistory:
 
     def _repack_with_hours(self) -> None:
         """The consecutive rows with an hour column (before a gap or an earlier hour)."""
-        rows = self._unpacked()
-        codes = _fit(_CODES[0] + self._codes, rows)
-        self._row = layout = _row_struct(codes)
-        self._buf = _stored(b"".join([layout.pack(*r) for r in rows]))
+        self._pack(_CODES[0] + self._codes, self._unpacked())
 
     def _drop_hours_if_consecutive(self) -> None:
         """Drop the hour column once the hours held are consecutive again."""

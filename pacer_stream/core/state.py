@@ -675,7 +675,7 @@ class ChannelState(MinuteRings):
         before the first plan: a read-only view of the plan's (shared by channels with
         equal plans, ``planning.shared_plan``; derived, not a field of its own)."""
         plan = self.plan
-        return ints_view(_NO_BOUNDARIES if plan is None else plan._cum)
+        return ints_view(_NO_BOUNDARIES) if plan is None else plan.cum
 
     def add_spent(self, slot: int, amount: int) -> None:
         """Add ``amount`` to today's spend of ``slot``, widening the per-slot column to

@@ -12,11 +12,10 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from struct import error as StructError
 from typing import Protocol
 
 from pacer_stream.core.calendar import LocalDay
-from pacer_stream.core.compact import TWO_INTS, ints_view, pack_ints, packed_int, packed_pair
+from pacer_stream.core.compact import ints_view, pack_ints, packed_int, packed_pair
 from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.money import split_exact
 from pacer_stream.core.types import PacingStrategy, Thresholds
@@ -128,19 +127,9 @@ class DayPlan:
         return packed_int(self._cum, boundary)
 
     def cum_pair(self, slot: int) -> tuple[int, int]:
-        """The cumulative plan at the start and at the end of ``slot`` (one read in
-        place: the pace rules ask on every decision; ``compact.packed_pair`` refuses
-        what this does not read)."""
-        cum = self._cum
-        two = TWO_INTS[cum[0]]
-        if slot >= 0:
-            try:
-                pair: tuple[int, int] = two.unpack_from(cum, 1 + slot * (two.size >> 1))
-            except StructError:
-                pass
-            else:
-                return pair
-        return packed_pair(cum, slot)
+        """The cumulative plan at the start and at the end of ``slot``, in one read (the
+        pace rules ask on every decision)."""
+        return packed_pair(self._cum, slot)
 
     @property
     def amounts(self) -> tuple[int, ...]:
