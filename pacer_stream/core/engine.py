@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from msgspec import Struct
+from msgspec import field as msgspec_field
+
 from pacer_stream.core import alerting, planning, policy
 from pacer_stream.core.allocation import AllocationStrategy, default_registry
 from pacer_stream.core.breaker import UNAUTHORISED_TRIP_SHARE, UNAUTHORISED_WINDOW_S
@@ -93,13 +96,14 @@ MAX_ANSWERED = 10_000
 ANSWER_RETENTION_S = 86_400
 
 
-@dataclass(frozen=True, slots=True)
-class SpendResult:
+class SpendResult(Struct, frozen=True):
+    """What one spend event did (a struct, not a dataclass: one is built per event)."""
+
     applied: bool
     duplicate: bool
     #: "today", "earlier_day" (history only) or "duplicate".
     placement: str
-    outputs: list[Output] = field(default_factory=list)
+    outputs: list[Output] = msgspec_field(default_factory=list)
 
 
 @dataclass

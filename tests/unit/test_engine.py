@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from msgspec.structs import replace
 
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.pacing import planned_at
@@ -325,7 +326,7 @@ def test_spend_event_validation(field: str, value: object, error: type[Exception
     h = Harness()
     h.at(DAY0 + timedelta(hours=9))
     ev = h.event(U)
-    bad = SpendEvent(**{**{f: getattr(ev, f) for f in ev.__dataclass_fields__}, field: value})
+    bad = replace(ev, **{field: value})
     before = copy.deepcopy(h.state)
     with pytest.raises(error):
         h.engine.record_spend(h.state, bad, h.now)
