@@ -74,7 +74,7 @@ from pacer_stream.core.types import (
     SpendEvent,
     shared_thresholds,
 )
-from pacer_stream.core.validation import aware
+from pacer_stream.core.validation import epoch_s
 from pacer_stream.core.windows import UNAUTHORISED, UNMET, VELOCITY
 from pacer_stream.errors import InvalidArgument, InvalidTime, WrongType
 
@@ -126,7 +126,7 @@ class PacingEngine:
 
         Changing a budget mid-day re-plans the rest of the day from what was spent.
         """
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         check_campaign_id(config.campaign_id)
         zone(config.timezone)
         if state is None:
@@ -174,10 +174,10 @@ class PacingEngine:
         or further in the future than the allowed skew raise ``InvalidTime`` (code
         ``time_too_old`` / ``time_in_future``) and change nothing.
         """
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         _check_spend(event)
         t = state.thresholds
-        ets = aware(event.event_time, what="event_time").timestamp()
+        ets = epoch_s(event.event_time, what="event_time")
         if ets > ts + t.max_future_skew_s:
             raise InvalidTime(
                 f"event_time {event.event_time.isoformat()} is more than "
@@ -374,7 +374,7 @@ class PacingEngine:
 
         ``with_multiplier=False`` skips the pacing multiplier (about a quarter of the
         cost) for callers that only need the verdict, like ``BudgetPacer.can_spend``."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = state.channels.get(channel) if state is not None else None
         if state is not None and ch is not None:
             self._defer(state, self._touch(state, ch, ts))
@@ -398,7 +398,7 @@ class PacingEngine:
         back instead of a second hold. A spend event naming the reservation settles it
         (the actual amount may differ); expiry releases it.
         """
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         check_id(request_id, "request_id")
         ch = state.channels.get(channel) if state is not None else None
         outputs: list[Output] = []
@@ -483,7 +483,7 @@ class PacingEngine:
         self, state: CampaignState, channel: ChannelType, reservation_id: str, now: datetime
     ) -> bool:
         """Give a reservation back unused. True when something was released."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = state.channels.get(channel)
         if ch is None:
             return False
@@ -501,7 +501,7 @@ class PacingEngine:
         """True the first time an input of ``kind`` (e.g. "command") with ``input_id`` is
         seen within the dedupe window, recording it; False for a repeat. Operator commands
         use it so a producer retry of, say, ``reallocate`` does not move budget twice."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         check_id(input_id, f"{kind} id")
         key = _input_key(kind, input_id)
         if state.dedupe.seen(key, ts):
@@ -517,7 +517,7 @@ class PacingEngine:
 
     def emergency_stop(self, state: CampaignState, reason: str, now: datetime) -> list[Output]:
         """Force every channel OPEN until :meth:`resume`."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         if not isinstance(reason, str):
             raise WrongType(f"reason must be a string, got {type(reason).__name__}")
         state.emergency_stopped = True
@@ -534,7 +534,7 @@ class PacingEngine:
     def resume(self, state: CampaignState, now: datetime) -> list[Output]:
         """End an emergency stop; forced-open channels go HALF_OPEN and must prove
         they are on pace before they close."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         state.emergency_stopped = False
         state.stop_reason = ""
         out: list[Output] = []
@@ -552,7 +552,7 @@ class PacingEngine:
         target: CircuitBreakerState,
         now: datetime,
     ) -> list[Output]:
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = self._channel(state, channel)
         out = self._touch(state, ch, ts)
         tr = ch.own_breaker().force(target, ts, BreakerCause.FORCED)
@@ -562,7 +562,7 @@ class PacingEngine:
         self, state: CampaignState, now: datetime
     ) -> tuple[dict[ChannelType, int], list[Output]]:
         """Move unused budget toward efficient channels (sum of deltas == 0)."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         out: list[Output] = []
         for ch in state.channels.values():
             out += self._touch(state, ch, ts)
@@ -636,7 +636,7 @@ class PacingEngine:
     # ------------------------------------------------------------------ time
     def tick(self, state: CampaignState, now: datetime) -> list[Output]:
         """Apply due time-based transitions and evaluate pace alerts for every channel."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         out: list[Output] = self._take_outbox(state)
         for ch in state.channels.values():
             out += self._touch(state, ch, ts)
@@ -652,7 +652,7 @@ class PacingEngine:
         nothing anyone can use: it may leave the table."""
         if state.configured or state.emergency_stopped:
             return False
-        oldest = aware(now, what="now").timestamp() - state.thresholds.history_days * _DAY_S
+        oldest = epoch_s(now, what="now") - state.thresholds.history_days * _DAY_S
         return all(
             (ch.history.newest + 1) * 3600 <= oldest and not ch.reservations
             for ch in state.channels.values()
@@ -660,7 +660,7 @@ class PacingEngine:
 
     # ------------------------------------------------------------------ read models
     def snapshot(self, state: CampaignState, channel: ChannelType, now: datetime) -> PaceSnapshot:
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = state.channels.get(channel)
         if ch is None:
             ch = self._channel(state, channel)
@@ -693,7 +693,7 @@ class PacingEngine:
         self, state: CampaignState, channel: ChannelType, now: datetime
     ) -> PerformanceSnapshot:
         """Today / last 7 days / 28-day baseline metrics and today's hourly view."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = self._channel(state, channel)
         self._defer(state, self._touch(state, ch, ts))
         day = ch.day
@@ -703,7 +703,7 @@ class PacingEngine:
         )
 
     def pacing_multiplier(self, state: CampaignState, channel: ChannelType, now: datetime) -> float:
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = state.channels.get(channel)
         if ch is None:
             return 0.0
@@ -735,7 +735,7 @@ class PacingEngine:
     ) -> tuple[float, Alert | None]:
         """(pace ratio, alert for the current condition or None), without changing any
         de-duplication state: what ``check_pace`` reports to a caller who asks."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = state.channels.get(channel)
         if ch is None:
             return 0.0, None
@@ -748,7 +748,7 @@ class PacingEngine:
         """What may be spent in the next ``slice_s`` seconds under every rule (for the
         Redis fast path). Conservative: uses the allowance released by the *start* of
         the slice plus the slice's own release, and 0 unless the breaker is CLOSED."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = state.channels.get(channel)
         if ch is None or not state.configured or state.emergency_stopped or ch.budget <= 0:
             return 0
@@ -772,7 +772,7 @@ class PacingEngine:
         self, state: CampaignState, channel: ChannelType, now: datetime
     ) -> ChannelState:
         """The channel state with today's plan computed (for allocation reports)."""
-        ts = aware(now, what="now").timestamp()
+        ts = epoch_s(now, what="now")
         ch = self._channel(state, channel)
         self._defer(state, self._touch(state, ch, ts))
         return ch

@@ -85,15 +85,22 @@ def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int,
     """(slot, slot allowance, part of it released by ``ts``): the hour's allowance is
     released linearly over the hour, ``hour_release_lead_s`` ahead of the clock (the
     day's last hour: from the same lead at its start to the whole at midnight)."""
+    slot, allowance, released, _ = hour_lines(ch, ts, t)
+    return slot, allowance, released
+
+
+def hour_lines(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int, int, int, float]:
+    """``released_allowance`` and the length of the slot's planned span in seconds:
+    what the hourly and the velocity line both need, computed once per decision."""
     day = ch.day
     if day is None:
-        return 0, 0, 0
+        return 0, 0, 0, 1.0
     slot = day.slot_of(ts)
     allowance = slot_allowance(ch, slot)
     lo, hi = slot_span(ch, slot)
     length = hi - lo
     lead = t.hour_release_lead_s
-    if slot == day.n_slots - 1:
+    if slot == len(day.bounds) - 2:  # the day's last slot
         # The day's last hour starts with the same lead but reaches its whole allowance
         # only at midnight: released fully 10 minutes early, it would let the campaign
         # finish before the day ends (the plan's closing share, ``planning``).
@@ -101,7 +108,7 @@ def released_allowance(ch: ChannelState, ts: float, t: Thresholds) -> tuple[int,
     else:
         frac = (ts - lo + lead) / length
     released = allowance if frac >= 1.0 else int(allowance * max(frac, 0.0))
-    return slot, allowance, released
+    return slot, allowance, released, length
 
 
 def velocity_limit(
@@ -112,4 +119,9 @@ def velocity_limit(
     if ch.day is None:
         return 0
     lo, hi = slot_span(ch, slot)
-    return int(allowance / (hi - lo) * t.velocity_window_s * multiple)
+    return rate_limit(allowance, hi - lo, t, multiple)
+
+
+def rate_limit(allowance: int, span_s: float, t: Thresholds, multiple: float) -> int:
+    """``velocity_limit`` from the slot's allowance and planned span (seconds)."""
+    return int(allowance / span_s * t.velocity_window_s * multiple)

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pacer_stream.core.money import check_micros
-from pacer_stream.core.pacing import released_allowance, velocity_limit
+from pacer_stream.core.money import MAX_MICROS, check_micros
+from pacer_stream.core.pacing import hour_lines, rate_limit, released_allowance
 from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import CircuitBreakerState, Code
 from pacer_stream.core.windows import VELOCITY
@@ -96,22 +96,24 @@ def evaluate(
             )
         cause = br.cause.value if br.cause else "violation"
         return Verdict(False, Code.BREAKER_OPEN, f"circuit breaker open ({cause})")
-    check_micros(amount, what="amount", allow_zero=False)
-    if len(ch.reservations) + len(ch.unreported) >= MAX_HELD_RESERVATIONS:
+    if type(amount) is not int or not 0 < amount <= MAX_MICROS:  # the usual case: skip the call
+        check_micros(amount, what="amount", allow_zero=False)
+    holds, reserved, unreported = ch.held()
+    if holds >= MAX_HELD_RESERVATIONS:
         return Verdict(
             False,
             Code.RESERVATION_LIMIT,
             f"channel already holds {MAX_HELD_RESERVATIONS} reservations; settle or "
             "release some first",
         )
-    if ch.spent_total + ch.reserved_total + ch.unreported_total + amount > ch.budget:
+    if ch.spent_total + reserved + unreported + amount > ch.budget:
         return Verdict(
             False,
             Code.DAILY_CAP,
             f"daily budget exhausted: {_units(ch.remaining)} of {_units(ch.budget)} left",
         )
-    slot, allowance, released = released_allowance(ch, ts, t)
-    used = ch.spent[slot] + ch.reserved_total
+    slot, allowance, released, span_s = hour_lines(ch, ts, t)
+    used = ch.spent[slot] + reserved
     if used + amount > released and (used >= released or amount > allowance):
         return Verdict(
             False,
@@ -121,8 +123,8 @@ def evaluate(
         )
     window = ch.ring_total(VELOCITY, ts, t.velocity_window_s)
     if window > 0:
-        limit = velocity_limit(ch, slot, allowance, t, t.velocity_multiple)
-        recent = window + ch.reserved_total
+        limit = rate_limit(allowance, span_s, t, t.velocity_multiple)
+        recent = window + reserved
         if recent + amount > limit and recent >= limit:
             return Verdict(
                 False,

@@ -217,11 +217,16 @@ class MinuteRings:
         m = int(now // 60)
         span = min(size, max(1, (window_s + 59) // 60))
         values = self._rbuf
+        first = m - span + 1
+        at = off + first % size
+        end = off + size
         s = 0
-        for mm in range(m - span + 1, m + 1):
-            at = off + mm % size
+        for mm in range(first, m + 1):  # walk the slots, wrapping once at most
             if values[at] == mm:
                 s += values[at + size]
+            at += 1
+            if at == end:
+                at = off
         return s
 
     def __eq__(self, other: object) -> bool:

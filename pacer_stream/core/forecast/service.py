@@ -33,7 +33,7 @@ from pacer_stream.core.forecast.dataset import HistorySnapshot
 from pacer_stream.core.forecast.predictor import BaselineForecaster, Forecast
 from pacer_stream.core.history import HourlyHistory
 from pacer_stream.core.state import CampaignState
-from pacer_stream.core.validation import aware
+from pacer_stream.core.validation import epoch_s
 
 if TYPE_CHECKING:
     from pacer_stream.core.forecast.training import TrainedModel
@@ -60,7 +60,7 @@ def snapshot(history: HourlyHistory, tz: str, now: datetime) -> HistorySnapshot:
     Only complete hours (before ``now``'s hour) are included. Raises
     :class:`~.dataset.InvalidHistory` on corrupt buckets.
     """
-    until = int(aware(now, what="now").timestamp() // 3600)
+    until = int(epoch_s(now, what="now") // 3600)
     return HistorySnapshot.from_history(history.buckets, tz, until)
 
 
@@ -72,7 +72,7 @@ def snapshots_of(
     With ``drop_invalid`` (default) corrupt buckets are dropped and counted in
     ``snapshot.dropped`` instead of raising :class:`~.dataset.InvalidHistory`.
     """
-    until = int(aware(now, what="now").timestamp() // 3600)
+    until = int(epoch_s(now, what="now") // 3600)
     return [
         (
             (state.campaign_id, ch.channel.value),

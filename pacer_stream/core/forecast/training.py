@@ -62,7 +62,7 @@ from pacer_stream.core.forecast.predictor import (
     Forecast,
     data_confidence,
 )
-from pacer_stream.core.validation import aware
+from pacer_stream.core.validation import epoch_s
 
 TIER_NONE = "none"
 TIER_BASIC = "basic"
@@ -258,7 +258,7 @@ def train(
     ``budget_s`` between candidates; without it every candidate of the tier is tried.
     ``candidates`` overrides the tier's candidate list (evaluation of single models).
     """
-    t_now = aware(now, what="now").timestamp()
+    t_now = epoch_s(now, what="now")
     t0 = clock() if clock is not None else 0.0
     until = min(snapshot.until_hour, int(t_now // 3600))
     rows = tuple(r for r in snapshot.rows if r[0] < until)
