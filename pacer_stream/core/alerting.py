@@ -123,18 +123,20 @@ def emergency_alert(state: CampaignState, ch: ChannelState, ts: float) -> list[O
     within the threshold of plan."""
     kind = AlertType.EMERGENCY_STOP_REQUIRED
     if not emergency(ch, ts, state.thresholds):
-        ch.active_alerts.discard(kind)
+        if ch.alert_active(kind):
+            ch.active_alerts.discard(kind)
         return []
-    if kind in ch.active_alerts:
+    if ch.alert_active(kind):
         return []
     ch.active_alerts.add(kind)
     return [alert(state, ch, kind, ts)]
 
 
-def pace_alerts(state: CampaignState, ch: ChannelState, ts: float) -> list[Output]:
+def pace_alerts(state: CampaignState, ch: ChannelState, ts: float, planned: int) -> list[Output]:
+    """Over- and underpacing alerts (and the conversion-rate one) at ``ts``, with
+    ``planned = planning.planned_at(ch, ts)`` (the caller has it already)."""
     t = state.thresholds
     out: list[Output] = []
-    planned = planned_at(ch, ts)
     if planned < ch.budget * t.pace_min_planned_pct or planned <= 0:
         return out
     ratio = ch.spent_total / planned
@@ -151,10 +153,10 @@ def pace_alerts(state: CampaignState, ch: ChannelState, ts: float) -> list[Outpu
     assert day is not None
     under = AlertType.UNDERPACING
     if day.elapsed_fraction(ts) >= t.underpacing_min_elapsed:
-        if ratio < t.underpacing_target and under not in ch.active_alerts:
+        if ratio < t.underpacing_target and not ch.alert_active(under):
             ch.active_alerts.add(under)
             out.append(alert(state, ch, under, ts, ratio=ratio))
-        elif ratio >= t.underpacing_target:
+        elif ratio >= t.underpacing_target and ch.alert_active(under):
             ch.active_alerts.discard(under)
     out += performance_alert(state, ch, ts)
     return out
@@ -175,10 +177,10 @@ def performance_alert(state: CampaignState, ch: ChannelState, ts: float) -> list
     baseline = base_conv / base_clicks
     today = ch.conversions_today / ch.clicks_today
     if today < baseline * (1 - t.performance_drop):
-        if kind not in ch.active_alerts:
+        if not ch.alert_active(kind):
             ch.active_alerts.add(kind)
             return [alert(state, ch, kind, ts)]
-    else:
+    elif ch.alert_active(kind):
         ch.active_alerts.discard(kind)
     return []
 

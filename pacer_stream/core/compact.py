@@ -34,6 +34,23 @@ _DOUBLE: Final = Struct("=d")
 _NO_FLOATS: Final = b""
 
 
+def pack_float(value: float) -> bytes:
+    """One value as a :class:`FloatQueue` stores it (to append to its ``bytes``)."""
+    return _DOUBLE.pack(value)
+
+
+def recent_floats(values: bytes, since: float, most: int) -> bytes:
+    """``values`` (packed as a :class:`FloatQueue` holds them, oldest first) without
+    those at or before ``since`` and all but the newest ``most`` (``values`` itself
+    when nothing goes)."""
+    n = len(values) // 8
+    head = max(0, n - most)
+    unpack = _DOUBLE.unpack_from
+    while head < n and unpack(values, head * 8)[0] <= since:
+        head += 1
+    return values[head * 8 :] if head else values
+
+
 class FloatQueue:
     """A FIFO of floats with the ``deque`` operations the engine uses (append, popleft,
     ``[0]``/``[-1]``, ``len``, iteration, clear).
@@ -83,16 +100,10 @@ class FloatQueue:
         enough events fell in a window, which the newest few answer, so the queue never
         grows with the event rate (one call instead of a popleft loop per event)."""
         values = self._values
-        n = len(values) // 8
-        if not n:
-            return 0
-        head = max(0, n - most)
-        unpack = _DOUBLE.unpack_from
-        while head < n and unpack(values, head * 8)[0] <= since:
-            head += 1
-        if head:
-            self._values = values[head * 8 :]
-        return n - head
+        kept = recent_floats(values, since, most)
+        if kept is not values:
+            self._values = kept
+        return len(kept) // 8
 
     def clear(self) -> None:
         self._values = _NO_FLOATS

@@ -40,7 +40,7 @@ def touch(
     if day is None or ts >= day.end:
         out += roll_campaign(state, ch, ts, strategies)
     br = ch.breaker
-    if ch.reservations or ch.unreported:  # runs on every request and spend: skip the call
+    if ch.held()[0]:  # runs on every request and spend: skip the call
         expire_holds(state, ch, ts)
     if br.state is CircuitBreakerState.OPEN:
         tr = br.poll(ts, state.thresholds)

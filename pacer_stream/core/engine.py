@@ -36,8 +36,10 @@ from pacer_stream.core.ids import check_campaign_id, check_id
 from pacer_stream.core.money import MAX_MICROS, check_micros
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
+    hour_lines,
     pace_ratio,
     planned_at,
+    rate_limit,
     released_allowance,
     velocity_limit,
 )
@@ -283,31 +285,30 @@ class PacingEngine:
         t = state.thresholds
         out: list[Output] = []
         violation: BreakerCause | None = None
-        current_slot, allowance, _ = released_allowance(ch, ts, t)
+        current_slot, allowance, _, span_s = hour_lines(ch, ts, t)
         if unauthorised and slot == current_slot and ch.spent[slot] > allowance:
             times = ch.own_overspend_times()
             times.append(ts)
             need = t.overspend_events_to_trip
             if times.keep_recent(ts - t.overspend_window_s, need) >= need:
                 violation = BreakerCause.REPEATED_OVERSPEND
-        times = ch.unauthorised_times
-        if unauthorised:
-            times.append(ts)
-        recent = times.keep_recent(ts - t.velocity_window_s, t.velocity_trip_min_events)
-        window = ch.ring_total(UNAUTHORISED, ts, t.velocity_window_s)
-        trip_limit = velocity_limit(ch, current_slot, allowance, t, t.velocity_trip_multiple)
+        recent = ch.count_unauthorised(
+            ts if unauthorised else None, ts - t.velocity_window_s, t.velocity_trip_min_events
+        )
+        planned = planned_at(ch, ts)
         # Runaway = unauthorised spend far above the planned rate. For a campaign that
         # reserves, any such burst counts; for one that never reserves (in-process callers
         # that only record spend) all spend is "unauthorised", so a burst must also put
         # the channel ahead of plan: a delayed batch report catching up is no runaway.
         reserves = bool(state.answered)
-        if (
-            window > trip_limit
-            and recent >= t.velocity_trip_min_events
-            and window > ch.budget * t.velocity_trip_min_pct
-            and (reserves or ch.spent_total > planned_at(ch, ts))
-        ):
-            violation = BreakerCause.RUNAWAY_VELOCITY
+        if recent >= t.velocity_trip_min_events:
+            window = ch.ring_total(UNAUTHORISED, ts, t.velocity_window_s)
+            if (
+                window > rate_limit(allowance, span_s, t, t.velocity_trip_multiple)
+                and window > ch.budget * t.velocity_trip_min_pct
+                and (reserves or ch.spent_total > planned)
+            ):
+                violation = BreakerCause.RUNAWAY_VELOCITY
         if (
             unauthorised
             and reserves
@@ -319,12 +320,7 @@ class PacingEngine:
             # configured budget, or today's if reallocation cut it: budget a receiver
             # got is no licence for more unasked spend).
             violation = violation or BreakerCause.RUNAWAY_VELOCITY
-        if (
-            unauthorised
-            and unnamed
-            and reserves
-            and ch.spent_total + ch.reserved_total >= planned_at(ch, ts)
-        ):
+        if unauthorised and unnamed and reserves and ch.spent_total + ch.reserved_total >= planned:
             # The first clearly unasked report: spend naming no reservation, from a
             # campaign that asks, that brings the channel's spend (this event included)
             # and live holds to its plan or past it. The plan had no room for it, and a
@@ -337,7 +333,7 @@ class PacingEngine:
             # while the breaker is testing recovery is the fault coming back.
             violation = violation or BreakerCause.TRIAL_FAILED
         emergency = alerting.emergency_alert(state, ch, ts)
-        if emergency or AlertType.EMERGENCY_STOP_REQUIRED in ch.active_alerts:
+        if emergency or ch.alert_active(AlertType.EMERGENCY_STOP_REQUIRED):
             out += emergency
             violation = violation or BreakerCause.OVERSPEND_AHEAD_OF_PLAN
         if violation is not None:
@@ -356,7 +352,7 @@ class PacingEngine:
             tr = ch.breaker.on_spend(ts, on_pace, t)
             if tr is not None:
                 out += alerting.transition_outputs(state, ch, tr)
-        out += alerting.pace_alerts(state, ch, ts)
+        out += alerting.pace_alerts(state, ch, ts, planned)
         out += alerting.performance_thresholds(state, ch, ts)
         return out
 
@@ -642,7 +638,7 @@ class PacingEngine:
             out += self._touch(state, ch, ts)
             if ch.budget > 0:
                 out += alerting.emergency_alert(state, ch, ts)
-                out += alerting.pace_alerts(state, ch, ts)
+                out += alerting.pace_alerts(state, ch, ts, planned_at(ch, ts))
                 out += alerting.performance_thresholds(state, ch, ts)
         return out
 

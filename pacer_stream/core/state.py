@@ -35,7 +35,9 @@ from pacer_stream.core.compact import (
     ints_view,
     no_entries,
     no_outputs,
+    pack_float,
     packed_zeros,
+    recent_floats,
 )
 from pacer_stream.core.history import HourlyAmounts, HourlyHistory
 from pacer_stream.core.report_lag import Lags, new_lags
@@ -627,6 +629,16 @@ class ChannelState(MinuteRings):
     def unauthorised_times(self, times: FloatQueue) -> None:
         self._ut = FloatQueue(times)._values
 
+    def count_unauthorised(self, ts: float | None, since: float, most: int) -> int:
+        """Note unauthorised spend at ``ts`` (None: nothing new) and count the times
+        after ``since``, keeping at most the newest ``most``: the runaway rule's question
+        on every spend event, without a queue view around the packed times."""
+        values = self._ut
+        if ts is not None:
+            values += pack_float(ts)
+        self._ut = values = recent_floats(values, since, most)
+        return len(values) // 8
+
     # -- the rings, alerts and spend per slot ---------------------------------------
     @property
     def rings(self) -> MinuteRings:
@@ -676,6 +688,11 @@ class ChannelState(MinuteRings):
     @active_alerts.setter
     def active_alerts(self, alerts: Iterable[AlertType]) -> None:
         self._alerts = AlertSet(alerts).mask
+
+    def alert_active(self, alert: AlertType) -> bool:
+        """``alert in active_alerts`` without building the set view (asked on every
+        spend event)."""
+        return bool(self._alerts & _ALERT_BIT[alert])
 
     @property
     def cum_plan(self) -> memoryview:
@@ -731,7 +748,11 @@ class ChannelState(MinuteRings):
     def remaining(self) -> int:
         """What is left of today's budget, never below 0 (spend nobody authorised can
         take the channel past its budget; "remaining" is then 0, not negative)."""
-        return max(0, self.budget - self.spent_total - self.reserved_total - self.unreported_total)
+        x = self._x
+        left = self.budget - self.spent_total
+        if x is not None:
+            left -= x.reserved_total + x.unreported_total
+        return max(0, left)
 
     def __eq__(self, other: object) -> bool:
         """Equal fields (the derived caches excluded, as they are not saved)."""
