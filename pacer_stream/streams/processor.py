@@ -385,15 +385,12 @@ class Processor:
                 epoch = ""
             if epoch:
                 stored.add_fastpath_spend(rec.channel.value, epoch, rec.amount_micros)
-        late = self._is_late(rec, res, now)
+        now_s, event_s = now.timestamp(), rec.event_time.timestamp()
+        # Late: filed under an earlier day, or an earlier hour of today.
+        late = res.placement != "today" or event_s // 3600 < now_s // 3600
         tally.add("late" if late else "applied", rec.channel, rec.amount_micros)
-        metrics.observe_event_lag(now.timestamp() - rec.event_time.timestamp())
+        metrics.observe_event_lag(now_s - event_s)
         return res, late
-
-    @staticmethod
-    def _is_late(rec: SpendRecord, res: SpendResult, now: datetime) -> bool:
-        hour = int(rec.event_time.timestamp() // 3600)
-        return bool(res.placement != "today" or hour < int(now.timestamp() // 3600))
 
     def _request(self, record: Input, lookup: Lookup, now: datetime) -> Result:
         started = time.perf_counter()
