@@ -868,6 +868,17 @@ def _check_spend(event: SpendEvent) -> None:
     if not isinstance(event.channel, ChannelType):
         raise WrongType(f"channel must be a ChannelType, got {event.channel!r}")
     check_micros(event.amount_micros, what="amount_micros")
+    clicks, conversions = event.clicks, event.conversions
+    impressions, revenue = event.impressions, event.revenue_micros
+    if (  # the usual case in one expression; the loop below names what is wrong
+        type(clicks) is int
+        and type(conversions) is int
+        and 0 <= clicks <= MAX_MICROS
+        and 0 <= conversions <= MAX_MICROS
+        and (impressions is None or (type(impressions) is int and 0 <= impressions <= MAX_MICROS))
+        and (revenue is None or (type(revenue) is int and 0 <= revenue <= MAX_MICROS))
+    ):
+        return
     for name in ("clicks", "conversions", "impressions", "revenue_micros"):
         v = getattr(event, name)
         if v is None and name in ("impressions", "revenue_micros"):
