@@ -64,10 +64,12 @@ class LocalDay:
 
     def slot_of(self, ts: float) -> int:
         """Index of the slot containing ``ts`` (clamped to the day)."""
-        if ts < self.bounds[0]:
+        bounds = self.bounds
+        if ts < bounds[0]:
             return 0
-        i = bisect.bisect_right(self.bounds, ts) - 1
-        return min(i, self.n_slots - 1)
+        i = bisect.bisect_right(bounds, ts) - 1
+        last = len(bounds) - 2  # the last slot (n_slots - 1, without the property's call)
+        return i if i < last else last
 
     def contains(self, ts: float) -> bool:
         return self.bounds[0] <= ts < self.bounds[-1]

@@ -373,7 +373,9 @@ class PacingEngine:
         ts = epoch_s(now, what="now")
         ch = state.channels.get(channel) if state is not None else None
         if state is not None and ch is not None:
-            self._defer(state, self._touch(state, ch, ts))
+            due = touch(state, ch, ts, self.strategies)
+            if due:
+                self._defer(state, due)
         v = policy.evaluate(state, ch, amount, ts)
         if state is None or ch is None:
             return Decision(v.allowed, v.code, v.reason, 0)
