@@ -64,12 +64,16 @@ def bench(
     if "core" in chosen:
         res = core_bench.bench_decisions()
         _write(out, "core_decisions", res)
-        table = Table(title="core decisions (pacer-stream vs original-style history scan)")
+        table = Table(
+            title="core decisions (pacer-stream vs original-style history scan; "
+            f"rates: best of {res['best_of']} loops)"
+        )
         for col in (
             "history",
             "decide/s",
             "p50 us",
             "p99 us",
+            "reserve/s",
             "record/s",
             "rec p99 us",
             "scan p50 us",
