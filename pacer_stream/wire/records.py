@@ -186,7 +186,7 @@ def _whole_getter(target: type, origin: type) -> Callable[[object], tuple[Any, .
     names = _field_names(target)
     if not typed or len(names) < 2 or not set(names) <= set(_field_names(origin)):
         return None  # (one name: attrgetter would return the value, not a tuple)
-    return operator.attrgetter(*names)  # type: ignore[return-value]
+    return operator.attrgetter(*names)
 
 
 @functools.lru_cache(maxsize=64)
