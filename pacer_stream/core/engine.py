@@ -41,6 +41,7 @@ from pacer_stream.core.pacing import (
     planned_at,
     rate_limit,
     released_allowance,
+    slot_allowance,
     velocity_limit,
 )
 from pacer_stream.core.performance import Metrics, PerformanceSnapshot, performance_snapshot
@@ -285,8 +286,13 @@ class PacingEngine:
         t = state.thresholds
         out: list[Output] = []
         violation: BreakerCause | None = None
-        current_slot, allowance, _, span_s = hour_lines(ch, ts, t)
-        if unauthorised and slot == current_slot and ch.spent[slot] > allowance:
+        day = ch.day
+        assert day is not None
+        if (
+            unauthorised
+            and slot == day.slot_of(ts)
+            and ch.spent[slot] > slot_allowance(ch, slot)  # the hour's, after rollover
+        ):
             times = ch.own_overspend_times()
             times.append(ts)
             need = t.overspend_events_to_trip
@@ -300,15 +306,14 @@ class PacingEngine:
         # reserves, any such burst counts; for one that never reserves (in-process callers
         # that only record spend) all spend is "unauthorised", so a burst must also put
         # the channel ahead of plan: a delayed batch report catching up is no runaway.
+        # (Cheapest conditions first: this runs for every spend event.)
         reserves = bool(state.answered)
-        if recent >= t.velocity_trip_min_events:
+        if recent >= t.velocity_trip_min_events and (reserves or ch.spent_total > planned):
             window = ch.ring_total(UNAUTHORISED, ts, t.velocity_window_s)
-            if (
-                window > rate_limit(allowance, span_s, t, t.velocity_trip_multiple)
-                and window > ch.budget * t.velocity_trip_min_pct
-                and (reserves or ch.spent_total > planned)
-            ):
-                violation = BreakerCause.RUNAWAY_VELOCITY
+            if window > ch.budget * t.velocity_trip_min_pct:
+                _, allowance, _, span_s = hour_lines(ch, ts, t)
+                if window > rate_limit(allowance, span_s, t, t.velocity_trip_multiple):
+                    violation = BreakerCause.RUNAWAY_VELOCITY
         if (
             unauthorised
             and reserves
