@@ -30,7 +30,8 @@ Redis fast path do.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Final
 
@@ -63,7 +64,9 @@ __all__ = [
     "observe_decision",
     "observe_dlq",
     "observe_event_lag",
+    "observe_event_lags",
     "observe_fail_closed",
+    "observe_many",
     "observe_reallocation",
     "observe_spend_event",
     "render_latest",
@@ -410,6 +413,34 @@ def observe_event_lag(seconds: float) -> None:
     measures how stale the worker's view is, and "from the future" means "not stale".
     """
     EVENT_LAG.observe(max(0.0, float(seconds)))
+
+
+def observe_event_lags(seconds: Sequence[float]) -> None:
+    """:func:`observe_event_lag` for every value of ``seconds`` at once (the events of
+    one spend record): what one observe per value would record, counted per bucket."""
+    observe_many(EVENT_LAG, [max(0.0, float(s)) for s in seconds])
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """Add ``values`` to an unlabelled ``histogram`` as ``observe`` would one by one,
+    with one update per bucket that got any and one of the sum.
+
+    prometheus_client has no bulk observe, and each observe takes the value locks of
+    the sum and a bucket: about 2 us an event, a tenth of applying one. This reads the
+    histogram's bucket bounds and values (``_upper_bounds``, ``_buckets``, ``_sum``:
+    internals of the pinned version; ``test_metrics`` checks the result against one
+    ``observe`` per value, so a version that changes them fails there first)."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1  # the first bound >= v: observe's bucket
+    buckets = histogram._buckets
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    histogram._sum.inc(sum(values))
 
 
 def observe_decision(path: str, code: Code | str, seconds: float | None = None) -> None:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 
 from pacer_stream.core.types import AlertType, ChannelType, CircuitBreakerState, Code
 from pacer_stream.observability import metrics as m
@@ -141,6 +142,39 @@ def test_observe_spend_event_counts_results_and_applied_micros() -> None:
         m.observe_spend_event("dropped")
     with pytest.raises(ValueError):
         m.observe_spend_event("applied", amount_micros=1)  # channel missing
+
+
+def test_many_observations_at_once_equal_one_observe_each() -> None:
+    """The bulk path reads prometheus_client internals; this fails first if a version
+    changes them."""
+    values = [0.0, 0.01, 0.0100001, 0.5, 1.0, 2.49, 3600.0, 1e9, 0.25, 0.25]
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    by_one = Histogram("h", "h", buckets=m.EVENT_LAG_BUCKETS, registry=one)
+    for v in values:
+        by_one.observe(v)
+    m.observe_many(Histogram("h", "h", buckets=m.EVENT_LAG_BUCKETS, registry=bulk), values)
+    m.observe_many(Histogram("h2", "h", registry=bulk), [])  # nothing: no change
+
+    def samples(reg: CollectorRegistry, name: str) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for metric in reg.collect()
+            if metric.name == name
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(bulk, "h") == samples(one, "h")
+    assert samples(bulk, "h")[("h_count", "")] == len(values)
+    assert samples(bulk, "h2")[("h2_count", "")] == 0
+
+
+def test_event_lags_of_a_record_count_each_event() -> None:
+    count0 = _value("pacer_event_processing_lag_seconds_count")
+    sum0 = _value("pacer_event_processing_lag_seconds_sum")
+    m.observe_event_lags([0.2, -1.0, 0.3])  # the negative one is clamped to 0
+    assert _value("pacer_event_processing_lag_seconds_count") - count0 == 3
+    assert _value("pacer_event_processing_lag_seconds_sum") - sum0 == pytest.approx(0.5)
 
 
 def test_event_lag_from_the_future_is_clamped() -> None:
