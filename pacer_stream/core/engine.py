@@ -198,7 +198,9 @@ class PacingEngine:
         ch = self._channel(state, event.channel)
         # Lazy-time outputs go to the outbox first: an event refused below must not
         # swallow a transition that was due anyway.
-        self._defer(state, self._touch(state, ch, ts))
+        due = touch(state, ch, ts, self.strategies)
+        if due:
+            self._defer(state, due)
         amount = event.amount_micros
         impressions = event.impressions or 0
         revenue = event.revenue_micros or 0
@@ -258,7 +260,7 @@ class PacingEngine:
             if unauthorised:
                 ch.ring_add(UNAUTHORISED, place_ts, unauthorised)
         if ch.budget <= 0:
-            if AlertType.UNBUDGETED_SPEND not in ch.active_alerts:
+            if not ch.alert_active(AlertType.UNBUDGETED_SPEND):
                 ch.active_alerts.add(AlertType.UNBUDGETED_SPEND)
                 outputs.append(alerting.alert(state, ch, AlertType.UNBUDGETED_SPEND, ts))
             return SpendResult(True, False, "today", outputs)

@@ -100,4 +100,6 @@ def check_id(
 
 
 def check_campaign_id(value: object, what: str = "campaign_id") -> str:
+    if type(value) is str and value in _VALID_CAMPAIGN_IDS:  # checked before: every event
+        return value
     return check_id(value, what, campaign=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -129,14 +129,25 @@ class Bidders:
             await fp.aclose()
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A private redis-server (AOF on, fsync always), killed after the test whatever
+    happened in it (it outlived the suite before)."""
+    redis = PrivateRedis(tmp_path / "redis", ["--appendonly", "yes", "--appendfsync", "always"])
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
+
+
 async def test_redis_paused_killed_and_restarted_empty(
     stream_run: StreamRun,
     workers: Callable[..., WorkerProcess],
     client: PacerClient,
-    tmp_path: Path,
+    private_redis: PrivateRedis,
 ) -> None:
-    redis = PrivateRedis(tmp_path / "redis", ["--appendonly", "yes", "--appendfsync", "always"])
-    redis.start()
+    redis = private_redis
     stream_run.redis = True
     stream_run.offset_s = 0.0  # Redis judges staleness in real time
     stream_run.extra_env.update(
