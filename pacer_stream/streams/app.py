@@ -550,26 +550,28 @@ class Worker:
         #: (campaign, logical topic) -> its last input offset in this batch: one id
         #: record per campaign and batch, keyed by that offset.
         id_records: dict[tuple[str, str], tuple[Stored, int]] = {}
-        for msg in records:
-            result = self.processor.handle(
-                msg.topic, msg.partition, msg.offset, msg.key, msg.value, self.lookup
-            )
-            handled.append((msg, result))
-            if result.store is not None:
-                cid = result.store.campaign_id
-                self.campaigns.data[cid] = result.store  # visible at once (new campaigns)
-                touched[cid] = result.store
-                records_of.setdefault(cid, []).append(msg)
-                if result.messages:
-                    with_outputs.add(cid)
-                self.side_records.attach(result.store)  # a campaign this record created
-                topic = self.names.logical(msg.topic) or msg.topic
-                id_records[cid, topic] = (result.store, msg.offset)
-            elif result.grant is not None:
-                stored, grant = result.grant
-                # Changed in place and not written: the store must keep it in memory.
-                self.campaigns.data[stored.campaign_id] = stored
-                direct.append(self.grants.granted(stored, grant, msg.offset))
+        # The records' spend metrics go to the metrics once, after the loop.
+        with self.processor.counting():
+            for msg in records:
+                result = self.processor.handle(
+                    msg.topic, msg.partition, msg.offset, msg.key, msg.value, self.lookup
+                )
+                handled.append((msg, result))
+                if result.store is not None:
+                    cid = result.store.campaign_id
+                    self.campaigns.data[cid] = result.store  # visible at once (new campaigns)
+                    touched[cid] = result.store
+                    records_of.setdefault(cid, []).append(msg)
+                    if result.messages:
+                        with_outputs.add(cid)
+                    self.side_records.attach(result.store)  # a campaign this record created
+                    topic = self.names.logical(msg.topic) or msg.topic
+                    id_records[cid, topic] = (result.store, msg.offset)
+                elif result.grant is not None:
+                    stored, grant = result.grant
+                    # Changed in place and not written: the store must keep it in memory.
+                    self.campaigns.data[stored.campaign_id] = stored
+                    direct.append(self.grants.granted(stored, grant, msg.offset))
         for (_, topic), (value, offset) in id_records.items():
             direct.extend(self.event_ids.writes(value, offset, topic))
         # The changelog writes are handed to the producer by the agent itself (awaited,

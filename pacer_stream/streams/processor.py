@@ -26,7 +26,8 @@ semantics:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -178,6 +179,26 @@ class Processor:
         #: Recent decisions, breaker transitions and alerts per campaign for the operator
         #: page (observability only: nothing here is read back by a rule).
         self.activity: ActivityLog | None = None
+        #: The spend metrics of the records handled inside :meth:`counting`, if any.
+        self._batch_tally: _SpendTally | None = None
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        """Hand the spend metrics of every record handled inside to the metrics once, at
+        the end (the worker wraps each batch of input records in it): with one event a
+        record, a counter and a histogram update per record were ~5% of its cost."""
+        self._batch_tally = tally = _SpendTally()
+        try:
+            yield
+        finally:
+            self._batch_tally = None
+            tally.observe()
+
+    def _tally(self) -> tuple[_SpendTally, bool]:
+        """The tally a record's spend metrics go to, and whether the record observes it
+        itself (outside :meth:`counting`)."""
+        batch = self._batch_tally
+        return (batch, False) if batch is not None else (_SpendTally(), True)
 
     @classmethod
     def from_settings(
@@ -273,14 +294,15 @@ class Processor:
             metrics.observe_spend_event("duplicate", count=_event_count(rec))
             return Result(status="replayed")
         if isinstance(rec, SpendRecord):
-            tally = _SpendTally()
+            tally, own = self._tally()
             try:
                 applied = self._apply_spend(stored, rec, now, tally)
             except PacerError:
                 self._forget_if_empty(stored)
                 raise
             finally:
-                tally.observe()
+                if own:
+                    tally.observe()
             state.offsets[topics.SPEND] = record.offset
             stored.partition = record.partition
             if applied is None:
@@ -306,7 +328,7 @@ class Processor:
         dirty: dict[tuple[str, ChannelType], None] = {}
         applied = 0
         refused = [(r.index, r.code, r.message, r.payload) for r in batch.rejected]
-        tally = _SpendTally()
+        tally, own = self._tally()
         for index, rec in zip(batch.indexes, batch.events, strict=True):
             try:
                 result = self._apply_spend(stored, rec, now, tally)
@@ -318,7 +340,8 @@ class Processor:
                 applied += 1
                 outputs.extend(result[0].outputs)
                 dirty[(rec.campaign_id, rec.channel)] = None
-        tally.observe()
+        if own:
+            tally.observe()
         for index, code, message, payload in sorted(refused):
             messages.extend(
                 self.dead_letter(

@@ -60,9 +60,7 @@ async def redis_time_passes(store: RedisStore, ms: float) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_reservation_lives_for_its_ttl_then_is_reclaimed(
-    store: RedisStore, cid: str
-) -> None:
+async def test_reservation_lives_for_its_ttl_then_is_reclaimed(store: RedisStore, cid: str) -> None:
     await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60, reservation_ttl_s=150 * MS))
     r = await store.reserve(cid, CH, 1_000, "a")
     assert r.allowed and r.expires_at_ms is not None
@@ -92,9 +90,11 @@ async def test_a_breaker_published_alone_has_its_own_ttl(store: RedisStore, cid:
 async def test_records_are_forgotten_after_the_retention_window(
     store: RedisStore, cid: str
 ) -> None:
-    await store.publish(PublishRequest(
-        cid, CH, 10_000, "closed", 60, reservation_ttl_s=50 * MS, retention_s=100 * MS
-    ))
+    await store.publish(
+        PublishRequest(
+            cid, CH, 10_000, "closed", 60, reservation_ttl_s=50 * MS, retention_s=100 * MS
+        )
+    )
     r = await store.reserve(cid, CH, 1_000, "a")
     await store.settle(r.reservation_id or "", 1_000)
     settled = await store.reserve(cid, CH, 1_000, "a")
@@ -109,10 +109,15 @@ async def test_records_are_forgotten_after_the_retention_window(
 async def test_reclaim_is_bounded_per_call(store: RedisStore, cid: str) -> None:
     batch = _reclaim_batch()
     n = batch + 36
-    await store.publish(PublishRequest(cid, CH, n * 10, "closed", 60, reservation_ttl_s=100 * MS))
+    # The TTL outlasts the reserve loop by far even on a loaded machine: a reserve that
+    # ran after the first reservations expired would reclaim some of them itself.
+    ttl_ms = 1_000
+    await store.publish(
+        PublishRequest(cid, CH, n * 10, "closed", 60, reservation_ttl_s=ttl_ms * MS)
+    )
     for i in range(n):
         assert (await store.reserve(cid, CH, 10, f"r{i}")).allowed
-    await redis_time_passes(store, 101)
+    await redis_time_passes(store, ttl_ms + 1)
     epoch = (await store.usage(cid, CH)).epoch
     await store.release(keys.reservation_id(cid, CH, epoch, "none"))
     assert (await store.usage(cid, CH)).outstanding_micros == 36 * 10
@@ -137,9 +142,9 @@ async def test_an_expired_reservation_settled_late_is_charged_once(
 async def test_quarantine_ends_after_its_period(store: RedisStore, cid: str) -> None:
     p1 = await store.publish(PublishRequest(cid, CH, 1_000, "closed", 60))
     await store.redis.delete(*keys.channel_keys(cid, CH).all())  # Redis lost the ledger
-    p2 = await store.publish(PublishRequest(
-        cid, CH, 1_000, "closed", 60, expected_epoch=p1.epoch, quarantine_s=150 * MS
-    ))
+    p2 = await store.publish(
+        PublishRequest(cid, CH, 1_000, "closed", 60, expected_epoch=p1.epoch, quarantine_s=150 * MS)
+    )
     assert p2.quarantined
     assert (await store.reserve(cid, CH, 1, "a")).code is Code.STATE_STALE
     await redis_time_passes(store, 151)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from pacer_stream.core.types import AlertType, ChannelType, CircuitBreakerState, Code
+from pacer_stream.core.types import AlertType, ChannelType, CircuitBreakerState, Code, SpendEvent
 from pacer_stream.observability import metrics as m
 from pacer_stream.observability.health import (
     WorkerStatus,
@@ -24,6 +24,10 @@ from pacer_stream.observability.health import (
     readyz,
 )
 from pacer_stream.observability.logging import configure_logging, get_logger
+from pacer_stream.streams.clock import ManualClock
+from pacer_stream.streams.processor import Processor
+from pacer_stream.streams.stored import Stored
+from pacer_stream.wire.records import encode_spend
 
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_micros", "_messages")
 
@@ -405,3 +409,34 @@ def test_stdlib_logging_is_routed_through_json(log_stream: io.StringIO) -> None:
 def test_configure_logging_rejects_unknown_level() -> None:
     with pytest.raises(ValueError):
         configure_logging("loud")
+
+
+def test_spend_metrics_of_a_counted_batch_are_observed_once_at_its_end() -> None:
+    """Outside ``counting`` each record observes its own spend metrics; inside, the
+    batch's records are observed together when it ends (same totals)."""
+    clock = ManualClock()
+    processor = Processor(clock=clock)
+    held: dict[str, Stored] = {}
+
+    def spend(i: int) -> None:
+        event = SpendEvent(f"m-{i}", "metrics-c", ChannelType.SEARCH, 1_000, clock.now())
+        result = processor.handle(
+            processor.names.spend, 0, i, b"metrics-c", encode_spend(event), held.get
+        )
+        assert result.status == "applied" and result.store is not None
+        held["metrics-c"] = result.store
+
+    def applied() -> float:
+        return _value("pacer_spend_events_total", result="applied")
+
+    def lags() -> float:
+        return _value("pacer_event_processing_lag_seconds_count")
+
+    before, lags_before = applied(), lags()
+    spend(0)
+    assert (applied() - before, lags() - lags_before) == (1, 1)
+    with processor.counting():
+        spend(1)
+        spend(2)
+        assert (applied() - before, lags() - lags_before) == (1, 1)
+    assert (applied() - before, lags() - lags_before) == (3, 3)
