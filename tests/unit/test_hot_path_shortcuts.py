@@ -20,7 +20,7 @@ from pacer_stream.core.compact import FloatQueue, recent_floats
 from pacer_stream.core.state import ChannelState
 from pacer_stream.core.types import AlertType, ChannelType, SpendEvent
 from pacer_stream.core.validation import aware, epoch_s
-from pacer_stream.errors import InvalidTime, WrongType
+from pacer_stream.errors import InvalidRecord, InvalidTime, WrongType
 from pacer_stream.wire.records import SpendRecord, parse_time
 
 _INSTANTS = st.datetimes(
@@ -109,3 +109,33 @@ def test_held_reads_the_holds_of_a_channel_with_and_without_extras() -> None:
     ch.unreported_total = 50
     assert ch.held() == (0, 700, 50)
     assert ch.remaining == max(0, ch.budget - ch.spent_total - 750)
+
+
+@given(
+    st.integers(1, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 59),
+    st.integers(0, 61),
+    st.text("0123456789", max_size=6),
+)
+def test_an_upper_case_z_time_reads_as_the_general_parser_reads_it(
+    year: int, month: int, day: int, hour: int, minute: int, second: int, digits: str
+) -> None:
+    """The C parser's shortcut against the general path (a lower-case ``t`` takes it),
+    out-of-range fields included: the same instant or the same refusal."""
+    frac = f".{digits}" if digits else ""
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{frac}Z"
+    general = text.replace("T", "t")
+
+    def outcome(value: str) -> object:
+        try:
+            return parse_time(value)
+        except InvalidRecord as exc:
+            return exc.code, exc.message.replace(general, text)
+
+    fast = outcome(text)
+    assert fast == outcome(general)
+    if isinstance(fast, datetime):
+        assert fast.tzinfo is UTC
