@@ -78,6 +78,7 @@ from pacer_stream.streams.deliveries import DeliveryWatch
 from pacer_stream.streams.event_ids import EventIdIndex
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.grants import GrantLog
+from pacer_stream.streams.heap import freeze_startup_objects
 from pacer_stream.streams.intake import BulkTopic
 from pacer_stream.streams.output_queue import OutputJob, OutputQueue
 from pacer_stream.streams.processor import Message, Processor, Result
@@ -1091,8 +1092,10 @@ class Worker:
         bind_worker_status(self.status, time.monotonic)
         self.status.mark_started()
         self.app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
+        frozen = freeze_startup_objects()  # short full GC passes: see streams.heap
         log.info(
             "worker_started",
+            gc_frozen_objects=frozen,
             app_id=s.app_id,
             topics=list(self.names.inputs),
             partitions=s.topic_partitions,
