@@ -12,8 +12,9 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    faust worker is a real ``python -m pacer_stream worker`` subprocess (restarted after
    the budgets were applied, so its table is recovered from the changelog first -- the
    restart time is reported too). The baseline is a plain aiokafka consume ->
-   ``Processor.handle`` -> produce-changelog-and-outputs -> commit loop in this process:
-   the same decoding, engine work, serialisation and produce per event, minus faust.
+   ``Processor.handle`` -> produce outputs -> one id record and one value per campaign
+   the fetched batch touched -> commit loop in this process: the same decoding, engine
+   work, serialisation and produce as the worker, minus faust.
 2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
    for ``live_seconds``; lag = apply time - produce time, per event; p50/p99. The apply
    time is that of the first changelog record showing the event applied: the event-id
@@ -331,8 +332,10 @@ async def _publish_batched(
 
 
 class PlainLoop:
-    """The baseline: aiokafka consume -> Processor.handle -> produce outputs and the
-    campaign's value to a changelog -> commit (after a flush: at-least-once)."""
+    """The baseline: aiokafka consume -> Processor.handle -> produce outputs, then each
+    campaign the fetched batch touched writes its event-id record and its value to a
+    changelog once -> commit (after a flush: at-least-once). The worker's durable work
+    per batch, without faust and without its deferral of value writes."""
 
     def __init__(self, bootstrap: str, names: TopicNames, changelog: str, group: str) -> None:
         self.bootstrap = bootstrap
@@ -379,9 +382,13 @@ class PlainLoop:
         try:
             while not self._stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+                touched: dict[str, tuple[stored_codec.Stored, int, str, int]] = {}
                 for msgs in batches.values():
                     for m in msgs:
-                        await self._handle(producer, m.topic, m.partition, m.offset, m.key, m.value)
+                        await self._handle(
+                            producer, m.topic, m.partition, m.offset, m.key, m.value, touched
+                        )
+                await self._write(producer, touched)
                 if time.monotonic() - last_commit > 1.0:
                     await producer.flush()
                     await consumer.commit()
@@ -401,6 +408,7 @@ class PlainLoop:
         offset: int,
         key: bytes | None,
         value: bytes | None,
+        touched: dict[str, tuple[stored_codec.Stored, int, str, int]],
     ) -> None:
         result = self.processor.handle(topic, partition, offset, key, value, self._lookup)
         # ``send`` only waits for room in the batch accumulator, not for delivery (the
@@ -411,19 +419,29 @@ class PlainLoop:
             self.table[result.store.campaign_id] = result.store
             self.event_ids.attach(result.store)
             logical = self.names.logical(topic) or topic
-            for write in self.event_ids.writes(result.store, offset, logical):
-                await producer.send(self.changelog, write.value, key=write.key, partition=partition)
-            await producer.send(
-                self.changelog,
-                stored_codec.dumps(result.store),
-                key=result.store.campaign_id.encode(),
-                partition=partition,
-            )
+            touched[result.store.campaign_id] = (result.store, offset, logical, partition)
         if topic == self.names.spend:
             if not self.spend_seen:
                 # The consumer's group join is not part of its rate.
                 self.first_spend_at = time.time()
             self.spend_seen += 1
+
+    async def _write(
+        self,
+        producer: AIOKafkaProducer,
+        touched: dict[str, tuple[stored_codec.Stored, int, str, int]],
+    ) -> None:
+        """Each touched campaign's id record (keyed by its last input offset of the
+        batch) and then its value, as the worker writes them."""
+        for store, offset, logical, partition in touched.values():
+            for write in self.event_ids.writes(store, offset, logical):
+                await producer.send(self.changelog, write.value, key=write.key, partition=partition)
+            await producer.send(
+                self.changelog,
+                stored_codec.dumps(store),
+                key=store.campaign_id.encode(),
+                partition=partition,
+            )
 
 
 async def _can_spend_round_trips(
