@@ -55,6 +55,10 @@ async def test_worker_starts_in_an_empty_directory_with_env_only(
     started = await poll(lambda: _log_event(w, "worker_started"), what="worker_started log")
     assert started["data_dir"] == str(expected)
     assert _log_event(w, "worker_data_dir_fallback") is None
+    # The objects alive at start (its imports: well over 10,000) are frozen out of the
+    # garbage collector's full passes (streams/heap.py).
+    frozen = started["gc_frozen_objects"]
+    assert isinstance(frozen, int) and frozen > 10_000
 
     # ...and it is a working worker, not just a live process.
     cid = f"sa-{uuid.uuid4().hex[:8]}"
