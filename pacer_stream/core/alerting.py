@@ -134,7 +134,7 @@ def emergency_alert(state: CampaignState, ch: ChannelState, ts: float) -> list[O
 
 def pace_alerts(state: CampaignState, ch: ChannelState, ts: float, planned: int) -> list[Output]:
     """Over- and underpacing alerts (and the conversion-rate one) at ``ts``, with
-    ``planned = planning.planned_at(ch, ts)`` (the caller has it already)."""
+    ``planned = pacing.planned_at(ch, ts)`` (the caller has it already)."""
     t = state.thresholds
     out: list[Output] = []
     if planned < ch.budget * t.pace_min_planned_pct or planned <= 0:

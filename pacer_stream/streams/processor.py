@@ -185,8 +185,9 @@ class Processor:
     @contextmanager
     def counting(self) -> Iterator[None]:
         """Hand the spend metrics of every record handled inside to the metrics once, at
-        the end (the worker wraps each batch of input records in it): with one event a
-        record, a counter and a histogram update per record were ~5% of its cost."""
+        the end (the worker wraps each batch of input records in it; ``handle`` wraps a
+        record handled on its own): with one event a record, a counter and a histogram
+        update per record were ~5% of its cost."""
         self._batch_tally = tally = _SpendTally()
         try:
             yield
@@ -194,11 +195,12 @@ class Processor:
             self._batch_tally = None
             tally.observe()
 
-    def _tally(self) -> tuple[_SpendTally, bool]:
-        """The tally a record's spend metrics go to, and whether the record observes it
-        itself (outside :meth:`counting`)."""
-        batch = self._batch_tally
-        return (batch, False) if batch is not None else (_SpendTally(), True)
+    def _tally(self) -> _SpendTally:
+        """The tally of the :meth:`counting` scope in force (``handle`` opens one for a
+        record handled on its own)."""
+        tally = self._batch_tally
+        assert tally is not None, "spend handled outside Processor.counting"
+        return tally
 
     @classmethod
     def from_settings(
@@ -230,6 +232,9 @@ class Processor:
     ) -> Result:
         """Handle one input record read from ``topic`` (actual name). Never raises for
         any input: failures become a DLQ record."""
+        if self._batch_tally is None:  # a record on its own: its metrics at its end
+            with self.counting():
+                return self.handle(topic, partition, offset, key, value, lookup)
         now = self.clock.now()
         record = Input(topic, partition, offset, key, value)
         handler = self._handlers.get(self.names.logical(topic) or "")
@@ -294,15 +299,11 @@ class Processor:
             metrics.observe_spend_event("duplicate", count=_event_count(rec))
             return Result(status="replayed")
         if isinstance(rec, SpendRecord):
-            tally, own = self._tally()
             try:
-                applied = self._apply_spend(stored, rec, now, tally)
+                applied = self._apply_spend(stored, rec, now, self._tally())
             except PacerError:
                 self._forget_if_empty(stored)
                 raise
-            finally:
-                if own:
-                    tally.observe()
             state.offsets[topics.SPEND] = record.offset
             stored.partition = record.partition
             if applied is None:
@@ -328,7 +329,7 @@ class Processor:
         dirty: dict[tuple[str, ChannelType], None] = {}
         applied = 0
         refused = [(r.index, r.code, r.message, r.payload) for r in batch.rejected]
-        tally, own = self._tally()
+        tally = self._tally()
         for index, rec in zip(batch.indexes, batch.events, strict=True):
             try:
                 result = self._apply_spend(stored, rec, now, tally)
@@ -340,8 +341,6 @@ class Processor:
                 applied += 1
                 outputs.extend(result[0].outputs)
                 dirty[(rec.campaign_id, rec.channel)] = None
-        if own:
-            tally.observe()
         for index, code, message, payload in sorted(refused):
             messages.extend(
                 self.dead_letter(

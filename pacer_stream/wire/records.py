@@ -875,12 +875,6 @@ def parse_time(value: object, where: str = "time") -> datetime:
             pass
     year, month, day, hour, minute, second, frac, sign, off_h, off_m = match.groups()
     try:
-        micro = int(frac[:6].ljust(6, "0")) if frac else 0
-        if sign is None:  # "Z": UTC as it stands
-            return datetime(
-                int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
-                tzinfo=UTC,
-            )
         offset = timedelta(0)
         if sign is not None:
             if int(off_h) > 23 or int(off_m) > 59:
@@ -888,6 +882,7 @@ def parse_time(value: object, where: str = "time") -> datetime:
             offset = timedelta(hours=int(off_h), minutes=int(off_m))
             if sign == "-":
                 offset = -offset
+        micro = int((frac or "0")[:6].ljust(6, "0"))
         local = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
             tzinfo=timezone(offset),
