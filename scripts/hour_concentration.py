@@ -5,7 +5,7 @@ fitted as Poisson(spend x exp(a + b cos(2 pi h / 24) + c sin(2 pi h / 24))): one
 harmonic, because the quality pattern is smooth over the day and 3-7 days of history
 leave only a few conversions per hour (24 separate hourly means are mostly noise). The
 harmonic's coefficients get a normal prior N(0, ``--prior-sd``^2) (a maximum a
-posteriori fit by Newton steps), which pulls a curve learned from few conversions
+posteriori fit, scikit-learn's Poisson regression), which pulls a curve learned from few conversions
 toward flat. pacer-stream (ADAPTIVE_HYBRID) then plans with each slot's weight times the
 curve's value at the slot's hour to the power ``--k``; the engine's shaping (capacity,
 per-hour maximum, closing share) is unchanged. With ``--true`` the simulator's own
@@ -30,6 +30,7 @@ from functools import cache
 import experiment_args
 import numpy as np
 import pacer_rows
+from sklearn.linear_model import PoissonRegressor  # type: ignore[import-untyped]
 
 import pacer_stream.sim.pacer as sim_pacer
 from pacer_stream.core.allocation.base import AllocationContext, StrategyResult
@@ -40,8 +41,6 @@ from pacer_stream.core.types import PacingStrategy
 from pacer_stream.sim.scenario import Scenario
 from pacer_stream.sim.traffic import generate
 
-NEWTON_STEPS = 25
-
 
 def _angle(hour: int) -> float:
     return 2.0 * math.pi * (hour + 0.5) / 24.0
@@ -50,29 +49,25 @@ def _angle(hour: int) -> float:
 def fit_daily_harmonic(
     spend_units: Sequence[float], conversions: Sequence[float], prior_sd: float
 ) -> tuple[float, float] | None:
-    """(b, c) of the MAP fit described above; None with no spend or no conversions."""
-    if sum(conversions) <= 0 or sum(spend_units) <= 0:
+    """(b, c) of the MAP fit described above; None with no spend or no conversions.
+
+    scikit-learn's Poisson regression of conversions per unit, weighted by the spend:
+    its objective is the weighted deviance over the total weight plus alpha/2 x |coef|^2,
+    which times the total spend is the negative log-likelihood plus the prior's
+    |coef|^2 / (2 prior_sd^2), so alpha = 1 / (prior_sd^2 x total spend)."""
+    total = sum(spend_units)
+    if sum(conversions) <= 0 or total <= 0:
         return None
-    rows = [
-        (1.0, math.cos(_angle(h)), math.sin(_angle(h)), s, y)
-        for h, (s, y) in enumerate(zip(spend_units, conversions, strict=True))
-        if s > 0
-    ]
-    beta = np.array([math.log(sum(conversions) / sum(spend_units)), 0.0, 0.0])
-    precision = np.diag([0.0, 1.0 / prior_sd**2, 1.0 / prior_sd**2])
-    for _ in range(NEWTON_STEPS):
-        grad = -precision @ beta
-        hess = precision.copy()
-        for x0, x1, x2, s, y in rows:
-            x = np.array([x0, x1, x2])
-            mu = s * math.exp(float(x @ beta))
-            grad += (y - mu) * x
-            hess += mu * np.outer(x, x)
-        step = np.linalg.solve(hess, grad)
-        beta += step
-        if float(np.abs(step).max()) < 1e-9:
-            break
-    return float(beta[1]), float(beta[2])
+    hours = [h for h, s in enumerate(spend_units) if s > 0]
+    x = np.array([[math.cos(_angle(h)), math.sin(_angle(h))] for h in hours])
+    spend = np.array([spend_units[h] for h in hours], dtype=np.float64)
+    rate = np.array([conversions[h] for h in hours], dtype=np.float64) / spend
+    model = PoissonRegressor(
+        alpha=1.0 / (prior_sd**2 * total), solver="newton-cholesky", tol=1e-10, max_iter=100
+    )
+    model.fit(x, rate, sample_weight=spend)
+    b, c = model.coef_
+    return float(b), float(c)
 
 
 @dataclass
