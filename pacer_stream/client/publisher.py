@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pacer_stream.core.ids import check_id
 from pacer_stream.core.types import SpendEvent
 from pacer_stream.wire import records
 
@@ -53,7 +54,8 @@ class _Pending:
 
     #: Completes when the record holding these events is acknowledged.
     done: asyncio.Future[None]
-    events: list[SpendEvent] = field(default_factory=list)
+    #: Each event as the batch will carry it (encoded and checked once, on publish).
+    events: list[bytes] = field(default_factory=list)
     size: int = _ENVELOPE
     timer: asyncio.TimerHandle | None = None
 
@@ -82,6 +84,8 @@ class SpendPublisher:
             raise ValueError(f"max_events must be in 1..{records.MAX_BATCH_EVENTS}")
         if not _ENVELOPE * 2 <= max_bytes <= records.MAX_BATCH_BYTES:
             raise ValueError(f"max_bytes must be in {_ENVELOPE * 2}..{records.MAX_BATCH_BYTES}")
+        if source is not None:
+            check_id(source, "source")
         self._send = send
         self.topic = topic
         self.linger_s = linger_s
@@ -97,11 +101,14 @@ class SpendPublisher:
 
     def publish(self, event: SpendEvent) -> asyncio.Future[None]:
         """Queue ``event`` in its campaign's batch; the returned future completes when
-        the record holding it is acknowledged. Must be called from the event loop."""
-        size = len(records.encode_spend(event, source=self.source)) + _SEPARATOR
+        the record holding it is acknowledged. Must be called from the event loop.
+        Raises :class:`~pacer_stream.errors.InvalidRecord` (the worker's code) at once
+        for an event the worker would refuse."""
+        cid = event.campaign_id
+        part = records.encode_batch_event(event, cid)
+        size = len(part) + _SEPARATOR
         if size + _ENVELOPE > self.max_bytes:
             raise ValueError(f"a spend event of {size} bytes does not fit in a batch")
-        cid = event.campaign_id
         pending = self._pending.get(cid)
         if pending is not None and (
             len(pending.events) >= self.max_events or pending.size + size > self.max_bytes
@@ -112,7 +119,7 @@ class SpendPublisher:
             loop = asyncio.get_running_loop()
             pending = self._pending[cid] = _Pending(done=loop.create_future())
             pending.timer = loop.call_later(self.linger_s, self._dispatch, cid)
-        pending.events.append(event)
+        pending.events.append(part)
         pending.size += size
         done = pending.done
         if len(pending.events) >= self.max_events:
@@ -160,8 +167,8 @@ class SpendPublisher:
         if not pending.done.done():
             pending.done.set_result(None)
 
-    async def _send_events(self, campaign_id: str, events: Sequence[SpendEvent]) -> None:
-        value = records.encode_spend_batch(campaign_id, events, source=self.source)
+    async def _send_events(self, campaign_id: str, events: Sequence[bytes]) -> None:
+        value = records.encode_batch(campaign_id, events, source=self.source)
         if len(value) > self.max_bytes and len(events) > 1:
             # The size estimate is per event; an encoder that writes a little more than
             # the sum (never expected) still never produces an oversized record.

@@ -102,6 +102,7 @@ from pacer_stream.wire.models import (
     DlqWire,
     PaceWire,
     SpendBatchWire,
+    SpendEventWire,
     SpendWire,
     ThresholdsWire,
 )
@@ -999,6 +1000,105 @@ def _batch_event(
     return record
 
 
+# --------------------------------------------------------------------------------------
+# Typed path of the spend topic: its records parsed straight into their model
+# --------------------------------------------------------------------------------------
+
+
+def _text_times(model: type[msgspec.Struct], name: str, **kinds: Any) -> Any:
+    """``model`` with its event time as plain text (parsed by :func:`parse_time`:
+    msgspec's own RFC 3339 reading differs from the codec's on fractions, offsets and
+    separators) and the field types in ``kinds`` replaced."""
+    hints = get_type_hints(model, include_extras=True)
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(model):
+        kind = hints[f.name]
+        if f.name == "event_time":
+            kind = str
+        elif f.name in kinds:  # the new type keeps the field's bounds
+            kind = Annotated.__class_getitem__(  # type: ignore[attr-defined]
+                (kinds[f.name], *getattr(kind, "__metadata__", ()))
+            )
+        # ``schema_version`` is required here: filled in by default, it would hide a
+        # record that lacks it from the key count.
+        required = f.required or f.name == "schema_version"
+        spec.append((f.name, kind) if required else (f.name, kind, f.default))
+    return msgspec.defstruct(name, spec, kw_only=True, forbid_unknown_fields=True)
+
+
+_TypedEvent: Final = _text_times(SpendEventWire, "TypedSpendEvent")
+_TYPED_SINGLE: Final = msgspec.json.Decoder(_text_times(SpendWire, "TypedSpend"))
+_TYPED_BATCH: Final = msgspec.json.Decoder(
+    _text_times(SpendBatchWire, "TypedSpendBatch", events=list[_TypedEvent])
+)
+_SPEND_CHECKS: Final = _RULES[SpendRecord][1]
+_asdict: Final = msgspec.structs.asdict
+_astuple: Final = msgspec.structs.astuple
+
+
+def _typed_spend(raw: bytes, ctx: _Context) -> SpendRecord | SpendBatchRecord | None:
+    """A spend record (single or batch) in one typed msgspec pass, or None when the
+    strict path must judge it: anything msgspec refuses or the checks after it refuse,
+    an escape, a repeated key or an explicit null (the keys present must be exactly the
+    colons outside strings), a batch with any event the decoder would reject. What it
+    returns is what the strict path returns for the same bytes (a property test holds
+    the two together); it exists because the strict path's generic parse costs more
+    than the rest of a single record's decode (14 us a record where this takes 5)."""
+    if b"\\" in raw:
+        return None
+    batch = b'"events"' in raw
+    try:
+        wire = (_TYPED_BATCH if batch else _TYPED_SINGLE).decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    colons = b"".join(raw.split(b'"')[::2]).count(b":")
+    try:
+        if not batch:
+            keys = _present(wire)
+            record = _typed_event(wire, wire.campaign_id, ctx)
+            return record if keys == colons else None
+        campaign_id, source = wire.campaign_id, wire.source
+        for name, check in _RULES[_ENVELOPE][1]:
+            if (value := getattr(wire, name)) is not None:
+                check(value, name)
+        keys = _present(wire)
+        events = []
+        for event in wire.events:
+            keys += _present(event)
+            own = event.campaign_id
+            if own is not None and own != campaign_id:
+                return None
+            record = _typed_event(event, campaign_id, ctx)
+            if record.source is None and source is not None:
+                record = msgspec.structs.replace(record, source=source)
+            events.append(record)
+    except InvalidRecord:
+        return None
+    if keys != colons:
+        return None
+    return SpendBatchRecord(campaign_id, tuple(events), tuple(range(len(events))), (), source)
+
+
+def _present(struct: msgspec.Struct) -> int:
+    """Fields of a decoded struct that are not None: the keys its object held, when
+    no key was written as an explicit null (which the caller's colon count catches)."""
+    values = _astuple(struct)
+    return len(values) - values.count(None)
+
+
+def _typed_event(wire: Any, campaign_id: str, ctx: _Context) -> SpendRecord:
+    fields_ = _asdict(wire)
+    fields_["campaign_id"] = campaign_id
+    fields_["event_time"] = event_time = parse_time(wire.event_time, "event_time")
+    record = SpendRecord(**fields_)
+    for name, check in _SPEND_CHECKS:
+        if (value := getattr(record, name)) is not None:
+            check(value, name)
+    ctx.not_too_old(event_time, "event_time")
+    ctx.not_in_future(event_time, "event_time")
+    return record
+
+
 def _decode_budget(d: Mapping[str, Any], ctx: _Context) -> BudgetRecord:
     record = _convert(d, BudgetRecord)
     if record.timezone not in _known_zones():
@@ -1101,6 +1201,12 @@ def decode(
     limit = max_bytes
     if topic == topics.SPEND and b'"events"' in raw:  # only a batch may be larger
         limit = max(max_bytes, max_batch_bytes)
+    if topic == topics.SPEND and len(raw) <= limit:
+        typed = _typed_spend(raw, ctx)
+        if typed is not None and len(raw) <= (
+            max_batch_bytes if isinstance(typed, SpendBatchRecord) else max_bytes
+        ):
+            return typed
     data = (_fast_load(raw) if len(raw) <= limit else None) or _load(raw, limit)
     if topic == topics.SPEND:
         allowed = max_batch_bytes if "events" in data else max_bytes
@@ -1340,16 +1446,51 @@ def encode_spend_batch(
     campaign_id: str, events: Sequence[SpendEvent], *, source: str | None = None
 ) -> bytes:
     """One batch spend record of ``events`` (all of ``campaign_id``; publish it with key
-    ``campaign_id``). Raises :class:`InvalidRecord` for an event a decoder would reject,
-    no events, more than :data:`MAX_BATCH_EVENTS`, or more than :data:`MAX_BATCH_BYTES`."""
-    return encode(
-        SpendBatchRecord(
-            campaign_id,
-            tuple(SpendRecord.from_core(event) for event in events),
-            tuple(range(len(events))),
-            source=source,
-        )
-    )
+    ``campaign_id``). Raises :class:`InvalidRecord` for an event a decoder would reject
+    (its message names the event's index), no events, more than
+    :data:`MAX_BATCH_EVENTS`, or more than :data:`MAX_BATCH_BYTES`."""
+    parts = []
+    for index, event in enumerate(events):
+        try:
+            parts.append(encode_batch_event(event, campaign_id))
+        except InvalidRecord as exc:
+            raise InvalidRecord(exc.code, f"events[{index}].{exc.message}") from None
+    return encode_batch(campaign_id, parts, source=source)
+
+
+def encode_batch_event(event: SpendEvent, campaign_id: str) -> bytes:
+    """``event`` as a batch record of ``campaign_id`` carries it (no ``schema_version``;
+    its campaign only where it differs, which the check refuses), checked by the rules
+    the decoder applies to a batch's event. The pieces :func:`encode_batch` joins: a
+    publisher that packs events as they come encodes and checks each one once."""
+    data = _struct_dict(SpendRecord.from_core(event))
+    del data["schema_version"]
+    if event.campaign_id == campaign_id:
+        del data["campaign_id"]
+    _batch_event(data, campaign_id, None, _NO_CONTEXT)
+    return _ENCODER.encode(data)
+
+
+def encode_batch(
+    campaign_id: str, events: Sequence[bytes], *, source: str | None = None
+) -> bytes:
+    """One batch spend record of events encoded by :func:`encode_batch_event` for
+    ``campaign_id``, byte for byte what :func:`encode` writes for the same batch. Raises
+    :class:`InvalidRecord` for a campaign id or source the decoder refuses, no events,
+    more than :data:`MAX_BATCH_EVENTS`, or more than :data:`MAX_BATCH_BYTES`."""
+    envelope: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "campaign_id": campaign_id,
+        "events": [None] * len(events),  # the model's bounds on the list, not its items
+    }
+    if source is not None:
+        envelope["source"] = source
+    _convert(envelope, _ENVELOPE)
+    envelope["events"] = msgspec.Raw(b"[" + b",".join(events) + b"]")
+    encoded = _ENCODER.encode(envelope)
+    if len(encoded) > MAX_BATCH_BYTES:
+        _fail(ErrorCode.PAYLOAD_TOO_LARGE, "", f"batch is {len(encoded)} bytes > {MAX_BATCH_BYTES}")
+    return encoded
 
 
 def encode_budget(config: CampaignConfig, *, updated_at: datetime) -> bytes:
@@ -1457,6 +1598,8 @@ __all__ = [
     "decode_as",
     "encode",
     "encode_alert",
+    "encode_batch",
+    "encode_batch_event",
     "encode_breaker",
     "encode_budget",
     "encode_dlq",

@@ -108,6 +108,36 @@ def test_encoded_batch_omits_what_the_batch_already_says() -> None:
     assert "source" not in data["events"][0]
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=20),
+    st.sampled_from([None, "connector"]),
+    st.booleans(),
+)
+def test_the_batch_from_encoded_events_is_what_the_generic_encoder_writes(
+    ids: list[int], source: str | None, repeat_campaign: bool
+) -> None:
+    """``encode_spend_batch`` joins events encoded one by one (as ``SpendPublisher``
+    does on publish); the bytes are those ``encode`` writes for the whole record."""
+    events = [_core(i, reservation_id=f"r-{i}" if i % 2 else None) for i in ids]
+    record = SpendBatchRecord(
+        "cmp-1",
+        tuple(SpendRecord.from_core(e) for e in events),
+        tuple(range(len(events))),
+        source=source,
+    )
+    assert encode_spend_batch("cmp-1", events, source=source) == records.encode(record)
+    parts = [records.encode_batch_event(e, "cmp-1") for e in events]
+    assert records.encode_batch("cmp-1", parts, source=source) == records.encode(record)
+
+
+def test_a_refused_event_is_named_by_its_index() -> None:
+    with pytest.raises(InvalidRecord) as info:
+        encode_spend_batch("cmp-1", [_core(1), _core(2, event_id=" ")])
+    assert info.value.code == "empty_id"
+    assert info.value.message.startswith("events[1].event_id")
+
+
 def test_batch_of_the_maximum_size_round_trips() -> None:
     events = [_core(i) for i in range(MAX_BATCH_EVENTS)]
     payload = encode_spend_batch("cmp-1", events)

@@ -13,8 +13,9 @@ import pytest
 
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import ChannelType, SpendEvent
+from pacer_stream.errors import InvalidArgument, InvalidRecord
 from pacer_stream.wire import records, topics
-from pacer_stream.wire.records import SpendBatchRecord
+from pacer_stream.wire.records import SpendBatchRecord, SpendRecord
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -128,3 +129,31 @@ async def test_a_failed_send_reaches_the_futures_and_the_flush() -> None:
         pub.publish(event(i))
     await pub.flush()
     assert [e.event_id for b in send.batches() for e in b.events] == ["ev-0", "ev-1", "ev-2"]
+
+
+async def test_a_bad_event_or_source_is_refused_at_once_with_the_workers_code() -> None:
+    send = Recorder()
+    pub = SpendPublisher(send, "spend", linger_s=60)
+    with pytest.raises(InvalidRecord) as info:
+        pub.publish(event(1, id_pad="\x00"))
+    assert info.value.code == "invalid_id"
+    with pytest.raises(InvalidArgument):
+        SpendPublisher(send, "spend", source=" ")
+    pub.publish(event(2))  # the refused event left nothing behind
+    await pub.flush()
+    assert [e.event_id for b in send.batches() for e in b.events] == ["ev-2"]
+
+
+async def test_records_are_what_the_batch_encoder_writes() -> None:
+    """Events are encoded once, on publish; the record joins them and is byte for byte
+    what the generic encoder writes for the same batch."""
+    send = Recorder()
+    pub = SpendPublisher(send, "spend", linger_s=60, source="connector-1")
+    events = [event(i) for i in range(3)]
+    for e in events:
+        pub.publish(e)
+    await pub.flush()
+    batch = SpendBatchRecord(
+        "camp-1", tuple(SpendRecord.from_core(e) for e in events), (0, 1, 2), source="connector-1"
+    )
+    assert [v for _, _, v in send.sent] == [records.encode(batch)]
