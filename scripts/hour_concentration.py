@@ -11,11 +11,18 @@ curve's value at the slot's hour to the power ``--k``; the engine's shaping (cap
 per-hour maximum, closing share) is unchanged. With ``--true`` the simulator's own
 hour quality replaces the fitted curve: the bound of what the tilt can buy.
 
+With ``--sure-from H`` a tilted plan trusts only the sure part of the hours from local
+``H``:00 on: each is capped at the least demand (spend plus refused demand) any of the
+past ``CAPACITY_DAYS`` days showed in it, times ``CAPACITY_MARGIN`` (a day without
+demand in the hour counts as 0), while the earlier hours keep the engine's capacity;
+when the hours so capped cannot hold the budget, the engine's capacity stays.
+
 Prints ``scripts/pacer_rows.py``'s figures (pacer-stream with reallocation and with the
 static split, the free and split-bound oracles, the even gate) for the variant.
 
     PYTHONPATH=. python scripts/hour_concentration.py --seeds 0-9 --k 4
     PYTHONPATH=. python scripts/hour_concentration.py --seeds 0-9 --k 6 --true
+    PYTHONPATH=. python scripts/hour_concentration.py --seeds 0-9 --k 4 --sure-from 15
 """
 
 from __future__ import annotations
@@ -32,11 +39,17 @@ import numpy as np
 import pacer_rows
 from sklearn.linear_model import PoissonRegressor  # type: ignore[import-untyped]
 
+import pacer_stream.core.day as core_day
+import pacer_stream.core.planning as planning
 import pacer_stream.sim.pacer as sim_pacer
 from pacer_stream.core.allocation.base import AllocationContext, StrategyResult
+from pacer_stream.core.allocation.capacity import CAPACITY_DAYS, CAPACITY_MARGIN
 from pacer_stream.core.allocation.profile import read_profile
 from pacer_stream.core.allocation.strategies import AdaptiveHybrid, default_registry
+from pacer_stream.core.calendar import local_hour_at
 from pacer_stream.core.forecast.predictor import Forecaster
+from pacer_stream.core.history import SPEND
+from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import PacingStrategy
 from pacer_stream.sim.scenario import Scenario
 from pacer_stream.sim.traffic import generate
@@ -121,12 +134,86 @@ def _traffic_quality(scenario: Scenario, seed: int, day: int) -> tuple[np.ndarra
     return t.true_hour_quality, t.channels
 
 
+def least_demand(ctx: AllocationContext, unmet: dict[int, int]) -> list[int] | None:
+    """Per slot: the least demand (spend plus refused demand) any past day with demand
+    showed in the slot's local hour, times ``CAPACITY_MARGIN``; None without history."""
+    lo, hi = ctx.day_start_hour - CAPACITY_DAYS * 24, ctx.day_start_hour
+    demand: dict[int, int] = {}
+    for h, bucket in ctx.history.before(hi):
+        if h >= lo and bucket[SPEND] > 0:
+            demand[h] = bucket[SPEND]
+    for h, amount in unmet.items():
+        if lo <= h < hi and amount > 0:
+            demand[h] = demand.get(h, 0) + amount
+    if not demand:
+        return None
+    by_hour: dict[int, dict[int, int]] = {}
+    days: set[int] = set()
+    for h, amount in demand.items():
+        _, hod = local_hour_at(ctx.day.tz, h * 3600.0)
+        day_key = (h - hod + 12) // 24
+        days.add(day_key)
+        by_hour.setdefault(hod, {})[day_key] = amount
+    return [
+        int(min(by_hour.get(hod, {}).get(d, 0) for d in days) * CAPACITY_MARGIN)
+        for hod in ctx.day.hours_of_day
+    ]
+
+
+def sure_late_hours(
+    capacity: tuple[int, ...] | None, ctx: AllocationContext, ch: ChannelState, start: int
+) -> tuple[int, ...] | None:
+    """``capacity`` with the hours from ``start`` capped at :func:`least_demand`, unless
+    the hours so capped cannot hold the channel's budget."""
+    sure = least_demand(ctx, dict(ch.unmet_hours.amounts))
+    if sure is None:
+        return capacity
+    base = capacity if capacity is not None else (ch.budget,) * len(sure)
+    hours = ctx.day.hours_of_day
+    capped = tuple(
+        min(b, s) if h >= start else b for b, s, h in zip(base, sure, hours, strict=True)
+    )
+    return capped if sum(capped) >= ch.budget else capacity
+
+
+def install_sure_late_hours(start: int) -> None:
+    """Plans of tilted (learned, ADAPTIVE_HYBRID) channels use :func:`sure_late_hours`
+    (the engine's ``replan`` with that one change)."""
+
+    def replan(
+        state: CampaignState, ch: ChannelState, strategies: dict[PacingStrategy, object]
+    ) -> None:
+        day = ch.day
+        kind = ch.strategy or state.strategy
+        if day is None or kind is not PacingStrategy.ADAPTIVE_HYBRID:
+            return original(state, ch, strategies)  # type: ignore[arg-type]
+        ctx = planning.context(state, ch, day)
+        result = strategies[kind].weigh(ctx)  # type: ignore[attr-defined]
+        if result.confidence <= 0:
+            return original(state, ch, strategies)  # type: ignore[arg-type]
+        if ch.active_from is not None and ch.active_from > day.start:
+            result = planning.from_activation(result, day, ch.active_from)
+        ch.result = result = planning.shared_result(result)
+        capacity = sure_late_hours(planning.slot_capacity(state, ch, day), ctx, ch, start)
+        result = planning.closing_floor(result)
+        planning.set_plan(ch, planning.shape_day(ch.budget, result, state.thresholds, capacity))
+        return None
+
+    original = planning.replan
+    for module in (planning, core_day):  # day rolls call it through core.day
+        if getattr(module, "replan", None) is original:
+            module.replan = replan  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--k", type=float, default=4.0, help="exponent on the hour value")
     ap.add_argument("--prior-sd", type=float, default=0.5)
     ap.add_argument("--true", action="store_true", help="the simulator's hour quality")
+    ap.add_argument("--sure-from", type=int, default=None, help="sure caps from this hour")
     args, rest = ap.parse_known_args(argv)
+    if args.sure_from is not None:
+        install_sure_late_hours(args.sure_from)
     scenario = experiment_args.scenario(
         experiment_args.parser("", seeds="0-9").parse_known_args(rest)[0]
     )
