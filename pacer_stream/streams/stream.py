@@ -36,7 +36,8 @@ class PacerStream(faust.Stream):  # type: ignore[type-arg]
 
     async def take_records(self, max_: int, within: Seconds) -> AsyncIterator[list[Message]]:
         """Batches of at most ``max_`` records, each handed over ``within`` after its
-        first record at the latest and acknowledged once the caller is done with it."""
+        first record at the latest (0: with whatever has arrived by then, no wait) and
+        acknowledged once the caller is done with it."""
         name = _topic_name(self.channel)
         bulk = bulk_topics(self.app).get(name) if name is not None else None
         if bulk is not None:
@@ -54,7 +55,7 @@ class PacerStream(faust.Stream):  # type: ignore[type-arg]
         full = asyncio.Event()  # the batch has max_ events
         taken = asyncio.Event()  # the batch was handed over and acknowledged
         taken.set()
-        window = want_seconds(within) if within else None
+        window = want_seconds(within)  # 0: hand over what has arrived, no wait
 
         async def add(value: Any) -> Any:
             # A stream processor: faust calls it for every event, in order. While a

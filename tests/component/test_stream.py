@@ -70,6 +70,21 @@ async def test_a_lone_event_is_handed_over_after_the_window() -> None:
     assert batches == [["only"], ["next"]]
 
 
+async def test_a_zero_window_hands_over_what_has_arrived_without_waiting() -> None:
+    """``within`` 0 (the can-spend agent's): no wait for company, and no wait for a
+    full batch either (a lone event would otherwise wait for ``max_`` - 1 more)."""
+    app = _app()
+    agent, batches = _collecting_agent(app, max_=100, within=0.0)
+    async with agent.test_context() as ctx:
+        await ctx.put("only")
+        await _until(lambda: batches)
+        for value in ("a", "b", "c"):
+            await ctx.put(value)
+        await _until(lambda: sum(map(len, batches)) == 4)
+    assert [v for b in batches for v in b] == ["only", "a", "b", "c"]
+    assert batches[0] == ["only"]
+
+
 def _batches_of_two(app: faust.App, seen: list[Sequence[Any]], fail_at: int = 0) -> Any:
     """An agent keeping its batches of two in ``seen``; it raises on batch ``fail_at``
     (counted from 1; 0: never)."""
