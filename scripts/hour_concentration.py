@@ -43,12 +43,11 @@ import pacer_stream.core.day as core_day
 import pacer_stream.core.planning as planning
 import pacer_stream.sim.pacer as sim_pacer
 from pacer_stream.core.allocation.base import AllocationContext, StrategyResult
-from pacer_stream.core.allocation.capacity import CAPACITY_DAYS, CAPACITY_MARGIN
+from pacer_stream.core.allocation.capacity import CAPACITY_MARGIN, past_demand
 from pacer_stream.core.allocation.profile import read_profile
 from pacer_stream.core.allocation.strategies import AdaptiveHybrid, default_registry
 from pacer_stream.core.calendar import local_hour_at
 from pacer_stream.core.forecast.predictor import Forecaster
-from pacer_stream.core.history import SPEND
 from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import PacingStrategy
 from pacer_stream.sim.scenario import Scenario
@@ -136,15 +135,9 @@ def _traffic_quality(scenario: Scenario, seed: int, day: int) -> tuple[np.ndarra
 
 def least_demand(ctx: AllocationContext, unmet: dict[int, int]) -> list[int] | None:
     """Per slot: the least demand (spend plus refused demand) any past day with demand
-    showed in the slot's local hour, times ``CAPACITY_MARGIN``; None without history."""
-    lo, hi = ctx.day_start_hour - CAPACITY_DAYS * 24, ctx.day_start_hour
-    demand: dict[int, int] = {}
-    for h, bucket in ctx.history.before(hi):
-        if h >= lo and bucket[SPEND] > 0:
-            demand[h] = bucket[SPEND]
-    for h, amount in unmet.items():
-        if lo <= h < hi and amount > 0:
-            demand[h] = demand.get(h, 0) + amount
+    showed in the slot's local hour (over the engine's ``CAPACITY_DAYS``), times
+    ``CAPACITY_MARGIN``; None without history."""
+    demand = past_demand(ctx, unmet)
     if not demand:
         return None
     by_hour: dict[int, dict[int, int]] = {}

@@ -31,9 +31,9 @@ MIN_CAPACITY_DAYS = 1
 CAPACITY_MARGIN = 0.9
 
 
-def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[int, ...] | None:
-    """Per slot of ``ctx.day``: micros the slot is expected to absorb, or None when the
-    history is too short to say (then no slot is limited)."""
+def past_demand(ctx: AllocationContext, unmet: Mapping[int, int]) -> dict[int, int]:
+    """Epoch hour -> demand seen in it (spend plus demand refused, ``unmet``) over the
+    :data:`CAPACITY_DAYS` days before ``ctx``'s day; hours without demand are absent."""
     lo = ctx.day_start_hour - CAPACITY_DAYS * 24
     hi = ctx.day_start_hour
     demand: dict[int, int] = {}
@@ -43,6 +43,13 @@ def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[i
     for h, amount in unmet.items():
         if lo <= h < hi and amount > 0:
             demand[h] = demand.get(h, 0) + amount
+    return demand
+
+
+def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[int, ...] | None:
+    """Per slot of ``ctx.day``: micros the slot is expected to absorb, or None when the
+    history is too short to say (then no slot is limited)."""
+    demand = past_demand(ctx, unmet)
     if not demand:
         return None
     tz = ctx.day.tz
