@@ -1053,20 +1053,18 @@ def _typed_spend(raw: bytes, ctx: _Context) -> SpendRecord | SpendBatchRecord | 
         wire = (_TYPED_BATCH if batch else _TYPED_SINGLE).decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
-    colons = b"".join(raw.split(b'"')[::2]).count(b":")
+    keys = _present(wire) + (sum(map(_present, wire.events)) if batch else 0)
+    if keys != b"".join(raw.split(b'"')[::2]).count(b":"):
+        return None
     try:
         if not batch:
-            keys = _present(wire)
-            record = _typed_event(wire, wire.campaign_id, ctx)
-            return record if keys == colons else None
+            return _typed_event(wire, wire.campaign_id, ctx)
         campaign_id, source = wire.campaign_id, wire.source
         for name, check in _RULES[_ENVELOPE][1]:
             if (value := getattr(wire, name)) is not None:
                 check(value, name)
-        keys = _present(wire)
         events = []
         for event in wire.events:
-            keys += _present(event)
             own = event.campaign_id
             if own is not None and own != campaign_id:
                 return None
@@ -1075,8 +1073,6 @@ def _typed_spend(raw: bytes, ctx: _Context) -> SpendRecord | SpendBatchRecord | 
                 record = msgspec.structs.replace(record, source=source)
             events.append(record)
     except InvalidRecord:
-        return None
-    if keys != colons:
         return None
     return SpendBatchRecord(campaign_id, tuple(events), tuple(range(len(events))), (), source)
 
