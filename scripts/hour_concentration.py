@@ -43,10 +43,10 @@ import pacer_stream.core.day as core_day
 import pacer_stream.core.planning as planning
 import pacer_stream.sim.pacer as sim_pacer
 from pacer_stream.core.allocation.base import AllocationContext, StrategyResult
-from pacer_stream.core.allocation.capacity import CAPACITY_MARGIN, past_demand
+from pacer_stream.core.allocation.capacity import CAPACITY_MARGIN, local_day_hour, past_demand
 from pacer_stream.core.allocation.profile import read_profile
 from pacer_stream.core.allocation.strategies import AdaptiveHybrid, default_registry
-from pacer_stream.core.calendar import local_hour_at
+from pacer_stream.core.calendar import LocalDay
 from pacer_stream.core.forecast.predictor import Forecaster
 from pacer_stream.core.state import CampaignState, ChannelState
 from pacer_stream.core.types import PacingStrategy
@@ -143,8 +143,7 @@ def least_demand(ctx: AllocationContext, unmet: dict[int, int]) -> list[int] | N
     by_hour: dict[int, dict[int, int]] = {}
     days: set[int] = set()
     for h, amount in demand.items():
-        _, hod = local_hour_at(ctx.day.tz, h * 3600.0)
-        day_key = (h - hod + 12) // 24
+        day_key, _, hod = local_day_hour(ctx.day.tz, h)
         days.add(day_key)
         by_hour.setdefault(hod, {})[day_key] = amount
     return [
@@ -170,29 +169,28 @@ def sure_late_hours(
 
 
 def install_sure_late_hours(start: int) -> None:
-    """Plans of tilted (learned, ADAPTIVE_HYBRID) channels use :func:`sure_late_hours`
-    (the engine's ``replan`` with that one change)."""
+    """Plans of ADAPTIVE_HYBRID channels use :func:`sure_late_hours`: the engine's own
+    ``replan``, reading its capacity through that one change while it plans (other
+    readers of the capacity, such as rebasing and the split, keep the engine's)."""
+    original, capacity_of = planning.replan, planning.slot_capacity
+
+    def sure_capacity(
+        state: CampaignState, ch: ChannelState, day: LocalDay
+    ) -> tuple[int, ...] | None:
+        ctx = planning.context(state, ch, day)
+        return sure_late_hours(capacity_of(state, ch, day), ctx, ch, start)
 
     def replan(
         state: CampaignState, ch: ChannelState, strategies: dict[PacingStrategy, object]
     ) -> None:
-        day = ch.day
-        kind = ch.strategy or state.strategy
-        if day is None or kind is not PacingStrategy.ADAPTIVE_HYBRID:
+        if (ch.strategy or state.strategy) is not PacingStrategy.ADAPTIVE_HYBRID:
             return original(state, ch, strategies)  # type: ignore[arg-type]
-        ctx = planning.context(state, ch, day)
-        result = strategies[kind].weigh(ctx)  # type: ignore[attr-defined]
-        if result.confidence <= 0:
+        planning.slot_capacity = sure_capacity  # type: ignore[assignment]
+        try:
             return original(state, ch, strategies)  # type: ignore[arg-type]
-        if ch.active_from is not None and ch.active_from > day.start:
-            result = planning.from_activation(result, day, ch.active_from)
-        ch.result = result = planning.shared_result(result)
-        capacity = sure_late_hours(planning.slot_capacity(state, ch, day), ctx, ch, start)
-        result = planning.closing_floor(result)
-        planning.set_plan(ch, planning.shape_day(ch.budget, result, state.thresholds, capacity))
-        return None
+        finally:
+            planning.slot_capacity = capacity_of  # type: ignore[assignment]
 
-    original = planning.replan
     for module in (planning, core_day):  # day rolls call it through core.day
         if getattr(module, "replan", None) is original:
             module.replan = replan  # type: ignore[assignment]

@@ -46,6 +46,13 @@ def past_demand(ctx: AllocationContext, unmet: Mapping[int, int]) -> dict[int, i
     return demand
 
 
+def local_day_hour(tz: str, epoch_hour: int) -> tuple[int, int, int]:
+    """(local day, weekday, local hour of day) of an epoch hour in zone ``tz``; the local
+    day is a number the hours of one local day share (DST days included)."""
+    weekday, hod = local_hour_at(tz, epoch_hour * 3600.0)
+    return (epoch_hour - hod + 12) // 24, weekday, hod
+
+
 def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[int, ...] | None:
     """Per slot of ``ctx.day``: micros the slot is expected to absorb, or None when the
     history is too short to say (then no slot is limited)."""
@@ -58,8 +65,7 @@ def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[i
     same_total = 0.0
     same_days: set[int] = set()
     for h, amount in demand.items():
-        weekday, hod = local_hour_at(tz, h * 3600.0)
-        day_key = (h - hod + 12) // 24  # the local day the hour belongs to
+        day_key, weekday, hod = local_day_hour(tz, h)
         by_hour[hod] += amount
         days.add(day_key)
         if weekday == ctx.day.weekday:
