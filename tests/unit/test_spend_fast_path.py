@@ -69,6 +69,19 @@ def fast(payload: bytes) -> object:
     return records.decode(topics.SPEND, payload, now=NOW)
 
 
+def assert_paths_agree(payload: bytes) -> None:
+    """``decode`` (every path) gives the strict path's record or code; the typed pass
+    alone gives the same record or leaves the payload to the others."""
+    expected = outcome(strict, payload)
+    assert outcome(fast, payload) == expected
+    assert typed(payload) in (None, expected)
+
+
+def with_repeated_key(text: str, name: str, value: object) -> str:
+    """A JSON object's text with ``name`` written once more, as ``value``, at its end."""
+    return text[:-1] + f', "{name}": {json.dumps(value)}' + "}"
+
+
 def without_nulls(record: dict[str, Any]) -> dict[str, Any]:
     """The record with its optional fields absent instead of null (the typed pass
     takes only such records; the others take the paths after it)."""
@@ -87,16 +100,14 @@ def spend_payloads(draw: st.DrawFn) -> bytes:
     separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")]))
     text = json.dumps(record, separators=separators, ensure_ascii=draw(st.booleans()))
     if draw(st.booleans()) and len(record) > 1:
-        name = draw(st.sampled_from(sorted(record)))
-        text = text[:-1] + f', "{name}": {json.dumps(draw(ODD_VALUES))}' + "}"
+        text = with_repeated_key(text, draw(st.sampled_from(sorted(record))), draw(ODD_VALUES))
     return text.encode("utf-8")
 
 
 @settings(max_examples=400, deadline=None)
 @given(spend_payloads())
 def test_fast_path_decides_as_the_strict_path(payload: bytes) -> None:
-    assert outcome(fast, payload) == outcome(strict, payload)
-    assert typed(payload) in (None, outcome(strict, payload))
+    assert_paths_agree(payload)
 
 
 EVENT: dict[str, Any] = {
@@ -131,15 +142,14 @@ def batch_payloads(draw: st.DrawFn) -> bytes:
     text = json.dumps({**envelope, "events": events}, separators=separators)
     if draw(st.integers(0, 4)) == 0:
         name = draw(st.sampled_from(["campaign_id", "source", "events"]))
-        text = text[:-1] + f', "{name}": {json.dumps(draw(ODD_VALUES))}' + "}"
+        text = with_repeated_key(text, name, draw(ODD_VALUES))
     return text.encode("utf-8")
 
 
 @settings(max_examples=400, deadline=None)
 @given(batch_payloads())
 def test_batches_decide_as_the_strict_path(payload: bytes) -> None:
-    assert outcome(fast, payload) == outcome(strict, payload)
-    assert typed(payload) in (None, outcome(strict, payload))
+    assert_paths_agree(payload)
 
 
 def test_a_clean_record_takes_the_typed_pass() -> None:
@@ -164,7 +174,7 @@ def test_a_null_or_absent_version_is_left_to_the_other_paths() -> None:
 
 
 def test_a_repeated_key_is_left_to_the_strict_path() -> None:
-    payload = json.dumps(BASE).encode()[:-1] + b', "clicks": 2}'
+    payload = with_repeated_key(json.dumps(BASE), "clicks", 2).encode()
     assert records._fast_load(payload) is None
     assert typed(payload) is None
     assert outcome(fast, payload) == "duplicate_key"
