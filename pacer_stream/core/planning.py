@@ -20,7 +20,7 @@ from pacer_stream.core.allocation import (
     shape_day,
 )
 from pacer_stream.core.allocation.base import DayPlan, slot_caps, waterfill
-from pacer_stream.core.allocation.capacity import absorb_capacity
+from pacer_stream.core.allocation.capacity import absorb_capacity, sure_capacity
 from pacer_stream.core.calendar import LocalDay
 from pacer_stream.core.money import split_exact
 from pacer_stream.core.state import CampaignState, ChannelState
@@ -74,6 +74,10 @@ def replan(
         result = from_activation(result, day, ch.active_from)
     ch.result = result = shared_result(result)
     capacity = slot_capacity(state, ch, day)
+    if strategy.sure_from_hour is not None:
+        capacity = sure_capacity(
+            capacity, ctx, ch.unmet_hours.amounts, ch.budget, strategy.sure_from_hour
+        )
     if kind is not PacingStrategy.EVEN_DISTRIBUTION:  # even is even, to the last hour
         result = closing_floor(result)
     set_plan(ch, shape_day(ch.budget, result, state.thresholds, capacity))

@@ -13,7 +13,11 @@ from pacer_stream.core.allocation.base import (
     flat_result,
     shape_day,
 )
-from pacer_stream.core.allocation.capacity import CAPACITY_MARGIN, absorb_capacity
+from pacer_stream.core.allocation.capacity import (
+    CAPACITY_MARGIN,
+    absorb_capacity,
+    sure_capacity,
+)
 from pacer_stream.core.calendar import local_day
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.history import HourlyHistory
@@ -105,3 +109,89 @@ def test_capacity_that_cannot_hold_the_budget_is_ignored() -> None:
     cap = absorb_capacity(_ctx(_history(3, {}, 1 * U)), {})
     assert cap is not None and sum(cap) < budget
     assert shape_day(budget, flat_result(24), t, cap) == shape_day(budget, flat_result(24), t)
+
+
+# -- the sure capacity of late hours --------------------------------------------------
+def _days(spend_by_day: list[dict[int, int]], default: int) -> HourlyHistory:
+    """One dict of hour -> spend per past day, oldest first."""
+    h = HourlyHistory()
+    for back, by_hour in zip(range(len(spend_by_day), 0, -1), spend_by_day, strict=True):
+        for hod in range(24):
+            spend = by_hour.get(hod, default)
+            if spend:
+                h.add(START_H - back * 24 + hod, spend, 1, 0, 0, 0)
+    return h
+
+
+def test_late_hours_are_capped_at_the_least_demand_a_past_day_showed() -> None:
+    hist = _days([{16: 100 * U, 9: 10 * U}, {16: 40 * U}, {16: 80 * U, 20: 0}], 100 * U)
+    ctx = _ctx(hist)
+    cap = absorb_capacity(ctx, {})
+    assert cap is not None
+    sure = sure_capacity(cap, ctx, {}, 100 * U, 15)
+    assert sure is not None
+    assert sure[16] == int(40 * U * CAPACITY_MARGIN)
+    assert sure[20] == 0  # a day without demand in the hour counts as none
+    assert sure[9] == cap[9]  # before 15:00 the mean (its least day: 10 units)
+    assert sure[:15] == cap[:15]
+    assert all(s <= c for s, c in zip(sure, cap, strict=True))
+
+
+def test_refused_demand_counts_in_the_sure_capacity() -> None:
+    hist = _days([{16: 100 * U}, {16: 40 * U}, {16: 80 * U}], 100 * U)
+    ctx = _ctx(hist)
+    unmet = {START_H - 2 * 24 + 16: 50 * U}  # the 40-unit day refused 50 more
+    sure = sure_capacity(absorb_capacity(ctx, unmet), ctx, unmet, 100 * U, 15)
+    assert sure is not None and sure[16] == int(80 * U * CAPACITY_MARGIN)
+
+
+def test_sure_caps_that_cannot_hold_the_budget_are_not_used() -> None:
+    hist = _days([{h: 1 * U for h in range(15, 24)}, {}], 100 * U)
+    ctx = _ctx(hist)
+    cap = absorb_capacity(ctx, {})
+    assert cap is not None
+    budget = sum(cap[:15]) + 10 * U  # the late hours' least demand holds 9 x 0.9 units
+    assert sure_capacity(cap, ctx, {}, budget, 15) is cap
+    assert sure_capacity(None, _ctx(HourlyHistory()), {}, budget, 15) is None
+
+
+class _Flat:
+    """Flat weights, trusting only the sure late hours from ``sure_from_hour``."""
+
+    name = PacingStrategy.EVEN_DISTRIBUTION
+
+    def __init__(self, sure_from_hour: int | None) -> None:
+        self.sure_from_hour = sure_from_hour
+
+    def weigh(self, ctx: AllocationContext) -> StrategyResult:
+        return flat_result(ctx.day.n_slots, confidence=1.0)
+
+
+def _rolled_plan(sure_from_hour: int | None) -> tuple[int, ...]:
+    """A channel planned the day before learns three days of history (16:00 bought 300,
+    40 and 200 units), then rolls into the new day: its new plan."""
+    ch_t = ChannelType.GOOGLE_ADS
+    eng = PacingEngine(strategies={PacingStrategy.EVEN_DISTRIBUTION: _Flat(sure_from_hour)})
+    cfg = CampaignConfig(
+        "c", {ch_t: ChannelConfig(2400 * U)}, PacingStrategy.EVEN_DISTRIBUTION, "UTC"
+    )
+    state, _ = eng.configure(None, cfg, datetime(2026, 2, 27, 12, tzinfo=UTC))
+    ch = state.channels[ch_t]
+    for back, spend16 in zip((3, 2, 1), (300, 40, 200), strict=True):
+        for hod in range(24):
+            spend = (spend16 if hod == 16 else 300) * U
+            ch.history.add(START_H - back * 24 + hod, spend, 1, 0, 0, 0)
+    eng.reserve(state, ch_t, 1 * U, "r1", datetime(2026, 3, 2, 0, 5, tzinfo=UTC))
+    plan = state.channels[ch_t].plan
+    assert plan is not None and plan.amounts is not None
+    assert sum(plan.amounts) == 2400 * U
+    return tuple(plan.amounts)
+
+
+def test_a_strategys_sure_hours_limit_its_plan() -> None:
+    usual, sure = _rolled_plan(None), _rolled_plan(15)
+    assert sure[16] == int(40 * U * CAPACITY_MARGIN) < usual[16]
+    others = [h for h in range(24) if h != 16]
+    # what 16:00 cannot surely take went to the other hours
+    assert all(sure[h] >= usual[h] for h in others)
+    assert sum(sure[h] - usual[h] for h in others) == usual[16] - sure[16]

@@ -3,15 +3,18 @@ days, versions in allocations, the registry and the forecaster's fallbacks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import pytest
 
 from pacer_stream.core.allocation.base import AllocationContext, shape_day
 from pacer_stream.core.allocation.strategies import (
+    HOUR_TILT,
     MAX_PREDICTIVE_MULT,
     MIN_PREDICTIVE_MULT,
+    SURE_FROM_HOUR,
     AdaptiveHybrid,
     EvenDistribution,
     HistoricalPattern,
@@ -313,3 +316,51 @@ def test_hybrid_without_history_is_even() -> None:
     r = AdaptiveHybrid().weigh(ctx)
     assert r.model_version == "hybrid-even"
     assert r.weights == (1.0,) * 24
+
+
+# ---------------------------------------------------------------------- the hour curve
+@dataclass
+class _CurveForecaster(_FixedForecaster):
+    curve: tuple[float, ...] | None = None
+
+    def predict(self, ctx: AllocationContext) -> Forecast:
+        return replace(super().predict(ctx), hour_curve=self.curve)
+
+
+CURVE = tuple(math.exp(0.5 * math.cos(2 * math.pi * (h + 0.5) / 24)) for h in range(24))
+EFFICIENCY = tuple(1.0 + (i % 5) / 10 for i in range(24))
+
+
+@pytest.mark.parametrize("tilt", [1.0, 4.0])
+def test_hybrid_leans_on_the_hour_curve_to_the_power_of_its_tilt(tilt: float) -> None:
+    ctx = _ctx(PLAIN, 3 * 24)
+    plain = AdaptiveHybrid(PredictiveML(_FixedForecaster(EFFICIENCY, 0.5))).weigh(ctx)
+    leaning = AdaptiveHybrid(
+        PredictiveML(_CurveForecaster(EFFICIENCY, 0.5, CURVE)), hour_tilt=tilt
+    ).weigh(ctx)
+    expected = [w * v**tilt for w, v in zip(plain.weights, CURVE, strict=True)]
+    assert leaning.weights == pytest.approx(expected)
+    assert leaning.multipliers == plain.multipliers
+    assert leaning.confidence == plain.confidence
+
+
+def test_hybrid_without_a_curve_or_tilt_does_not_lean() -> None:
+    ctx = _ctx(PLAIN, 3 * 24)
+    plain = AdaptiveHybrid(PredictiveML(_FixedForecaster(EFFICIENCY, 0.5))).weigh(ctx)
+    untilted = AdaptiveHybrid(
+        PredictiveML(_CurveForecaster(EFFICIENCY, 0.5, CURVE)), hour_tilt=0.0
+    ).weigh(ctx)
+    assert untilted.weights == plain.weights
+
+
+def test_hybrid_with_a_trained_model_leans_on_the_models_curve() -> None:
+    ctx = _ctx(PLAIN, 200)
+    model = _trained(ctx)
+    assert model.hour_curve is not None
+    hybrid = AdaptiveHybrid(PredictiveML(_registry_with(ctx).bound(KEY)))
+    assert hybrid.sure_from_hour == SURE_FROM_HOUR
+    untilted = AdaptiveHybrid(PredictiveML(_registry_with(ctx).bound(KEY)), hour_tilt=0.0)
+    curve = model.hour_curve.values(ctx.day.hours_of_day)
+    plain = untilted.weigh(ctx).weights
+    expected = [w * v**HOUR_TILT for w, v in zip(plain, curve, strict=True)]
+    assert hybrid.weigh(ctx).weights == pytest.approx(expected)

@@ -44,6 +44,7 @@ class FixedWeights:
     """A strategy with given hourly weights (to test shaping and rollover by weight)."""
 
     name = PacingStrategy.EVEN_DISTRIBUTION
+    sure_from_hour: int | None = None
 
     def __init__(self, weights: list[float]) -> None:
         self.weights = weights

@@ -47,6 +47,10 @@ class AllocationStrategy(Protocol):
     """One hourly allocation strategy (aiokafka-assignor style: small, one method)."""
 
     name: PacingStrategy
+    #: Local hour from which the strategy's plans trust only the sure part of each hour's
+    #: capacity (the least demand any past day showed in it: ``capacity.sure_capacity``);
+    #: None: every hour keeps the usual capacity. For plans that lean on learned hours.
+    sure_from_hour: int | None
 
     def weigh(self, ctx: AllocationContext) -> StrategyResult: ...
 

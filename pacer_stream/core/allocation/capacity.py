@@ -79,3 +79,48 @@ def absorb_capacity(ctx: AllocationContext, unmet: Mapping[int, int]) -> tuple[i
     if same_days and day_total > 0:
         level = (same_total / len(same_days)) / day_total
     return tuple(int(per_day[h] * level * CAPACITY_MARGIN) for h in ctx.day.hours_of_day)
+
+
+def least_demand(ctx: AllocationContext, unmet: Mapping[int, int]) -> list[int] | None:
+    """Per slot of ``ctx.day``: the least demand any of the :data:`CAPACITY_DAYS` past
+    days with demand showed in the slot's local hour (a day without demand in the hour
+    counts as 0), times :data:`CAPACITY_MARGIN`; None without history."""
+    demand = past_demand(ctx, unmet)
+    if not demand:
+        return None
+    by_hour: dict[int, dict[int, int]] = {}
+    days: set[int] = set()
+    for h, amount in demand.items():
+        day_key, _, hod = local_day_hour(ctx.day.tz, h)
+        days.add(day_key)
+        by_hour.setdefault(hod, {})[day_key] = amount
+    return [
+        int(min(by_hour.get(hod, {}).get(d, 0) for d in days) * CAPACITY_MARGIN)
+        for hod in ctx.day.hours_of_day
+    ]
+
+
+def sure_capacity(
+    capacity: tuple[int, ...] | None,
+    ctx: AllocationContext,
+    unmet: Mapping[int, int],
+    budget: int,
+    from_hour: int,
+) -> tuple[int, ...] | None:
+    """``capacity`` (:func:`absorb_capacity`) with the slots from local hour
+    ``from_hour`` on capped at :func:`least_demand`: what a plan may surely count on
+    there. Unchanged without history, or when the slots so capped cannot hold
+    ``budget`` (then the mean is the better guess than a plan that cannot place it).
+
+    Why only the late hours: money a plan keeps for an hour that turns out thinner than
+    its history rolls forward, and from the afternoon on there are too few hours left to
+    take it; a morning shortfall still has the day ahead."""
+    sure = least_demand(ctx, unmet)
+    if sure is None:
+        return capacity
+    base = capacity if capacity is not None else (budget,) * len(sure)
+    capped = tuple(
+        min(b, s) if hod >= from_hour else b
+        for b, s, hod in zip(base, sure, ctx.day.hours_of_day, strict=True)
+    )
+    return capped if sum(capped) >= budget else capacity

@@ -30,6 +30,9 @@ class Forecast:
     efficiency: tuple[float, ...]
     confidence: float
     model_version: str
+    #: The learned hour-of-day curve of conversions per unit at each slot (1 = the day's
+    #: level; see ``hour_curve``), or None when the model learned none.
+    hour_curve: tuple[float, ...] | None = None
 
 
 class Forecaster(Protocol):

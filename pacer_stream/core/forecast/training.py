@@ -48,6 +48,7 @@ from pacer_stream.core.forecast.dataset import (
     history_lookups,
     slot_hour,
 )
+from pacer_stream.core.forecast.hour_curve import HourCurve, fit_hour_curve
 from pacer_stream.core.forecast.models import (
     BASIC_CANDIDATES,
     FULL_CANDIDATES,
@@ -123,6 +124,9 @@ class TrainedModel:
     dropped: int = 0
     note: str = ""
     version: int = 0
+    #: The smooth hour-of-day curve of conversions per unit (``hour_curve``), or None
+    #: with nothing to learn it from.
+    hour_curve: HourCurve | None = None
 
     @property
     def usable(self) -> bool:
@@ -164,6 +168,7 @@ class TrainedModel:
             tuple(float(v) for v in eff),
             self.confidence,
             self.label,
+            None if self.hour_curve is None else self.hour_curve.values(day.hours_of_day),
         )
 
 
@@ -391,4 +396,12 @@ def train(
         elapsed_s=_elapsed(),
         dropped=snap.dropped,
         note="" if folds else "too little history to cross-validate",
+        hour_curve=_hour_curve(frame),
     )
+
+
+def _hour_curve(frame: Frame) -> HourCurve | None:
+    """The hour curve from the frame's totals per local hour of day."""
+    spend = np.bincount(frame.hour_of_day, weights=frame.spend, minlength=24)
+    conversions = np.bincount(frame.hour_of_day, weights=frame.conversions, minlength=24)
+    return fit_hour_curve(spend.tolist(), conversions.tolist())
