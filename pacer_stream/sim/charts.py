@@ -8,8 +8,9 @@
 * ``conversions_per_unit.png``: conversions per currency unit spent by row (mean over
   seeds and evaluation days).
 * ``hour_weights.png``: for a learning strategy on the last evaluation day, the
-  conversion rate by local hour it planned with against the true one (each over its
-  mean), per channel of the sample campaign.
+  conversion rate by local hour it planned with and the hour curve ADAPTIVE_HYBRID
+  leans on, against the true one (each over its mean), per channel of the sample
+  campaign.
 * ``charts.json``: the data of the charts, for other renderings.
 """
 
@@ -82,6 +83,10 @@ def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
         for name, row in per_row.items():
             if channel in row:
                 ax.plot(hours, row[channel]["learned"], "--", linewidth=1.4, label=name)
+        # the curve ADAPTIVE_HYBRID (the pacer-stream row) leaned on
+        curve = per_row.get("pacer-stream", {}).get(channel, {}).get("curve")
+        if curve is not None:
+            ax.plot(hours, curve, "-", color="tab:red", linewidth=1.8, label="hour curve")
         ax.set_title(channel, fontsize=9)
         ax.set_xlabel("local hour")
         ax.set_xticks(range(0, 25, 4))
@@ -91,7 +96,10 @@ def _hour_weights(plt: Any, per_row: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("conversion rate / its daily mean")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Learned (dashed) vs true conversion rate by hour, sample campaign, last day")
+    fig.suptitle(
+        "Learned (dashed: conversion rate; red: ADAPTIVE_HYBRID's hour curve) vs true,"
+        " sample campaign, last day"
+    )
     return _save(plt, fig, path)
 
 

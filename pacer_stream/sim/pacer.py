@@ -116,15 +116,16 @@ def run_pacer_days(
     timeline_campaign: int | None = None,
     name: str | None = None,
     train_seed: int = 0,
-    on_campaign: Callable[[int, CampaignState], None] | None = None,
+    on_campaign: Callable[[int, CampaignState, ModelRegistry], None] | None = None,
 ) -> list[Trace]:
     """Run every campaign over consecutive local days with one strategy; one trace per day.
 
     Engine state (history, rollover, breakers, reallocated budgets) and events in flight
     carry over from day to day. Before each local day starts, forecasts are retrained
     the way the worker does it (:func:`retrain`): the engine plans the new day with them
-    when the day rolls over. ``on_campaign(c, state)`` sees each campaign's engine state
-    after its last day (e.g. for the learned-weights chart).
+    when the day rolls over. ``on_campaign(c, state, models)`` sees each campaign's engine
+    state and the forecasts' models after its last day (e.g. for the learned-weights
+    chart).
     """
     registry = ModelRegistry()
     learning = strategy in LEARNING
@@ -156,7 +157,7 @@ def run_pacer_days(
                 traces[d].timeline = camp.timeline
                 camp.timeline = None
         if on_campaign is not None:
-            on_campaign(c, camp.state)
+            on_campaign(c, camp.state, registry)
     return traces
 
 

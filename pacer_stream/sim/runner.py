@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pacer_stream.core.forecast.service import ModelRegistry
 from pacer_stream.core.state import CampaignState
 from pacer_stream.core.types import PacingStrategy
 from pacer_stream.sim.baselines import GATES, run_gate, run_oracle
@@ -174,10 +175,15 @@ def _strategy_of(kind: str) -> PacingStrategy:
     return PacingStrategy(kind.removeprefix(STRATEGY_KIND))
 
 
-def hour_weights(state: CampaignState, traffic: Traffic, c: int) -> dict[str, Any]:
+def hour_weights(
+    state: CampaignState, traffic: Traffic, c: int, models: ModelRegistry
+) -> dict[str, Any]:
     """Per channel of campaign ``c`` on the last day: the conversion rate by local hour
-    the engine planned with (its strategy's prediction) against the true one, each as a
-    share of its mean (what the plan weights by). Empty on a day that is not 24 hours."""
+    the engine planned with (its strategy's prediction) and, when the channel's model
+    learned one, the hour curve of conversions per unit ADAPTIVE_HYBRID leans on,
+    against the true conversion rate (the simulator's cost per click is flat over the
+    day, so conversions per unit follow it too), each as a share of its mean (what the
+    plan weights by). Empty on a day that is not 24 hours."""
     out: dict[str, Any] = {}
     for h, channel in enumerate(traffic.channels):
         result = state.channels[channel].result
@@ -192,6 +198,10 @@ def hour_weights(state: CampaignState, traffic: Traffic, c: int) -> dict[str, An
             "true": (true / true.mean()).tolist(),
             "model": result.model_version,
         }
+        model = models.get((state.campaign_id, channel.value))
+        if model is not None and model.hour_curve is not None:
+            curve = np.asarray(model.hour_curve.values(range(24)))
+            out[channel.value]["curve"] = (curve / curve.mean()).tolist()
     return out
 
 
@@ -210,9 +220,9 @@ def run_task(task: Task) -> TaskResult:
         sample = sample_campaign(traffic, plan)
         weights: dict[str, Any] = {}
 
-        def learned(c: int, state: CampaignState) -> None:
+        def learned(c: int, state: CampaignState, models: ModelRegistry) -> None:
             if task.charts and c == sample:
-                weights.update(hour_weights(state, traffic, c))
+                weights.update(hour_weights(state, traffic, c, models))
 
         traces = run_pacer_days(
             days,

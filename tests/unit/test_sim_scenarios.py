@@ -180,3 +180,15 @@ def test_throttle_comes_first_and_denial_waits_for_the_grace(
             assert p.throttle_s is not None and p.alert_s >= p.throttle_s
     # Without a floor the engine never throttles, denies or alerts on performance.
     assert all(p.throttle_s is None and p.denial_s is None for p in off.perf)
+
+
+def test_the_hour_weights_chart_carries_the_hour_curve_the_hybrid_leaned_on() -> None:
+    scenario = Scenario(campaigns=2, channels=3, faults=Faults.none(), days=3, warmup_days=2)
+    res = run_task(Task(0, "pacer", scenario, charts=True))
+    channels = res.chart["hour_weights"]["pacer-stream"]
+    curves = [row["curve"] for row in channels.values() if "curve" in row]
+    assert curves
+    for curve in curves:
+        assert len(curve) == 24
+        assert np.mean(curve) == pytest.approx(1.0)
+        assert max(curve) > min(curve)
