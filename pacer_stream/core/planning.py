@@ -62,7 +62,10 @@ def replan(
     ch: ChannelState,
     strategies: Mapping[PacingStrategy, AllocationStrategy],
 ) -> None:
-    """Plan the channel's day from scratch with its strategy (from activation on)."""
+    """Plan the channel's day from scratch with its strategy (from activation on). A
+    strategy with ``sure_from_hour`` plans the hours from then on against their sure
+    capacity (``capacity.sure_capacity``); later re-plans of the day (a budget change, a
+    reallocation) keep the plan's weights and read the usual capacity."""
     day = ch.day
     if day is None:
         return

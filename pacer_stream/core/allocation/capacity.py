@@ -12,6 +12,12 @@ times :data:`CAPACITY_MARGIN` (traffic varies from day to day).
 The shared shaping (:func:`~pacer_stream.core.allocation.base.slot_caps`) uses the
 capacity as a further per-slot ceiling, so every strategy benefits and what a slot
 cannot take flows to the others by weight.
+
+A plan that concentrates its money on a few learned good hours needs more than the
+mean: money kept for a late hour that turns out thinner than its history is lost at
+midnight. :func:`sure_capacity` caps the hours from a given local hour at the *least*
+demand any past day showed in them (:func:`least_demand`); the planner applies it for
+strategies that set ``sure_from_hour`` (ADAPTIVE_HYBRID).
 """
 
 from __future__ import annotations
