@@ -49,6 +49,14 @@ def bench(
     restart_states: Annotated[
         int, typer.Option(help="campaign/channels in state for the restart bench")
     ] = 100_000,
+    stream_runs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="repetitions of the stream bench; it reports each figure's median "
+            "and range over them",
+        ),
+    ] = 3,
 ) -> None:
     """Run every benchmark beside its same-run baseline and write the figures
     (targets: docs/targets.md)."""
@@ -112,7 +120,9 @@ def bench(
     if "stream" in chosen:
         from pacer_stream.bench import stream_bench
 
-        res = asyncio.run(stream_bench.run(bootstrap or settings.kafka_bootstrap_servers))
+        res = asyncio.run(
+            stream_bench.run(bootstrap or settings.kafka_bootstrap_servers, runs=stream_runs)
+        )
         _write(out, "stream", res)
         stream_bench.show(res, console.print)
     if "restart" in chosen:

@@ -36,6 +36,11 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    events it carries), then at ``batch_live_rate`` events/s for the lag (per record,
    plus the linger as the bound of an event's wait for its batch).
 
+The whole sequence runs ``runs`` times (``pacer-stream bench --stream-runs``, 3 by
+default), each on fresh topics with fresh worker processes; the figures reported are the
+medians over the runs, each ratio computed within its own run first
+(:func:`~pacer_stream.bench.repeats.median_of`), and ``per_run`` keeps every run's own.
+
 Timestamps are Kafka ``CreateTime`` values set by the producing clients on this machine
 (millisecond resolution), so lags under ~1 ms read as 0-1 ms.
 """
@@ -60,6 +65,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from pacer_stream.bench.repeats import median_of, range_of
 from pacer_stream.bench.worker_process import (
     WorkerProcess,
     create_bench_topics,
@@ -528,26 +534,36 @@ async def run(
     batch_events: int = 200_000,
     batch_live_rate: float = 5_000.0,
     workdir: Path | None = None,
+    runs: int = 1,
 ) -> dict[str, Any]:
-    """Run the stream benchmark on ``bootstrap``; returns the figures (see module doc).
+    """Run the stream benchmark on ``bootstrap`` ``runs`` times (each on fresh topics and
+    workers); returns the median of every figure over the runs (:mod:`.repeats`), with
+    ``runs`` and each run's own figures in ``per_run`` (see module doc).
 
     ``live_rate`` (events/s for the lag measurement) defaults to half the faust worker's
     measured backlog throughput, capped at 1,000/s, so lag is measured below saturation
     on any machine; the same rate is used for the plain loop."""
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    results = []
     with _quiet_logs():
-        return await _run(
-            bootstrap,
-            n_events=n_events,
-            n_campaigns=n_campaigns,
-            partitions=partitions,
-            live_rate=live_rate,
-            live_seconds=live_seconds,
-            request_rates=request_rates,
-            request_seconds=request_seconds,
-            batch_events=batch_events,
-            batch_live_rate=batch_live_rate,
-            workdir=workdir,
-        )
+        for i in range(runs):
+            results.append(
+                await _run(
+                    bootstrap,
+                    n_events=n_events,
+                    n_campaigns=n_campaigns,
+                    partitions=partitions,
+                    live_rate=live_rate,
+                    live_seconds=live_seconds,
+                    request_rates=request_rates,
+                    request_seconds=request_seconds,
+                    batch_events=batch_events,
+                    batch_live_rate=batch_live_rate,
+                    workdir=workdir / f"run-{i}" if workdir is not None else None,
+                )
+            )
+    return {**median_of(results), "runs": runs, "per_run": results}
 
 
 @contextlib.contextmanager
@@ -801,49 +817,69 @@ def show(res: dict[str, Any], print_: Any) -> None:
     def num(value: Any, fmt: str = ",.0f") -> str:
         return "–" if value is None else format(value, fmt)
 
+    runs = res.get("per_run", [])
+
+    def spread(*path: str | int, fmt: str = ",.0f") -> str:
+        """`` (lowest-highest)`` of a figure over the runs, when there were several."""
+        bounds = range_of(runs, path) if len(runs) > 1 else None
+        return "" if bounds is None else f" ({num(bounds[0], fmt)}-{num(bounds[1], fmt)})"
+
     peers = res.get("peers", {})
-    spend = Table(title=f"spend events/s ({res['n_campaigns']} campaigns, same broker, same run)")
+    each = f"median of {len(runs)} runs (lowest-highest)" if len(runs) > 1 else "one run"
+    spend = Table(
+        title=f"spend events/s ({res['n_campaigns']} campaigns, same broker; ratios within "
+        f"each run; {each})"
+    )
     for col in ("consumer", "events/s", "lag p50/p99 ms", "changelog B/event", "target"):
         spend.add_column(col, justify="right")
     single, batched = res["faust_worker"], res.get("faust_worker_batched", {})
     spend.add_row(
         "worker, single-event records",
-        num(single["events_per_s"]),
+        num(single["events_per_s"]) + spread("faust_worker", "events_per_s"),
         f"{num(single['lag']['p50_ms'])} / {num(single['lag']['p99_ms'])}"
-        f" at {num(single['live_rate_per_s'])}/s",
+        f"{spread('faust_worker', 'lag', 'p99_ms')} at {num(single['live_rate_per_s'])}/s",
         num(single.get("changelog_bytes_per_event")),
-        f">= 0.8 x trivial agent: {num(res.get('faust_vs_trivial_agent'), '.2f')}",
+        f">= 0.8 x trivial agent: {num(res.get('faust_vs_trivial_agent'), '.2f')}"
+        + spread("faust_vs_trivial_agent", fmt=".2f"),
     )
     if batched:
         spend.add_row(
             f"worker, batched records ({num(batched['events_per_record'], '.0f')}/record)",
-            num(batched["events_per_s"]),
+            num(batched["events_per_s"]) + spread("faust_worker_batched", "events_per_s"),
             f"{num(batched['lag']['p50_ms'])} / {num(batched['lag']['p99_ms'])}"
+            f"{spread('faust_worker_batched', 'lag', 'p99_ms')}"
             f" at {num(batched['live_rate_per_s'])}/s",
             num(batched.get("changelog_bytes_per_event")),
             ">= 30,000/s; lag p99 <= 50 ms",
         )
-    plain = num(res["plain_loop"]["events_per_s"])
+    plain = num(res["plain_loop"]["events_per_s"]) + spread("plain_loop", "events_per_s")
     spend.add_row("plain aiokafka loop, same work", plain, "", "", "")
     for kind, label in (("faust", "trivial faust agent"), ("quix", "quixstreams dedupe + sum")):
         peer = peers.get(kind, {})
-        spend.add_row(label, num(peer.get("events_per_s")), "", "", escape(peer.get("skipped", "")))
+        spend.add_row(
+            label,
+            num(peer.get("events_per_s")) + spread("peers", kind, "events_per_s"),
+            "",
+            "",
+            escape(peer.get("skipped") or ""),
+        )
     print_(spend)
     asks = Table(title="can-spend over Kafka (round trip)")
     for col in ("rate/s", "achieved/s", "p50 ms", "p99 ms", "timeouts"):
         asks.add_column(col, justify="right")
-    for r in res["can_spend_round_trip"]:
+    for i, r in enumerate(res["can_spend_round_trip"]):
         asks.add_row(
             num(r["target_rate_per_s"]),
             num(r["achieved_rate_per_s"]),
             num(r.get("p50_ms"), ".1f"),
-            num(r.get("p99_ms"), ".1f"),
-            str(r["timeouts"]),
+            num(r.get("p99_ms"), ".1f") + spread("can_spend_round_trip", i, "p99_ms", fmt=".1f"),
+            num(r["timeouts"]),
         )
     print_(asks)
     print_(
         "highest request rate held with p99 <= 50 ms and no timeout: "
-        f"{num(res.get('can_spend_highest_rate_p99_50ms'))}/s (target p99 <= 20 ms at 1,000/s)"
+        f"{num(res.get('can_spend_highest_rate_p99_50ms'))}/s"
+        f"{spread('can_spend_highest_rate_p99_50ms')} (target p99 <= 20 ms at 1,000/s)"
     )
 
 

@@ -55,3 +55,47 @@ def test_a_write_marks_every_earlier_record_of_its_campaign_applied_once() -> No
     _pop_through(pending, applied, 0, b"a", 9, 3_000)  # nothing left to mark
     assert applied[(0, 3, b"a")] == 1_000 and applied[(0, 9, b"a")] == 2_000
     assert (0, 4, b"b") not in applied and (1, 2, b"a") not in applied
+
+
+def _bench_run(rate: float, p99: float, held: float | None) -> dict[str, object]:
+    lag = {"p50_ms": p99 / 4, "p99_ms": p99}
+    return {
+        "n_campaigns": 200,
+        "faust_worker": {
+            "events_per_s": rate,
+            "lag": lag,
+            "live_rate_per_s": 1_000.0,
+            "changelog_bytes_per_event": 30.0,
+        },
+        "faust_worker_batched": {
+            "events_per_s": rate * 2,
+            "lag": lag,
+            "live_rate_per_s": 5_000.0,
+            "events_per_record": 1_000.0,
+            "changelog_bytes_per_event": 31.0,
+        },
+        "plain_loop": {"events_per_s": rate},
+        "peers": {"faust": {"events_per_s": rate}, "quix": {"events_per_s": rate * 2}},
+        "faust_vs_trivial_agent": 1.0,
+        "can_spend_round_trip": [_trip(1_000, 990, p99)],
+        "can_spend_highest_rate_p99_50ms": held,
+    }
+
+
+def test_the_terminal_tables_give_the_median_and_the_range_of_several_runs() -> None:
+    from rich.console import Console
+
+    from pacer_stream.bench.repeats import median_of
+    from pacer_stream.bench.stream_bench import show
+
+    runs = [_bench_run(9_000.0, 40.0, 990.0), _bench_run(12_000.0, 300.0, None)]
+    res = {**median_of(runs), "runs": 2, "per_run": runs}
+    console = Console(record=True, width=250)
+    show(res, console.print)
+    text = console.export_text()
+    assert "median of 2 runs" in text
+    assert "10,500 (9,000-12,000)" in text  # single-event records
+    assert "21,000 (18,000-24,000)" in text  # batched records
+    assert "170.0 (40.0-300.0)" in text  # the can-spend p99
+    # One run held no rate at p99 <= 50 ms: no median, no range.
+    assert "held with p99 <= 50 ms and no timeout: –/s (target" in text
