@@ -44,6 +44,7 @@ from pacer_stream.core.types import (
     ChannelConfig,
     CircuitBreakerState,
     Code,
+    Decision,
     Output,
     PacingStrategy,
     SpendEvent,
@@ -293,7 +294,7 @@ class _Campaign:
                 assert sum(deltas.values()) == 0, f"reallocation created money: {deltas}"
                 assert sum(ch.budget for ch in chs) == self.total_budget, "budget not conserved"
             self._sample(m, t0, chs)
-            for h, ch in enumerate(self.channels):
+            for h in range(len(self.channels)):
                 r = self.runaways.get(h)
                 if r is not None and r.start_minute <= m < r.end_minute:
                     continue
@@ -305,29 +306,8 @@ class _Campaign:
                     x = costs[k]
                     if not x:
                         continue
-                    rid = f"{self.cid}/{self.traffic.day}/{h}/{m}/{k}"
-                    decision, outs = eng.reserve(self.state, ch, x, rid, now)
-                    if outs:
-                        self._outputs(outs, rel)
-                    if self.perf is not None:
-                        self._watch_decision(h, decision.code, rel)
-                    if not decision.allowed:
-                        key = f"denied_{decision.code.value}"
-                        self.counters[key] = self.counters.get(key, 0) + 1
-                        continue
-                    at = rel + (k + 0.5) * BATCH_S
-                    event = SpendEvent(
-                        event_id=rid,
-                        campaign_id=self.cid,
-                        channel=ch,
-                        amount_micros=x,
-                        event_time=_dt(self.start + at),
-                        clicks=clicks[h][m][k],
-                        conversions=conv[h][m][k],
-                        reservation_id=decision.reservation_id,
-                    )
                     dup = dup_delay[h][m][k] if dup_mask[h][m][k] else None
-                    self._spend(h, m, at, event, dup)
+                    self._buy(h, m, k, now, rel, (x, clicks[h][m][k], conv[h][m][k]), dup)
             for h, r in self.runaways.items():
                 if r.start_minute <= m < r.end_minute:
                     self._runaway(h, r, m)
@@ -363,31 +343,47 @@ class _Campaign:
             bought = bidder.offer(h, m, k)
             if bought is None:
                 continue
-            amount, n_clicks, n_conv = bought
-            rid = f"{self.cid}/{self.traffic.day}/{h}/{m}/{k}"
-            decision, outs = eng.reserve(self.state, ch, amount, rid, now)
-            if outs:
-                self._outputs(outs, rel)
-            bidder.decided(h, m, decision.pacing_multiplier)
-            if self.perf is not None:
-                self._watch_decision(h, decision.code, rel)
-            if not decision.allowed:
-                key = f"denied_{decision.code.value}"
-                self.counters[key] = self.counters.get(key, 0) + 1
-                continue
-            at = rel + (k + 0.5) * BATCH_S
-            event = SpendEvent(
-                event_id=rid,
-                campaign_id=self.cid,
-                channel=ch,
-                amount_micros=amount,
-                event_time=_dt(self.start + at),
-                clicks=n_clicks,
-                conversions=n_conv,
-                reservation_id=decision.reservation_id,
-            )
             dup = dup_delay[k] if dup_mask[k] else None
-            self._spend(h, m, at, event, dup)
+            decision = self._buy(h, m, k, now, rel, bought, dup)
+            bidder.decided(h, m, decision.pacing_multiplier)
+
+    def _buy(
+        self,
+        h: int,
+        m: int,
+        k: int,
+        now: datetime,
+        rel: float,
+        batch: tuple[int, int, int],
+        duplicate_after: float | None,
+    ) -> Decision:
+        """One batch of the minute: the bid engine asks the engine to reserve its cost
+        and, if granted, the platform spends it (``batch``: cost, clicks, conversions)."""
+        amount, n_clicks, n_conv = batch
+        ch = self.channels[h]
+        rid = f"{self.cid}/{self.traffic.day}/{h}/{m}/{k}"
+        decision, outs = self.engine.reserve(self.state, ch, amount, rid, now)
+        if outs:
+            self._outputs(outs, rel)
+        if self.perf is not None:
+            self._watch_decision(h, decision.code, rel)
+        if not decision.allowed:
+            key = f"denied_{decision.code.value}"
+            self.counters[key] = self.counters.get(key, 0) + 1
+            return decision
+        at = rel + (k + 0.5) * BATCH_S
+        event = SpendEvent(
+            event_id=rid,
+            campaign_id=self.cid,
+            channel=ch,
+            amount_micros=amount,
+            event_time=_dt(self.start + at),
+            clicks=n_clicks,
+            conversions=n_conv,
+            reservation_id=decision.reservation_id,
+        )
+        self._spend(h, m, at, event, duplicate_after)
+        return decision
 
     def _watch(self, h: int, rel: float) -> None:
         """Collapse scenario: note violation episodes (the multiplier is throttled while
