@@ -78,6 +78,7 @@ def one_seed(seed: int, scenario: Scenario) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = experiment_args.parser(__doc__.split("\n\n")[0], seeds="0-9")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--per-seed", action="store_true", help="also print each seed's figures")
     args = ap.parse_args(argv)
     scenario = experiment_args.scenario(args)
     seeds = experiment_args.seed_list(args.seeds)
@@ -99,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         for k in KEYS[3:]:
             rows.setdefault(k, []).append(p[k])
+    if args.per_seed:
+        names = list(rows)
+        print("seed  " + "  ".join(f"{n[:14]:>14s}" for n in names))
+        for i, seed in enumerate(seeds):
+            cells = ("-" if rows[n][i] is None else f"{rows[n][i]:.4f}" for n in names)
+            print(f"{seed:4d}  " + "  ".join(f"{c:>14s}" for c in cells))
     worse_high = {"exhausted_before_18", "exhausted_before_22", "tracking_error"}
     worse_high |= {"runaway_excess_share_max", "overspend_beyond_one_event"}
     for name, vals in rows.items():
