@@ -845,25 +845,33 @@ def show(res: dict[str, Any], print_: Any) -> None:
 
     runs = res.get("per_run", [])
 
-    def spread(*path: str | int, fmt: str = ",.0f") -> str:
-        """`` (lowest-highest)`` of a figure over the runs, when there were several."""
+    def spread(*path: str | int, fmt: str = ",.0f", sep: str = "\n") -> str:
+        """``(lowest-highest)`` of a figure over the runs, after ``sep``, when there were
+        several (on a line of its own by default: narrow terminals fold, not cut)."""
         bounds = range_of(runs, path) if len(runs) > 1 else None
-        return "" if bounds is None else f" ({num(bounds[0], fmt)}-{num(bounds[1], fmt)})"
+        return "" if bounds is None else f"{sep}({num(bounds[0], fmt)}-{num(bounds[1], fmt)})"
 
     peers = res.get("peers", {})
     each = f"median of {len(runs)} runs (lowest-highest)" if len(runs) > 1 else "one run"
     spend = Table(
         title=f"spend events/s ({res['n_campaigns']} campaigns, same broker; ratios within "
-        f"each run; {each})"
+        f"each run; {each})",
+        show_edge=False,
     )
-    for col in ("consumer", "events/s", "lag p50/p99 ms", "changelog B/event", "target"):
-        spend.add_column(col, justify="right")
+    for col, width in (
+        ("consumer", None),
+        ("events/s", 15),  # room for a range: (10,300-11,701)
+        ("lag p50 / p99 ms", None),
+        ("changelog B/event", 9),
+        ("target", None),
+    ):
+        spend.add_column(col, justify="right", overflow="fold", min_width=width, max_width=width)
     single, batched = res["faust_worker"], res.get("faust_worker_batched", {})
     spend.add_row(
         "worker, single-event records",
         num(single["events_per_s"]) + spread("faust_worker", "events_per_s"),
         f"{num(single['lag']['p50_ms'])} / {num(single['lag']['p99_ms'])}"
-        f"{spread('faust_worker', 'lag', 'p99_ms')} at {num(single['live_rate_per_s'])}/s",
+        f" at {num(single['live_rate_per_s'])}/s{spread('faust_worker', 'lag', 'p99_ms')}",
         num(single.get("changelog_bytes_per_event")),
         f">= 0.8 x trivial agent: {num(res.get('faust_vs_trivial_agent'), '.2f')}"
         + spread("faust_vs_trivial_agent", fmt=".2f"),
@@ -873,8 +881,8 @@ def show(res: dict[str, Any], print_: Any) -> None:
             f"worker, batched records ({num(batched['events_per_record'], '.0f')}/record)",
             num(batched["events_per_s"]) + spread("faust_worker_batched", "events_per_s"),
             f"{num(batched['lag']['p50_ms'])} / {num(batched['lag']['p99_ms'])}"
-            f"{spread('faust_worker_batched', 'lag', 'p99_ms')}"
-            f" at {num(batched['live_rate_per_s'])}/s",
+            f" at {num(batched['live_rate_per_s'])}/s"
+            f"{spread('faust_worker_batched', 'lag', 'p99_ms')}",
             num(batched.get("changelog_bytes_per_event")),
             ">= 30,000/s; lag p99 <= 50 ms",
         )
@@ -898,14 +906,15 @@ def show(res: dict[str, Any], print_: Any) -> None:
             num(r["target_rate_per_s"]),
             num(r["achieved_rate_per_s"]),
             num(r.get("p50_ms"), ".1f"),
-            num(r.get("p99_ms"), ".1f") + spread("can_spend_round_trip", i, "p99_ms", fmt=".1f"),
+            num(r.get("p99_ms"), ".1f")
+            + spread("can_spend_round_trip", i, "p99_ms", fmt=".1f", sep=" "),
             num(r["timeouts"]),
         )
     print_(asks)
     print_(
         "highest request rate held with p99 <= 50 ms and no timeout: "
         f"{num(res.get('can_spend_highest_rate_p99_50ms'))}/s"
-        f"{spread('can_spend_highest_rate_p99_50ms')} (target p99 <= 20 ms at 1,000/s)"
+        f"{spread('can_spend_highest_rate_p99_50ms', sep=' ')} (target p99 <= 20 ms at 1,000/s)"
     )
 
 

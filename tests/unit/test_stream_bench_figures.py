@@ -94,8 +94,26 @@ def test_the_terminal_tables_give_the_median_and_the_range_of_several_runs() -> 
     show(res, console.print)
     text = console.export_text()
     assert "median of 2 runs" in text
-    assert "10,500 (9,000-12,000)" in text  # single-event records
-    assert "21,000 (18,000-24,000)" in text  # batched records
+    # Each rate's range on the line below it (narrow terminals fold, never cut a number).
+    lines = text.splitlines()
+    for median, spread in (("10,500", "(9,000-12,000)"), ("21,000", "(18,000-24,000)")):
+        row = next(i for i, line in enumerate(lines) if median in line)
+        assert spread in lines[row + 1]
     assert "170.0 (40.0-300.0)" in text  # the can-spend p99
     # One run held no rate at p99 <= 50 ms: no median, no range.
     assert "held with p99 <= 50 ms and no timeout: –/s (target" in text
+
+
+def test_a_narrow_terminal_folds_the_figures_and_cuts_none() -> None:
+    from rich.console import Console
+
+    from pacer_stream.bench.repeats import median_of
+    from pacer_stream.bench.stream_bench import show
+
+    runs = [_bench_run(10_300.0, 61.0, 1_980.0), _bench_run(11_701.0, 98.0, 1_990.0)]
+    console = Console(record=True, width=80)
+    show({**median_of(runs), "runs": 2, "per_run": runs}, console.print)
+    text = console.export_text()
+    assert "…" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "(10,300-11,701)" in text and "(20,600-23,402)" in text
