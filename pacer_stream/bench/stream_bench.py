@@ -632,6 +632,7 @@ async def _run(
     )
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="pacer-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = worker_env(
         bootstrap=bootstrap,
