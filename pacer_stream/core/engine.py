@@ -36,6 +36,7 @@ from pacer_stream.core.ids import check_campaign_id, check_id
 from pacer_stream.core.money import MAX_MICROS, check_micros
 from pacer_stream.core.multiplier import pacing_multiplier
 from pacer_stream.core.pacing import (
+    PlannedAtInstant,
     hour_lines,
     pace_ratio,
     planned_at,
@@ -111,10 +112,15 @@ class SpendResult(Struct, frozen=True):
 
 @dataclass
 class PacingEngine:
-    """Stateless rules over :class:`CampaignState`; holds only the strategy registry."""
+    """Stateless rules over :class:`CampaignState`; holds only the strategy registry
+    and a memo of the plan at the current instant (:class:`PlannedAtInstant`)."""
 
     strategies: Mapping[PacingStrategy, AllocationStrategy] = field(
         default_factory=default_registry
+    )
+    #: The plan at the instant of the spend being applied (a batch's events share it).
+    _planned: PlannedAtInstant = field(
+        default_factory=PlannedAtInstant, init=False, repr=False, compare=False
     )
 
     # ------------------------------------------------------------------ configuration
@@ -303,7 +309,7 @@ class PacingEngine:
         recent = ch.count_unauthorised(
             ts if unauthorised else None, ts - t.velocity_window_s, t.velocity_trip_min_events
         )
-        planned = planned_at(ch, ts)
+        planned = self._planned(ch, ts)
         # Runaway = unauthorised spend far above the planned rate. For a campaign that
         # reserves, any such burst counts; for one that never reserves (in-process callers
         # that only record spend) all spend is "unauthorised", so a burst must also put

@@ -57,6 +57,47 @@ def planned_at(ch: ChannelState, ts: float) -> int:
     return base + int((end - base) * (ts - lo) / (hi - lo))
 
 
+class PlannedAtInstant:
+    """:func:`planned_at` per channel at one instant, computed once per channel.
+
+    Every event of a batched spend record is applied at the batch's ``now``, so the
+    plan's cumulative spend at that instant is the same for all of a channel's events;
+    computed for each one it was ~6% of an event's engine work (batches of 1,000
+    events, in-process). An entry is used only at the instant it was computed for and
+    while the channel still has the plan, day and activation it was computed from:
+    plans and days are immutable (a re-plan or a day roll installs new ones), so a
+    changed plan is a different object. Bounded: a new instant or :data:`MAX_ENTRIES`
+    channels start afresh. Entries hold their channel, so an id is never reused for
+    another while its entry lives."""
+
+    __slots__ = ("_entries", "_ts")
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._ts: float | None = None
+        self._entries: dict[int, tuple[ChannelState, object, object, float | None, int]] = {}
+
+    def __call__(self, ch: ChannelState, ts: float) -> int:
+        entries = self._entries
+        if ts != self._ts or len(entries) >= self.MAX_ENTRIES:
+            entries.clear()
+            self._ts = ts
+        entry = entries.get(id(ch))
+        plan, day, active = ch.plan, ch.day, ch.active_from
+        if (
+            entry is not None
+            and entry[0] is ch
+            and entry[1] is plan
+            and entry[2] is day
+            and entry[3] == active
+        ):
+            return entry[4]
+        value = planned_at(ch, ts)
+        entries[id(ch)] = (ch, plan, day, active, value)
+        return value
+
+
 def pace_ratio(ch: ChannelState, ts: float) -> float:
     planned = planned_at(ch, ts)
     if planned <= 0:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pacer_stream.core.allocation import AllocationContext, StrategyResult
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.pacing import (
+    PlannedAtInstant,
     pace_ratio,
     planned_at,
     released_allowance,
@@ -22,6 +23,7 @@ from pacer_stream.core.types import (
     Alert,
     AlertType,
     BreakerTransition,
+    ChannelConfig,
     CircuitBreakerState,
     Output,
     PacingStrategy,
@@ -73,6 +75,46 @@ def test_planned_curve_is_cumulative_and_linear_inside_an_hour() -> None:
     assert planned_at(ch, day.start + 5 * 3600 + 900) == 525 * U
     assert planned_at(ch, day.end) == 2400 * U
     assert planned_at(ch, day.end + 10) == 2400 * U
+
+
+def test_the_plan_at_an_instant_is_the_planned_curve_there() -> None:
+    h = Harness({G: 2400 * U, F: 1200 * U}, thresholds=UNCAPPED)
+    day = h.ch().day
+    assert day is not None
+    memo = PlannedAtInstant()
+    for ts in (day.start + 1800, day.start + 1800, day.start + 7200, day.start + 1800):
+        for channel in (G, F, G):
+            assert memo(h.ch(channel), ts) == planned_at(h.ch(channel), ts)
+
+
+def test_the_plan_at_an_instant_follows_a_new_plan_at_the_same_instant() -> None:
+    """A budget change re-plans the channel: the memo must not answer from the old plan,
+    nor from the old day after a roll."""
+    h = Harness({G: 2400 * U}, thresholds=UNCAPPED)
+    ch = h.ch()
+    assert ch.day is not None
+    ts = ch.day.start + 3600
+    memo = PlannedAtInstant()
+    assert memo(ch, ts) == 100 * U
+    config = h.config.__class__(
+        h.campaign_id, {G: ChannelConfig(4800 * U)}, h.config.strategy, "UTC", UNCAPPED
+    )
+    h.state, _ = h.engine.configure(h.state, config, h.now)
+    assert memo(h.ch(), ts) == planned_at(h.ch(), ts) == 200 * U
+
+
+def test_the_plan_at_an_instant_stays_right_past_its_bound() -> None:
+    class Small(PlannedAtInstant):
+        MAX_ENTRIES = 2
+
+    h = Harness({G: 2400 * U, F: 1200 * U}, thresholds=UNCAPPED)
+    day = h.ch().day
+    assert day is not None
+    memo = Small()
+    other = Harness({G: 4800 * U}, thresholds=UNCAPPED, campaign_id="d")
+    channels = [h.ch(G), h.ch(F), other.ch(G)] * 3
+    for ch in channels:
+        assert memo(ch, day.start + 5400) == planned_at(ch, day.start + 5400)
 
 
 def test_planned_curve_follows_the_shaped_plan() -> None:
