@@ -83,6 +83,7 @@ from pacer_stream.bench.worker_process import (
     free_port,
     worker_env,
 )
+from pacer_stream.client.kafka import PRODUCER_SETTINGS
 from pacer_stream.client.publisher import SpendPublisher
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -651,8 +652,12 @@ async def _run(
     # The batched phase's own campaigns, idle until then (the module's docstring, 4.).
     batch_campaigns = [f"bench-b{i}" for i in range(n_campaigns)]
     worker = WorkerProcess(env, port, tmp / "worker.log")
+    # Backlogs are produced in bulk (their production is not timed); the fixed-rate
+    # phases, whose lag starts at each record's produce time, produce as our client does.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
+    live_producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_SETTINGS)
+    await live_producer.start()
     result: dict[str, Any] = {
         "n_events": n_events,
         "n_campaigns": n_campaigns,
@@ -678,7 +683,7 @@ async def _run(
         if live_rate is None:
             live_rate = max(50.0, min(1_000.0, round(faust_rate / 2, -1)))
         live = _spend_payloads(campaigns, int(live_rate * live_seconds), "lf")
-        produced_live = await _produce_at_rate(producer, names.spend, live, live_rate)
+        produced_live = await _produce_at_rate(live_producer, names.spend, live, live_rate)
         applied_live = await _applied_times(
             bootstrap, f"{app_id}-campaigns-changelog", produced_live, timeout=600
         )
@@ -706,7 +711,7 @@ async def _run(
         await plain.start()
         await _wait_count(lambda: plain.spend_seen, len(all_spend), timeout=600)
         live2 = _spend_payloads(campaigns, int(live_rate * live_seconds), "lp")
-        produced_live2 = await _produce_at_rate(producer, names.spend, live2, live_rate)
+        produced_live2 = await _produce_at_rate(live_producer, names.spend, live2, live_rate)
         await _wait_count(lambda: plain.spend_seen, len(all_spend) + len(live2), timeout=600)
         await plain.stop()
         applied_plain = await _applied_times(bootstrap, plain_changelog, all_spend, timeout=600)
@@ -749,7 +754,7 @@ async def _run(
         )
         batch_rate = _throughput(applied_batches, ready_at, batch_sizes)
         live_created, _ = await _publish_batched(
-            producer,
+            live_producer,
             names.spend,
             batch_campaigns,
             int(batch_live_rate * live_seconds),
@@ -784,6 +789,7 @@ async def _run(
     finally:
         worker.stop()
         await producer.stop()
+        await live_producer.stop()
         await delete_topics(bootstrap, (prefix, app_id))
     return result
 

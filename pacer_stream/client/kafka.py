@@ -69,6 +69,13 @@ from pacer_stream.wire.records import (
 __all__ = ["BreakerFollower", "PacerClient", "SpendPublisher"]
 
 
+#: The client's producer: every record is acknowledged by all in-sync replicas, and
+#: sent as soon as it is handed over (spend batching is :class:`SpendPublisher`'s
+#: linger, not a second one in the Kafka client; records handed over while a request
+#: is in flight still travel together in the next one).
+PRODUCER_SETTINGS: Mapping[str, Any] = {"acks": "all", "linger_ms": 0}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -141,7 +148,7 @@ class PacerClient:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", linger_ms=0, **self._options
+            bootstrap_servers=self.bootstrap, **PRODUCER_SETTINGS, **self._options
         )
         await producer.start()
         self._producer = producer
