@@ -16,7 +16,10 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    the fetched batch touched -> commit loop in this process: the same decoding, engine
    work, serialisation and produce as the worker, minus faust.
 2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
-   for ``live_seconds``; lag = apply time - produce time, per event; p50/p99. The apply
+   for ``live_seconds`` by a producer configured as our client's
+   (:data:`~pacer_stream.client.kafka.PRODUCER_SETTINGS`: no linger in the Kafka
+   client, which would count in the lag); lag = apply time - produce time, per event;
+   p50/p99. The apply
    time is that of the first changelog record showing the event applied: the event-id
    record of the batch that applied it, or a value covering it (the worker writes a busy
    campaign's value at most once per ``value_write_interval_s``; its id records go out
