@@ -14,7 +14,10 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    restart time is reported too). The baseline is a plain aiokafka consume ->
    ``Processor.handle`` -> produce outputs -> one id record and one value per campaign
    the fetched batch touched -> commit loop in this process: the same decoding, engine
-   work, serialisation and produce as the worker, minus faust.
+   work, serialisation and produce as the worker, minus faust. The worker's CPU time
+   over the same span, per event, is reported beside its rate (``cpu_us_per_event``):
+   on cores it shares with the broker and this process, the rate also counts the time
+   it waited for a core.
 2. **End-to-end lag.** Events produced at a fixed rate (``live_rate``, the same for both)
    for ``live_seconds`` by a producer configured as our client's
    (:data:`~pacer_stream.client.kafka.PRODUCER_SETTINGS`: no linger in the Kafka
@@ -334,6 +337,15 @@ def _throughput(
     span_s = max(max(applied.values()) / 1000.0 - since_s, 1e-3)
     events = sum(sizes[k] for k in applied) if sizes is not None else len(applied)
     return events / span_s
+
+
+def _cpu_us_per_event(before: float | None, after: float | None, events: int) -> float | None:
+    """The worker's CPU per event of a backlog (µs): what it used from its readiness until
+    this process had read the backlog's last write (read while the worker writes, so the
+    idle tail is short); None where ``/proc`` is not there to read."""
+    if before is None or after is None or events <= 0:
+        return None
+    return round((after - before) / events * 1e6, 1)
 
 
 def _lags(produced: dict[RecordId, int], applied: dict[RecordId, int]) -> list[float]:
@@ -679,9 +691,11 @@ async def _run(
         t0 = worker.start()
         ready_at = await worker.wait_ready()
         restart_s = time.monotonic() - t0
+        cpu_at_ready = worker.cpu_seconds()
         applied = await _applied_times(
             bootstrap, f"{app_id}-campaigns-changelog", produced, timeout=600
         )
+        cpu_per_event = _cpu_us_per_event(cpu_at_ready, worker.cpu_seconds(), len(produced))
         faust_rate = _throughput(applied, ready_at)
         if live_rate is None:
             live_rate = max(50.0, min(1_000.0, round(faust_rate / 2, -1)))
@@ -693,6 +707,7 @@ async def _run(
         result["faust_worker"] = {
             "events_per_s": round(faust_rate, 1),
             "changelog_bytes_per_event": round(applied.changelog_bytes / len(produced), 1),
+            "cpu_us_per_event": cpu_per_event,
             "restart_to_ready_s": round(restart_s, 2),
             "live_rate_per_s": live_rate,
             "lag": _summary_ms(_lags(produced_live, applied_live)),
@@ -752,9 +767,11 @@ async def _run(
         t0 = worker.start()
         ready_at = await worker.wait_ready()
         batch_restart_s = time.monotonic() - t0
+        cpu_at_ready = worker.cpu_seconds()
         applied_batches = await _applied_times(
             bootstrap, f"{app_id}-campaigns-changelog", batch_created, timeout=600
         )
+        batch_cpu_per_event = _cpu_us_per_event(cpu_at_ready, worker.cpu_seconds(), batch_events)
         batch_rate = _throughput(applied_batches, ready_at, batch_sizes)
         live_created, _ = await _publish_batched(
             live_producer,
@@ -777,6 +794,7 @@ async def _run(
             "changelog_bytes_per_event": round(
                 applied_batches.changelog_bytes / max(1, batch_events), 1
             ),
+            "cpu_us_per_event": batch_cpu_per_event,
             "restart_to_ready_s": round(batch_restart_s, 2),
             "live_rate_per_s": batch_live_rate,
             "lag": _summary_ms(batch_lags),
@@ -877,16 +895,22 @@ def show(res: dict[str, Any], print_: Any) -> None:
     )
     for col, width in (
         ("consumer", None),
-        ("events/s", 15),  # room for a range: (10,300-11,701)
+        ("events/s", 16),  # room for a range, (10,300-11,701), and "105 µs CPU/event"
         ("lag p50 / p99 ms", None),
         ("changelog B/event", 9),
         ("target", None),
     ):
         spend.add_column(col, justify="right", overflow="fold", min_width=width, max_width=width)
     single, batched = res["faust_worker"], res.get("faust_worker_batched", {})
+
+    def cpu(figures: dict[str, Any]) -> str:
+        """The worker's CPU per event on a line of its own, when measured."""
+        value = figures.get("cpu_us_per_event")
+        return "" if value is None else f"\n{num(value)} µs CPU/event"
+
     spend.add_row(
         "worker, single-event records",
-        num(single["events_per_s"]) + spread("faust_worker", "events_per_s"),
+        num(single["events_per_s"]) + spread("faust_worker", "events_per_s") + cpu(single),
         f"{num(single['lag']['p50_ms'])} / {num(single['lag']['p99_ms'])}"
         f" at {num(single['live_rate_per_s'])}/s{spread('faust_worker', 'lag', 'p99_ms')}",
         num(single.get("changelog_bytes_per_event")),
@@ -896,7 +920,9 @@ def show(res: dict[str, Any], print_: Any) -> None:
     if batched:
         spend.add_row(
             f"worker, batched records ({num(batched['events_per_record'], '.0f')}/record)",
-            num(batched["events_per_s"]) + spread("faust_worker_batched", "events_per_s"),
+            num(batched["events_per_s"])
+            + spread("faust_worker_batched", "events_per_s")
+            + cpu(batched),
             f"{num(batched['lag']['p50_ms'])} / {num(batched['lag']['p99_ms'])}"
             f" at {num(batched['live_rate_per_s'])}/s"
             f"{spread('faust_worker_batched', 'lag', 'p99_ms')}",

@@ -142,6 +142,25 @@ class WorkerProcess:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time it has used so far, all threads (:func:`process_cpu_seconds`)."""
+        return None if self.proc is None else process_cpu_seconds(self.proc.pid)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds process ``pid`` has used (Linux ``/proc``), None when
+    unknown. Why beside the rates: on a machine whose cores the worker shares with the
+    broker and the benchmark, its wall-clock rate also counts the time it waited for a
+    core; its CPU per event does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    fields = stat.rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
 
 async def create_bench_topics(
     bootstrap: str,

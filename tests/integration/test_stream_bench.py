@@ -46,6 +46,8 @@ def test_two_small_runs_are_each_complete_and_reported_as_their_median(
         assert run["faust_worker"]["events_per_s"] > 0
         assert run["faust_worker_batched"]["events_per_s"] > 0
         assert 0 < run["faust_worker"]["changelog_bytes_per_event"] <= 200
+        assert run["faust_worker"]["cpu_us_per_event"] > 0
+        assert run["faust_worker_batched"]["cpu_us_per_event"] > 0
         # ... and every request was answered or counted as timed out.
         trip = run["can_spend_round_trip"][0]
         assert trip["requests"] == 50

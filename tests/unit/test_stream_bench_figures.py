@@ -3,8 +3,11 @@ rate counts as held (the figures themselves come from ``pacer-stream bench``).""
 
 from __future__ import annotations
 
+import os
+
 from pacer_stream.bench.stream_bench import (
     Applied,
+    _cpu_us_per_event,
     _highest_rate_held,
     _pop_through,
     _throughput,
@@ -66,6 +69,7 @@ def _bench_run(rate: float, p99: float, held: float | None) -> dict[str, object]
             "lag": lag,
             "live_rate_per_s": 1_000.0,
             "changelog_bytes_per_event": 30.0,
+            "cpu_us_per_event": rate / 100,
         },
         "faust_worker_batched": {
             "events_per_s": rate * 2,
@@ -100,6 +104,10 @@ def test_the_terminal_tables_give_the_median_and_the_range_of_several_runs() -> 
         row = next(i for i, line in enumerate(lines) if median in line)
         assert spread in lines[row + 1]
     assert "170.0 (40.0-300.0)" in text  # the can-spend p99
+    # The worker's CPU per event under its single-record rate; none measured, none shown.
+    row = next(i for i, line in enumerate(lines) if "10,500" in line)
+    assert "105 µs CPU/event" in lines[row + 2]
+    assert text.count("µs CPU/event") == 1
     # One run held no rate at p99 <= 50 ms: no median, no range.
     assert "held with p99 <= 50 ms and no timeout: –/s (target" in text
 
@@ -117,3 +125,20 @@ def test_a_narrow_terminal_folds_the_figures_and_cuts_none() -> None:
     assert "…" not in text
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "(10,300-11,701)" in text and "(20,600-23,402)" in text
+
+
+def test_the_workers_cpu_per_event_is_its_cpu_time_over_the_events() -> None:
+    assert _cpu_us_per_event(10.0, 13.5, 100_000) == 35.0
+    # Without /proc (or a backlog) there is no figure rather than a wrong one.
+    assert _cpu_us_per_event(None, 13.5, 100_000) is None
+    assert _cpu_us_per_event(10.0, None, 100_000) is None
+    assert _cpu_us_per_event(10.0, 13.5, 0) is None
+
+
+def test_a_process_cpu_time_is_read_from_proc() -> None:
+    from pacer_stream.bench.worker_process import process_cpu_seconds
+
+    used = process_cpu_seconds(os.getpid())
+    assert used is not None and used > 0  # this test process has run
+    assert abs(used - sum(os.times()[:2])) < 0.5  # what the process itself reports
+    assert process_cpu_seconds(2**22 + 1) is None  # above the kernel's pid limit
