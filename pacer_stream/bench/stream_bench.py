@@ -895,7 +895,7 @@ def show(res: dict[str, Any], print_: Any) -> None:
     )
     for col, width in (
         ("consumer", None),
-        ("events/s", 16),  # room for a range, (10,300-11,701), and "105 µs CPU/event"
+        ("events/s", 15),  # room for a range, (10,300-11,701), and "33 µs CPU/event"
         ("lag p50 / p99 ms", None),
         ("changelog B/event", 9),
         ("target", None),

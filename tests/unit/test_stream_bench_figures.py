@@ -69,7 +69,7 @@ def _bench_run(rate: float, p99: float, held: float | None) -> dict[str, object]
             "lag": lag,
             "live_rate_per_s": 1_000.0,
             "changelog_bytes_per_event": 30.0,
-            "cpu_us_per_event": rate / 100,
+            "cpu_us_per_event": rate / 300,
         },
         "faust_worker_batched": {
             "events_per_s": rate * 2,
@@ -106,7 +106,7 @@ def test_the_terminal_tables_give_the_median_and_the_range_of_several_runs() -> 
     assert "170.0 (40.0-300.0)" in text  # the can-spend p99
     # The worker's CPU per event under its single-record rate; none measured, none shown.
     row = next(i for i, line in enumerate(lines) if "10,500" in line)
-    assert "105 µs CPU/event" in lines[row + 2]
+    assert "35 µs CPU/event" in lines[row + 2]
     assert text.count("µs CPU/event") == 1
     # One run held no rate at p99 <= 50 ms: no median, no range.
     assert "held with p99 <= 50 ms and no timeout: –/s (target" in text
@@ -125,6 +125,9 @@ def test_a_narrow_terminal_folds_the_figures_and_cuts_none() -> None:
     assert "…" not in text
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "(10,300-11,701)" in text and "(20,600-23,402)" in text
+    # The last column too: a table one character too wide loses its right edge silently.
+    whole = ("target", "trivial agent:", "(1.00-1.00)", ">= 30,000/s;", "lag p99 <= 50")
+    assert all(part in text for part in (*whole, "37 µs CPU/event"))
 
 
 def test_the_workers_cpu_per_event_is_its_cpu_time_over_the_events() -> None:
