@@ -65,11 +65,10 @@ class PlannedAtInstant:
     computed once instead of for each, an event's whole in-process work
     (``Processor.handle``, batches of 1,000 events) took about 4% less. An entry is
     used only at the instant it was computed for and while the channel still has the
-    plan, day and activation it was computed from:
-    plans and days are immutable (a re-plan or a day roll installs new ones), so a
-    changed plan is a different object. Bounded: a new instant or :data:`MAX_ENTRIES`
-    channels start afresh. Entries hold their channel, so an id is never reused for
-    another while its entry lives."""
+    plan, day and activation it was computed from: plans and days are immutable (a
+    re-plan or a day roll installs new ones), so a changed plan is a different object.
+    Bounded: a new instant or :data:`MAX_ENTRIES` channels start afresh. Entries hold
+    their channel, so an id is never reused for another while its entry lives."""
 
     __slots__ = ("_entries", "_ts")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -96,9 +97,7 @@ def test_the_plan_at_an_instant_follows_a_new_plan_at_the_same_instant() -> None
     ts = ch.day.start + 3600
     memo = PlannedAtInstant()
     assert memo(ch, ts) == 100 * U
-    config = h.config.__class__(
-        h.campaign_id, {G: ChannelConfig(4800 * U)}, h.config.strategy, "UTC", UNCAPPED
-    )
+    config = dataclasses.replace(h.config, channels={G: ChannelConfig(4800 * U)})
     h.state, _ = h.engine.configure(h.state, config, h.now)
     assert memo(h.ch(), ts) == planned_at(h.ch(), ts) == 200 * U
 
