@@ -49,6 +49,23 @@ def touch(
     return out
 
 
+def awaits_time(state: CampaignState) -> bool:
+    """Whether the passage of time alone will change this campaign in a way others must
+    see promptly: a hold to expire or leave its grace, a breaker away from CLOSED (a
+    cooldown to end, a trial under way), or outputs waiting in its outbox.
+
+    What time does to any other campaign can wait for its next record or a periodic
+    tick: its day rolls lazily on the next touch, and its pace and performance alerts
+    only follow its plan. The worker therefore ticks the campaigns that await time
+    every maintenance interval and every other one less often."""
+    if state.outbox:
+        return True
+    for ch in state.channels.values():
+        if ch.held()[0] or ch.breaker.state is not CircuitBreakerState.CLOSED:
+            return True
+    return False
+
+
 def roll_campaign(
     state: CampaignState,
     ch: ChannelState,

@@ -29,7 +29,7 @@ from pacer_stream.core.allocation import AllocationStrategy, default_registry
 from pacer_stream.core.breaker import UNAUTHORISED_TRIP_SHARE, UNAUTHORISED_WINDOW_S
 from pacer_stream.core.calendar import from_ts, zone
 from pacer_stream.core.compact import NO_OUTPUTS, own
-from pacer_stream.core.day import touch
+from pacer_stream.core.day import awaits_time, touch
 from pacer_stream.core.history import CONVERSIONS, SPEND
 from pacer_stream.core.holds import mark_answer, unused_trial
 from pacer_stream.core.ids import check_campaign_id, check_id
@@ -656,6 +656,13 @@ class PacingEngine:
                 out += alerting.pace_alerts(state, ch, ts, planned_at(ch, ts))
                 out += alerting.performance_thresholds(state, ch, ts)
         return out
+
+    @staticmethod
+    def awaits_time(state: CampaignState) -> bool:
+        """Whether time alone will soon change the campaign in a way others must see
+        promptly (:func:`pacer_stream.core.day.awaits_time`): how often a timer should
+        :meth:`tick` it."""
+        return awaits_time(state)
 
     def expired(self, state: CampaignState, now: datetime) -> bool:
         """A campaign that only exists because spend arrived for it (never budgeted,

@@ -45,7 +45,8 @@ import functools
 import hmac
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -64,6 +65,7 @@ from pacer_stream.adapters.forecast_runner import ForecastRunner
 from pacer_stream.core.allocation.strategies import default_registry
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.forecast.service import ModelRegistry
+from pacer_stream.core.types import CircuitBreakerState
 from pacer_stream.errors import InvalidRecord
 from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
@@ -233,6 +235,24 @@ STATE_WRITE_FAILED = "state_write_failed"
 CAMPAIGN_QUARANTINED = "campaign_quarantined"
 
 Step = Callable[[Stored], Result]
+
+
+@dataclass(slots=True)
+class SweepTally:
+    """What a maintenance sweep saw of the campaigns it ticked, for the gauges."""
+
+    channels: int = 0
+    reservations: int = 0
+    #: Channels per breaker state other than CLOSED.
+    breakers: dict[str, int] = field(default_factory=dict)
+
+    def add(self, value: Stored) -> None:
+        for ch in value.state.channels.values():
+            self.channels += 1
+            self.reservations += len(ch.reservations)
+            state = ch.breaker.state
+            if state is not CircuitBreakerState.CLOSED:
+                self.breakers[state.value] = self.breakers.get(state.value, 0) + 1
 
 
 class CampaignTable(faust.Table[str, Stored]):
@@ -405,6 +425,14 @@ class Worker:
         self.data_dir: DataDir | None = None
         self._out_topics: dict[str, TopicT] = {}
         self._last_full_publish = 0.0
+        #: Owned campaigns that await time (:meth:`PacingEngine.awaits_time`), ticked
+        #: every maintenance interval; every other one at the full tick.
+        self._awaiting: set[str] = set()
+        #: When maintenance last ticked every owned campaign (epoch seconds of the
+        #: worker's clock; None: not since the table was last recovered), and how many
+        #: channels they had.
+        self._full_tick_at: float | None = None
+        self._owned_channels = 0
         #: Timers' changelog writes waiting to be sent in order: a campaign (its value is
         #: encoded when sent) with the outputs that report it, or records as they are.
         self._timer_jobs: deque[tuple[str, list[Message]] | list[Message]] = deque()
@@ -576,6 +604,9 @@ class Worker:
                     # Changed in place and not written: the store must keep it in memory.
                     self.campaigns.data[stored.campaign_id] = stored
                     direct.append(self.grants.granted(stored, grant, msg.offset))
+                    self._awaiting.add(stored.campaign_id)  # a hold: it awaits its expiry
+        for value in touched.values():
+            self._note_time(value)
         for (_, topic), (value, offset) in id_records.items():
             direct.extend(self.event_ids.writes(value, offset, topic))
         # The changelog writes are handed to the producer by the agent itself (awaited,
@@ -924,6 +955,7 @@ class Worker:
         forgets it too and a restart does not bring it back (its side records too)."""
         cid = value.campaign_id
         self.campaigns.data.pop(cid, None)
+        self._awaiting.discard(cid)
         changelog = self.campaigns.changelog_topic.get_topic_name()
         tombstone = Message(changelog, cid.encode(), None, partition=value.partition)
         self._send_changelog([*self.side_records.forget(cid), tombstone])
@@ -946,26 +978,44 @@ class Worker:
         active = self.active_partitions()
         if not active:
             return
-        for key in list(self.campaigns.keys()):
+        # A copy of the keys (agents add campaigns between a sweep's slices), taken from
+        # an iterator: ``list()`` of the keys view would first count them, one more
+        # scan of the on-disk store.
+        for key in list(iter(self.campaigns.keys())):
             value: Stored | None = self.campaigns.get(key)
             if value is not None and value.partition in active:
                 self._attach(value)
                 yield value
 
     # ------------------------------------------------------------------ timers
-    async def sweep(self, step: Step, *, expire: bool = False) -> int:
+    async def sweep(
+        self, step: Step, *, expire: bool = False, tally: SweepTally | None = None
+    ) -> int:
         """Run one timer ``step`` over every owned campaign (first dropping expired
         ones when ``expire``), yielding to the agents regularly."""
         if not self.settled():
             return 0
+        return await self._sweep_over(self.owned(), step, expire=expire, tally=tally)
+
+    async def _sweep_over(
+        self,
+        values: Iterable[Stored],
+        step: Step,
+        *,
+        expire: bool = False,
+        tally: SweepTally | None = None,
+    ) -> int:
         n = 0
-        for value in self.owned():
+        for value in values:
             if expire and self.processor.expired(value):
                 self._remove(value)
                 continue
             result = step(value)
             if result.messages or result.store is not None or result.dirty:
                 self._apply_timer_result(result)
+            self._note_time(value)
+            if tally is not None:
+                tally.add(value)
             n += 1
             if n % 200 == 0:
                 await self.flush_timer_writes()
@@ -973,15 +1023,45 @@ class Worker:
         await self.flush_timer_writes()
         return n
 
-    async def tick_all(self) -> int:
-        """Expiry, cooldowns and alerts made visible; campaigns past retention removed;
-        event ids past their window deleted from the changelog."""
-        n = await self.sweep(self.processor.tick, expire=True)
+    def _note_time(self, value: Stored) -> None:
+        """Keep :attr:`_awaiting` right for a campaign just handled or ticked."""
+        if self.processor.engine.awaits_time(value.state):
+            self._awaiting.add(value.campaign_id)
+        else:
+            self._awaiting.discard(value.campaign_id)
+
+    async def tick_all(self, tally: SweepTally | None = None) -> int:
+        """Expiry, cooldowns and alerts made visible for every owned campaign; campaigns
+        past retention removed; event ids past their window deleted from the changelog."""
+        n = await self.sweep(self.processor.tick, expire=True, tally=tally)
+        await self._expire_event_ids()
+        return n
+
+    async def tick_awaiting(self, tally: SweepTally | None = None) -> int:
+        """:meth:`tick_all` for the owned campaigns that await time only
+        (:meth:`PacingEngine.awaits_time`: holds, a breaker away from CLOSED, outputs
+        waiting); the others wait for the next full tick."""
+        if not self.settled():
+            return 0
+        n = await self._sweep_over(self._awaiting_values(), self.processor.tick, tally=tally)
+        await self._expire_event_ids()
+        return n
+
+    def _awaiting_values(self) -> Iterator[Stored]:
+        active = self.active_partitions()
+        for cid in list(self._awaiting):
+            value = self.lookup_quiet(cid)
+            if value is None or value.partition not in active:
+                self._awaiting.discard(cid)  # gone, quarantined or no longer ours
+                continue
+            self._attach(value)
+            yield value
+
+    async def _expire_event_ids(self) -> None:
         if self.settled():
             now = self.processor.clock.now().timestamp()
             self._send_changelog(self.event_ids.expire(now, self.active_partitions()))
             await self.flush_timer_writes()
-        return n
 
     async def reallocate_all(self) -> int:
         """Move unused budget toward the channels that convert (engine.reallocate)."""
@@ -997,20 +1077,29 @@ class Worker:
         self._refresh_status()
         if not self.settled():
             return
-        await self.tick_all()
-        owned = list(self.owned())
-        reservations = 0
-        breakers: dict[str, int] = {}
-        for value in owned:
-            for ch in value.state.channels.values():
-                reservations += len(ch.reservations)
-                breakers[ch.breaker.state.value] = breakers.get(ch.breaker.state.value, 0) + 1
-        metrics.set_reservations_active(reservations)
+        now = self.processor.clock.now().timestamp()  # the worker's clock, like the ticks
+        tally = SweepTally()
+        since_full = now - self._full_tick_at if self._full_tick_at is not None else None
+        if since_full is None or not 0 <= since_full < self.settings.maintenance_full_interval_s:
+            self._full_tick_at = now
+            await self.tick_all(tally)
+            self._owned_channels = tally.channels
+        else:
+            await self.tick_awaiting(tally)
+        # Campaigns that await nothing hold no reservations and their breakers are
+        # CLOSED: the tally of the others is exact but for CLOSED, counted against the
+        # channels the last full tick saw.
+        breakers = dict(tally.breakers)
+        breakers[CircuitBreakerState.CLOSED.value] = max(
+            0, self._owned_channels - sum(tally.breakers.values())
+        )
+        metrics.set_reservations_active(tally.reservations)
         metrics.set_breakers(breakers)
         sync = self.redis_sync
         mono = time.monotonic()
         if sync is not None and mono - self._last_full_publish >= self.settings.allowance_slice_s:
             self._last_full_publish = mono
+            owned = list(self.owned())
             sync.retain({v.campaign_id for v in owned})
             sync.mark((v.campaign_id, c) for v in owned for c in v.state.channels)
         await self._consumer_lag()
@@ -1069,6 +1158,7 @@ class Worker:
         """The table is complete again: heal the compacted breakers topic (a crash may
         have lost the last transition) and re-publish every owned allowance."""
         self.status.on_recovered()
+        self._full_tick_at = None  # campaigns may have moved: tick all of them next
         self.processor.quota.reset({v.campaign_id for v in self.owned() if not v.state.configured})
         healed = 0
         for value in self.owned():
