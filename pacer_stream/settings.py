@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     #: requests waited on the broker, up to 1.5 s (see docs/streaming.md). An idle
     #: worker sends at most one empty fetch per this many ms.
     consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=1_500)
+    #: Longest a timer's sweep over the owned campaigns runs before the agents get the
+    #: event loop back: a tick costs ~10 µs a campaign and a pace snapshot ~300 µs, so
+    #: a fixed count of campaigns held spend events and requests back for up to tens of
+    #: milliseconds (see docs/streaming.md, "Timers"). 0: after every campaign.
+    timer_slice_ms: float = Field(default=5.0, ge=0, le=1_000)
     snapshot_interval_s: float = 60.0
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0

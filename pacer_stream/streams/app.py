@@ -992,7 +992,8 @@ class Worker:
         self, step: Step, *, expire: bool = False, tally: SweepTally | None = None
     ) -> int:
         """Run one timer ``step`` over every owned campaign (first dropping expired
-        ones when ``expire``), yielding to the agents regularly."""
+        ones when ``expire``), giving the agents the event loop back every
+        ``timer_slice_ms``; each campaign's value is read when its turn comes."""
         if not self.settled():
             return 0
         return await self._sweep_over(self.owned(), step, expire=expire, tally=tally)
@@ -1006,6 +1007,9 @@ class Worker:
         tally: SweepTally | None = None,
     ) -> int:
         n = 0
+        slice_s = self.settings.timer_slice_ms / 1000
+        slice_start = time.perf_counter()
+        slice_end = slice_start + slice_s
         for value in values:
             if expire and self.processor.expired(value):
                 self._remove(value)
@@ -1017,9 +1021,11 @@ class Worker:
             if tally is not None:
                 tally.add(value)
             n += 1
-            if n % 200 == 0:
+            if time.perf_counter() >= slice_end:  # the agents' turn, as long as ours was
                 await self.flush_timer_writes()
-                await asyncio.sleep(0)
+                await asyncio.sleep(time.perf_counter() - slice_start)
+                slice_start = time.perf_counter()
+                slice_end = slice_start + slice_s
         await self.flush_timer_writes()
         return n
 

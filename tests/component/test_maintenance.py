@@ -55,4 +55,3 @@ async def test_between_full_ticks_only_campaigns_that_await_time_are_ticked(
     w.clock.advance(DAY_S - 13 * 3600)  # a full interval since the last full tick
     await w.m.maintenance()
     assert _day(w, idle) == first_day + timedelta(days=1)  # noon the next day: rolled
-

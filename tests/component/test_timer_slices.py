@@ -1,0 +1,44 @@
+"""A timer's sweep gives the event loop back between slices of ``timer_slice_ms``: an
+agent with a batch runs in the middle of a long sweep instead of after it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pacer_stream.streams.processor import Result
+
+from .test_agents import Harness, _configure, _harness
+
+
+async def _steps_before_another_task(w: Harness, campaigns: int) -> tuple[int, int]:
+    """Run a sweep over the owned campaigns beside a task started with it; returns (the
+    steps the sweep had taken when the task ran, the steps in all)."""
+    for i in range(campaigns):
+        await _configure(w, f"slices-{i}")
+    w.drain()
+    steps: list[str] = []
+    ran_after: list[int] = []
+
+    def step(value: Any) -> Result:
+        steps.append(value.campaign_id)
+        return Result(status="ticked")
+
+    async def other() -> None:
+        ran_after.append(len(steps))
+
+    await asyncio.gather(w.m.sweep(step), other())
+    return ran_after[0], len(steps)
+
+
+async def test_a_sweep_lets_other_tasks_run_between_slices(tmp_path: Any) -> None:
+    w = _harness(tmp_path, timer_slice_ms=0)
+    before, total = await _steps_before_another_task(w, 4)
+    assert total == 4
+    assert before == 1
+
+
+async def test_a_sweep_within_one_slice_runs_to_the_end(tmp_path: Any) -> None:
+    w = _harness(tmp_path, timer_slice_ms=1_000)
+    before, total = await _steps_before_another_task(w, 4)
+    assert before == total == 4
