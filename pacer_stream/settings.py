@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     #: of a campaign without records, its day roll); campaigns with holds, a breaker
     #: away from CLOSED or outputs waiting are ticked every ``maintenance_interval_s``.
     #: Ticking all of them every second cost an idle worker with 100,000 campaigns
-    #: two thirds of a core (see docs/streaming.md, "Timers").
+    #: 0.70-0.73 of a core (see docs/streaming.md, "Timers").
     maintenance_full_interval_s: float = Field(default=60.0, gt=0)
     #: How often owned campaigns are checked for due forecast trainings, and the hard
     #: timeout of one training in the executor.
