@@ -604,7 +604,7 @@ class Worker:
                     # Changed in place and not written: the store must keep it in memory.
                     self.campaigns.data[stored.campaign_id] = stored
                     direct.append(self.grants.granted(stored, grant, msg.offset))
-                    self._awaiting.add(stored.campaign_id)  # a hold: it awaits its expiry
+                    self._note_time(stored)  # a new hold: the core says it awaits time
         for value in touched.values():
             self._note_time(value)
         for (_, topic), (value, offset) in id_records.items():
