@@ -45,7 +45,14 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    the can-spend phase turns the first set into campaigns that reserve, whose spend
    naming no reservation is unasked spend that the runaway rules examine event by event,
    a slower path than the single-event backlog took. Both record shapes are measured on
-   the same work.
+   the same work. The plain loop's phase produced single-event records while the worker
+   was stopped; the worker applies them before the batched backlog is produced, so the
+   batched figures count batched records only (``events_handled``, the worker's own
+   count of spend events over a backlog, is the phase's events and no others).
+
+A phase's changelog reader runs on the cores the worker is measured on: it starts at
+the changelog's end from before the phase's records were produced and decodes only the
+values of campaigns with records still pending.
 
 The whole sequence runs ``runs`` times (``pacer-stream bench --stream-runs``, 3 by
 default), each on fresh topics with fresh worker processes; the figures reported are the
@@ -79,7 +86,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pacer_stream.bench.repeats import median_of, range_of
 from pacer_stream.bench.worker_process import (
@@ -239,13 +246,39 @@ class Applied(dict[RecordId, int]):
     changelog_bytes: int = 0
 
 
+async def _changelog_ends(bootstrap: str, changelog: str) -> dict[int, int]:
+    """Partition -> end offset of a changelog now: where a phase's reader starts, so
+    it reads only what the worker wrote during the phase."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata partitions_for_topic reads
+        partitions = consumer.partitions_for_topic(changelog) or set()
+        tps = [TopicPartition(changelog, p) for p in partitions]
+        ends = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
 async def _applied_times(
-    bootstrap: str, changelog: str, produced: dict[RecordId, int], timeout: float
+    bootstrap: str,
+    changelog: str,
+    produced: dict[RecordId, int],
+    timeout: float,
+    since: dict[int, int] | None = None,
 ) -> Applied:
     """Read a changelog until every produced spend record is seen applied; returns
     record id -> CreateTime (ms) of the first changelog write that shows it applied:
     its event-id record (written when the worker applied it) or the first value that
-    covers it (same partition and campaign, offset high-water mark at or past it)."""
+    covers it (same partition and campaign, offset high-water mark at or past it).
+
+    The reader runs while the worker is measured, on the same cores: it starts at
+    ``since`` (partition -> offset, from :func:`_changelog_ends` before the phase's
+    records were produced; the beginning without it) and decodes only the values of
+    campaigns with records still pending, so it takes as little CPU from the worker as
+    it can (reading every earlier phase's values took a share of a core from the
+    batched phase)."""
     pending: dict[tuple[int, bytes], list[int]] = {}
     for partition, offset, key in produced:
         pending.setdefault((partition, key), []).append(offset)
@@ -268,6 +301,9 @@ async def _applied_times(
                 raise TimeoutError(f"changelog {changelog} not found")
             await asyncio.sleep(0.05)
         await consumer.seek_to_beginning(*consumer.assignment())
+        for tp in consumer.assignment():
+            if since and tp.partition in since:
+                consumer.seek(tp, since[tp.partition])
         while len(applied) < len(produced):
             if time.monotonic() > deadline:
                 missing = len(produced) - len(applied)
@@ -292,11 +328,13 @@ async def _applied_times(
                             # may follow up to the value write interval later).
                             _pop_through(pending, applied, tp.partition, key, offset, m.timestamp)
                         continue
-                    hwm = _spend_hwm(m.value)
-                    offsets = pending.get((tp.partition, m.key))
-                    if hwm is None or not offsets:
+                    waiting = pending.get((tp.partition, m.key))
+                    if not waiting:
                         continue
-                    if offsets[-1] <= hwm:
+                    hwm = _spend_hwm(m.value)
+                    if hwm is None:
+                        continue
+                    if waiting[-1] <= hwm:
                         applied.changelog_bytes += len(m.key) + len(m.value)
                     _pop_through(pending, applied, tp.partition, m.key, hwm, m.timestamp)
     finally:
@@ -686,28 +724,29 @@ async def _run(
         await _produce_budgets(producer, names, campaigns + batch_campaigns)
         await _wait_configured(worker, campaigns + batch_campaigns)
         worker.stop()
+        changelog = f"{app_id}-campaigns-changelog"
         backlog = _spend_payloads(campaigns, n_events, "b")
+        since = await _changelog_ends(bootstrap, changelog)
         produced = await _produce_all(producer, names.spend, backlog)
         t0 = worker.start()
         ready_at = await worker.wait_ready()
         restart_s = time.monotonic() - t0
         cpu_at_ready = worker.cpu_seconds()
-        applied = await _applied_times(
-            bootstrap, f"{app_id}-campaigns-changelog", produced, timeout=600
-        )
+        applied = await _applied_times(bootstrap, changelog, produced, 600, since)
         cpu_per_event = _cpu_us_per_event(cpu_at_ready, worker.cpu_seconds(), len(produced))
+        counted = worker.spend_events_counted()
         faust_rate = _throughput(applied, ready_at)
         if live_rate is None:
             live_rate = max(50.0, min(1_000.0, round(faust_rate / 2, -1)))
         live = _spend_payloads(campaigns, int(live_rate * live_seconds), "lf")
+        since = await _changelog_ends(bootstrap, changelog)
         produced_live = await _produce_at_rate(live_producer, names.spend, live, live_rate)
-        applied_live = await _applied_times(
-            bootstrap, f"{app_id}-campaigns-changelog", produced_live, timeout=600
-        )
+        applied_live = await _applied_times(bootstrap, changelog, produced_live, 600, since)
         result["faust_worker"] = {
             "events_per_s": round(faust_rate, 1),
             "changelog_bytes_per_event": round(applied.changelog_bytes / len(produced), 1),
             "cpu_us_per_event": cpu_per_event,
+            "events_handled": counted,
             "restart_to_ready_s": round(restart_s, 2),
             "live_rate_per_s": live_rate,
             "lag": _summary_ms(_lags(produced_live, applied_live)),
@@ -729,12 +768,13 @@ async def _run(
         await plain.start()
         await _wait_count(lambda: plain.spend_seen, len(all_spend), timeout=600)
         live2 = _spend_payloads(campaigns, int(live_rate * live_seconds), "lp")
+        since = await _changelog_ends(bootstrap, plain_changelog)
         produced_live2 = await _produce_at_rate(live_producer, names.spend, live2, live_rate)
         await _wait_count(lambda: plain.spend_seen, len(all_spend) + len(live2), timeout=600)
         await plain.stop()
         applied_plain = await _applied_times(bootstrap, plain_changelog, all_spend, timeout=600)
         plain_rate = _throughput({k: applied_plain[k] for k in all_spend}, plain.first_spend_at)
-        applied_live2 = await _applied_times(bootstrap, plain_changelog, produced_live2, 600)
+        applied_live2 = await _applied_times(bootstrap, plain_changelog, produced_live2, 600, since)
         result["plain_loop"] = {
             "events_per_s": round(plain_rate, 1),
             "live_rate_per_s": live_rate,
@@ -759,8 +799,16 @@ async def _run(
         # After the peers (they read single-event records only): a backlog of batched
         # records, then a fixed-rate run for the lag. Lag is per record (changelog write
         # - CreateTime) plus the publisher's linger, an upper bound of how long an event
-        # waited for its batch.
+        # waited for its batch. The worker first applies what the plain loop's phase
+        # produced while it was stopped (the single-event records of ``live2``), so the
+        # batched figures count batched records only.
+        since = await _changelog_ends(bootstrap, changelog)
+        worker.start()
+        await worker.wait_ready()
+        await _applied_times(bootstrap, changelog, produced_live2, 600, since)
+        worker.stop()
         linger_s = 0.005
+        since = await _changelog_ends(bootstrap, changelog)
         batch_created, batch_sizes = await _publish_batched(
             producer, names.spend, batch_campaigns, batch_events, "bb", linger_s=linger_s
         )
@@ -768,11 +816,11 @@ async def _run(
         ready_at = await worker.wait_ready()
         batch_restart_s = time.monotonic() - t0
         cpu_at_ready = worker.cpu_seconds()
-        applied_batches = await _applied_times(
-            bootstrap, f"{app_id}-campaigns-changelog", batch_created, timeout=600
-        )
+        applied_batches = await _applied_times(bootstrap, changelog, batch_created, 600, since)
         batch_cpu_per_event = _cpu_us_per_event(cpu_at_ready, worker.cpu_seconds(), batch_events)
+        batch_counted = worker.spend_events_counted()
         batch_rate = _throughput(applied_batches, ready_at, batch_sizes)
+        since = await _changelog_ends(bootstrap, changelog)
         live_created, _ = await _publish_batched(
             live_producer,
             names.spend,
@@ -782,9 +830,7 @@ async def _run(
             rate=batch_live_rate,
             linger_s=linger_s,
         )
-        applied_live_batches = await _applied_times(
-            bootstrap, f"{app_id}-campaigns-changelog", live_created, timeout=600
-        )
+        applied_live_batches = await _applied_times(bootstrap, changelog, live_created, 600, since)
         batch_lags = [lag + linger_s * 1000 for lag in _lags(live_created, applied_live_batches)]
         result["faust_worker_batched"] = {
             "events": batch_events,
@@ -795,6 +841,7 @@ async def _run(
                 applied_batches.changelog_bytes / max(1, batch_events), 1
             ),
             "cpu_us_per_event": batch_cpu_per_event,
+            "events_handled": batch_counted,
             "restart_to_ready_s": round(batch_restart_s, 2),
             "live_rate_per_s": batch_live_rate,
             "lag": _summary_ms(batch_lags),

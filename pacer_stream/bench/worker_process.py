@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from pacer_stream.settings import Settings
 from pacer_stream.streams.admin import create_topics
@@ -145,6 +146,20 @@ class WorkerProcess:
     def cpu_seconds(self) -> float | None:
         """CPU time it has used so far, all threads (:func:`process_cpu_seconds`)."""
         return None if self.proc is None else process_cpu_seconds(self.proc.pid)
+
+    def spend_events_counted(self) -> int | None:
+        """Spend events this process has handled, any result (its
+        ``pacer_spend_events_total``), None when it does not answer. Why: a phase's
+        figures are per event of that phase, so a benchmark checks the worker handled
+        those events and no others (records left over from an earlier phase)."""
+        status, body = self.get("/metrics")
+        if status != 200:
+            return None
+        total = 0.0
+        for family in text_string_to_metric_families(body.decode()):
+            if family.name == "pacer_spend_events":
+                total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+        return int(total)
 
 
 def process_cpu_seconds(pid: int) -> float | None:

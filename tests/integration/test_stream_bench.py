@@ -43,6 +43,10 @@ def test_two_small_runs_are_each_complete_and_reported_as_their_median(
         assert run["faust_worker"]["lag"]["n"] == 100
         assert run["plain_loop"]["lag"]["n"] == 100
         assert run["faust_worker_batched"]["events"] == 2_000
+        # Each backlog's figures are over its own events only: the worker handled
+        # exactly those (the plain loop's records were applied before the batched one).
+        assert run["faust_worker"]["events_handled"] == 400
+        assert run["faust_worker_batched"]["events_handled"] == 2_000
         assert run["faust_worker"]["events_per_s"] > 0
         assert run["faust_worker_batched"]["events_per_s"] > 0
         assert 0 < run["faust_worker"]["changelog_bytes_per_event"] <= 200
