@@ -510,9 +510,7 @@ def _load(payload: object, max_bytes: int) -> dict[str, Any]:
     code (duplicate key, NaN, integer range, nesting)."""
     payload = _payload_bytes(payload)
     if len(payload) > max_bytes:
-        _fail(
-            ErrorCode.PAYLOAD_TOO_LARGE, "", f"payload is {len(payload)} bytes > {max_bytes}"
-        )
+        _fail(ErrorCode.PAYLOAD_TOO_LARGE, "", f"payload is {len(payload)} bytes > {max_bytes}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -560,7 +558,11 @@ def _too_deep(text: str) -> bool:
 
 
 _JSON_TYPES: Final = (
-    (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
     (dict, "object"),
 )
 
@@ -568,8 +570,9 @@ _JSON_TYPES: Final = (
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
-    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)),
-                type(value).__name__)
+    return next(
+        (name for kind, name in _JSON_TYPES if isinstance(value, kind)), type(value).__name__
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -589,8 +592,9 @@ class _Odd(Exception):
         self.code = code
 
 
-def _check_values(value: dict[str, Any] | list[Any], depth: int = 0, *, floats: bool = True
-                  ) -> None:
+def _check_values(
+    value: dict[str, Any] | list[Any], depth: int = 0, *, floats: bool = True
+) -> None:
     """Raise :class:`_Odd` for what the strict parser refuses in a parsed value: nesting
     deeper than :data:`MAX_DEPTH`, an integer beyond 2**53 - 1, a non-finite float
     (unless not ``floats``)."""
@@ -840,8 +844,9 @@ def _convert(data: Mapping[str, Any], cls: type[S]) -> S:
     return record
 
 
-def _id(value: object, where: str, *, campaign: bool = False, max_bytes: int = ids.MAX_ID_BYTES
-        ) -> str:
+def _id(
+    value: object, where: str, *, campaign: bool = False, max_bytes: int = ids.MAX_ID_BYTES
+) -> str:
     """An id by the one id rule (``core.ids``); campaign ids also refuse braces."""
     if not isinstance(value, str):
         _fail(ErrorCode.WRONG_TYPE, where, f"must be a string, got {_json_type(value)}")
@@ -887,7 +892,13 @@ def parse_time(value: object, where: str = "time") -> datetime:
                 offset = -offset
         micro = int((frac or "0")[:6].ljust(6, "0"))
         local = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            micro,
             tzinfo=timezone(offset),
         )
         return local.astimezone(UTC)
@@ -931,6 +942,8 @@ class _Context:
 
 
 _NO_CONTEXT: Final = _Context(None, timedelta(days=DEFAULT_HISTORY_DAYS), timedelta(0))
+
+
 def _decode_spend(d: Mapping[str, Any], ctx: _Context) -> SpendRecord | SpendBatchRecord:
     if "events" in d:
         return _decode_batch(d, ctx)
@@ -979,9 +992,7 @@ def _decode_batch(d: Mapping[str, Any], ctx: _Context) -> SpendBatchRecord:
     return SpendBatchRecord(campaign_id, tuple(good), tuple(indexes), tuple(rejected), source)
 
 
-def _batch_event(
-    event: object, campaign_id: str, source: str | None, ctx: _Context
-) -> SpendRecord:
+def _batch_event(event: object, campaign_id: str, source: str | None, ctx: _Context) -> SpendRecord:
     if not isinstance(event, dict):
         _fail(ErrorCode.WRONG_TYPE, "", f"an event must be an object, got {_json_type(event)}")
     if "schema_version" in event:
@@ -1100,8 +1111,11 @@ def _typed_event(wire: Any, campaign_id: str, ctx: _Context) -> SpendRecord:
 def _decode_budget(d: Mapping[str, Any], ctx: _Context) -> BudgetRecord:
     record = _convert(d, BudgetRecord)
     if record.timezone not in _known_zones():
-        _fail(ErrorCode.INVALID_TIMEZONE, "timezone", f"{_show(record.timezone)} is not an "
-              "IANA time zone")
+        _fail(
+            ErrorCode.INVALID_TIMEZONE,
+            "timezone",
+            f"{_show(record.timezone)} is not an IANA time zone",
+        )
     record.core_thresholds()
     return record
 
@@ -1158,9 +1172,7 @@ def _decode_obj(topic: str, data: Mapping[str, Any], ctx: _Context) -> Record:
     return decoder(data, ctx)
 
 
-def _context(
-    now: datetime | None, history_days: int, max_future_skew_s: int
-) -> _Context:
+def _context(now: datetime | None, history_days: int, max_future_skew_s: int) -> _Context:
     if now is None:
         return _NO_CONTEXT
     return _Context(aware(now, what="now"), *_spans(history_days, max_future_skew_s))
@@ -1318,9 +1330,7 @@ def _fmt_time(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         _fail(ErrorCode.INVALID_TIME, "", f"naive datetime {value.isoformat()} cannot be encoded")
     u = value.astimezone(UTC)
-    text = (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-    )
+    text = f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
     if u.microsecond:
         text += f".{u.microsecond:06d}"
     return text + "Z"
@@ -1337,34 +1347,50 @@ def _wire_value(value: object, where: str) -> object:
     """A record's value as JSON data: enums by value, UTC times, base64 bytes, finite
     floats (msgspec would write NaN as null: refused here, always), mappings and structs
     as objects (see :func:`_struct_dict`)."""
-    if value is None or isinstance(value, str | int):
-        return value.value if isinstance(value, Enum) else value
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, float):
-        if not math.isfinite(value):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
             _fail(ErrorCode.NON_FINITE_NUMBER, where, f"cannot encode {value}")
         return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return _wire_value(float(value), where)
     if isinstance(value, datetime):
         return _fmt_time(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, Mapping):
-        return {
-            str(_wire_value(k, where)): _wire_value(v, f"{where}.{k}") for k, v in value.items()
-        }
+        return _wire_mapping(value, where)
     if isinstance(value, msgspec.Struct):
         return _struct_dict(value, where)
     _fail(ErrorCode.WRONG_TYPE, where, f"cannot encode {type(value).__name__}")
+
+
+def _wire_mapping(value: Mapping[object, object], where: str) -> dict[str, object]:
+    """A mapping as a JSON object. Plain keys and values (str, int, finite float, None:
+    nearly all of them, e.g. a pace snapshot's performance figures) are taken as they
+    are, without a call and without building the path of each for an error message."""
+    out: dict[str, object] = {}
+    for k, v in value.items():
+        key = k if type(k) is str else str(_wire_value(k, where))
+        kind = type(v)
+        if kind is str or kind is int or v is None or (kind is float and math.isfinite(v)):  # type: ignore[arg-type]
+            out[key] = v
+        else:
+            out[key] = _wire_value(v, f"{where}.{k}")
+    return out
 
 
 @lru_cache(maxsize=64)
 def _encoding(cls: type[msgspec.Struct]) -> tuple[tuple[str, str, bool], ...]:
     """(field name, wire name, optional) of a struct class, in order: reading them from
     ``msgspec.structs.fields`` resolves every annotation again (hundreds of µs)."""
-    return tuple(
-        (f.name, f.encode_name, f.default is None) for f in msgspec.structs.fields(cls)
-    )
+    return tuple((f.name, f.encode_name, f.default is None) for f in msgspec.structs.fields(cls))
 
 
 def _struct_dict(struct: msgspec.Struct, where: str = "") -> dict[str, object]:
@@ -1373,9 +1399,13 @@ def _struct_dict(struct: msgspec.Struct, where: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for name, wire_name, optional in _encoding(type(struct)):
         value = getattr(struct, name)
-        if value is msgspec.UNSET or (optional and (value is None or value == {})):
+        kind = type(value)
+        if kind is str or kind is int:  # the usual field, taken as it is (see _wire_mapping)
+            out[wire_name] = value
+        elif value is msgspec.UNSET or (optional and (value is None or value == {})):
             continue
-        out[wire_name] = _wire_value(value, f"{where}.{name}" if where else name)
+        else:
+            out[wire_name] = _wire_value(value, f"{where}.{name}" if where else name)
     return out
 
 
@@ -1469,9 +1499,7 @@ def encode_batch_event(event: SpendEvent, campaign_id: str) -> bytes:
     return _ENCODER.encode(data)
 
 
-def encode_batch(
-    campaign_id: str, events: Sequence[bytes], *, source: str | None = None
-) -> bytes:
+def encode_batch(campaign_id: str, events: Sequence[bytes], *, source: str | None = None) -> bytes:
     """One batch spend record of events encoded by :func:`encode_batch_event` for
     ``campaign_id``, byte for byte what :func:`encode` writes for the same batch. Raises
     :class:`InvalidRecord` for a campaign id or source the decoder refuses, no events,

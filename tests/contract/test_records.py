@@ -487,6 +487,14 @@ def test_encode_refuses_what_decode_would_refuse() -> None:
         encode(replace(alert, pace_ratio=math.nan), validate=False)
     with pytest.raises(InvalidRecord):
         encode(replace(alert, at=datetime(2026, 3, 2)), validate=False)
+    # ... nested too: a pace snapshot's performance figures are taken as they are only
+    # when finite
+    pace = next(r for r in full_samples() if isinstance(r, PaceRecord))
+    for figure in (math.nan, math.inf):
+        with pytest.raises(InvalidRecord) as info:
+            encode(replace(pace, performance={"today": {"roas": figure}}), validate=False)
+        assert info.value.code == "non_finite_number"
+    assert b'"roas":2.5' in encode(replace(pace, performance={"today": {"roas": 2.5}}))
     spend = full_samples()[0]
     wrong: Any = replace(spend, channel="myspace")  # type: ignore[arg-type]
     with pytest.raises(InvalidRecord) as info:
