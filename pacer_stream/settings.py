@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     #: milliseconds (see docs/streaming.md, "Timers"). 0: after every campaign.
     timer_slice_ms: float = Field(default=5.0, ge=0, le=1_000)
     snapshot_interval_s: float = 60.0
+    #: A campaign nothing happened to since the last pace-snapshot run (no record, no
+    #: timer change) is snapshotted again only at the first run this long after the last
+    #: full one; the others at every run. Snapshotting every owned campaign every minute
+    #: took an idle worker with 100,000 campaign/channels ~30 s of a core a minute (see
+    #: docs/streaming.md, "Timers"). 0: every owned campaign at every run.
+    snapshot_idle_interval_s: float = Field(default=300.0, ge=0)
     reallocation_interval_s: float = 900.0
     maintenance_interval_s: float = 1.0
     #: Every owned campaign is ticked at least this often (pace and performance alerts

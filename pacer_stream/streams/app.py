@@ -433,6 +433,11 @@ class Worker:
         #: channels they had.
         self._full_tick_at: float | None = None
         self._owned_channels = 0
+        #: Owned campaigns changed since the last pace-snapshot run (records, timer
+        #: changes), and when a run last snapshotted every owned campaign (the worker's
+        #: clock; None: not since the table was last recovered).
+        self._changed: set[str] = set()
+        self._full_snapshot_at: float | None = None
         #: Timers' changelog writes waiting to be sent in order: a campaign (its value is
         #: encoded when sent) with the outputs that report it, or records as they are.
         self._timer_jobs: deque[tuple[str, list[Message]] | list[Message]] = deque()
@@ -605,8 +610,10 @@ class Worker:
                     self.campaigns.data[stored.campaign_id] = stored
                     direct.append(self.grants.granted(stored, grant, msg.offset))
                     self._note_time(stored)  # a new hold: the core says it awaits time
-        for value in touched.values():
+                    self._changed.add(stored.campaign_id)
+        for cid, value in touched.items():
             self._note_time(value)
+            self._changed.add(cid)
         for (_, topic), (value, offset) in id_records.items():
             direct.extend(self.event_ids.writes(value, offset, topic))
         # The changelog writes are handed to the producer by the agent itself (awaited,
@@ -945,6 +952,7 @@ class Worker:
         partition because no input event is in hand (queued: the caller flushes)."""
         store = result.store
         if store is not None:
+            self._changed.add(store.campaign_id)
             self._write_changelog(store.campaign_id, result.messages)
         else:
             self._send(result.messages)
@@ -1049,16 +1057,19 @@ class Worker:
         waiting); the others wait for the next full tick."""
         if not self.settled():
             return 0
-        n = await self._sweep_over(self._awaiting_values(), self.processor.tick, tally=tally)
+        values = self._owned_of(self._awaiting)
+        n = await self._sweep_over(values, self.processor.tick, tally=tally)
         await self._expire_event_ids()
         return n
 
-    def _awaiting_values(self) -> Iterator[Stored]:
+    def _owned_of(self, ids: set[str]) -> Iterator[Stored]:
+        """The values of the owned campaigns among ``ids``; the others (gone,
+        quarantined or no longer ours) are dropped from ``ids``."""
         active = self.active_partitions()
-        for cid in list(self._awaiting):
+        for cid in list(ids):
             value = self.lookup_quiet(cid)
             if value is None or value.partition not in active:
-                self._awaiting.discard(cid)  # gone, quarantined or no longer ours
+                ids.discard(cid)
                 continue
             self._attach(value)
             yield value
@@ -1074,8 +1085,21 @@ class Worker:
         return await self.sweep(self.processor.reallocate)
 
     async def snapshot_all(self) -> int:
-        """Periodic pace snapshots per campaign/channel for dashboards."""
-        return await self.sweep(self.processor.snapshots)
+        """Periodic pace snapshots per campaign/channel for dashboards: of the owned
+        campaigns changed since the last run, and of every owned campaign at the first
+        run ``snapshot_idle_interval_s`` (of the worker's clock) after the last such full
+        run, or after a table recovery. An idle campaign's snapshot moves only with its
+        plan, which its pace alerts watch at every full tick anyway."""
+        if not self.settled():
+            return 0
+        now = self.processor.clock.now().timestamp()
+        idle_s = self.settings.snapshot_idle_interval_s
+        since_full = now - self._full_snapshot_at if self._full_snapshot_at is not None else None
+        changed, self._changed = self._changed, set()
+        if since_full is None or not 0 <= since_full < idle_s:
+            self._full_snapshot_at = now
+            return await self.sweep(self.processor.snapshots)
+        return await self._sweep_over(self._owned_of(changed), self.processor.snapshots)
 
     async def maintenance(self) -> None:
         """Reservation expiry, breaker cooldowns and alerts made visible promptly;
@@ -1165,6 +1189,7 @@ class Worker:
         have lost the last transition) and re-publish every owned allowance."""
         self.status.on_recovered()
         self._full_tick_at = None  # campaigns may have moved: tick all of them next
+        self._full_snapshot_at = None  # and snapshot all of them
         self.processor.quota.reset({v.campaign_id for v in self.owned() if not v.state.configured})
         healed = 0
         for value in self.owned():
