@@ -438,6 +438,9 @@ class Worker:
         #: clock; None: not since the table was last recovered).
         self._changed: set[str] = set()
         self._full_snapshot_at: float | None = None
+        #: Timer outputs handed to faust's producer buffer since a sweep last waited
+        #: for the producer to deliver them.
+        self._timer_outputs_unflushed = False
         #: Timers' changelog writes waiting to be sent in order: a campaign (its value is
         #: encoded when sent) with the outputs that report it, or records as they are.
         self._timer_jobs: deque[tuple[str, list[Message]] | list[Message]] = deque()
@@ -954,8 +957,9 @@ class Worker:
         if store is not None:
             self._changed.add(store.campaign_id)
             self._write_changelog(store.campaign_id, result.messages)
-        else:
+        elif result.messages:
             self._send(result.messages)
+            self._timer_outputs_unflushed = True
         self._mark(result)
 
     def _remove(self, value: Stored) -> None:
@@ -1031,11 +1035,23 @@ class Worker:
             n += 1
             if time.perf_counter() >= slice_end:  # the agents' turn, as long as ours was
                 await self.flush_timer_writes()
+                await self._deliver_timer_outputs()
                 await asyncio.sleep(time.perf_counter() - slice_start)
                 slice_start = time.perf_counter()
                 slice_end = slice_start + slice_s
         await self.flush_timer_writes()
         return n
+
+    async def _deliver_timer_outputs(self) -> None:
+        """Wait until the outputs a sweep's slice handed to the producer are delivered.
+        Why: a pace-snapshot run over 100,000 campaigns queued its records in faust's
+        producer buffer faster than the Kafka client sent them, and replies and a new
+        reply topic's metadata then waited behind that queue (a bid engine's first
+        request waited over 10 s, docs/streaming.md, "Timers"); waiting here keeps at most
+        one slice of timer outputs queued, and the agents have the loop meanwhile."""
+        if self._timer_outputs_unflushed:
+            self._timer_outputs_unflushed = False
+            await self.app.producer.flush()
 
     def _note_time(self, value: Stored) -> None:
         """Keep :attr:`_awaiting` right for a campaign just handled or ticked."""
