@@ -42,3 +42,33 @@ async def test_a_sweep_within_one_slice_runs_to_the_end(tmp_path: Any) -> None:
     w = _harness(tmp_path, timer_slice_ms=1_000)
     before, total = await _steps_before_another_task(w, 4)
     assert before == total == 4
+
+
+async def test_a_slice_waits_for_the_delivery_of_the_outputs_it_queued(tmp_path: Any) -> None:
+    """A pace-snapshot run must not queue a whole table's records in the producer's
+    buffer ahead of the agents' replies: each slice with outputs waits for the producer
+    to deliver them; a slice without outputs does not wait."""
+    w = _harness(tmp_path, timer_slice_ms=0)
+    for i in range(3):
+        await _configure(w, f"flush-{i}")
+    w.drain()
+    flushes: list[int] = []
+    buffered: list[int] = []
+    producer = w.m.app.producer
+
+    async def flush() -> None:
+        flushes.append(len(buffered))
+        w.drain()  # what the producer sends
+
+    producer.flush = flush  # the test's stand-in for the Kafka client's delivery
+
+    def snapshot(value: Any) -> Result:
+        result = w.m.processor.snapshots(value)
+        buffered.append(len(result.messages))
+        return result
+
+    await w.m.sweep(snapshot)
+    assert flushes == [1, 2, 3]  # a wait after each campaign's slice, for its snapshots
+    flushes.clear()
+    await w.m.sweep(lambda value: Result(status="ticked"))
+    assert flushes == []
