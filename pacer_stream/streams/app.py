@@ -1045,13 +1045,18 @@ class Worker:
     async def _deliver_timer_outputs(self) -> None:
         """Wait until the outputs a sweep's slice handed to the producer are delivered.
         Why: a pace-snapshot run over 100,000 campaigns queued its records in faust's
-        producer buffer faster than the Kafka client sent them, and replies and a new
-        reply topic's metadata then waited behind that queue (a bid engine's first
-        request waited over 10 s, docs/streaming.md, "Timers"); waiting here keeps at most
-        one slice of timer outputs queued, and the agents have the loop meanwhile."""
+        producer buffer faster than the Kafka client sent them, and a bid engine whose
+        first request came during the run waited over 10 s for its reply (it did not
+        with this wait; docs/streaming.md, "Timers"); waiting here keeps at most one
+        slice of timer outputs queued, and the agents have the loop meanwhile. A
+        producer that is stopping refuses to flush: the sweep goes on (the worker is
+        shutting down and flushes on its way out)."""
         if self._timer_outputs_unflushed:
             self._timer_outputs_unflushed = False
-            await self.app.producer.flush()
+            try:
+                await self.app.producer.flush()
+            except RuntimeError as exc:
+                log.warning("timer_outputs_not_flushed", error=repr(exc))
 
     def _note_time(self, value: Stored) -> None:
         """Keep :attr:`_awaiting` right for a campaign just handled or ticked."""
