@@ -16,7 +16,8 @@ Wiring it into the stream worker (what the stream layer does)::
     runner = ForecastRunner(registry)          # one per worker process
 
     # e.g. from a faust timer every 15 minutes, for the partitions this worker owns:
-    for key, snap in snapshots_of(state, now):  # state: CampaignState from the table
+    # (state: CampaignState from the table; only histories whose model may be due)
+    for key, snap in snapshots_of(state, now, wanted=runner.may_be_due):
         if runner.due(key, snap):
             runner.submit(key, snap, now)       # returns at once; never awaits training
 
@@ -70,6 +71,9 @@ SUPERSEDED = "superseded"  # a model trained on newer data was already installed
 TIMEOUT = "timeout"  # abandoned after timeout_s; its late result will be discarded
 FAILED = "failed"  # the trainer raised
 BUSY = "busy"  # a training of this key is still running
+
+#: Hours of history a channel needs before a model is trained for it.
+MIN_HOURS = 24
 
 Trainer = Callable[..., TrainedModel]
 Timer = Callable[[float], Awaitable[object]]
@@ -146,10 +150,20 @@ class ForecastRunner:
     def busy(self, key: ModelKey) -> bool:
         return key in self._running or key in self._pending
 
+    def may_be_due(self, key: ModelKey, until_hour: int, hours_held: int) -> bool:
+        """False when :meth:`due` is False whatever the snapshot: a training running,
+        fewer hours held than a snapshot needs, or a model whose data is younger than
+        ``retrain_after_hours``. Why: the timer asks for every owned campaign/channel, and
+        copying a history to ask :meth:`due` costs milliseconds with weeks of it."""
+        if self.busy(key) or hours_held < MIN_HOURS:
+            return False
+        current = self.registry.get(key)
+        return current is None or until_hour - current.data_until_hour >= self.retrain_after_hours
+
     def due(self, key: ModelKey, snap: HistorySnapshot) -> bool:
         """True when ``key`` has enough history and no model trained in the last
         ``retrain_after_hours`` hours of data, and no training is running."""
-        if self.busy(key) or snap.hours < 24:
+        if self.busy(key) or snap.hours < MIN_HOURS:
             return False
         current = self.registry.get(key)
         if current is None:

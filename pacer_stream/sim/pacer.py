@@ -169,7 +169,7 @@ def retrain(runner: ForecastRunner, state: CampaignState, now: datetime) -> int:
     the model installed. The soft time budget is disabled (a frozen clock) so a run is
     reproducible on any machine. Returns how many models were installed."""
     installed = 0
-    for key, snap in snapshots_of(state, now):
+    for key, snap in snapshots_of(state, now, wanted=runner.may_be_due):
         if runner.due(key, snap):
             model = train(snap, now, seed=runner.seed, clock=_frozen_clock)
             if runner.registry.install(key, model) is not None:

@@ -1171,10 +1171,21 @@ class Worker:
         for topic, messages in lag.items():
             metrics.set_consumer_lag(names.logical(topic) or topic, messages)
 
-    def forecast_training(self) -> int:
-        """Submit due model trainings for owned campaigns; returns at once (the
-        executor trains, the runner swaps the model in when it is done)."""
-        submitted = submit_trainings(self.forecast_runner, self.owned(), self.processor.clock.now())
+    async def forecast_training(self) -> int:
+        """Submit due model trainings for owned campaigns, in the timers' slices (the
+        executor trains, the runner swaps the model in when it is done); returns how
+        many were submitted. Why in slices: a channel whose model is due has its history
+        copied on the event loop (milliseconds with weeks of it), and after a restart
+        every model is due."""
+        now = self.processor.clock.now()
+        submitted = 0
+
+        def step(value: Stored) -> Result:
+            nonlocal submitted
+            submitted += submit_trainings(self.forecast_runner, (value,), now)
+            return Result(status="forecast")
+
+        await self.sweep(step)
         if submitted:
             log.info("forecast_training_submitted", count=submitted)
         return submitted
@@ -1192,7 +1203,7 @@ class Worker:
 
         @app.timer(interval=s.forecast_interval_s)  # type: ignore[untyped-decorator]
         async def forecast_training() -> None:
-            self.forecast_training()
+            await self.forecast_training()
 
         @app.timer(interval=s.snapshot_interval_s)  # type: ignore[untyped-decorator]
         async def pace_snapshots() -> None:

@@ -16,6 +16,7 @@ from pacer_stream.core.allocation.strategies import (
     default_registry,
 )
 from pacer_stream.core.engine import PacingEngine
+from pacer_stream.core.forecast.dataset import HistorySnapshot
 from pacer_stream.core.forecast.service import ModelRegistry
 from pacer_stream.core.types import (
     CampaignConfig,
@@ -110,5 +111,33 @@ async def test_the_hybrids_next_plan_leans_on_the_hour_curve_the_worker_trained(
         # the evening converts best, so the curve leans toward it
         hours = ch.day.hours_of_day
         assert curve[hours.index(20)] > 1.2 > 0.8 > curve[hours.index(8)]
+    finally:
+        await runner.aclose()
+
+
+async def test_a_fresh_models_history_is_not_copied_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every timer run asks about every owned campaign/channel; copying a fresh model's
+    weeks of history only to hear "not due" was the run's whole cost."""
+    models = ModelRegistry()
+    engine = PacingEngine(strategies=default_registry(models.forecaster()))
+    value = _campaign_with_history(engine, days=8)
+    runner = ForecastRunner(models, timeout_s=60)
+    copies: list[int] = []
+    copy = HistorySnapshot.from_history.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[HistorySnapshot], *args: object, **kw: object) -> HistorySnapshot:
+        copies.append(1)
+        return copy(cls, *args, **kw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(HistorySnapshot, "from_history", classmethod(counted))
+    try:
+        assert submit_trainings(runner, [value], DAY0) == 1
+        assert len(copies) == 1
+        assert submit_trainings(runner, [value], DAY0) == 0  # training: not copied
+        assert [o.status for o in await runner.drain()] == ["installed"]
+        assert submit_trainings(runner, [value], DAY0 + timedelta(hours=5)) == 0
+        assert len(copies) == 1  # fresh: not copied either
+        assert submit_trainings(runner, [value], DAY0 + timedelta(hours=20)) == 1
+        assert len(copies) == 2  # 20 hours of new data: due, copied
     finally:
         await runner.aclose()

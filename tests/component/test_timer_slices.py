@@ -72,3 +72,29 @@ async def test_a_slice_waits_for_the_delivery_of_the_outputs_it_queued(tmp_path:
     flushes.clear()
     await w.m.sweep(lambda value: Result(status="ticked"))
     assert flushes == []
+
+
+async def test_the_forecast_timer_runs_in_slices_too(tmp_path: Any) -> None:
+    """Copying histories for due trainings is the timer's work on the event loop: a
+    task started with it runs after the first campaign with a slice of 0."""
+    w = _harness(tmp_path, timer_slice_ms=0)
+    for i in range(3):
+        await _configure(w, f"forecast-{i}")
+    w.drain()
+    runner = w.m.forecast_runner
+    asked: list[str] = []
+    may_be_due = runner.may_be_due
+
+    def counted(key: tuple[str, str], until_hour: int, hours_held: int) -> bool:
+        asked.append(key[0])
+        return may_be_due(key, until_hour, hours_held)
+
+    runner.may_be_due = counted  # type: ignore[method-assign]
+    ran_after: list[int] = []
+
+    async def other() -> None:
+        ran_after.append(len(set(asked)))
+
+    submitted, _ = await asyncio.gather(w.m.forecast_training(), other())
+    assert submitted == 0  # no history yet: nothing to train
+    assert len(set(asked)) == 3 and ran_after == [1]

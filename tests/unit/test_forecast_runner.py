@@ -281,3 +281,42 @@ async def test_training_in_a_process_pool() -> None:
         pool.shutdown(wait=True)
     assert out.status == INSTALLED, out.error
     assert out.model is not None and out.model.label == MODEL.label.replace(":v0", ":v1")
+
+
+def test_may_be_due_says_no_only_where_due_says_no() -> None:
+    """The timer skips copying a channel's history when ``may_be_due`` is False; that
+    must never skip a model ``due`` would train."""
+    reg = ModelRegistry()
+    runner = ForecastRunner(reg, retrain_after_hours=20)
+    small, _ = _snap(23)
+    later = replace(SNAP, until_hour=SNAP.until_hour + 20)
+    for installed in (False, True):
+        if installed:
+            reg.install(KEY, MODEL)
+        for snap in (small, SNAP, later):
+            if not runner.may_be_due(KEY, snap.until_hour, snap.hours):
+                assert not runner.due(KEY, snap)
+    # the cases it answers without a copy
+    assert not runner.may_be_due(KEY, SNAP.until_hour, 8 * 24)  # a fresh model
+    assert not runner.may_be_due(("camp", "display"), SNAP.until_hour, 23)  # too little
+    assert runner.may_be_due(KEY, later.until_hour, 8 * 24)  # a model 20 h old
+    assert runner.may_be_due(("camp", "display"), SNAP.until_hour, 24)  # no model yet
+
+
+def test_snapshots_of_copies_only_the_wanted_channels() -> None:
+    state = CampaignState("camp", timezone=M.tz)
+    for ch, n in ((ChannelType.GOOGLE_ADS, 8 * 24), (ChannelType.DISPLAY, 10)):
+        cs = ChannelState(channel=ch)
+        cs.history = synthetic_history(M, n, seed=1)
+        state.channels[ch] = cs
+    asked: list[tuple[tuple[str, str], int, int]] = []
+
+    def wanted(key: tuple[str, str], until_hour: int, hours_held: int) -> bool:
+        asked.append((key, until_hour, hours_held))
+        return hours_held >= 24
+
+    snaps = snapshots_of(state, NOW, wanted=wanted)
+    assert [key for key, _ in snaps] == [KEY]
+    until = int(NOW.timestamp() // 3600)
+    assert asked == [(KEY, until, 8 * 24), (("camp", "display"), until, 10)]
+    assert snaps == [(KEY, snapshots_of(state, NOW)[0][1])]

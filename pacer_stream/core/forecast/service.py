@@ -65,23 +65,29 @@ def snapshot(history: HourlyHistory, tz: str, now: datetime) -> HistorySnapshot:
 
 
 def snapshots_of(
-    state: CampaignState, now: datetime, *, drop_invalid: bool = True
+    state: CampaignState,
+    now: datetime,
+    *,
+    drop_invalid: bool = True,
+    wanted: Callable[[ModelKey, int, int], bool] | None = None,
 ) -> list[tuple[ModelKey, HistorySnapshot]]:
     """One training snapshot per channel of a campaign, keyed ``(campaign_id, channel)``.
 
     With ``drop_invalid`` (default) corrupt buckets are dropped and counted in
     ``snapshot.dropped`` instead of raising :class:`~.dataset.InvalidHistory`.
+    ``wanted(key, until_hour, hours_held)``, when given, picks the channels to copy
+    before any is copied: a channel's copy costs milliseconds with weeks of history.
     """
     until = int(epoch_s(now, what="now") // 3600)
-    return [
-        (
-            (state.campaign_id, ch.channel.value),
-            HistorySnapshot.from_history(
+    out: list[tuple[ModelKey, HistorySnapshot]] = []
+    for ch in state.channels.values():
+        key = (state.campaign_id, ch.channel.value)
+        if wanted is None or wanted(key, until, len(ch.history)):
+            snap = HistorySnapshot.from_history(
                 ch.history.buckets, state.timezone, until, drop_invalid=drop_invalid
-            ),
-        )
-        for ch in state.channels.values()
-    ]
+            )
+            out.append((key, snap))
+    return out
 
 
 class ModelRegistry:
