@@ -151,10 +151,12 @@ class ForecastRunner:
         return key in self._running or key in self._pending
 
     def may_be_due(self, key: ModelKey, until_hour: int, hours_held: int) -> bool:
-        """False when :meth:`due` is False whatever the snapshot: a training running,
-        fewer hours held than a snapshot needs, or a model whose data is younger than
-        ``retrain_after_hours``. Why: the timer asks for every owned campaign/channel, and
-        copying a history to ask :meth:`due` costs milliseconds with weeks of it."""
+        """The rule of :meth:`due` on a history's size instead of its snapshot: no
+        training running, at least ``MIN_HOURS`` held, and no model or one whose data
+        ends ``retrain_after_hours`` or more before ``until_hour``. A snapshot holds at
+        most the hours its history holds, so False here means :meth:`due` is False.
+        Why: the timer asks for every owned campaign/channel, and copying a history to
+        ask :meth:`due` costs milliseconds with weeks of it."""
         if self.busy(key) or hours_held < MIN_HOURS:
             return False
         current = self.registry.get(key)
@@ -163,12 +165,7 @@ class ForecastRunner:
     def due(self, key: ModelKey, snap: HistorySnapshot) -> bool:
         """True when ``key`` has enough history and no model trained in the last
         ``retrain_after_hours`` hours of data, and no training is running."""
-        if self.busy(key) or snap.hours < MIN_HOURS:
-            return False
-        current = self.registry.get(key)
-        if current is None:
-            return True
-        return snap.until_hour - current.data_until_hour >= self.retrain_after_hours
+        return self.may_be_due(key, snap.until_hour, snap.hours)
 
     def submit(
         self, key: ModelKey, snap: HistorySnapshot, now: datetime
