@@ -255,6 +255,28 @@ class SweepTally:
                 self.breakers[state.value] = self.breakers.get(state.value, 0) + 1
 
 
+@dataclass(slots=True)
+class FullRuns:
+    """When a timer's run covers every owned campaign, not only the ones it keeps track
+    of: the first run, the first after :meth:`reset` (a table recovery: partitions may
+    have moved), the first ``interval_s`` of the worker's clock after the last full run,
+    and any run after that clock went back. 0: every run."""
+
+    interval_s: float
+    #: Epoch seconds (the worker's clock) of the last full run; None: none since reset.
+    last_at: float | None = None
+
+    def due(self, now: float) -> bool:
+        """Whether the run at ``now`` is a full one (and if so, it counts as done)."""
+        if self.last_at is not None and 0 <= now - self.last_at < self.interval_s:
+            return False
+        self.last_at = now
+        return True
+
+    def reset(self) -> None:
+        self.last_at = None
+
+
 class CampaignTable(faust.Table[str, Stored]):
     """faust 0.15 derives a table's serializers from its key/value types when the table
     is built (its changelog topic is created right then): ours are raw ``str`` keys and
@@ -428,16 +450,14 @@ class Worker:
         #: Owned campaigns that await time (:meth:`PacingEngine.awaits_time`), ticked
         #: every maintenance interval; every other one at the full tick.
         self._awaiting: set[str] = set()
-        #: When maintenance last ticked every owned campaign (epoch seconds of the
-        #: worker's clock; None: not since the table was last recovered), and how many
-        #: channels they had.
-        self._full_tick_at: float | None = None
+        #: When maintenance ticks every owned campaign, and how many channels they had
+        #: at the last such tick.
+        self._full_ticks = FullRuns(settings.maintenance_full_interval_s)
         self._owned_channels = 0
         #: Owned campaigns changed since the last pace-snapshot run (records, timer
-        #: changes), and when a run last snapshotted every owned campaign (the worker's
-        #: clock; None: not since the table was last recovered).
+        #: changes), and when a run snapshots every owned campaign.
         self._changed: set[str] = set()
-        self._full_snapshot_at: float | None = None
+        self._full_snapshots = FullRuns(settings.snapshot_idle_interval_s)
         #: Timer outputs handed to faust's producer buffer since a sweep last waited
         #: for the producer to deliver them.
         self._timer_outputs_unflushed = False
@@ -1113,12 +1133,8 @@ class Worker:
         plan, which its pace alerts watch at every full tick anyway."""
         if not self.settled():
             return 0
-        now = self.processor.clock.now().timestamp()
-        idle_s = self.settings.snapshot_idle_interval_s
-        since_full = now - self._full_snapshot_at if self._full_snapshot_at is not None else None
         changed, self._changed = self._changed, set()
-        if since_full is None or not 0 <= since_full < idle_s:
-            self._full_snapshot_at = now
+        if self._full_snapshots.due(self.processor.clock.now().timestamp()):
             return await self.sweep(self.processor.snapshots)
         return await self._sweep_over(self._owned_of(changed), self.processor.snapshots)
 
@@ -1128,11 +1144,8 @@ class Worker:
         self._refresh_status()
         if not self.settled():
             return
-        now = self.processor.clock.now().timestamp()  # the worker's clock, like the ticks
         tally = SweepTally()
-        since_full = now - self._full_tick_at if self._full_tick_at is not None else None
-        if since_full is None or not 0 <= since_full < self.settings.maintenance_full_interval_s:
-            self._full_tick_at = now
+        if self._full_ticks.due(self.processor.clock.now().timestamp()):  # the ticks' clock
             await self.tick_all(tally)
             self._owned_channels = tally.channels
         else:
@@ -1220,8 +1233,8 @@ class Worker:
         """The table is complete again: heal the compacted breakers topic (a crash may
         have lost the last transition) and re-publish every owned allowance."""
         self.status.on_recovered()
-        self._full_tick_at = None  # campaigns may have moved: tick all of them next
-        self._full_snapshot_at = None  # and snapshot all of them
+        self._full_ticks.reset()  # campaigns may have moved: tick all of them next
+        self._full_snapshots.reset()  # and snapshot all of them
         self.processor.quota.reset({v.campaign_id for v in self.owned() if not v.state.configured})
         healed = 0
         for value in self.owned():
