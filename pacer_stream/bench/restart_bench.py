@@ -50,7 +50,7 @@ from pacer_stream.bench.worker_process import (
 from pacer_stream.core.engine import PacingEngine
 from pacer_stream.core.types import CampaignConfig, ChannelConfig, ChannelType, PacingStrategy
 from pacer_stream.streams import stored as stored_codec
-from pacer_stream.streams.app import MAX_VALUE_BYTES
+from pacer_stream.streams.faust_app import MAX_VALUE_BYTES
 from pacer_stream.streams.stored import Stored
 
 PARTITIONS = 8

@@ -9,7 +9,9 @@
                      timers: maintenance (tick), reallocation, pace snapshots
 
 The worker is an object built from settings and a clock (:func:`build_worker`), not a
-module of globals: tests construct one the way ``main`` does. Every input topic carries
+module of globals: tests construct one the way ``main`` does. How faust itself is built
+from the settings (the value codec, the table and app classes) is :mod:`.faust_app`; the
+web views are :mod:`.views`. Every input topic carries
 raw bytes keyed by ``campaign_id`` and is co-partitioned with the others, so one worker
 owns a campaign's whole state. Each agent hands the record to
 :class:`~pacer_stream.streams.processor.Processor` (decode -> engine -> encoded outputs)
@@ -42,23 +44,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
-from faust.serializers import codecs
-from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message as FaustMessage
-from faust.types import StoreT, TopicT, TransportT
-from faust.web import Request, Response, View
+from faust.types import TopicT
 from mode.supervisors import CrashingSupervisor
-from prometheus_client import generate_latest
-from yarl import URL
 
 from pacer_stream import __version__ as _version
 from pacer_stream.adapters.forecast_runner import ForecastRunner
@@ -68,87 +64,29 @@ from pacer_stream.core.forecast.service import ModelRegistry
 from pacer_stream.core.types import CircuitBreakerState
 from pacer_stream.errors import InvalidRecord
 from pacer_stream.observability import metrics
-from pacer_stream.observability.health import WorkerStatus, bind_worker_status, healthz, readyz
+from pacer_stream.observability.health import WorkerStatus, bind_worker_status
 from pacer_stream.observability.logging import configure_logging, get_logger
 from pacer_stream.settings import Settings, get_settings
-from pacer_stream.streams import consumer as worker_consumer
 from pacer_stream.streams import stored as stored_codec
 from pacer_stream.streams.activity import ActivityLog
 from pacer_stream.streams.clock import Clock, WallClock
 from pacer_stream.streams.datadir import DataDir, prepare_data_dir
 from pacer_stream.streams.deliveries import DeliveryWatch
 from pacer_stream.streams.event_ids import EventIdIndex
+from pacer_stream.streams.faust_app import CampaignTable, build_app, campaign_table
 from pacer_stream.streams.forecasting import submit_trainings
 from pacer_stream.streams.grants import GrantLog
 from pacer_stream.streams.heap import freeze_startup_objects
 from pacer_stream.streams.intake import BulkTopic
 from pacer_stream.streams.output_queue import OutputJob, OutputQueue
 from pacer_stream.streams.processor import Message, Processor, Result
-from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.redis_sync import RedisSync
-from pacer_stream.streams.side_records import SideRecords, campaign_of, is_side_value
+from pacer_stream.streams.side_records import SideRecords, campaign_of
 from pacer_stream.streams.stored import Stored
-from pacer_stream.streams.stream import PacerStream
-from pacer_stream.streams.table_store import (
-    DEFAULT_CACHE_VALUES,
-    CampaignStore,
-    ChangelogWrite,
-    MemoryCampaignStore,
-)
-from pacer_stream.streams.ui.routes import register as register_ui
 from pacer_stream.streams.value_writes import AckOrder, ValueWrites
+from pacer_stream.streams.views import bearer_check, register_views
 
 log = get_logger("pacer_stream.worker")
-
-
-class StoredCodec(codecs.Codec):
-    """faust codec of the table value (:mod:`.stored`)."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        # Agents encode values themselves (so a value that cannot be encoded is caught
-        # before anything is produced) and hand the bytes over as they are.
-        if isinstance(obj, bytes):
-            return obj
-        return stored_codec.dumps(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        # Event-id and grant records share the changelog (:mod:`.side_records`) and
-        # faust decodes every record a recovery reads with the table's codec (dropping
-        # one it refuses): their values (JSON arrays) stay bytes, which is what the
-        # stores hand over to the worker's indexes.
-        if is_side_value(s):
-            return s
-        return stored_codec.loads(s)
-
-
-# A codec is registered by name, like a type: once per process.
-codecs.register(stored_codec.CODEC_NAME, StoredCodec())
-
-
-def _broker_url(s: Settings) -> list[str]:
-    return [f"kafka://{h.strip()}" for h in s.kafka_bootstrap_servers.split(",") if h.strip()]
-
-
-def _credentials(s: Settings) -> Any:
-    """faust credentials for SASL/SCRAM and/or TLS (``None`` for PLAINTEXT)."""
-    proto = s.kafka_security_protocol.upper()
-    if proto == "PLAINTEXT":
-        return None
-    ssl_context = None
-    if proto in ("SSL", "SASL_SSL"):
-        import ssl
-
-        ssl_context = ssl.create_default_context(cafile=s.kafka_ssl_cafile)
-        if s.kafka_ssl_certfile:
-            ssl_context.load_cert_chain(s.kafka_ssl_certfile, s.kafka_ssl_keyfile)
-    if proto == "SSL":
-        return faust.SSLCredentials(ssl_context)
-    return faust.SASLCredentials(
-        username=s.kafka_sasl_username,
-        password=s.kafka_sasl_password,
-        ssl_context=ssl_context,
-        mechanism=s.kafka_sasl_mechanism,
-    )
 
 
 def split_outputs(
@@ -169,43 +107,6 @@ def split_outputs(
     return at_once, after_writes
 
 
-def table_store_url(s: Settings) -> str:
-    """faust store URL of the ``campaigns`` table: RocksDB (under the worker's data
-    directory, see :mod:`.table_store`) or memory (rebuilt from the changelog at start)."""
-    if s.table_store == "rocksdb":
-        return "rocksdb://"
-    if s.table_store == "memory":
-        return "memory://"
-    raise ValueError(f"table_store must be 'rocksdb' or 'memory', not {s.table_store!r}")
-
-
-def rocksdb_options(s: Settings) -> dict[str, int]:
-    """RocksDB options per changelog partition: faust's defaults (a 2 GiB block cache
-    and three 64 MiB write buffers per partition database) are sized for one big table
-    per machine; ours come from the settings."""
-    mib = 1024 * 1024
-    return {
-        "block_cache_size": s.rocksdb_block_cache_mib * mib,
-        "write_buffer_size": s.rocksdb_write_buffer_mib * mib,
-        "max_write_buffer_number": 2,
-    }
-
-
-def web_host(s: Settings) -> str:
-    """The host other workers use to reach this one's views (faust routes a campaign's
-    view to the worker that owns it): the configured host, else the bind address when it
-    is a specific one (loopback in development, the pod address in Kubernetes)."""
-    if s.worker_web_host:
-        return s.worker_web_host
-    if s.worker_web_bind not in ("0.0.0.0", "::", ""):
-        return s.worker_web_bind
-    import socket
-
-    return socket.gethostname()
-
-
-#: Largest campaign value the changelog accepts (topic ``max.message.bytes``).
-MAX_VALUE_BYTES = 8 * 1024 * 1024
 #: (max events, seconds) per batch: a campaign touched several times in a batch writes
 #: its changelog value once. Spend favours throughput (a batch waits up to 5 ms for
 #: company); can-spend takes what has arrived and does not wait: a 1 ms wait for
@@ -277,108 +178,6 @@ class FullRuns:
         self.last_at = None
 
 
-class CampaignTable(faust.Table[str, Stored]):
-    """faust 0.15 derives a table's serializers from its key/value types when the table
-    is built (its changelog topic is created right then): ours are raw ``str`` keys and
-    the :mod:`.stored` codec for values, so writes *and* recovery use them.
-
-    With the RocksDB store (:mod:`.table_store`) every changelog write of the table goes
-    through :meth:`changelog_sending` / :meth:`changelog_done`, so the local database
-    only ever holds what the broker acknowledged; with the memory store both are no-ops.
-    """
-
-    #: Decoded values the RocksDB store keeps in memory (set before the store is built).
-    cache_values: int = DEFAULT_CACHE_VALUES
-    #: The worker's event-id windows and grant records: both stores hand them the
-    #: records beside the values that a recovery reads (set before the store is built).
-    side_records: SideRecords | None = None
-
-    def _serializer_from_type(self, typ: Any) -> str:
-        return "raw" if typ is str else stored_codec.CODEC_NAME
-
-    def _new_store(self) -> StoreT:
-        # faust picks ``self._store or app.conf.store``, and ``URL("rocksdb://")`` is
-        # falsy (no host, no path): the table's own store must win.
-        return self._new_store_by_url(self._store if self._store is not None else "memory://")
-
-    def _new_store_by_url(self, url: str | URL) -> StoreT:
-        scheme = URL(str(url)).scheme
-        if scheme not in ("memory", "rocksdb"):
-            return super()._new_store_by_url(url)  # type: ignore[no-any-return]
-        common: dict[str, Any] = {
-            "table_name": self.name,
-            "key_type": self.key_type,
-            "key_serializer": self.key_serializer,
-            "value_serializer": self.value_serializer,
-            "value_type": self.value_type,
-            "loop": self.loop,
-            "options": self.options,
-        }
-        if scheme == "memory":
-            return MemoryCampaignStore(url, self.app, self, **common)
-        return CampaignStore(url, self.app, self, cache_values=self.cache_values, **common)
-
-    def saved(self, prefix: bytes, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """Records beside the values that the local store holds, by key prefix (RocksDB:
-        on disk; the memory store holds none: a recovery hands them over as it reads)."""
-        store = self.data
-        if isinstance(store, CampaignStore):
-            yield from store.saved(prefix, partition)
-
-    def changelog_sending(
-        self, key: str, partition: int, value: Stored | None = None
-    ) -> ChangelogWrite | None:
-        """A changelog write of ``key`` is about to be handed to the producer."""
-        store = self.data
-        if isinstance(store, CampaignStore):
-            return store.writing(key, partition, value)
-        return None
-
-    def changelog_done(
-        self, write: ChangelogWrite | None, data: bytes | None, fut: asyncio.Future[Any]
-    ) -> None:
-        """Done-callback of a changelog write: the delivered bytes go to disk."""
-        store = self.data
-        if write is None or not isinstance(store, CampaignStore):
-            return
-        if fut.cancelled() or fut.exception() is not None:
-            store.failed(write)
-        else:
-            store.written(write, data, int(fut.result().offset))
-
-
-class PacerApp(faust.App):
-    """faust's app, plus two things: the worker's consumer (:mod:`.consumer`: input
-    partitions never committed are read again from their earliest offset after a
-    rebalance, not skipped past the records faust dropped), and one hook: before faust
-    waits for every record in hand to be acknowledged (partitions revoked, shutdown),
-    the worker writes the values it has deferred, whose records are held unacknowledged
-    until then (:mod:`.value_writes`); without it that wait would outlast the timers
-    that write them."""
-
-    before_wait_empty: Callable[[], Awaitable[None]] | None = None
-    #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
-    bulk_topics: dict[str, BulkTopic]
-    #: How long the broker may hold the consumer's fetch (:class:`.consumer.ConsumerThread`).
-    fetch_max_wait_ms: int | None
-
-    def __init__(self, *args: Any, fetch_max_wait_ms: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.bulk_topics = {}
-        self.fetch_max_wait_ms = fetch_max_wait_ms
-
-    def _new_transport(self) -> TransportT:
-        transport: TransportT = super()._new_transport()
-        if type(transport) is aiokafka_driver.Transport:
-            return worker_consumer.Transport(self.conf.broker_consumer, self)
-        return transport
-
-    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        if self.before_wait_empty is not None:
-            await self.before_wait_empty()
-        await super()._consumer_wait_empty(consumer, logger)
-
-
 class Worker:
     """One pacer-stream worker: the faust app, the ``campaigns`` table, four agents,
     four timers and the web views, built from ``settings`` and a ``clock``.
@@ -404,22 +203,10 @@ class Worker:
         self.names = self.processor.names
         self.status = WorkerStatus(redis_configured=settings.redis_publish_enabled)
         self.status.details.update({"app_id": settings.app_id, "version": _version})
-        self.app = self._build_app()
+        self.app = build_app(settings)
         #: campaign_id -> Stored (the campaign's whole state); changelog-backed, kept
         #: in RocksDB under the data directory (``table_store``) or in memory.
-        table = CampaignTable(
-            self.app,
-            name="campaigns",
-            default=None,
-            beacon=self.app.tables.beacon,
-            key_type=str,
-            partitions=settings.topic_partitions,
-            store=table_store_url(settings),
-            options=rocksdb_options(settings) if settings.table_store == "rocksdb" else None,
-            extra_topic_configs={"max.message.bytes": str(MAX_VALUE_BYTES)},
-            help="campaign_id -> CampaignState (+ offset marks, nonces, fast-path counts)",
-        )
-        table.cache_values = settings.table_cache_values
+        table = campaign_table(self.app, settings)
         #: Each campaign's event-id window, in memory; every id is its own changelog
         #: record beside the campaign's value (:mod:`.event_ids`).
         changelog = table.changelog_topic.get_topic_name()
@@ -484,46 +271,6 @@ class Worker:
         self._views()
 
     # ------------------------------------------------------------------ construction
-    def _build_app(self) -> PacerApp:
-        s = self.settings
-        return PacerApp(
-            s.app_id,
-            fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-            broker=_broker_url(s),
-            broker_credentials=_credentials(s),
-            store=table_store_url(s),
-            processing_guarantee="at_least_once",
-            topic_partitions=s.topic_partitions,
-            topic_replication_factor=s.topic_replication_factor,
-            topic_disable_leader=True,
-            datadir=s.worker_data_dir,
-            web_enabled=True,
-            web_port=s.worker_web_port,
-            web_bind=s.worker_web_bind,
-            web_host=web_host(s),
-            web_stats_enabled=False,
-            web_graph_enabled=False,
-            web_metrics_enabled=False,
-            key_serializer="raw",
-            value_serializer="raw",
-            broker_commit_interval=1.0,
-            # Changelog values are whole campaign states (KiBs, more with a busy dedupe
-            # window): with aiokafka's 16 KiB default a batch holds one or two of them
-            # and, with one request in flight per partition, produce throughput
-            # collapses. Larger batches and requests (the changelog topic allows
-            # MAX_VALUE_BYTES per record, see the table).
-            producer_max_batch_size=512 * 1024,
-            producer_max_request_size=MAX_VALUE_BYTES,
-            # A killed worker's partitions move after this long (faust's default: 60 s).
-            broker_session_timeout=10.0,
-            broker_heartbeat_interval=2.0,
-            producer_linger_ms=0,
-            stream_recovery_delay=0.0,
-            autodiscover=False,
-            worker_redirect_stdouts=False,
-            Stream=PacerStream,
-        )
-
     def _raw_topic(self, name: str) -> TopicT:
         """A topic of raw bytes: decoding is :mod:`pacer_stream.wire.records`' job, so a bad
         payload reaches the agent and goes to the DLQ with its original bytes."""
@@ -1345,81 +1092,19 @@ class Worker:
         self._lifecycle_hooks = (_on_revoked, _on_assigned, _stopping, start, probe_broker)
 
     # ------------------------------------------------------------------ web views
-    def unauthorised(self, view: View, request: Request) -> Response | None:
-        """None when the request may read campaign views, else a 401 response.
-
-        With ``settings.worker_web_token`` set, campaign views need ``Authorization:
-        Bearer <token>`` (compared in constant time); faust forwards the header when it
-        routes a view to the owning worker. Health, readiness and metrics stay open for
-        probes and scrapers: they carry no campaign data."""
-        token = self.settings.worker_web_token
-        if not token:
-            return None
-        given = request.headers.get("Authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return None
-        return view.json(
-            {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-
     def _views(self) -> None:
-        worker, app, campaigns = self, self.app, self.campaigns
-
-        @app.page("/metrics")
-        class MetricsView(View):
-            async def get(self, request: Request) -> Response:
-                body, content_type = metrics.render_latest()
-                # aiohttp refuses a charset inside ``content_type``: pass it as is.
-                return self.bytes(
-                    body + generate_latest(STREAMS_REGISTRY),
-                    headers={"Content-Type": content_type},
-                )
-
-        @app.page("/healthz")
-        class HealthzView(View):
-            async def get(self, request: Request) -> Response:
-                code, body = healthz(worker.status)
-                return self.json(body, status=code)
-
-        @app.page("/readyz")
-        class ReadyzView(View):
-            async def get(self, request: Request) -> Response:
-                worker._refresh_status()
-                code, body = readyz(worker.status, time.monotonic())
-                return self.json(body, status=code)
-
-        @app.page("/campaigns/{campaign_id}")
-        class CampaignView(View):
-            """Status of one campaign, answered by the worker that owns it (faust routes
-            the request to the owner of the key's partition)."""
-
-            async def get(self, request: Request, campaign_id: str) -> Response:
-                denied = worker.unauthorised(self, request)
-                if denied is not None:
-                    return denied
-                return await self._owned(request, campaign_id)
-
-            @app.table_route(table=campaigns, match_info="campaign_id")  # type: ignore[arg-type]
-            async def _owned(self, request: Request, campaign_id: str) -> Response:
-                value = worker.lookup_quiet(campaign_id)
-                if value is None:
-                    return self.json(
-                        {"error": "unknown campaign", "campaign_id": campaign_id}, status=404
-                    )
-                return self.json(worker.processor.status(value))
-
-        # Operator pages (read-only HTML under /ui): their own module, under the same
-        # access check as the campaign view; a quarantined campaign shows as unknown.
-        self.ui_views = register_ui(
-            app,
-            campaigns,
+        self.unauthorised = bearer_check(self.settings.worker_web_token)
+        self.views, self.ui_views = register_views(
+            self.app,
+            self.campaigns,
+            status=self.status,
+            refresh_status=self._refresh_status,
             processor=self.processor,
             lookup=self.lookup_quiet,
             owned=self.owned,
             activity=self.processor.activity,
             authorise=self.unauthorised,
         )
-        self.views = (MetricsView, HealthzView, ReadyzView, CampaignView)
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:

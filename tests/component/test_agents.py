@@ -35,6 +35,7 @@ from pacer_stream.settings import Settings
 from pacer_stream.streams import app as app_module
 from pacer_stream.streams import event_ids, grants
 from pacer_stream.streams.clock import ManualClock
+from pacer_stream.streams.faust_app import StoredCodec
 from pacer_stream.streams.names import TopicNames
 from pacer_stream.streams.side_records import is_side_key
 from pacer_stream.wire import records, topics
@@ -216,7 +217,7 @@ async def test_budget_configures_campaign_and_writes_changelog(worker: Harness, 
     assert state.offsets == {topics.BUDGETS: 0}
     log = worker.changelog(outs)
     assert [o.key for o in log] == [cid.encode()]
-    restored = app_module.StoredCodec()._loads(log[0].value)
+    restored = StoredCodec()._loads(log[0].value)
     assert restored.state == state  # the changelog value is the exact state
 
 
@@ -673,7 +674,7 @@ async def test_spend_that_would_overflow_a_total_is_dead_lettered(
     outs = worker.drain()
     assert [o.json()["error_code"] for o in worker.on(outs, topics.DLQ)] == ["total_overflow"]
     assert worker.state(cid).channels[GOOGLE].spent_total == 2 * (top // 2)
-    last = app_module.StoredCodec()._loads(worker.changelog(outs)[-1].value)
+    last = StoredCodec()._loads(worker.changelog(outs)[-1].value)
     assert last.state.channels[GOOGLE].spent_total == 2 * (top // 2)  # changelog agrees
 
 
@@ -726,7 +727,7 @@ async def test_a_grant_writes_only_its_record_until_the_value_carries_it(
         await worker.put(agent, _spend(cid, "s1", 1_000, NOON), key=cid.encode())
     outs = worker.drain()
     (value,) = worker.changelog(outs)
-    carried = app_module.StoredCodec()._loads(value.value)
+    carried = StoredCodec()._loads(value.value)
     assert carried.state.channels[GOOGLE].reserved_total == 1_000_000
     (deletion,) = worker.grant_records(outs)
     assert deletion.key == record.key and deletion.value is None
@@ -747,7 +748,7 @@ async def test_a_timer_write_carries_the_state_at_send_time_not_at_queue_time(
         await worker.put(agent, _spend(cid, "late-1", 1_000, NOON), key=cid.encode())
     await worker.m.flush_timer_writes()
     values = [
-        app_module.StoredCodec()._loads(o.value) for o in worker.changelog(worker.drain())
+        StoredCodec()._loads(o.value) for o in worker.changelog(worker.drain())
     ]
     assert len(values) == 2  # the agent's write, then the timer's
     agent_value, timer_value = values

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pacer_stream.core.types import ChannelType
-from pacer_stream.streams import app as app_module
+from pacer_stream.streams.faust_app import StoredCodec
 from pacer_stream.wire import topics
 
 from .test_agents import GOOGLE, NOON, Harness, _budget, _configure, _harness, _spend
@@ -15,7 +15,7 @@ from .test_agents import GOOGLE, NOON, Harness, _budget, _configure, _harness, _
 
 def _values(w: Harness, outs: list[Any], cid: str) -> list[Any]:
     """The campaign's values written to the changelog, decoded."""
-    codec = app_module.StoredCodec()
+    codec = StoredCodec()
     return [codec._loads(o.value).state for o in w.changelog(outs) if o.key == cid.encode()]
 
 
