@@ -204,13 +204,22 @@ class PacerApp(faust.App):
     before_wait_empty: Callable[[], Awaitable[None]] | None = None
     #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
     bulk_topics: dict[str, BulkTopic]
-    #: How long the broker may hold the consumer's fetch (:class:`.consumer.ConsumerThread`).
+    #: How long the broker may hold the consumer's fetch, and how many bytes it waits
+    #: for meanwhile (:class:`.consumer.ConsumerThread`).
     fetch_max_wait_ms: int | None
+    fetch_min_bytes: int | None
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int | None = None,
+        fetch_min_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.bulk_topics = {}
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_min_bytes = fetch_min_bytes
 
     def _new_transport(self) -> TransportT:
         transport: TransportT = super()._new_transport()
@@ -231,6 +240,7 @@ def build_app(s: Settings) -> PacerApp:
     return PacerApp(
         s.app_id,
         fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+        fetch_min_bytes=s.consumer_fetch_min_bytes,
         broker=broker_urls(s),
         broker_credentials=broker_credentials(s),
         store=table_store_url(s),

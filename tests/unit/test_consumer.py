@@ -158,6 +158,7 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
             worker_data_dir=str(tmp_path),
             redis_publish_enabled=False,
             consumer_fetch_max_wait_ms=35,
+            consumer_fetch_min_bytes=600,
         )
     )
     thread = built.app.consumer._thread
@@ -165,6 +166,8 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
     client = thread._create_worker_consumer(built.app.transport)
     try:
         assert client._fetch_max_wait_ms == 35
+        assert client._fetch_min_bytes == 600
     finally:
         await client.stop()
     assert Settings().consumer_fetch_max_wait_ms < 1_500
+    assert Settings().consumer_fetch_min_bytes == 1  # answered at the first record
