@@ -82,13 +82,15 @@ class Settings(BaseSettings):
     #: requests waited on the broker, up to 1.5 s (see docs/streaming.md). An idle
     #: worker sends at most one empty fetch per this many ms.
     consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=1_500)
-    #: Bytes of new records the broker waits for (up to ``consumer_fetch_max_wait_ms``)
-    #: before it answers the worker's fetch. 1: each fetch is answered with the first
-    #: record. A few records' worth (e.g. 600) with a wait of a few ms answers busy
-    #: request traffic in fewer, fuller fetches (can-spend p50 at 1,000 requests/s
-    #: ~10 -> ~6 ms on a 2-core machine), but every lone record then waits up to the
-    #: wait and an idle worker fetches every wait (see docs/streaming.md).
-    consumer_fetch_min_bytes: int = Field(default=1, ge=1, le=1_048_576)
+    #: While records flow (the last fetch brought some), the broker waits for this many
+    #: bytes of new records (600: two or three requests), up to
+    #: ``consumer_busy_fetch_wait_ms``, before it answers the worker's next fetch; the
+    #: first fetch that comes back empty returns to the idle pace (1 byte,
+    #: ``consumer_fetch_max_wait_ms``). Fewer, fuller fetches under load: can-spend p99
+    #: at 1,000 requests/s 18-24 -> 14-17 ms on a 2-core machine (see docs/streaming.md,
+    #: "The broker's fetch pace"). 1: every fetch is answered at its first record.
+    consumer_busy_fetch_min_bytes: int = Field(default=600, ge=1, le=1_048_576)
+    consumer_busy_fetch_wait_ms: int = Field(default=3, ge=1, le=1_500)
     #: Longest a timer's sweep over the owned campaigns runs before the agents get the
     #: event loop back: a tick costs ~10 µs a campaign and a pace snapshot ~300 µs, so
     #: a fixed count of campaigns held spend events and requests back for up to tens of

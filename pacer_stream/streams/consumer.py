@@ -200,7 +200,8 @@ class Consumer(aiokafka_driver.Consumer):
 
 class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     """faust's Kafka client thread, with the app's fetch wait instead of faust's fixed
-    1,500 ms (and the app's fetch minimum, 1 byte by default as faust's).
+    1,500 ms, paced by the app's :class:`~.fetch_pace.FetchPace` once started (fuller
+    fetches while records flow).
 
     Why: the Kafka client keeps one fetch in flight per broker and sends it only for the
     partitions whose records it does not still buffer. When the agents are still taking
@@ -216,10 +217,13 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
             # faust passes a constant to the client's constructor; the client reads this
             # attribute when it starts its fetcher.
             consumer._fetch_max_wait_ms = int(wait_ms)
-        min_bytes = getattr(self.app, "fetch_min_bytes", None)
-        if min_bytes is not None:
-            consumer._fetch_min_bytes = int(min_bytes)
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        pace = getattr(self.app, "fetch_pace", None)
+        if pace is not None:
+            pace.attach(self._consumer._fetcher)
 
 
 class Transport(aiokafka_driver.Transport):

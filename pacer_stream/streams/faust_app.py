@@ -21,6 +21,7 @@ from yarl import URL
 from pacer_stream.settings import Settings
 from pacer_stream.streams import consumer as worker_consumer
 from pacer_stream.streams import stored as stored_codec
+from pacer_stream.streams.fetch_pace import FetchPace
 from pacer_stream.streams.intake import BulkTopic
 from pacer_stream.streams.side_records import SideRecords, is_side_value
 from pacer_stream.streams.stored import Stored
@@ -204,22 +205,22 @@ class PacerApp(faust.App):
     before_wait_empty: Callable[[], Awaitable[None]] | None = None
     #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
     bulk_topics: dict[str, BulkTopic]
-    #: How long the broker may hold the consumer's fetch, and how many bytes it waits
-    #: for meanwhile (:class:`.consumer.ConsumerThread`).
+    #: How long the broker may hold the consumer's fetch (:class:`.consumer.ConsumerThread`),
+    #: and how fetches are paced while records flow (:mod:`.fetch_pace`).
     fetch_max_wait_ms: int | None
-    fetch_min_bytes: int | None
+    fetch_pace: FetchPace | None
 
     def __init__(
         self,
         *args: Any,
         fetch_max_wait_ms: int | None = None,
-        fetch_min_bytes: int | None = None,
+        fetch_pace: FetchPace | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.bulk_topics = {}
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.fetch_min_bytes = fetch_min_bytes
+        self.fetch_pace = fetch_pace
 
     def _new_transport(self) -> TransportT:
         transport: TransportT = super()._new_transport()
@@ -240,7 +241,11 @@ def build_app(s: Settings) -> PacerApp:
     return PacerApp(
         s.app_id,
         fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-        fetch_min_bytes=s.consumer_fetch_min_bytes,
+        fetch_pace=FetchPace(
+            idle_wait_ms=s.consumer_fetch_max_wait_ms,
+            busy_min_bytes=s.consumer_busy_fetch_min_bytes,
+            busy_wait_ms=s.consumer_busy_fetch_wait_ms,
+        ),
         broker=broker_urls(s),
         broker_credentials=broker_credentials(s),
         store=table_store_url(s),

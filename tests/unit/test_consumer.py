@@ -151,6 +151,7 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
     from pacer_stream.settings import Settings
     from pacer_stream.streams.app import Worker
     from pacer_stream.streams.consumer import ConsumerThread
+    from pacer_stream.streams.fetch_pace import FetchPace
 
     built = Worker(
         Settings(
@@ -158,7 +159,8 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
             worker_data_dir=str(tmp_path),
             redis_publish_enabled=False,
             consumer_fetch_max_wait_ms=35,
-            consumer_fetch_min_bytes=600,
+            consumer_busy_fetch_min_bytes=600,
+            consumer_busy_fetch_wait_ms=4,
         )
     )
     thread = built.app.consumer._thread
@@ -166,8 +168,41 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
     client = thread._create_worker_consumer(built.app.transport)
     try:
         assert client._fetch_max_wait_ms == 35
-        assert client._fetch_min_bytes == 600
+        assert client._fetch_min_bytes == 1  # idle pace until records flow
     finally:
         await client.stop()
     assert Settings().consumer_fetch_max_wait_ms < 1_500
-    assert Settings().consumer_fetch_min_bytes == 1  # answered at the first record
+    assert Settings().consumer_busy_fetch_min_bytes > 1  # fuller fetches while records flow
+    # the started client thread paces fetches with the settings (tests/unit/test_fetch_pace.py)
+    assert built.app.fetch_pace == FetchPace(idle_wait_ms=35, busy_min_bytes=600, busy_wait_ms=4)
+
+
+async def test_the_started_client_thread_paces_its_fetcher(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once faust's client thread has started its Kafka client, the worker's thread
+    attaches the app's fetch pace to the client's fetcher: a fetch that brought records
+    makes the next one fuller."""
+    from pacer_stream.settings import Settings
+    from pacer_stream.streams.app import Worker
+
+    from .test_fetch_pace import FakeFetcher
+
+    built = Worker(
+        Settings(
+            table_store="memory",
+            worker_data_dir=str(tmp_path),
+            redis_publish_enabled=False,
+            consumer_busy_fetch_min_bytes=600,
+            consumer_busy_fetch_wait_ms=4,
+        )
+    )
+    fetcher = FakeFetcher([True])
+
+    async def started(thread: Any) -> None:  # faust's start: build and start the client
+        thread._consumer = SimpleNamespace(_fetcher=fetcher)
+
+    monkeypatch.setattr(aiokafka_driver.AIOKafkaConsumerThread, "on_start", started)
+    await built.app.consumer._thread.on_start()
+    await fetcher._proc_fetch_request("assignment", 0, "request")
+    assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (600, 4)
