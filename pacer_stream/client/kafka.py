@@ -56,6 +56,7 @@ from pacer_stream.core.types import (
     SpendEvent,
 )
 from pacer_stream.errors import InvalidRecord
+from pacer_stream.fetch_pace import FetchPace
 from pacer_stream.wire import records, topics
 from pacer_stream.wire.records import (
     BreakerRecord,
@@ -74,6 +75,9 @@ __all__ = ["BreakerFollower", "PacerClient", "SpendPublisher"]
 #: linger, not a second one in the Kafka client; records handed over while a request
 #: is in flight still travel together in the next one).
 PRODUCER_SETTINGS: Mapping[str, Any] = {"acks": "all", "linger_ms": 0}
+#: How the replies consumer fetches: at most 100 ms held while no reply comes, and while
+#: replies flow 600 bytes (two or three replies) within 3 ms (:mod:`pacer_stream.fetch_pace`).
+REPLY_FETCH_PACE = FetchPace(idle_wait_ms=100, busy_min_bytes=600, busy_wait_ms=3)
 
 
 def _now() -> datetime:
@@ -91,7 +95,9 @@ class PacerClient:
     the worker's ``settings.topic_prefix``; ``reply_to`` names a replies topic of this
     client's own (created by the operator) instead of the shared one.
     ``signing_key=(key_id, secret)`` signs budgets and commands (HMAC-SHA256, see
-    :mod:`pacer_stream.signing`). Extra keyword arguments (security options) go to
+    :mod:`pacer_stream.signing`). ``reply_fetch_pace`` paces the replies consumer's
+    fetches (fuller while replies flow; ``FetchPace(idle_wait_ms=100)``: each fetch
+    answered at its first reply). Extra keyword arguments (security options) go to
     both aiokafka clients.
     """
 
@@ -104,6 +110,7 @@ class PacerClient:
         signing_key: tuple[str, bytes] | None = None,
         clock: Callable[[], datetime] = _now,
         spend_linger_ms: float = 5.0,
+        reply_fetch_pace: FetchPace = REPLY_FETCH_PACE,
         **kafka_options: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -118,6 +125,7 @@ class PacerClient:
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[CanSpendReply]] = {}
         self._replies_lock = asyncio.Lock()
+        self._reply_fetch_pace = reply_fetch_pace
         if spend_linger_ms < 0:
             raise ValueError("spend_linger_ms must be >= 0")
         #: Spend events are packed per campaign into batched records by this publisher
@@ -385,10 +393,11 @@ class PacerClient:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=self._reply_fetch_pace.idle_wait_ms,
             **self._options,
         )
         await consumer.start()
+        self._reply_fetch_pace.attach(consumer._fetcher)
         try:
             tps = await _assign_all(consumer, self.replies_topic)
             await consumer.seek_to_end(*tps)

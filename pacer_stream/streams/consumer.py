@@ -200,7 +200,7 @@ class Consumer(aiokafka_driver.Consumer):
 
 class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     """faust's Kafka client thread, with the app's fetch wait instead of faust's fixed
-    1,500 ms, paced by the app's :class:`~.fetch_pace.FetchPace` once started (fuller
+    1,500 ms, paced by the app's :class:`~pacer_stream.fetch_pace.FetchPace` once started (fuller
     fetches while records flow).
 
     Why: the Kafka client keeps one fetch in flight per broker and sends it only for the

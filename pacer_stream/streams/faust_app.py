@@ -18,10 +18,10 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import StoreT, TransportT
 from yarl import URL
 
+from pacer_stream.fetch_pace import FetchPace
 from pacer_stream.settings import Settings
 from pacer_stream.streams import consumer as worker_consumer
 from pacer_stream.streams import stored as stored_codec
-from pacer_stream.streams.fetch_pace import FetchPace
 from pacer_stream.streams.intake import BulkTopic
 from pacer_stream.streams.side_records import SideRecords, is_side_value
 from pacer_stream.streams.stored import Stored
@@ -206,7 +206,7 @@ class PacerApp(faust.App):
     #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
     bulk_topics: dict[str, BulkTopic]
     #: How long the broker may hold the consumer's fetch (:class:`.consumer.ConsumerThread`),
-    #: and how fetches are paced while records flow (:mod:`.fetch_pace`).
+    #: and how fetches are paced while records flow (:mod:`pacer_stream.fetch_pace`).
     fetch_max_wait_ms: int | None
     fetch_pace: FetchPace | None
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from pacer_stream.streams.fetch_pace import FetchPace
+from pacer_stream.client.kafka import PacerClient
+from pacer_stream.fetch_pace import FetchPace
 from pacer_stream.streams.names import TopicNames
 
 from .conftest import StreamRun, poll
@@ -17,18 +18,23 @@ IDLE = (1, 100)  # (minimum bytes, wait ms)
 BUSY = (4096, 5)
 
 
-async def test_fetches_follow_the_pace_while_records_flow_and_when_they_stop(
-    stream_run: StreamRun,
-) -> None:
-    #: (the fetch brought records, the next fetch's minimum, its wait), per fetch
-    seen: list[tuple[bool, int, int]] = []
+def recording(seen: list[tuple[bool, int, int]]) -> type[FetchPace]:
+    """A pace that appends, per processed fetch, whether it brought records and the next
+    fetch's minimum and wait to ``seen``."""
 
     class RecordingPace(FetchPace):
         def after(self, fetcher: Any, got_records: bool) -> None:
             super().after(fetcher, got_records)
             seen.append((got_records, fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms))
 
-    pace = RecordingPace(idle_wait_ms=IDLE[1], busy_min_bytes=BUSY[0], busy_wait_ms=BUSY[1])
+    return RecordingPace
+
+
+async def test_fetches_follow_the_pace_while_records_flow_and_when_they_stop(
+    stream_run: StreamRun,
+) -> None:
+    seen: list[tuple[bool, int, int]] = []
+    pace = recording(seen)(idle_wait_ms=IDLE[1], busy_min_bytes=BUSY[0], busy_wait_ms=BUSY[1])
     topic = TopicNames(stream_run.prefix).spend
     consumer = AIOKafkaConsumer(
         topic,
@@ -66,3 +72,23 @@ async def test_fetches_follow_the_pace_while_records_flow_and_when_they_stop(
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def test_the_clients_replies_consumer_is_paced(stream_run: StreamRun) -> None:
+    """Replies reach a bid engine's client through its own consumer: while replies flow
+    its fetches are fuller too."""
+    seen: list[tuple[bool, int, int]] = []
+    pace = recording(seen)(idle_wait_ms=IDLE[1], busy_min_bytes=BUSY[0], busy_wait_ms=BUSY[1])
+    client = PacerClient(
+        stream_run.bootstrap, topic_prefix=stream_run.prefix, reply_fetch_pace=pace
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=stream_run.bootstrap)
+    await producer.start()
+    try:
+        await client.start()
+        await client._ensure_replies()  # the consumer starts with the first request
+        await producer.send_and_wait(client.replies_topic, b"{}", key=b"k")
+        await poll(lambda: (True, *BUSY) in seen or None, timeout=10, what="a paced fetch")
+    finally:
+        await producer.stop()
+        await client.close()

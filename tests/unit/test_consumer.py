@@ -148,10 +148,10 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
     """faust builds its Kafka client with a fixed 1,500 ms fetch wait; the worker's client
     thread gives the client the configured wait instead (the client keeps one fetch in
     flight per broker, so a fetch held for idle topics delays every other partition)."""
+    from pacer_stream.fetch_pace import FetchPace
     from pacer_stream.settings import Settings
     from pacer_stream.streams.app import Worker
     from pacer_stream.streams.consumer import ConsumerThread
-    from pacer_stream.streams.fetch_pace import FetchPace
 
     built = Worker(
         Settings(

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka.consumer.fetcher import Fetcher
 
-from pacer_stream.streams.fetch_pace import FetchPace
+from pacer_stream.fetch_pace import FetchPace
 
 PACE = FetchPace(idle_wait_ms=20, busy_min_bytes=600, busy_wait_ms=3)
 

@@ -1,19 +1,21 @@
-"""How long the broker may hold the worker's next fetch, and for how many bytes: short
-and fuller while records flow, long and answered at the first record while idle.
+"""How long the broker may hold a consumer's next fetch, and for how many bytes: short
+and fuller while records flow, long and answered at the first record while idle. The
+worker's Kafka client thread and the client's replies consumer are paced this way.
 
 Why: the Kafka client keeps one fetch in flight per broker. Answered at its first new
 record (a minimum of 1 byte), a fetch at 1,000 can-spend requests/s nearly always
-carries one request, and each costs the worker a round of its Kafka client thread
-(request, response, the hand-over to the event loop): most of the worker's CPU per
-request at that rate. Asking the broker for a few records' worth while records flow
-(with a wait of a few milliseconds, so a lone record is not held long) answers the same
-traffic in fewer, fuller fetches. Idle, the same short wait would send an empty fetch
-every few milliseconds; so the first fetch that comes back empty switches back to the
-idle pace (minimum 1 byte, the longer wait), and the next record is answered at once.
+carries one record, and each costs a round of the Kafka client (request, response and,
+in the worker, the hand-over from its client thread to the event loop): most of the
+worker's CPU per request at that rate. Asking the broker for a few records' worth while
+records flow (with a wait of a few milliseconds, so a lone record is not held long)
+answers the same traffic in fewer, fuller fetches. Idle, the same short wait would send
+an empty fetch every few milliseconds; so the first fetch that comes back empty switches
+back to the idle pace (minimum 1 byte, the longer wait), and the next record is answered
+at once.
 
-The client reads its minimum and wait each time it builds a fetch request; the pace sets
-them when each fetch response has been processed (see docs/streaming.md, "The broker's
-fetch minimum").
+The Kafka client reads its minimum and wait each time it builds a fetch request; the
+pace sets them when each fetch response has been processed (see docs/streaming.md, "The
+broker's fetch pace").
 """
 
 from __future__ import annotations
