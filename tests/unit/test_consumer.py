@@ -142,6 +142,24 @@ async def test_a_position_from_an_earlier_seek_is_not_used_again(client: Client)
     assert client.seeks == [] and client.resumed == [{SPEND}]
 
 
+def _paced_worker(tmp_path: Any, **settings: Any) -> Any:
+    """A worker (no broker needed to build one) whose busy fetches ask for 600 bytes
+    within 4 ms."""
+    from pacer_stream.settings import Settings
+    from pacer_stream.streams.app import Worker
+
+    return Worker(
+        Settings(
+            table_store="memory",
+            worker_data_dir=str(tmp_path),
+            redis_publish_enabled=False,
+            consumer_busy_fetch_min_bytes=600,
+            consumer_busy_fetch_wait_ms=4,
+            **settings,
+        )
+    )
+
+
 async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
     tmp_path: Any,
 ) -> None:
@@ -150,19 +168,9 @@ async def test_the_kafka_client_holds_a_fetch_no_longer_than_the_settings_say(
     flight per broker, so a fetch held for idle topics delays every other partition)."""
     from pacer_stream.fetch_pace import FetchPace
     from pacer_stream.settings import Settings
-    from pacer_stream.streams.app import Worker
     from pacer_stream.streams.consumer import ConsumerThread
 
-    built = Worker(
-        Settings(
-            table_store="memory",
-            worker_data_dir=str(tmp_path),
-            redis_publish_enabled=False,
-            consumer_fetch_max_wait_ms=35,
-            consumer_busy_fetch_min_bytes=600,
-            consumer_busy_fetch_wait_ms=4,
-        )
-    )
+    built = _paced_worker(tmp_path, consumer_fetch_max_wait_ms=35)
     thread = built.app.consumer._thread
     assert isinstance(thread, ConsumerThread)
     client = thread._create_worker_consumer(built.app.transport)
@@ -183,20 +191,9 @@ async def test_the_started_client_thread_paces_its_fetcher(
     """Once faust's client thread has started its Kafka client, the worker's thread
     attaches the app's fetch pace to the client's fetcher: a fetch that brought records
     makes the next one fuller."""
-    from pacer_stream.settings import Settings
-    from pacer_stream.streams.app import Worker
-
     from .test_fetch_pace import FakeFetcher
 
-    built = Worker(
-        Settings(
-            table_store="memory",
-            worker_data_dir=str(tmp_path),
-            redis_publish_enabled=False,
-            consumer_busy_fetch_min_bytes=600,
-            consumer_busy_fetch_wait_ms=4,
-        )
-    )
+    built = _paced_worker(tmp_path)
     fetcher = FakeFetcher([True])
 
     async def started(thread: Any) -> None:  # faust's start: build and start the client
