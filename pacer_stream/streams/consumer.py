@@ -199,9 +199,9 @@ class Consumer(aiokafka_driver.Consumer):
 
 
 class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """faust's Kafka client thread, with the app's fetch wait instead of faust's fixed
-    1,500 ms, paced by the app's :class:`~pacer_stream.fetch_pace.FetchPace` once started (fuller
-    fetches while records flow).
+    """faust's Kafka client thread, paced by the app's
+    :class:`~pacer_stream.fetch_pace.FetchPace`: its idle wait instead of faust's fixed
+    1,500 ms from the start, and fuller fetches while records flow once started.
 
     Why: the Kafka client keeps one fetch in flight per broker and sends it only for the
     partitions whose records it does not still buffer. When the agents are still taking
@@ -212,11 +212,11 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
-        if wait_ms is not None:
+        pace = getattr(self.app, "fetch_pace", None)
+        if pace is not None:
             # faust passes a constant to the client's constructor; the client reads this
             # attribute when it starts its fetcher.
-            consumer._fetch_max_wait_ms = int(wait_ms)
+            consumer._fetch_max_wait_ms = pace.idle_wait_ms
         return consumer
 
     async def on_start(self) -> None:

@@ -205,21 +205,19 @@ class PacerApp(faust.App):
     before_wait_empty: Callable[[], Awaitable[None]] | None = None
     #: Input topics whose records reach their agent a fetch at a time (:mod:`.intake`).
     bulk_topics: dict[str, BulkTopic]
-    #: How long the broker may hold the consumer's fetch (:class:`.consumer.ConsumerThread`),
-    #: and how fetches are paced while records flow (:mod:`pacer_stream.fetch_pace`).
-    fetch_max_wait_ms: int | None
+    #: How long the broker may hold the consumer's fetch while idle, and for how many
+    #: bytes within how long while records flow (:class:`.consumer.ConsumerThread`,
+    #: :mod:`pacer_stream.fetch_pace`).
     fetch_pace: FetchPace | None
 
     def __init__(
         self,
         *args: Any,
-        fetch_max_wait_ms: int | None = None,
         fetch_pace: FetchPace | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.bulk_topics = {}
-        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.fetch_pace = fetch_pace
 
     def _new_transport(self) -> TransportT:
@@ -240,7 +238,6 @@ def build_app(s: Settings) -> PacerApp:
     worker relies on."""
     return PacerApp(
         s.app_id,
-        fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
         fetch_pace=FetchPace(
             idle_wait_ms=s.consumer_fetch_max_wait_ms,
             busy_min_bytes=s.consumer_busy_fetch_min_bytes,
