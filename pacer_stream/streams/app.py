@@ -796,6 +796,7 @@ class Worker:
             result = step(value)
             if result.messages or result.store is not None or result.dirty:
                 self._apply_timer_result(result)
+            if self._timer_jobs:
                 # Encode and send the write now, inside this slice: a value is KiBs
                 # (every live reservation and remembered answer), so the writes a slice
                 # of cheap ticks queues can take many times the slice to encode.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -19,6 +18,7 @@ from prometheus_client import generate_latest
 from pacer_stream.observability import metrics
 from pacer_stream.observability.health import WorkerStatus, healthz, readyz
 from pacer_stream.streams.activity import ActivityLog
+from pacer_stream.streams.faust_app import CampaignTable, PacerApp
 from pacer_stream.streams.processor import Processor
 from pacer_stream.streams.redis_sync import REGISTRY as STREAMS_REGISTRY
 from pacer_stream.streams.stored import Stored
@@ -51,8 +51,8 @@ def bearer_check(token: str | None) -> Authorise:
 
 
 def register_views(
-    app: Any,
-    campaigns: Any,
+    app: PacerApp,
+    campaigns: CampaignTable,
     *,
     status: WorkerStatus,
     refresh_status: Callable[[], None],
@@ -62,7 +62,7 @@ def register_views(
     activity: ActivityLog | None,
     authorise: Authorise,
 ) -> tuple[list[type[View]], list[type[View]]]:
-    """Add the worker's views to ``app`` (a ``faust.App``); campaign views are routed to
+    """Add the worker's views to ``app``; campaign views are routed to
     the worker owning the campaign's partition of ``campaigns``. ``refresh_status``
     brings ``status`` up to date before readiness is answered; ``lookup`` finds an
     owned campaign (a quarantined one is unknown). Returns the worker's views and the
@@ -102,7 +102,7 @@ def register_views(
                 return denied
             return await self._owned(request, campaign_id)
 
-        @app.table_route(table=campaigns, match_info="campaign_id")  # type: ignore[untyped-decorator]
+        @app.table_route(table=campaigns, match_info="campaign_id")  # type: ignore[arg-type]
         async def _owned(self, request: Request, campaign_id: str) -> Response:
             value = lookup(campaign_id)
             if value is None:
