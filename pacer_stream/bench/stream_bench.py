@@ -30,9 +30,12 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    campaign's last record in the batch, so that record stands for the campaign's earlier
    records of the batch too).
 3. **Can-spend round trip.** ``PacerClient.can_spend`` through the worker at fixed
-   request rates (250/s to 3,000/s by default) for ``request_seconds`` each: p50/p99 of
+   request rates (250/s to 4,000/s by default) for ``request_seconds`` each: p50/p99 of
    the round trip (request produced, decided, reply consumed), timeouts counted, and the
-   highest rate held with p99 <= 50 ms. Target p99 <= 20 ms at 1,000/s.
+   highest rate held with p99 <= 50 ms (the top rates lie past the goal of 3,000/s, so
+   the figure is a measured ceiling, not the end of the list). A step's achieved rate
+   is the rate the client sent at, from its first request to its last. Target p99 <= 20
+   ms at 1,000/s.
    Grants are never settled; the campaigns' reservation TTL is 5 s so the number of live
    holds stays steady.
 
@@ -578,8 +581,8 @@ async def _can_spend_round_trips(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(one(i)))
+            achieved = _sending_rate(n, loop.time() - start)
             await asyncio.gather(*tasks)
-            achieved = n / (loop.time() - start)
     return {
         "target_rate_per_s": rate,
         "achieved_rate_per_s": round(achieved, 1),
@@ -589,6 +592,16 @@ async def _can_spend_round_trips(
         **_summary_ms(latencies),
         "target_p99_ms": 20.0,
     }
+
+
+def _sending_rate(n: int, span_s: float) -> float:
+    """Requests per second the client sent: ``n`` requests, the first at the start and
+    the last ``span_s`` later. The replies still outstanding then are not part of the
+    rate (they are the round trips measured), so a step that sends exactly at its rate
+    reads its rate, not a little less by its last round trip."""
+    if n < 2 or span_s <= 0:
+        return float(n)
+    return (n - 1) / span_s
 
 
 def _highest_rate_held(round_trips: list[dict[str, Any]], p99_ms: float) -> float | None:
@@ -614,7 +627,15 @@ async def run(
     partitions: int = 4,
     live_rate: float | None = None,
     live_seconds: float = 5.0,
-    request_rates: tuple[float, ...] = (250.0, 500.0, 1_000.0, 2_000.0, 3_000.0),
+    request_rates: tuple[float, ...] = (
+        250.0,
+        500.0,
+        1_000.0,
+        2_000.0,
+        3_000.0,
+        3_500.0,
+        4_000.0,
+    ),
     request_seconds: float = 5.0,
     batch_events: int = 200_000,
     batch_live_rate: float = 5_000.0,

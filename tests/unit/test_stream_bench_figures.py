@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from pacer_stream.bench.stream_bench import (
     Applied,
     _cpu_us_per_event,
     _highest_rate_held,
     _pop_through,
+    _sending_rate,
     _throughput,
 )
 
@@ -43,6 +46,14 @@ def test_the_highest_rate_held_needs_no_timeout_the_p99_and_the_rate_itself() ->
     assert _highest_rate_held(trips, 20.0) == 250
     assert _highest_rate_held([_trip(250, 250, 80.0)], 50.0) is None
     assert _highest_rate_held([_trip(250, 250, None)], 50.0) is None
+
+
+def test_the_sending_rate_counts_the_span_of_the_sends_not_the_last_replies() -> None:
+    # 15,000 requests at 3,000/s: the last is sent 14,999 / 3,000 s after the first.
+    assert _sending_rate(15_000, 14_999 / 3_000) == pytest.approx(3_000.0)
+    # A client that fell behind sent over a longer span: its rate reads lower.
+    assert _sending_rate(15_000, 6.0) < 2_500
+    assert _sending_rate(1, 0.0) == 1.0
 
 
 def test_a_write_marks_every_earlier_record_of_its_campaign_applied_once() -> None:
