@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 from pacer_stream.streams.processor import Result
+from pacer_stream.streams.side_records import is_side_key
 
 from .test_agents import Harness, _configure, _harness
+from .test_value_writes import _acked, _spends
 
 
 async def _steps_before_another_task(w: Harness, campaigns: int) -> tuple[int, int]:
@@ -120,3 +122,54 @@ async def test_a_sweep_sends_each_campaign_write_before_its_next_step(tmp_path: 
     await w.m.sweep(step)
     assert sent_before_step == [0, 1, 2]
     assert len(w.changelog(w.drain())) == 3
+
+
+async def test_deferred_value_writes_run_in_slices(tmp_path: Any) -> None:
+    """The spend path's deferred values come due together (every campaign it touched an
+    interval ago), each KiBs to encode: written in one go they held the write lock, and
+    every record arriving meanwhile, for 15-20 ms with 100 campaigns (seconds with a
+    large table). With a slice of 0 a task started beside the timer runs after the first
+    write; every held value is still written and its records acknowledged."""
+    w = _harness(tmp_path, timer_slice_ms=0, value_write_interval_s=1.0)
+    cids = [f"deferred-{i}" for i in range(3)]
+    for cid in cids:
+        await _configure(w, cid)  # a write: each campaign's interval starts now
+    w.drain()
+    for cid in cids:
+        await _spends(w, cid, 1_000, 2_000)
+    held = {cid: w.m.value_writes.held(cid) for cid in cids}
+    assert all(len(records) == 2 for records in held.values())
+    w.clock.advance(1.0)
+    values_when_other_ran: list[int] = []
+
+    async def other() -> None:
+        values_when_other_ran.append(len(_campaign_values(w, w.m.direct)))
+
+    written, _ = await asyncio.gather(w.m.write_held(), other())
+    assert written == 3
+    assert values_when_other_ran == [1]
+    assert len(_campaign_values(w, w.drain())) == 3
+    assert all(_acked(records) == [True, True] for records in held.values())
+
+
+async def test_deferred_value_writes_within_one_slice_run_to_the_end(tmp_path: Any) -> None:
+    w = _harness(tmp_path, timer_slice_ms=1_000, value_write_interval_s=1.0)
+    cids = [f"one-slice-{i}" for i in range(3)]
+    for cid in cids:
+        await _configure(w, cid)
+    w.drain()
+    for cid in cids:
+        await _spends(w, cid, 1_000)
+    w.clock.advance(1.0)
+    values_when_other_ran: list[int] = []
+
+    async def other() -> None:
+        values_when_other_ran.append(len(_campaign_values(w, w.m.direct)))
+
+    written, _ = await asyncio.gather(w.m.write_held(), other())
+    assert written == 3 and values_when_other_ran == [3]
+
+
+def _campaign_values(w: Harness, outs: list[Any]) -> list[Any]:
+    """Changelog writes of campaign values (not event-id or grant records)."""
+    return [o for o in w.changelog(outs) if o.key is not None and not is_side_key(o.key)]
