@@ -14,7 +14,15 @@ each with the budget free across the campaign's channels and bound to the operat
 split, and prints them as a share of the free oracle's conversions on the evaluation
 days (campaigns with a late-platform runaway left out, as the report does).
 
+With ``--pacer-split`` it also runs pacer-stream (ADAPTIVE_HYBRID with reallocation, as
+the report does) and binds three oracles to what pacer-stream itself spent on each
+channel that day: by each batch's own value, by the hour-rate above, and in arrival
+order (no choice of hours). Against pacer-stream's own share this says whether its gap
+lies in how it split the budget between channels or in which hours it spent each
+channel's part.
+
     PYTHONPATH=. python scripts/oracle_gap.py --seeds 0-9
+    PYTHONPATH=. python scripts/oracle_gap.py --seeds 0-9 --pacer-split
 """
 
 from __future__ import annotations
@@ -26,16 +34,21 @@ import numpy as np
 
 from pacer_stream.sim.baselines import buy_best, run_oracle
 from pacer_stream.sim.metrics import trace_metrics
+from pacer_stream.sim.pacer import run_pacer_days
 from pacer_stream.sim.runner import seed_days
 from pacer_stream.sim.scenario import CHUNKS, MINUTES
 from pacer_stream.sim.trace import Trace, empty_trace
 from pacer_stream.sim.traffic import Traffic
 
 
-def ranked_oracle(traffic: Traffic, *, hours: bool, per_channel: bool) -> Trace:
+def ranked_oracle(
+    traffic: Traffic, *, hours: bool, per_channel: bool, budgets: np.ndarray | None = None
+) -> Trace:
     """Buy batches in order of a learnable value (ties in arrival order) up to the
-    budget, per campaign (or per channel with ``per_channel``)."""
+    budget, per campaign (or per channel with ``per_channel``; ``budgets`` [campaign,
+    channel] in place of the operator's)."""
     n_c, n_h = traffic.n_campaigns, traffic.n_channels
+    limits = traffic.budget if budgets is None else budgets
     trace = empty_trace("ranked", n_c, n_h, MINUTES, traffic.budget)
     hour_of = np.arange(MINUTES) // 60
     for c in range(n_c):
@@ -52,7 +65,7 @@ def ranked_oracle(traffic: Traffic, *, hours: bool, per_channel: bool) -> Trace:
             cost = traffic.cost[c, sel].reshape(-1)
             val = value[sel].reshape(-1)
             real = traffic.conversions[c, sel].reshape(-1)
-            budget = int(traffic.budget[c, sel].sum())
+            budget = int(limits[c, sel].sum())
             shaped = buy_best(cost, val, budget, len(sel))
             c_cost = cost.reshape(len(sel), MINUTES, CHUNKS)
             trace.spend[c, sel] = (c_cost * shaped).sum(axis=2)
@@ -66,13 +79,20 @@ def ranked_oracle(traffic: Traffic, *, hours: bool, per_channel: bool) -> Trace:
 
 def main(argv: list[str] | None = None) -> int:
     ap = experiment_args.parser(__doc__.split("\n\n")[0], seeds="0-9")
+    ap.add_argument("--pacer-split", action="store_true", help="oracles on pacer-stream's split")
     args = ap.parse_args(argv)
     scenario = experiment_args.scenario(args)
     rows: dict[str, list[float]] = {}
     for seed in experiment_args.seed_list(args.seeds):
-        days = seed_days(seed, scenario)[args.warmup_days :]
+        all_days = seed_days(seed, scenario)
+        days = all_days[args.warmup_days :]
+        pacer = (
+            run_pacer_days(all_days, reallocate=True, train_seed=seed)[args.warmup_days :]
+            if args.pacer_split
+            else [None] * len(days)
+        )
         conv: dict[str, list[float]] = {}
-        for traffic, plan in days:
+        for (traffic, plan), paced in zip(days, pacer, strict=True):
             apart = plan.late_runaway_campaigns()
             runs = {
                 "oracle-free": run_oracle(traffic),
@@ -82,6 +102,18 @@ def main(argv: list[str] | None = None) -> int:
                 "channel-rate, free": ranked_oracle(traffic, hours=False, per_channel=False),
                 "channel-rate, split": ranked_oracle(traffic, hours=False, per_channel=True),
             }
+            if paced is not None:
+                spent = paced.spend.sum(axis=2)  # what pacer-stream spent per channel
+                runs["pacer-stream"] = paced
+                runs["per-batch, pacer's split"] = run_oracle(
+                    traffic, per_channel=True, budgets=spent
+                )
+                runs["hour-rate, pacer's split"] = ranked_oracle(
+                    traffic, hours=True, per_channel=True, budgets=spent
+                )
+                runs["arrival order, pacer's split"] = ranked_oracle(
+                    traffic, hours=False, per_channel=True, budgets=spent
+                )
             for name, trace in runs.items():
                 m = trace_metrics(trace, traffic, apart)
                 conv.setdefault(name, []).append(m["conversions"])

@@ -273,11 +273,15 @@ def buy_best(cost: np.ndarray, value: np.ndarray, budget: int, channels: int) ->
     return chosen.reshape(channels, MINUTES, CHUNKS)
 
 
-def run_oracle(traffic: Traffic, *, per_channel: bool = False) -> Trace:
+def run_oracle(
+    traffic: Traffic, *, per_channel: bool = False, budgets: np.ndarray | None = None
+) -> Trace:
     """Best expected conversions per unit of cost under the budget, with hindsight of
     the day's traffic. ``per_channel`` keeps the operator's static split (used for the
-    oracle's own reallocation gain)."""
+    oracle's own reallocation gain), or with ``budgets`` ([campaign, channel] micros)
+    another split: what a pacer's own channel spend could have bought."""
     n_c, n_h = traffic.n_campaigns, traffic.n_channels
+    limits = traffic.budget if budgets is None else budgets
     trace = empty_trace("oracle", n_c, n_h, MINUTES, traffic.budget)
     for c in range(n_c):
         groups = [(h,) for h in range(n_h)] if per_channel else [tuple(range(n_h))]
@@ -286,7 +290,7 @@ def run_oracle(traffic: Traffic, *, per_channel: bool = False) -> Trace:
             cost = traffic.cost[c, sel].reshape(-1)
             exp = traffic.expected_conversions[c, sel].reshape(-1)
             real = traffic.conversions[c, sel].reshape(-1)
-            budget = int(traffic.budget[c, sel].sum())
+            budget = int(limits[c, sel].sum())
             value = np.divide(exp, cost, out=np.zeros(cost.shape), where=cost > 0)
             shaped = buy_best(cost, value, budget, len(sel))
             c_cost = cost.reshape(len(sel), MINUTES, CHUNKS)

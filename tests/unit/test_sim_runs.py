@@ -220,6 +220,24 @@ def test_oracle_respects_each_campaign_budget(clean: tuple[Traffic, FaultPlan]) 
     assert (static.spend.sum(axis=2) <= traffic.budget).all()
 
 
+def test_an_oracle_bound_to_another_split_spends_each_channel_within_it(
+    clean: tuple[Traffic, FaultPlan],
+) -> None:
+    """What another split (a pacer's own channel spend) could have bought: each channel
+    within its own budget of that split; the operator's split given as ``budgets`` is
+    the static oracle itself."""
+    traffic = clean[0]
+    tilted = traffic.budget.copy()
+    tilted[:, 0] //= 2  # half the first channel's money, moved to the second
+    tilted[:, 1] += traffic.budget[:, 0] - tilted[:, 0]
+    bound = run_oracle(traffic, per_channel=True, budgets=tilted)
+    assert (bound.spend.sum(axis=2) <= tilted).all()
+    assert (bound.spend[:, 0].sum(axis=1) <= traffic.budget[:, 0] // 2).all()
+    static = run_oracle(traffic, per_channel=True)
+    same = run_oracle(traffic, per_channel=True, budgets=traffic.budget)
+    assert np.array_equal(same.spend, static.spend)
+
+
 def test_oracle_is_not_beaten_beyond_noise(
     clean: tuple[Traffic, FaultPlan], gates_clean: dict[str, Trace]
 ) -> None:
