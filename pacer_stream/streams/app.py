@@ -133,12 +133,6 @@ class SliceClock:
 #: company cost a request ~3 ms at the median at 1,000 requests/s (the timer's
 #: resolution), and batches grow by themselves once requests queue up.
 SPEND_BATCH = (1000, 0.005)
-#: Values a spend batch writes itself, at most; the other campaigns it touched that are
-#: due a write are left to the deferred-writes timer, due at once, which writes them in
-#: its slices. A value takes ~0.16 ms to encode and send, so this bounds the batch's
-#: writes to about a timer slice: a batch of first spends after a quiet spell (every
-#: campaign due) wrote 1,000 values in one go and held can-spend replies for ~170 ms.
-INLINE_VALUE_WRITES = 32
 REQUEST_BATCH = (256, 0.0)
 #: How long a reply to a per-client topic the worker has not written to yet may wait
 #: for the broker to confirm the topic (off the agents' path).
@@ -359,9 +353,7 @@ class Worker:
         value of every campaign the batch changed -- once per campaign. With
         ``defer_values`` (the spend path) a campaign written less than
         ``value_write_interval_s`` ago and whose records produced no output is written
-        later instead, its records held unacknowledged until then (:mod:`.value_writes`);
-        so is every campaign past the batch's first :data:`INLINE_VALUE_WRITES` writes,
-        due at once for the deferred-writes timer.
+        later instead, its records held unacknowledged until then (:mod:`.value_writes`).
 
         Synchronous on purpose: nothing else runs on the event loop between reading a
         campaign's value and queueing its changelog write, so no other agent or timer
@@ -422,18 +414,14 @@ class Worker:
         failed: set[str] = set()
         deferred: set[str] = set()
         now = self.processor.clock.now().timestamp() if defer_values else 0.0
-        inline = 0
         for cid, value in touched.items():
             if (
                 defer_values
                 and cid not in with_outputs
-                and self.value_writes.defer(
-                    cid, now, records_of[cid], due_now=inline >= INLINE_VALUE_WRITES
-                )
+                and self.value_writes.defer(cid, now, records_of[cid])
             ):
                 deferred.add(cid)
                 continue
-            inline += 1
             write = self._changelog_message(cid, value)
             if write is None:
                 failed.add(cid)

@@ -115,20 +115,16 @@ class ValueWrites:
         #: shutdown) nothing new is held: every batch writes its values
         self.suspended = False
 
-    def defer(
-        self, campaign_id: str, now: float, records: list[Held], *, due_now: bool = False
-    ) -> bool:
+    def defer(self, campaign_id: str, now: float, records: list[Held]) -> bool:
         """Keep ``records`` for the campaign's next write when its value was written
-        less than an interval ago (or a write is already due); False: write now. With
-        ``due_now`` a campaign that would be written now is kept too, due at once: the
-        timer writes it (in its slices) instead of the caller. The caller holds them
-        (:class:`AckOrder`)."""
+        less than an interval ago (or a write is already due); False: write now. The
+        caller holds them (:class:`AckOrder`)."""
         if not self.enabled or self.suspended:
             return False
         held = self._held.get(campaign_id)
         if held is None:
             last = self._last.get(campaign_id)
-            if (last is None or now - last >= self.interval_s) and not due_now:
+            if last is None or now - last >= self.interval_s:
                 return False
             held = self._held[campaign_id] = []
         held.extend(records)

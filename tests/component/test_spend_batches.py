@@ -13,11 +13,10 @@ from faust.types.tuples import Message as FaustMessage
 
 from pacer_stream.core import serde
 from pacer_stream.core.types import SpendEvent
-from pacer_stream.streams import app as app_module
 from pacer_stream.streams import event_ids
 from pacer_stream.wire import records, topics
 
-from .test_agents import GOOGLE, NOON, Harness, _configure, _harness, cid, worker
+from .test_agents import GOOGLE, NOON, Harness, _configure, cid, worker
 
 __all__ = ["cid", "worker"]  # fixtures shared with the agents' tests
 
@@ -157,43 +156,3 @@ async def test_single_event_records_taken_in_one_batch_share_one_id_record(
     again = worker.m.process(batch)  # a replay: every record at or below the mark
     assert [m for m in again if event_ids.is_id_key(m.key or b"")] == []
     assert worker.state(cid).channels[GOOGLE].spent_total == 3_000_000
-
-
-async def test_a_batch_writes_a_bounded_number_of_values_and_leaves_the_rest_due(
-    tmp_path: Any, monkeypatch: Any
-) -> None:
-    """A batch of first spends after a quiet spell has every campaign it touches due a
-    write; it writes at most ``INLINE_VALUE_WRITES`` itself and leaves the others due
-    at once to the deferred-writes timer (which writes them in its slices), their
-    records held until then."""
-    monkeypatch.setattr(app_module, "INLINE_VALUE_WRITES", 2)
-    w = _harness(tmp_path, value_write_interval_s=1.0)
-    cids = [f"quiet-{i}" for i in range(5)]
-    for c in cids:
-        await _configure(w, c)
-    w.drain()
-    w.clock.advance(2.0)  # every campaign's last write is more than an interval ago
-    spend_topic = w.names.actual(topics.SPEND)
-    batch = [
-        FaustMessage(
-            spend_topic,
-            0,
-            20 + i,
-            0.0,
-            0,
-            None,
-            c.encode(),
-            records.encode_spend(_event(c, f"first-{i}", 1_000_000, at=w.clock.now())),
-            None,
-        )
-        for i, c in enumerate(cids)
-    ]
-    written = w.m.process(batch, defer_values=True)
-    assert [m.key for m in w.changelog(written)] == [cids[0].encode(), cids[1].encode()]
-    assert [c for c in cids if c in w.m.value_writes] == cids[2:]
-    assert w.m.value_writes.due(w.clock.now().timestamp()) == cids[2:]
-    # applied at once all the same (decisions see it), and written by the timer
-    assert all(w.state(c).channels[GOOGLE].spent_total == 1_000_000 for c in cids)
-    w.drain()
-    assert await w.m.write_held() == 3
-    assert [o.key for o in w.changelog(w.drain())] == [c.encode() for c in cids[2:]]

@@ -42,19 +42,6 @@ def test_a_campaign_not_written_lately_is_written_at_once() -> None:
     assert not writes.defer("c", 101.0, [Record()])  # an interval ago
 
 
-def test_a_write_due_now_can_be_left_to_the_timer() -> None:
-    """``due_now``: a campaign that would be written at once is held instead, due at the
-    timer's next run (never written, or written an interval ago)."""
-    writes = ValueWrites(1.0)
-    a, b = Record(), Record()
-    assert writes.defer("c", 100.0, [a], due_now=True)  # never written
-    writes.written("d", 100.0)
-    assert writes.defer("d", 101.0, [b], due_now=True)  # an interval ago
-    assert writes.due(101.0) == ["c", "d"]
-    assert writes.written("c", 101.0) == [a] and writes.written("d", 101.0) == [b]
-    assert not ValueWrites(0.0).defer("c", 100.0, [Record()], due_now=True)  # never held
-
-
 def test_records_inside_the_interval_are_held_until_the_next_write() -> None:
     writes = ValueWrites(1.0)
     writes.written("c", 100.0)
