@@ -37,7 +37,11 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    is the rate the client sent at, from its first request to its last. Target p99 <= 20
    ms at 1,000/s.
    Grants are never settled; the campaigns' reservation TTL is 5 s so the number of live
-   holds stays steady.
+   holds stays steady. At the very end (after the batched records, so no later phase
+   reads its spend), once more at ``mixed_rates[0]`` requests/s while the worker
+   applies ``mixed_rates[1]`` spend events/s from ``SpendPublisher`` (200 campaigns of
+   their own, spending from a second before the requests): the round trip of a worker
+   that carries spend too (no target; docs/capacity.md reads it).
 
 4. **Batched records.** After the peers, ``batch_events`` spend events published through
    :class:`~pacer_stream.client.publisher.SpendPublisher` (per campaign, 5 ms linger,
@@ -594,6 +598,44 @@ async def _can_spend_round_trips(
     }
 
 
+async def _can_spend_with_spend(
+    bootstrap: str,
+    prefix: str,
+    names: TopicNames,
+    producer: AIOKafkaProducer,
+    live_producer: AIOKafkaProducer,
+    worker: WorkerProcess,
+    campaigns: list[str],
+    rates: tuple[float, float],
+    seconds: float,
+) -> dict[str, Any]:
+    """Can-spend round trips at ``rates[0]`` requests/s while the same worker applies
+    ``rates[1]`` spend events/s (``SpendPublisher``, to campaigns of their own,
+    configured for this step and spending for a second before the requests start): a
+    bid engine's view of a worker that also carries its ad platforms' spend. No
+    target; the capacity plan reads it."""
+    request_rate, spend_rate = rates
+    spenders = [f"bench-m{i}" for i in range(len(campaigns))]
+    await _produce_budgets(producer, names, spenders)
+    await _wait_configured(worker, spenders)
+    spending = asyncio.create_task(
+        _publish_batched(
+            live_producer,
+            names.spend,
+            spenders,
+            int(spend_rate * (seconds + 2)),
+            "mixed",
+            rate=spend_rate,
+        )
+    )
+    try:
+        await asyncio.sleep(1.0)
+        trips = await _can_spend_round_trips(bootstrap, prefix, campaigns, request_rate, seconds)
+    finally:
+        await spending
+    return {**trips, "spend_rate_per_s": spend_rate}
+
+
 def _sending_rate(n: int, span_s: float) -> float:
     """Requests per second the client sent: ``n`` requests, the first at the start and
     the last ``span_s`` later. The replies still outstanding then are not part of the
@@ -637,6 +679,7 @@ async def run(
         4_000.0,
     ),
     request_seconds: float = 5.0,
+    mixed_rates: tuple[float, float] = (1_000.0, 2_000.0),
     batch_events: int = 200_000,
     batch_live_rate: float = 5_000.0,
     workdir: Path | None = None,
@@ -664,6 +707,7 @@ async def run(
                     live_seconds=live_seconds,
                     request_rates=request_rates,
                     request_seconds=request_seconds,
+                    mixed_rates=mixed_rates,
                     batch_events=batch_events,
                     batch_live_rate=batch_live_rate,
                     workdir=workdir / f"run-{i}" if workdir is not None else None,
@@ -698,6 +742,7 @@ async def _run(
     live_seconds: float,
     request_rates: tuple[float, ...],
     request_seconds: float,
+    mixed_rates: tuple[float, float],
     batch_events: int,
     batch_live_rate: float,
     workdir: Path | None,
@@ -874,6 +919,18 @@ async def _run(
             round(batch_rate / quix, 2) if isinstance(quix, float) and quix else None
         )
         result["worker_rss_mib_batched"] = worker.rss_mib()
+        # Last: its spend records would otherwise be in the backlog the later phases read.
+        result["can_spend_with_spend"] = await _can_spend_with_spend(
+            bootstrap,
+            prefix,
+            names,
+            producer,
+            live_producer,
+            worker,
+            campaigns,
+            mixed_rates,
+            request_seconds,
+        )
         worker.stop()
     finally:
         worker.stop()
@@ -1022,6 +1079,15 @@ def show(res: dict[str, Any], print_: Any) -> None:
             num(r["timeouts"]),
         )
     print_(asks)
+    mixed = res.get("can_spend_with_spend")
+    if mixed:
+        print_(
+            f"can-spend at {num(mixed['target_rate_per_s'])}/s while the worker applies "
+            f"{num(mixed['spend_rate_per_s'])} spend events/s: p50 / p99 "
+            f"{num(mixed.get('p50_ms'), '.1f')} / {num(mixed.get('p99_ms'), '.1f')} ms"
+            f"{spread('can_spend_with_spend', 'p99_ms', fmt='.1f', sep=' ')}, "
+            f"{num(mixed['timeouts'])} timeouts"
+        )
     print_(
         "highest request rate held with p99 <= 50 ms and no timeout: "
         f"{num(res.get('can_spend_highest_rate_p99_50ms'))}/s"

@@ -31,6 +31,7 @@ def test_two_small_runs_are_each_complete_and_reported_as_their_median(
             live_seconds=1.0,
             request_rates=(50.0,),
             request_seconds=1.0,
+            mixed_rates=(50.0, 100.0),
             batch_events=2_000,
             batch_live_rate=400.0,
             workdir=tmp_path,
@@ -56,6 +57,9 @@ def test_two_small_runs_are_each_complete_and_reported_as_their_median(
         trip = run["can_spend_round_trip"][0]
         assert trip["requests"] == 50
         assert sum(trip["codes"].values()) + trip["timeouts"] == 50
+        mixed = run["can_spend_with_spend"]
+        assert mixed["requests"] == 50 and mixed["spend_rate_per_s"] == 100.0
+        assert sum(mixed["codes"].values()) + mixed["timeouts"] == 50
         assert run["peers"]["faust"]["events_per_s"] > 0
     rates = sorted(r["faust_worker"]["events_per_s"] for r in res["per_run"])
     assert res["faust_worker"]["events_per_s"] == round(sum(rates) / 2, 3)
