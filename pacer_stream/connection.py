@@ -18,16 +18,26 @@ def kafka_options(settings: Any) -> dict[str, Any]:
     if proto == "PLAINTEXT":
         return opts
     opts["security_protocol"] = proto
-    if proto in ("SSL", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
-        if settings.kafka_ssl_certfile:
-            ctx.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    ctx = kafka_ssl_context(settings)
+    if ctx is not None:
         opts["ssl_context"] = ctx
     if proto.startswith("SASL"):
         opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
         opts["sasl_plain_username"] = settings.kafka_sasl_username
         opts["sasl_plain_password"] = settings.kafka_sasl_password
     return opts
+
+
+def kafka_ssl_context(settings: Any) -> ssl.SSLContext | None:
+    """The TLS context of the Kafka connections (CA, client certificate) when the
+    security protocol uses TLS (``SSL``, ``SASL_SSL``); None otherwise. The aiokafka
+    clients (:func:`kafka_options`) and faust's credentials share it."""
+    if str(settings.kafka_security_protocol).upper() not in ("SSL", "SASL_SSL"):
+        return None
+    ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        ctx.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    return ctx
 
 
 def redis_options(settings: Any) -> dict[str, Any]:

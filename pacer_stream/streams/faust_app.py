@@ -18,6 +18,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import StoreT, TransportT
 from yarl import URL
 
+from pacer_stream.connection import kafka_ssl_context
 from pacer_stream.fetch_pace import FetchPace
 from pacer_stream.settings import Settings
 from pacer_stream.streams import consumer as worker_consumer
@@ -71,13 +72,7 @@ def broker_credentials(s: Settings) -> Any:
     proto = s.kafka_security_protocol.upper()
     if proto == "PLAINTEXT":
         return None
-    ssl_context = None
-    if proto in ("SSL", "SASL_SSL"):
-        import ssl
-
-        ssl_context = ssl.create_default_context(cafile=s.kafka_ssl_cafile)
-        if s.kafka_ssl_certfile:
-            ssl_context.load_cert_chain(s.kafka_ssl_certfile, s.kafka_ssl_keyfile)
+    ssl_context = kafka_ssl_context(s)
     if proto == "SSL":
         return faust.SSLCredentials(ssl_context)
     return faust.SASLCredentials(
