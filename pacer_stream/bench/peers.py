@@ -13,6 +13,16 @@ group join are not counted, as for the worker).
   per-event dedupe by ``event_id`` in RocksDB state plus a per campaign/channel sum,
   changelog topics on (the ``bench`` extra pins its version).
 
+And the floor of a can-spend round trip: servers that answer every request on their
+requests topic at once with an ``ok`` reply (no state, no reservation, no grant record),
+which the benchmark's client times exactly as it times the worker. They run until they
+are stopped (``KIND bootstrap requests_topic replies_topic group``).
+
+* ``faust-echo`` -- a faust agent that replies to each request as it comes, through
+  faust's producer: the framework's own round trip on this machine.
+* ``plain-echo`` -- a plain aiokafka loop (``getmany``, one send per reply): the Kafka
+  clients' and the broker's round trip without faust.
+
 Why peers: a throughput figure alone says little; beside a framework ceiling and a peer
 library doing comparable work on the same broker in the same minute, it says where the
 cost is.
@@ -20,11 +30,13 @@ cost is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -114,8 +126,80 @@ def run_quix(bootstrap: str, topic: str, group: str, count: int) -> None:
     print(json.dumps(progress.report()), flush=True)
 
 
+def echo_reply(request: bytes) -> tuple[bytes, bytes]:
+    """The key and value of an ``ok`` reply to a can-spend request: a valid reply the
+    client accepts, built without deciding anything."""
+    from pacer_stream.core.types import ChannelType, Code
+    from pacer_stream.wire.records import CanSpendReply, encode
+
+    asked = orjson.loads(request)
+    reply = CanSpendReply(
+        request_id=asked["request_id"],
+        campaign_id=asked["campaign_id"],
+        channel=ChannelType(asked["channel"]),
+        allowed=True,
+        code=Code.OK,
+        reason="echo",
+        remaining_micros=0,
+        decided_at=datetime.now(UTC),
+    )
+    return asked["campaign_id"].encode(), encode(reply, validate=False)
+
+
+def run_faust_echo(bootstrap: str, requests: str, replies: str, group: str) -> None:
+    """The faust echo: one agent, each request answered as it comes."""
+    import faust
+
+    app = faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        producer_linger_ms=0,  # as the worker's producer
+        datadir=tempfile.mkdtemp(prefix="pacer-peer-echo-"),
+        worker_redirect_stdouts=False,
+    )
+    source = app.topic(requests, key_type=bytes, value_type=bytes, value_serializer="raw")
+
+    @app.agent(source)  # type: ignore[untyped-decorator]
+    async def echo(stream: Any) -> None:
+        async for event in stream.events():
+            key, value = echo_reply(event.message.value)
+            await app.producer.send(replies, key, value, None, None, None)
+
+    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+
+
+def run_plain_echo(bootstrap: str, requests: str, replies: str, group: str) -> None:
+    """The plain aiokafka echo: fetch what has arrived, send a reply for each."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def serve() -> None:
+        consumer = AIOKafkaConsumer(
+            requests, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        await consumer.start()
+        await producer.start()
+        while True:
+            fetched = await consumer.getmany(timeout_ms=100)
+            for messages in fetched.values():
+                for message in messages:
+                    key, value = echo_reply(message.value)
+                    await producer.send(replies, value, key=key)
+
+    asyncio.run(serve())
+
+
 def main(argv: list[str]) -> None:
-    kind, bootstrap, topic, group, count = argv
+    kind, *args = argv
+    if kind in ("faust-echo", "plain-echo"):
+        bootstrap, requests, replies, group = args
+        echo = {"faust-echo": run_faust_echo, "plain-echo": run_plain_echo}[kind]
+        echo(bootstrap, requests, replies, group)
+        return
+    bootstrap, topic, group, count = args
     runner = {"faust": run_faust, "quix": run_quix}[kind]
     runner(bootstrap, topic, group, int(count))
 

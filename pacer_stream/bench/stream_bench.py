@@ -41,7 +41,12 @@ What is measured (targets: docs/targets.md), on throwaway topics of the given br
    reads its spend), once more at ``mixed_rates[0]`` requests/s while the worker
    applies ``mixed_rates[1]`` spend events/s from ``SpendPublisher`` (200 campaigns of
    their own, spending from a second before the requests): the round trip of a worker
-   that carries spend too (no target; docs/capacity.md reads it).
+   that carries spend too (no target; docs/capacity.md reads it). Beside the worker's
+   steps, the floor of any request/reply through this broker at that moment: two
+   servers that only answer ``ok`` (:mod:`.peers`, a faust echo agent and a plain
+   aiokafka echo loop), timed by the same client at ``floor_rates`` (1,000 and 3,000/s)
+   on topics of their own, so a worker's p99 reads against what Kafka and faust alone
+   cost in the same minute.
 
 4. **Batched records.** After the peers, ``batch_events`` spend events published through
    :class:`~pacer_stream.client.publisher.SpendPublisher` (per campaign, 5 ms linger,
@@ -94,6 +99,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pacer_stream.bench.repeats import median_of, range_of
 from pacer_stream.bench.worker_process import (
@@ -636,6 +642,73 @@ async def _can_spend_with_spend(
     return {**trips, "spend_rate_per_s": spend_rate}
 
 
+async def _can_spend_floor(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    campaigns: list[str],
+    rates: tuple[float, ...],
+    seconds: float,
+) -> dict[str, Any]:
+    """The round trip of servers that only answer (:mod:`.peers`: a faust agent and a
+    plain aiokafka loop replying ``ok`` at once), timed by the same client at ``rates``
+    on the same broker, each on two topics of its own: what any request/reply through
+    Kafka costs on this machine at that moment, beside the worker's figures. A step of
+    500/s for a second first warms the server and the client up (not reported), as the
+    worker's lower steps warm it up before its 1,000/s one."""
+    floors: dict[str, Any] = {}
+    for kind in ("faust-echo", "plain-echo"):
+        names = TopicNames(f"{prefix}{kind}.")
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            pair = [names.requests, names.replies]
+            await admin.create_topics([NewTopic(t, partitions, 1) for t in pair])
+            await _wait_leaders(admin, pair)
+        finally:
+            await admin.close()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pacer_stream.bench.peers",
+            kind,
+            bootstrap,
+            names.requests,
+            names.replies,
+            f"{prefix}{kind}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await _can_spend_round_trips(bootstrap, names.prefix, campaigns, 500.0, 1.0)
+            floors[kind] = [
+                await _can_spend_round_trips(bootstrap, names.prefix, campaigns, rate, seconds)
+                for rate in rates
+            ]
+        finally:
+            proc.kill()
+            await proc.wait()
+    return floors
+
+
+async def _wait_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
+    """Until every partition of the new topics ``names`` has a leader: a client that
+    starts earlier logs its first offset lookups as failed (and retries)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        if all(
+            t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no leaders for {names} after {timeout:.0f}s")
+        await asyncio.sleep(0.05)
+
+
 def _sending_rate(n: int, span_s: float) -> float:
     """Requests per second the client sent: ``n`` requests, the first at the start and
     the last ``span_s`` later. The replies still outstanding then are not part of the
@@ -680,6 +753,7 @@ async def run(
     ),
     request_seconds: float = 5.0,
     mixed_rates: tuple[float, float] = (1_000.0, 2_000.0),
+    floor_rates: tuple[float, ...] = (1_000.0, 3_000.0),
     batch_events: int = 200_000,
     batch_live_rate: float = 5_000.0,
     workdir: Path | None = None,
@@ -708,6 +782,7 @@ async def run(
                     request_rates=request_rates,
                     request_seconds=request_seconds,
                     mixed_rates=mixed_rates,
+                    floor_rates=floor_rates,
                     batch_events=batch_events,
                     batch_live_rate=batch_live_rate,
                     workdir=workdir / f"run-{i}" if workdir is not None else None,
@@ -743,6 +818,7 @@ async def _run(
     request_rates: tuple[float, ...],
     request_seconds: float,
     mixed_rates: tuple[float, float],
+    floor_rates: tuple[float, ...],
     batch_events: int,
     batch_live_rate: float,
     workdir: Path | None,
@@ -825,6 +901,9 @@ async def _run(
         result["can_spend_highest_rate_p99_50ms"] = _highest_rate_held(round_trips, 50.0)
         result["worker_rss_mib"] = worker.rss_mib()
         worker.stop()
+        result["can_spend_floor"] = await _can_spend_floor(
+            bootstrap, prefix, partitions, campaigns, floor_rates, request_seconds
+        )
 
         # --- plain aiokafka loop on the same topics (its own group and changelog) ------
         # The loop runs in this process: the changelog is read only after it is done
@@ -1088,6 +1167,16 @@ def show(res: dict[str, Any], print_: Any) -> None:
             f"{spread('can_spend_with_spend', 'p99_ms', fmt='.1f', sep=' ')}, "
             f"{num(mixed['timeouts'])} timeouts"
         )
+    for kind, label in (("faust-echo", "faust echo agent"), ("plain-echo", "plain aiokafka echo")):
+        steps = res.get("can_spend_floor", {}).get(kind) or []
+        if steps:
+            figures = ", ".join(
+                f"{num(r.get('p99_ms'), '.1f')}"
+                f"{spread('can_spend_floor', kind, i, 'p99_ms', fmt='.1f', sep=' ')} ms"
+                f" at {num(r['target_rate_per_s'])}/s"
+                for i, r in enumerate(steps)
+            )
+            print_(f"floor, same client and broker: {label} (answers only), p99 {figures}")
     print_(
         "highest request rate held with p99 <= 50 ms and no timeout: "
         f"{num(res.get('can_spend_highest_rate_p99_50ms'))}/s"

@@ -32,6 +32,7 @@ def test_two_small_runs_are_each_complete_and_reported_as_their_median(
             request_rates=(50.0,),
             request_seconds=1.0,
             mixed_rates=(50.0, 100.0),
+            floor_rates=(50.0,),
             batch_events=2_000,
             batch_live_rate=400.0,
             workdir=tmp_path,
@@ -61,6 +62,11 @@ def test_two_small_runs_are_each_complete_and_reported_as_their_median(
         assert mixed["requests"] == 50 and mixed["spend_rate_per_s"] == 100.0
         assert sum(mixed["codes"].values()) + mixed["timeouts"] == 50
         assert run["peers"]["faust"]["events_per_s"] > 0
+        # The echo servers answered every request the client timed.
+        for kind in ("faust-echo", "plain-echo"):
+            (floor,) = run["can_spend_floor"][kind]
+            assert floor["requests"] == 50 and floor["timeouts"] == 0
+            assert floor["codes"] == {"ok": 50}
     rates = sorted(r["faust_worker"]["events_per_s"] for r in res["per_run"])
     assert res["faust_worker"]["events_per_s"] == round(sum(rates) / 2, 3)
     ratios = sorted(r["faust_vs_trivial_agent"] for r in res["per_run"])

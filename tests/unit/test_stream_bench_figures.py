@@ -123,6 +123,35 @@ def test_the_terminal_tables_give_the_median_and_the_range_of_several_runs() -> 
     assert "held with p99 <= 50 ms and no timeout: –/s (target" in text
 
 
+def test_the_echo_floor_is_shown_per_server_and_rate_with_its_range() -> None:
+    from rich.console import Console
+
+    from pacer_stream.bench.repeats import median_of
+    from pacer_stream.bench.stream_bench import show
+
+    runs = []
+    for p99 in (6.0, 10.0):
+        run = _bench_run(9_000.0, 40.0, 990.0)
+        run["can_spend_floor"] = {
+            "faust-echo": [_trip(1_000, 1_000, p99), _trip(3_000, 3_000, p99 * 3)],
+            "plain-echo": [_trip(1_000, 1_000, p99 / 2), _trip(3_000, 3_000, p99)],
+        }
+        runs.append(run)
+    res = {**median_of(runs), "runs": 2, "per_run": runs}
+    console = Console(record=True, width=250)
+    show(res, console.print)
+    text = console.export_text()
+    assert (
+        "faust echo agent (answers only), p99 8.0 (6.0-10.0) ms at 1,000/s, "
+        "24.0 (18.0-30.0) ms at 3,000/s" in text
+    )
+    assert "plain aiokafka echo (answers only), p99 4.0 (3.0-5.0) ms at 1,000/s" in text
+    # A result without the floor (an older JSON) shows none.
+    console = Console(record=True, width=250)
+    show({**median_of(runs[:1]), "can_spend_floor": {}, "per_run": runs[:1]}, console.print)
+    assert "echo" not in console.export_text()
+
+
 def test_a_narrow_terminal_folds_the_figures_and_cuts_none() -> None:
     from rich.console import Console
 
