@@ -16,9 +16,11 @@ channel spend without that hindsight, minute by minute in arrival order:
   high (the late variant raises it from 18:00 to midnight, so the day's last hours
   take what is left).
 
-Prints each buyer's conversions as a share of the free oracle's and its utilisation
-beside pacer-stream's and the hindsight hour-rate oracle's (evaluation days, campaigns
-with a late-platform runaway left out, as the report does).
+Prints each buyer's conversions as a share of the free oracle's, its utilisation and
+its tracking error against the plan it would make at the day's start (yesterday's
+supply in the hours at or above the first threshold, scaled to the budget), beside
+pacer-stream's and the hindsight hour-rate oracle's (evaluation days, campaigns with a
+late-platform runaway left out, as the report does; every figure by ``sim.metrics``).
 
     PYTHONPATH=. python scripts/causal_threshold.py --seeds 0-9
 """
@@ -59,6 +61,19 @@ def threshold_at(values: np.ndarray, supply: np.ndarray, need: float) -> float:
     return -1.0
 
 
+def day_plan(value: np.ndarray, ahead: np.ndarray, budget: int, slack: float) -> np.ndarray:
+    """The buyer's expected spend at the day's start, cumulative per minute boundary:
+    yesterday's supply in the hours at or above the day's first threshold, scaled to
+    ``budget`` (what a pacer built on the rule would plan and be tracked against)."""
+    per_hour = ahead[np.arange(1, 25) * 60] - ahead[np.arange(24) * 60]
+    bar = threshold_at(value, per_hour, budget * slack)
+    per_minute = np.diff(ahead) * (value[HOUR_OF] >= bar)
+    total = per_minute.sum()
+    if total <= 0:
+        return np.zeros(MINUTES + 1)
+    return np.concatenate([[0.0], np.cumsum(per_minute)]) * budget / total
+
+
 def causal_buyer(
     traffic: Traffic, yesterday: Traffic, budgets: np.ndarray, slack: float, late: float
 ) -> Trace:
@@ -72,6 +87,7 @@ def causal_buyer(
             ahead = np.concatenate([[0.0], np.cumsum(yesterday.cost[c, h].sum(axis=1))])
             cost, real = traffic.cost[c, h], traffic.conversions[c, h]
             left = int(budgets[c, h])
+            trace.plan[c] += day_plan(value, ahead, left, slack)
             for m in range(MINUTES):
                 if left <= 0:
                     break
@@ -119,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
                 m = trace_metrics(trace, traffic, apart)
                 figures.setdefault(name, []).append(m["conversions"])
                 figures.setdefault(name + " | utilisation", []).append(m["utilisation"])
+                if name in BUYERS or name == "pacer-stream":
+                    tracking = m["tracking_error"]
+                    figures.setdefault(name + " | tracking error", []).append(tracking)
         free = float(np.mean(figures["oracle-free"]))
         for name, values in figures.items():
             v = float(np.mean(values))
-            rows.setdefault(name, []).append(v if "utilisation" in name else v / free)
+            rows.setdefault(name, []).append(v if " | " in name else v / free)
     for name, values in rows.items():
-        print(f"{name:56s} mean {np.mean(values):.3f}  worst {min(values):.3f}")
+        worst = max(values) if "tracking" in name else min(values)
+        print(f"{name:56s} mean {np.mean(values):.3f}  worst {worst:.3f}")
     return 0
 
 
