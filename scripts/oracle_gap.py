@@ -32,13 +32,29 @@ import sys
 import experiment_args
 import numpy as np
 
-from pacer_stream.sim.baselines import buy_best, run_oracle
+from pacer_stream.sim.baselines import BatchValue, run_oracle
 from pacer_stream.sim.metrics import trace_metrics
 from pacer_stream.sim.pacer import run_pacer_days
 from pacer_stream.sim.runner import seed_days
 from pacer_stream.sim.scenario import CHUNKS, MINUTES
-from pacer_stream.sim.trace import Trace, empty_trace
+from pacer_stream.sim.trace import Trace
 from pacer_stream.sim.traffic import Traffic
+
+
+def learnable_value(hours: bool) -> BatchValue:
+    """The ``hour-rate`` (``hours``) or ``channel-rate`` value of a campaign's batches:
+    the same for every batch of a channel (and local hour)."""
+
+    def value(traffic: Traffic, c: int, channels: list[int]) -> np.ndarray:
+        rate = (traffic.cvr[c] / traffic.cpc[c])[channels]  # [H]
+        if hours:
+            hour_of = np.minimum(np.arange(MINUTES) // 60, 23)
+            per_minute = rate[:, None] * traffic.true_hour_quality[c][channels][:, hour_of]
+        else:
+            per_minute = np.repeat(rate[:, None], MINUTES, axis=1)
+        return np.repeat(per_minute[..., None], CHUNKS, axis=2).reshape(-1)
+
+    return value
 
 
 def ranked_oracle(
@@ -47,34 +63,9 @@ def ranked_oracle(
     """Buy batches in order of a learnable value (ties in arrival order) up to the
     budget, per campaign (or per channel with ``per_channel``; ``budgets`` [campaign,
     channel] in place of the operator's)."""
-    n_c, n_h = traffic.n_campaigns, traffic.n_channels
-    limits = traffic.budget if budgets is None else budgets
-    trace = empty_trace("ranked", n_c, n_h, MINUTES, traffic.budget)
-    hour_of = np.arange(MINUTES) // 60
-    for c in range(n_c):
-        rate = traffic.cvr[c] / traffic.cpc[c]  # [H]
-        if hours:
-            q = traffic.true_hour_quality[c][:, np.minimum(hour_of, 23)]  # [H, M]
-            value = rate[:, None] * q
-        else:
-            value = np.repeat(rate[:, None], MINUTES, axis=1)
-        value = np.repeat(value[..., None], CHUNKS, axis=2)  # [H, M, K]
-        groups = [(h,) for h in range(n_h)] if per_channel else [tuple(range(n_h))]
-        for hs in groups:
-            sel = list(hs)
-            cost = traffic.cost[c, sel].reshape(-1)
-            val = value[sel].reshape(-1)
-            real = traffic.conversions[c, sel].reshape(-1)
-            budget = int(limits[c, sel].sum())
-            shaped = buy_best(cost, val, budget, len(sel))
-            c_cost = cost.reshape(len(sel), MINUTES, CHUNKS)
-            trace.spend[c, sel] = (c_cost * shaped).sum(axis=2)
-            trace.conversions[c, sel] = (real.reshape(len(sel), MINUTES, CHUNKS) * shaped).sum(
-                axis=(1, 2)
-            )
-    total = int(trace.spend.sum())
-    trace.unique_micros = trace.recorded_micros = total
-    return trace
+    return run_oracle(
+        traffic, per_channel=per_channel, budgets=budgets, value=learnable_value(hours)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -642,31 +642,49 @@ async def _can_spend_with_spend(
     return {**trips, "spend_rate_per_s": spend_rate}
 
 
+#: The answer-only servers of :func:`_can_spend_floor` (:mod:`.peers`).
+ECHO_SERVERS = ("faust-echo", "plain-echo")
+
+
+def _echo_names(prefix: str, kind: str) -> TopicNames:
+    return TopicNames(f"{prefix}{kind}.")
+
+
+async def _create_echo_topics(bootstrap: str, prefix: str, partitions: int) -> None:
+    """The echo servers' request and reply topics, made with the run's others: a topic
+    made just before its first use has no leader known to every client yet, and the
+    client's first offset lookups then fail (logged, retried)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(topic, partitions, 1)
+                for kind in ECHO_SERVERS
+                for topic in (_echo_names(prefix, kind).requests, _echo_names(prefix, kind).replies)
+            ]
+        )
+    finally:
+        await admin.close()
+
+
 async def _can_spend_floor(
     bootstrap: str,
     prefix: str,
-    partitions: int,
     campaigns: list[str],
     rates: tuple[float, ...],
     seconds: float,
 ) -> dict[str, Any]:
     """The round trip of servers that only answer (:mod:`.peers`: a faust agent and a
     plain aiokafka loop replying ``ok`` at once), timed by the same client at ``rates``
-    on the same broker, each on two topics of its own: what any request/reply through
-    Kafka costs on this machine at that moment, beside the worker's figures. A step of
-    500/s for a second first warms the server and the client up (not reported), as the
-    worker's lower steps warm it up before its 1,000/s one."""
+    on the same broker, each on two topics of its own (:func:`_create_echo_topics`):
+    what any request/reply through Kafka costs on this machine at that moment, beside
+    the worker's figures. A step of 500/s for a second first warms the server and the
+    client up (not reported), as the worker's lower steps warm it up before its
+    1,000/s one."""
     floors: dict[str, Any] = {}
-    for kind in ("faust-echo", "plain-echo"):
-        names = TopicNames(f"{prefix}{kind}.")
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            pair = [names.requests, names.replies]
-            await admin.create_topics([NewTopic(t, partitions, 1) for t in pair])
-            await _wait_leaders(admin, pair)
-        finally:
-            await admin.close()
+    for kind in ECHO_SERVERS:
+        names = _echo_names(prefix, kind)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -689,24 +707,6 @@ async def _can_spend_floor(
             proc.kill()
             await proc.wait()
     return floors
-
-
-async def _wait_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
-    """Until every partition of the new topics ``names`` has a leader: a client that
-    starts earlier logs its first offset lookups as failed (and retries)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        described = await admin.describe_topics(names)
-        if all(
-            t["error_code"] == 0
-            and t["partitions"]
-            and all(p["leader"] >= 0 for p in t["partitions"])
-            for t in described
-        ):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no leaders for {names} after {timeout:.0f}s")
-        await asyncio.sleep(0.05)
 
 
 def _sending_rate(n: int, span_s: float) -> float:
@@ -831,6 +831,7 @@ async def _run(
     await create_bench_topics(
         bootstrap, prefix=prefix, app_id=app_id, partitions=partitions, compacted=plain_changelog
     )
+    await _create_echo_topics(bootstrap, prefix, partitions)
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="pacer-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -902,7 +903,7 @@ async def _run(
         result["worker_rss_mib"] = worker.rss_mib()
         worker.stop()
         result["can_spend_floor"] = await _can_spend_floor(
-            bootstrap, prefix, partitions, campaigns, floor_rates, request_seconds
+            bootstrap, prefix, campaigns, floor_rates, request_seconds
         )
 
         # --- plain aiokafka loop on the same topics (its own group and changelog) ------

@@ -36,6 +36,8 @@ A runaway bidder ignores every gate; of these, only ``original-rules`` has a kil
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pacer_stream.sim.faults import FaultPlan
@@ -273,13 +275,32 @@ def buy_best(cost: np.ndarray, value: np.ndarray, budget: int, channels: int) ->
     return chosen.reshape(channels, MINUTES, CHUNKS)
 
 
+#: What an oracle ranks a campaign's batches by: (traffic, campaign, channels) -> a value
+#: per batch of those channels, flattened as ``traffic.cost[campaign, channels]`` is.
+BatchValue = Callable[[Traffic, int, list[int]], np.ndarray]
+
+
+def expected_value(traffic: Traffic, c: int, channels: list[int]) -> np.ndarray:
+    """Each batch's own expected conversions per unit of its cost (0 where it costs
+    nothing): what the free oracle knows of every batch with hindsight."""
+    cost = traffic.cost[c, channels].reshape(-1)
+    exp = traffic.expected_conversions[c, channels].reshape(-1)
+    return np.divide(exp, cost, out=np.zeros(cost.shape), where=cost > 0)
+
+
 def run_oracle(
-    traffic: Traffic, *, per_channel: bool = False, budgets: np.ndarray | None = None
+    traffic: Traffic,
+    *,
+    per_channel: bool = False,
+    budgets: np.ndarray | None = None,
+    value: BatchValue = expected_value,
 ) -> Trace:
     """Best expected conversions per unit of cost under the budget, with hindsight of
     the day's traffic. ``per_channel`` keeps the operator's static split (used for the
     oracle's own reallocation gain), or with ``budgets`` ([campaign, channel] micros)
-    another split: what a pacer's own channel spend could have bought."""
+    another split: what a pacer's own channel spend could have bought. ``value``
+    ranks the batches by something else than their own expected value (what a learner
+    could know of them, ``scripts/oracle_gap.py``)."""
     n_c, n_h = traffic.n_campaigns, traffic.n_channels
     limits = traffic.budget if budgets is None else budgets
     trace = empty_trace("oracle", n_c, n_h, MINUTES, traffic.budget)
@@ -288,11 +309,9 @@ def run_oracle(
         for hs in groups:
             sel = list(hs)
             cost = traffic.cost[c, sel].reshape(-1)
-            exp = traffic.expected_conversions[c, sel].reshape(-1)
             real = traffic.conversions[c, sel].reshape(-1)
             budget = int(limits[c, sel].sum())
-            value = np.divide(exp, cost, out=np.zeros(cost.shape), where=cost > 0)
-            shaped = buy_best(cost, value, budget, len(sel))
+            shaped = buy_best(cost, value(traffic, c, sel), budget, len(sel))
             c_cost = cost.reshape(len(sel), MINUTES, CHUNKS)
             trace.spend[c, sel] = (c_cost * shaped).sum(axis=2)
             trace.conversions[c, sel] = (real.reshape(len(sel), MINUTES, CHUNKS) * shaped).sum(

@@ -238,6 +238,31 @@ def test_an_oracle_bound_to_another_split_spends_each_channel_within_it(
     assert np.array_equal(same.spend, static.spend)
 
 
+def test_an_oracle_ranked_by_another_value_buys_in_that_order(
+    clean: tuple[Traffic, FaultPlan],
+) -> None:
+    """``value`` replaces each batch's own expected value: ranked by lateness, the
+    oracle buys the day's last batches first, within the same budget."""
+    traffic = clean[0]
+
+    def lateness(t: Traffic, c: int, channels: list[int]) -> np.ndarray:
+        return np.broadcast_to(
+            np.arange(MINUTES, dtype=float)[None, :, None], t.cost[c, channels].shape
+        ).reshape(-1)
+
+    late = run_oracle(traffic, per_channel=True, value=lateness)
+    assert (late.spend.sum(axis=2) <= traffic.budget).all()
+    offered = traffic.cost.sum(axis=3)  # [C, H, M]
+    for c in range(traffic.n_campaigns):
+        for h in range(traffic.n_channels):
+            bought = np.flatnonzero(late.spend[c, h])
+            assert bought.size
+            # A suffix of the day: every minute after the first one bought, whole.
+            after = slice(int(bought[0]) + 1, MINUTES)
+            assert np.array_equal(late.spend[c, h, after], offered[c, h, after])
+    assert not np.array_equal(late.spend, run_oracle(traffic, per_channel=True).spend)
+
+
 def test_oracle_is_not_beaten_beyond_noise(
     clean: tuple[Traffic, FaultPlan], gates_clean: dict[str, Trace]
 ) -> None:
