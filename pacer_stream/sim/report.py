@@ -18,7 +18,7 @@ from typing import Any
 
 from pacer_stream.sim.metrics import STATIC_ROW
 from pacer_stream.sim.scenario import METRICS, STRATEGIES
-from pacer_stream.sim.targets import TARGETS
+from pacer_stream.sim.targets import TARGETS, WHY_MISSED
 
 #: Terminal label of the extra row: pacer-stream with reallocation off.
 STATIC_LABEL = "  (static split)"
@@ -44,7 +44,9 @@ HEADERS = {
 
 
 def check_targets(report: dict[str, Any], faults: bool) -> list[dict[str, Any]]:
-    """Each target (:data:`TARGETS`): the measured value and met / missed."""
+    """Each target (:data:`TARGETS`): the measured value and met / missed; a missed one
+    also says by how much (``short_by``, in the metric's unit) and, where the project
+    knows it, why (:data:`~pacer_stream.sim.targets.WHY_MISSED`)."""
     out = []
     for name, metric, stat, op, bound, note in TARGETS:
         row = report["strategies"].get(name, {})
@@ -54,10 +56,14 @@ def check_targets(report: dict[str, Any], faults: bool) -> list[dict[str, Any]]:
         met = None
         if value is not None:
             met = value >= bound if op == ">=" else value <= bound
-        out.append(
-            {"row": name, "metric": metric, "statistic": stat, "op": op, "bound": bound,
-             "value": value, "met": met, "target": note}
-        )  # fmt: skip
+        entry = {"row": name, "metric": metric, "statistic": stat, "op": op, "bound": bound,
+                 "value": value, "met": met, "target": note}  # fmt: skip
+        if met is False:
+            entry["short_by"] = round(abs(bound - value), 6)
+            why = WHY_MISSED.get((name, metric))
+            if why is not None:
+                entry["why"] = why
+        out.append(entry)
     return out
 
 
@@ -120,19 +126,7 @@ def render(report: dict[str, Any]) -> Any:
     late = _late_table(report)
     if late is not None:
         parts.append(late)
-    title = "targets (pacer-stream: the default strategy; docs/targets.md)"
-    targets = Table(title=title, box=box.SIMPLE_HEAD)
-    for col in ("target", "measured", "result"):
-        targets.add_column(col)
-    for t in report.get("targets", []):
-        v = t["value"]
-        shown = "-" if v is None else f"{t['statistic']} {_fmt_any(t['metric'], v)}"
-        if t["met"] is None:
-            result = "n/a"
-        else:
-            result = "[green]met[/green]" if t["met"] else "[red]missed[/red]"
-        targets.add_row(t["target"], shown, result)
-    parts.append(targets)
+    parts.append(render_targets(report.get("targets", [])))
     if "collapse" in report:
         parts.append(render_collapse(report["collapse"]))
     return Group(*parts)
@@ -201,6 +195,32 @@ COLLAPSE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("false_episodes_other_channels", "violations on the other channels", "{:.1f}"),
     ("false_denials_other_channels", "denials on the other channels", "{:.1f}"),
 )  # fmt: skip
+
+
+def render_targets(targets: list[dict[str, Any]]) -> Any:
+    """The targets (:func:`check_targets`) as a table: measured, met or missed, and for a
+    missed one by how much and why."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    title = "targets (pacer-stream: the default strategy; docs/targets.md)"
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in ("target", "measured", "result"):
+        table.add_column(col)
+    for t in targets:
+        v = t["value"]
+        shown = "-" if v is None else f"{t['statistic']} {_fmt_any(t['metric'], v)}"
+        if t["met"] is None:
+            result = "n/a"
+        elif t["met"]:
+            result = "[green]met[/green]"
+        else:
+            result = f"[red]missed[/red] by {_fmt_any(t['metric'], t['short_by'])}"
+            if "why" in t:
+                result += f"\n[dim]{escape(t['why'])}[/dim]"
+        table.add_row(t["target"], shown, result)
+    return table
 
 
 def render_collapse(collapse: dict[str, Any]) -> Any:

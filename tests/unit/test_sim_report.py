@@ -287,3 +287,35 @@ def test_runaway_excess_after_the_first_report_is_counted_apart() -> None:
     r.spent(36_001.5, 11)  # sent after it
     assert r.excess_micros == 23
     assert r.excess_after_report_micros == 11
+
+
+def test_a_missed_target_says_by_how_much_and_why() -> None:
+    """A missed target carries its shortfall and, where the project knows it, the reason
+    with the experiment that shows it; a met target carries neither."""
+    from rich.console import Console
+
+    from pacer_stream.sim.report import render_targets
+
+    report = {
+        "strategies": {
+            "pacer-stream": {
+                "oracle_share": {"mean": 0.824, "worst": 0.75},
+                "utilisation": {"mean": 0.996, "worst": 0.994},
+                "alive": {"mean": 0.985, "worst": 0.98},
+            }
+        }
+    }
+    checked = check_targets(report, faults=True)
+    targets = {t["metric"]: t for t in checked if t["row"] == "pacer-stream"}
+    share = targets["oracle_share"]
+    assert share["met"] is False and share["short_by"] == pytest.approx(0.076)
+    assert "scripts/causal_threshold.py" in share["why"]
+    assert targets["utilisation"]["met"] is True
+    assert "short_by" not in targets["utilisation"] and "why" not in targets["utilisation"]
+    # Missed without a known reason: the shortfall alone.
+    assert targets["alive"]["short_by"] == pytest.approx(0.005) and "why" not in targets["alive"]
+    console = Console(record=True, width=200)
+    console.print(render_targets(checked))
+    text = console.export_text()
+    assert "missed by 0.076" in text
+    assert "docs/simulation.md 15.2-15.3" in text
