@@ -42,7 +42,8 @@ TARGETS: tuple[tuple[str, str, str, str, float, str], ...] = (
 WHY_MISSED: dict[tuple[str, str], str] = {
     (PS, "oracle_share"): (
         "the engine buys each channel's hours along a day plan; on pacer-stream's own "
-        "channel spend a buyer that knows the day's hours reaches 0.914 and a threshold "
+        "channel spend (seeds 0-9 of the report's scenario, where it reads 0.830) a "
+        "buyer that knows the day's hours reaches 0.914 and a threshold "
         "buyer without hindsight 0.891, while levers within a day plan stop at 0.85-0.86 "
         "with the tracking error past its target (docs/simulation.md 15.2-15.3; "
         "scripts/oracle_gap.py --pacer-split, scripts/causal_threshold.py)"
