@@ -69,21 +69,29 @@ class Progress:
         return {"events": self.seen, "seconds": round(seconds, 3), "events_per_s": round(rate, 1)}
 
 
-def run_faust(bootstrap: str, topic: str, group: str, count: int) -> None:
-    """The trivial faust agent (take_events batches, as the worker's spend agent)."""
+def _faust_app(bootstrap: str, group: str, **settings: Any) -> Any:
+    """A bare faust app of a peer: memory store, no web server, nothing discovered,
+    and stdout left as it is (a peer reports on it)."""
     import faust
 
-    progress = Progress(count)
-    app = faust.App(
+    return faust.App(
         group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
         web_enabled=False,
         autodiscover=False,
-        consumer_auto_offset_reset="earliest",
-        datadir=tempfile.mkdtemp(prefix="pacer-peer-faust-"),
-        worker_redirect_stdouts=False,  # the report line goes to stdout as it is
+        datadir=tempfile.mkdtemp(prefix="pacer-peer-"),
+        worker_redirect_stdouts=False,
+        **settings,
     )
+
+
+def run_faust(bootstrap: str, topic: str, group: str, count: int) -> None:
+    """The trivial faust agent (take_events batches, as the worker's spend agent)."""
+    import faust
+
+    progress = Progress(count)
+    app = _faust_app(bootstrap, group, consumer_auto_offset_reset="earliest")
     source = app.topic(topic, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     @app.agent(source)  # type: ignore[untyped-decorator]
@@ -150,16 +158,7 @@ def run_faust_echo(bootstrap: str, requests: str, replies: str, group: str) -> N
     """The faust echo: one agent, each request answered as it comes."""
     import faust
 
-    app = faust.App(
-        group,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        autodiscover=False,
-        producer_linger_ms=0,  # as the worker's producer
-        datadir=tempfile.mkdtemp(prefix="pacer-peer-echo-"),
-        worker_redirect_stdouts=False,
-    )
+    app = _faust_app(bootstrap, group, producer_linger_ms=0)  # as the worker's producer
     source = app.topic(requests, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     @app.agent(source)  # type: ignore[untyped-decorator]

@@ -685,17 +685,8 @@ async def _can_spend_floor(
     floors: dict[str, Any] = {}
     for kind in ECHO_SERVERS:
         names = _echo_names(prefix, kind)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pacer_stream.bench.peers",
-            kind,
-            bootstrap,
-            names.requests,
-            names.replies,
-            f"{prefix}{kind}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+        proc = await _start_peer(
+            kind, bootstrap, names.requests, names.replies, f"{prefix}{kind}", reports=False
         )
         try:
             await _can_spend_round_trips(bootstrap, names.prefix, campaigns, 500.0, 1.0)
@@ -1020,24 +1011,27 @@ async def _run(
     return result
 
 
+async def _start_peer(kind: str, *args: str, reports: bool) -> asyncio.subprocess.Process:
+    """A peer (:mod:`.peers`) in a process of its own; its stdout piped when it
+    ``reports`` figures there, its stderr dropped (faust's and Kafka's logs)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacer_stream.bench.peers",
+        kind,
+        *args,
+        stdout=asyncio.subprocess.PIPE if reports else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
 async def _peer(
     kind: str, bootstrap: str, topic: str, group: str, count: int, timeout: float = 600
 ) -> dict[str, Any]:
     """Run one peer (:mod:`.peers`) to ``count`` records; its figures, or why not."""
     if kind == "quix" and importlib.util.find_spec("quixstreams") is None:
         return {"skipped": "quixstreams is not installed (pip install '.[bench]')"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacer_stream.bench.peers",
-        kind,
-        bootstrap,
-        topic,
-        group,
-        str(count),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    proc = await _start_peer(kind, bootstrap, topic, group, str(count), reports=True)
     assert proc.stdout is not None
     try:
         async with asyncio.timeout(timeout):
