@@ -191,12 +191,15 @@ def run_plain_echo(bootstrap: str, requests: str, replies: str, group: str) -> N
     asyncio.run(serve())
 
 
+#: The answer-only servers, by kind (``KIND bootstrap requests replies group``).
+ECHOES = {"faust-echo": run_faust_echo, "plain-echo": run_plain_echo}
+
+
 def main(argv: list[str]) -> None:
     kind, *args = argv
-    if kind in ("faust-echo", "plain-echo"):
+    if kind in ECHOES:
         bootstrap, requests, replies, group = args
-        echo = {"faust-echo": run_faust_echo, "plain-echo": run_plain_echo}[kind]
-        echo(bootstrap, requests, replies, group)
+        ECHOES[kind](bootstrap, requests, replies, group)
         return
     bootstrap, topic, group, count = args
     runner = {"faust": run_faust, "quix": run_quix}[kind]

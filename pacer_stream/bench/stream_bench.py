@@ -642,8 +642,9 @@ async def _can_spend_with_spend(
     return {**trips, "spend_rate_per_s": spend_rate}
 
 
-#: The answer-only servers of :func:`_can_spend_floor` (:mod:`.peers`).
-ECHO_SERVERS = ("faust-echo", "plain-echo")
+#: The answer-only servers of :func:`_can_spend_floor` (:mod:`.peers` kinds), with the
+#: label the terminal table gives each.
+ECHO_SERVERS = {"faust-echo": "faust echo agent", "plain-echo": "plain aiokafka echo"}
 
 
 def _echo_names(prefix: str, kind: str) -> TopicNames:
@@ -657,12 +658,9 @@ async def _create_echo_topics(bootstrap: str, prefix: str, partitions: int) -> N
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        pairs = [_echo_names(prefix, kind) for kind in ECHO_SERVERS]
         await admin.create_topics(
-            [
-                NewTopic(topic, partitions, 1)
-                for kind in ECHO_SERVERS
-                for topic in (_echo_names(prefix, kind).requests, _echo_names(prefix, kind).replies)
-            ]
+            [NewTopic(t, partitions, 1) for names in pairs for t in (names.requests, names.replies)]
         )
     finally:
         await admin.close()
@@ -1162,7 +1160,7 @@ def show(res: dict[str, Any], print_: Any) -> None:
             f"{spread('can_spend_with_spend', 'p99_ms', fmt='.1f', sep=' ')}, "
             f"{num(mixed['timeouts'])} timeouts"
         )
-    for kind, label in (("faust-echo", "faust echo agent"), ("plain-echo", "plain aiokafka echo")):
+    for kind, label in ECHO_SERVERS.items():
         steps = res.get("can_spend_floor", {}).get(kind) or []
         if steps:
             figures = ", ".join(
