@@ -278,6 +278,7 @@ class _Campaign:
         trace, c = self.trace, self.c
         chs = [self.state.channels[ch] for ch in self.channels]
         n_minutes = min(MINUTES, int(self.traffic.day_minutes[c]))
+        started = False
         for m in range(n_minutes):
             rel = 60.0 * m
             t0 = self.start + rel
@@ -288,6 +289,10 @@ class _Campaign:
             self._drain(rel)
             now = _dt(t0)
             self._outputs(eng.tick(self.state, now), rel)
+            if not started:  # the day's first tick rolled the day (and moved its split)
+                started = True
+                for h, ch in enumerate(chs):
+                    trace.start_budget[c, h] = ch.budget
             if self.reallocate and m and m % every == 0:
                 deltas, outs = eng.reallocate(self.state, now)
                 self._outputs(outs, rel)

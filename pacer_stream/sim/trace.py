@@ -126,6 +126,10 @@ class Trace:
     #: Final channel budgets [C, H] (differ from the configured ones after reallocation;
     #: the campaign sums never change).
     budget: np.ndarray
+    #: Channel budgets the day started from [C, H]: the configured ones, or the split
+    #: the controller learned from the days before (pacer-stream moves it at the day's
+    #: first tick), before any intraday move.
+    start_budget: np.ndarray
     #: Spend the controller's own books hold, and the spend of the unique events sent.
     recorded_micros: int
     unique_micros: int
@@ -146,6 +150,7 @@ def empty_trace(strategy: str, n_c: int, n_h: int, n_m: int, budget: np.ndarray)
         plan=np.zeros((n_c, n_m + 1), dtype=np.float64),
         able=np.ones((n_c, n_h, n_m), dtype=bool),
         budget=budget.copy(),
+        start_budget=budget.copy(),
         recorded_micros=0,
         unique_micros=0,
         max_event=np.zeros((n_c, n_h), dtype=np.int64),

@@ -18,7 +18,8 @@ from pacer_stream.sim.baselines import (
     run_oracle,
 )
 from pacer_stream.sim.faults import FaultPlan, plan_faults
-from pacer_stream.sim.pacer import run_pacer
+from pacer_stream.sim.pacer import run_pacer, run_pacer_days
+from pacer_stream.sim.runner import seed_days
 from pacer_stream.sim.scenario import MINUTES, Faults, Scenario
 from pacer_stream.sim.trace import Trace
 from pacer_stream.sim.traffic import Traffic, generate
@@ -73,6 +74,25 @@ def test_reallocation_conserves_each_campaign_budget(
     assert np.array_equal(pacer_faulty.budget.sum(axis=1), traffic.budget.sum(axis=1))
     assert not np.array_equal(pacer_faulty.budget, traffic.budget), "something moved"
     assert (pacer_faulty.budget >= 0).all()
+
+
+def test_each_day_records_the_split_it_started_from() -> None:
+    """``start_budget`` is the split a day starts from: the configured one on the first
+    day and without reallocation; a split learned from the days before (moved at the
+    day's first tick, the campaign total kept) later, which intraday moves then change
+    further (``budget``)."""
+    days = seed_days(0, Scenario(campaigns=4, channels=3, faults=Faults.none(), days=3))
+    moving = run_pacer_days(days, reallocate=True)
+    static = run_pacer_days(days, reallocate=False)
+    configured = days[0][0].budget
+    assert np.array_equal(moving[0].start_budget, configured)
+    for trace in static:
+        assert np.array_equal(trace.start_budget, configured)
+    for trace in moving:
+        assert np.array_equal(trace.start_budget.sum(axis=1), configured.sum(axis=1))
+        assert not np.array_equal(trace.start_budget, trace.budget), "moved during the day"
+    learned = [not np.array_equal(t.start_budget, configured) for t in moving[1:]]
+    assert any(learned), "a later day starts from a learned split"
 
 
 def test_the_breaker_stops_the_runaway_bidder(pacer_faulty: Trace) -> None:
