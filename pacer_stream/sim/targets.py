@@ -41,12 +41,12 @@ TARGETS: tuple[tuple[str, str, str, str, float, str], ...] = (
 #: that shows it: shown beside the target when the run misses it (``report.check_targets``).
 WHY_MISSED: dict[tuple[str, str], str] = {
     (PS, "oracle_share"): (
-        "the engine buys each channel's hours along a day plan; on pacer-stream's own "
-        "channel spend (seeds 0-9 of the report's scenario, where it reads 0.830) a "
-        "buyer that knows the day's hours reaches 0.914 and a threshold "
-        "buyer without hindsight 0.891, while levers within a day plan stop at 0.85-0.86 "
-        "with the tracking error past its target (docs/simulation.md 15.2-15.3; "
-        "scripts/oracle_gap.py --pacer-split, scripts/causal_threshold.py)"
+        "no causal rule measured meets it with tracking error <= 0.03 and utilisation "
+        ">= 0.99: on the split pacer-stream starts each day from (seeds 0-9, where it "
+        "reads 0.830) a threshold buyer without hindsight reaches 0.897 at tracking "
+        "error 0.060; under the engine's frontload protection and hour ceiling, 0.840 "
+        "at utilisation 0.971 (docs/simulation.md 15.3, 16; scripts/causal_threshold.py "
+        "--split start)"
     ),
     (PS, "runaway_excess_share_max"): (
         "the excess above 2% is spend the bidder sent before its first event could be "

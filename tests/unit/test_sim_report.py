@@ -318,4 +318,4 @@ def test_a_missed_target_says_by_how_much_and_why() -> None:
     console.print(render_targets(checked))
     text = console.export_text()
     assert "missed by 0.076" in text
-    assert "docs/simulation.md 15.2-15.3" in text
+    assert "(docs/simulation.md 15.3, 16;" in " ".join(text.split())  # wrapped to the width
