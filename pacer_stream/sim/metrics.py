@@ -43,7 +43,9 @@ Per seed (one simulated day, all campaigns):
   unique events (pacer-stream: every micro the engine recorded, late ones included).
 * ``reallocation_gain``: conversions with reallocation / conversions of the same
   controller with the static split - 1 (pacer-stream run twice; ``oracle-free`` over
-  ``oracle-split``; 0 for the gates, which never reallocate).
+  ``oracle-split``; 0 for the gates, which never reallocate). Extra
+  ``reallocation_utilisation_gain``: utilisation with reallocation minus the static
+  split's (the same pairs): below 0, reallocation stranded budget on receivers.
 
 Multi-day runs: every figure is computed per evaluation day (warm-up days excluded) and
 a seed's figure is the mean over those days (``*_max`` extras: the largest; counts and
@@ -231,6 +233,7 @@ def seed_metrics(
         if name in static:
             base = static[name]["conversions"]
             row["reallocation_gain"] = m["conversions"] / base - 1.0 if base else None
+            row["reallocation_utilisation_gain"] = m["utilisation"] - static[name]["utilisation"]
         else:
             # Gates and the split-bound oracle never move budget; a product strategy run
             # only with reallocation has no measured gain.

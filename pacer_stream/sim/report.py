@@ -247,6 +247,8 @@ def _fmt_any(metric: str, value: float) -> str:
         return fmt(metric, value)
     if metric.startswith("vs_"):
         return f"{value:+.1%}"
+    if metric == "reallocation_utilisation_gain":
+        return f"{value:+.4f}"
     return f"{value:.3f}"
 
 

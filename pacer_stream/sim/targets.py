@@ -33,7 +33,10 @@ TARGETS: tuple[tuple[str, str, str, str, float, str], ...] = (
     (PS, "runaway_late_authorised_overspend_beyond_one_event", "worst", "<=", 0.0,
      "late platforms: no overspend beyond one event (bar the unasked)"),
     (PS, "double_counted_micros", "worst", "<=", 0.0, "double-counted spend == 0"),
-    (PS, "reallocation_gain", "mean", ">=", 0.0, "reallocation >= the static split"),
+    (PS, "reallocation_gain", "mean", ">=", 0.10,
+     "reallocation >= +10% conversions over the static split"),
+    (PS, "reallocation_utilisation_gain", "mean", ">=", 0.0,
+     "reallocation's utilisation >= the static split's"),
     (ML, "utilisation", "mean", ">=", 0.99, "predictive_ml utilisation >= 0.99"),
 )  # fmt: skip
 
@@ -48,6 +51,13 @@ WHY_MISSED: dict[tuple[str, str], str] = {
         "at utilisation 0.971 (docs/simulation.md 15.3, 16; scripts/causal_threshold.py "
         "--split start)"
     ),
+    (PS, "reallocation_gain"): (
+        "the static split it is measured against gained more from the plans' lean on "
+        "the learned hour curve (0.692 -> 0.755 of the free oracle) than the "
+        "reallocated row (0.804 -> 0.824): a tilted channel refuses demand in its weak "
+        "hours and reallocation reads that as demand it could not serve "
+        "(docs/simulation.md 15.1-15.2)"
+    ),
     (PS, "runaway_excess_share_max"): (
         "the excess above 2% is spend the bidder sent before its first event could be "
         "reported: on a channel of 61-300 units a day one event at 3x the cost is 2-7% of "
@@ -55,3 +65,12 @@ WHY_MISSED: dict[tuple[str, str], str] = {
         "(docs/simulation.md 13.1-13.3; scripts/runaway_incidents.py)"
     ),
 }
+
+
+def markdown_table() -> str:
+    """:data:`TARGETS` as the Markdown table docs/targets.md carries (a unit test keeps
+    the two equal, so a target is changed here and the page follows)."""
+    lines = ["| target | row | judged on |", "|---|---|---|"]
+    for row, metric, stat, _op, _bound, note in TARGETS:
+        lines.append(f"| {note} | {row} | {stat} of `{metric}` over the seeds |")
+    return "\n".join(lines) + "\n"
