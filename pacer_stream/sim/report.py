@@ -216,7 +216,8 @@ def render_targets(targets: list[dict[str, Any]]) -> Any:
         elif t["met"]:
             result = "[green]met[/green]"
         else:
-            result = f"[red]missed[/red] by {_fmt_any(t['metric'], t['short_by'])}"
+            short = _fmt_any(t["metric"], t["short_by"]).lstrip("+")  # a distance: no sign
+            result = f"[red]missed[/red] by {short}"
             if "why" in t:
                 result += f"\n[dim]{escape(t['why'])}[/dim]"
         table.add_row(t["target"], shown, result)

@@ -336,4 +336,5 @@ def test_a_missed_target_says_by_how_much_and_why() -> None:
     console.print(render_targets(checked))
     text = console.export_text()
     assert "missed by 0.076" in text
+    assert "missed by 0.7%" in text  # the reallocation gain's shortfall, without a sign
     assert "(docs/simulation.md 15.3, 16;" in " ".join(text.split())  # wrapped to the width
