@@ -47,7 +47,7 @@ import sys
 
 import experiment_args
 import numpy as np
-from oracle_gap import ranked_oracle
+from oracle_gap import HOUR_OF, ranked_oracle
 
 from pacer_stream.core.types import Thresholds
 from pacer_stream.sim.baselines import run_oracle
@@ -64,7 +64,6 @@ SPLITS = {
     "start": "the split pacer-stream starts the day from",
     "operator": "the operator's configured budgets",
 }
-HOUR_OF = np.minimum(np.arange(MINUTES) // 60, 23)
 #: The buyers: name -> (slack, extra slack reached at midnight, rising from 18:00,
 #: frontload protection: None, "plan" or "even", hour ceiling: None or a multiple of
 #: the hour's supply yesterday).
@@ -81,6 +80,11 @@ BUYERS: dict[str, tuple[float, float, str | None, float | None]] = {
 #: hours of the day spend at most this share of their normal allocation.
 FRONTLOAD_HOURS = Thresholds().frontload_protection_hours
 FRONTLOAD_FACTOR = Thresholds().frontload_factor
+
+
+def per_hour(cum: np.ndarray) -> np.ndarray:
+    """The 24 hourly amounts of a cumulative per-minute-boundary series."""
+    return cum[np.arange(1, 25) * 60] - cum[np.arange(24) * 60]
 
 
 def threshold_at(values: np.ndarray, supply: np.ndarray, need: float) -> float:
@@ -105,12 +109,12 @@ def day_plan(
     yesterday's supply (within each hour's cap, when given) in the hours at or above
     the day's first threshold, scaled to ``budget`` (what a pacer built on the rule
     would plan and be tracked against)."""
-    per_hour = ahead[np.arange(1, 25) * 60] - ahead[np.arange(24) * 60]
+    supply = per_hour(ahead)
     scale = np.ones(24)
     if caps is not None:
-        scale = np.divide(caps, per_hour, out=np.ones(24), where=per_hour > 0).clip(max=1.0)
-        per_hour = per_hour * scale
-    bar = threshold_at(value, per_hour, budget * slack)
+        scale = np.divide(caps, supply, out=np.ones(24), where=supply > 0).clip(max=1.0)
+        supply = supply * scale
+    bar = threshold_at(value, supply, budget * slack)
     per_minute = np.diff(ahead) * (value[HOUR_OF] >= bar) * scale[HOUR_OF]
     total = per_minute.sum()
     if total <= 0:
@@ -136,10 +140,9 @@ def hour_caps(
       (``budget`` / 24; ``"even"``)."""
     caps = np.full(24, np.inf)
     if ceiling is not None:
-        caps = (ahead[np.arange(1, 25) * 60] - ahead[np.arange(24) * 60]) * ceiling
+        caps = per_hour(ahead) * ceiling
     if frontload is not None:
-        per_hour = plan[np.arange(1, 25) * 60] - plan[np.arange(24) * 60]
-        normal = per_hour if frontload == "plan" else np.full(24, budget / 24)
+        normal = per_hour(plan) if frontload == "plan" else np.full(24, budget / 24)
         first = normal[:FRONTLOAD_HOURS] * FRONTLOAD_FACTOR
         caps[:FRONTLOAD_HOURS] = np.minimum(caps[:FRONTLOAD_HOURS], first)
     return caps

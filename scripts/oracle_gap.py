@@ -40,6 +40,10 @@ from pacer_stream.sim.scenario import CHUNKS, MINUTES
 from pacer_stream.sim.trace import Trace
 from pacer_stream.sim.traffic import Traffic
 
+#: The hour of the day of each minute of the grid (a 25th hour's minutes count as the
+#: 24th's: the true hour quality has 24 entries).
+HOUR_OF = np.minimum(np.arange(MINUTES) // 60, 23)
+
 
 def learnable_value(hours: bool) -> BatchValue:
     """The ``hour-rate`` (``hours``) or ``channel-rate`` value of a campaign's batches:
@@ -48,8 +52,7 @@ def learnable_value(hours: bool) -> BatchValue:
     def value(traffic: Traffic, c: int, channels: list[int]) -> np.ndarray:
         rate = (traffic.cvr[c] / traffic.cpc[c])[channels]  # [H]
         if hours:
-            hour_of = np.minimum(np.arange(MINUTES) // 60, 23)
-            per_minute = rate[:, None] * traffic.true_hour_quality[c][channels][:, hour_of]
+            per_minute = rate[:, None] * traffic.true_hour_quality[c][channels][:, HOUR_OF]
         else:
             per_minute = np.repeat(rate[:, None], MINUTES, axis=1)
         return np.repeat(per_minute[..., None], CHUNKS, axis=2).reshape(-1)
